@@ -1,0 +1,1 @@
+"""Thin Pulumi ComponentResources that register what the pure core (``core``) computes."""

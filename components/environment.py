@@ -1,0 +1,47 @@
+"""Environment: one stack's namespace and everything in it.
+
+Later parts of the platform (the gateway, registry retention, alerting) are children of the Environment too,
+built from the same validated settings, so an environment is always one tree in the stack.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.blue_green_service import BlueGreenService
+from core import blue_green
+from core import environment as manifests
+from core.catalogue import Catalogue
+from core.settings import StackSettings
+
+
+class Environment(pulumi.ComponentResource):
+    namespace: k8s.core.v1.Namespace
+    services: dict[str, BlueGreenService]
+
+    def __init__(self, name: str, settings: StackSettings, catalogue: Catalogue,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("release-infra:environment:Environment", name, None, opts)
+        self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
+                                               opts=pulumi.ResourceOptions(parent=self))
+        inside = self.inside()
+        quota = manifests.resource_quota(settings, catalogue)
+        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=quota["metadata"], spec=quota["spec"], opts=inside)
+        limits = manifests.limit_range(settings)
+        k8s.core.v1.LimitRange(f"{name}-limits", metadata=limits["metadata"], spec=limits["spec"], opts=inside)
+        for policy, manifest in manifests.network_policies(settings, catalogue).items():
+            k8s.networking.v1.NetworkPolicy(f"{name}-{policy}", metadata=manifest["metadata"], spec=manifest["spec"],
+                                            opts=inside)
+        self.services = {
+            service: BlueGreenService(f"{name}-{service}", blue_green.plan(settings, service, catalogue.services[service]),
+                                      opts=inside)
+            for service in settings.services
+        }
+        self.register_outputs({"namespace": self.namespace.metadata["name"]})
+
+    def inside(self) -> pulumi.ResourceOptions:
+        """Options for a child that lives in the namespace: parented here, created after the namespace."""
+        return pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])

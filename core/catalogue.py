@@ -1,0 +1,130 @@
+"""The service catalogue: what every environment knows about a service, whatever version it runs."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.errors import ConfigError
+from core.validation import problems_from, unreadable
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError("must be a DNS label: lowercase letters, digits and '-', starting and ending with a "
+                         "letter or digit")
+    return value
+
+
+DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Strict(BaseModel):
+    """Base for config models: unknown keys are typos, and typos are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Risk(str, Enum):
+    """Seed 000 §2: high-risk services (new payment flows, gateway integrations) go out as canaries."""
+
+    STANDARD = "standard"
+    HIGH = "high"
+
+
+class Health(Strict):
+    readiness: str = Field(description="Path the readiness probe and the gateway health checks call.")
+    liveness: str = Field(description="Path the liveness probe calls; must not depend on downstreams.")
+    startup: str = Field(description="Path the startup probe calls until the service has warmed up.")
+
+    @field_validator("readiness", "liveness", "startup")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError("must be an absolute path starting with /")
+        return path
+
+
+class Quantity(Strict):
+    cpu_millicores: int = Field(ge=10, le=64000, description="CPU in millicores (1000 = one core).")
+    memory_mib: int = Field(ge=16, le=262144, description="Memory in MiB.")
+
+
+class Resources(Strict):
+    requests: Quantity
+    limits: Quantity
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> "Resources":
+        if (self.limits.cpu_millicores < self.requests.cpu_millicores
+                or self.limits.memory_mib < self.requests.memory_mib):
+            raise ValueError("limits must be at least the requests")
+        return self
+
+
+class Shutdown(Strict):
+    """Graceful shutdown: the pod keeps serving for drain_seconds after removal from endpoints, then stops."""
+
+    drain_seconds: int = Field(ge=1, le=120, description="preStop sleep while endpoints converge.")
+    grace_seconds: int = Field(ge=2, le=600, description="terminationGracePeriodSeconds; covers drain and shutdown.")
+
+    @model_validator(mode="after")
+    def _grace_covers_drain(self) -> "Shutdown":
+        if self.grace_seconds <= self.drain_seconds:
+            raise ValueError(
+                f"grace_seconds ({self.grace_seconds}) must be longer than drain_seconds ({self.drain_seconds}) "
+                "so in-flight requests finish after the drain"
+            )
+        return self
+
+
+class Route(Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str = Field(description="Public path on the gateway, e.g. /v1/payins/{id}.")
+    backend: str = Field(description="Path on the service (KrakenD url_pattern).")
+
+    @field_validator("path", "backend")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError("must start with /")
+        return path
+
+
+class ServiceSpec(Strict):
+    """One service of the catalogue."""
+
+    product: str = Field(pattern=r"^[a-z][a-z0-9]*$", description="Product prefix of feature flags, e.g. payin.")
+    description: str
+    port: Port = Field(description="Container port serving HTTP.")
+    metrics_port: Port = Field(description="Container port serving Prometheus metrics.")
+    health: Health
+    risk: Risk = Risk.STANDARD
+    resources: Resources
+    shutdown: Shutdown
+    routes: list[Route] = Field(min_length=1)
+
+
+class Catalogue(Strict):
+    services: dict[DnsLabel, ServiceSpec] = Field(min_length=1)
+
+    @classmethod
+    def load(cls, path: Path) -> "Catalogue":
+        """Read and validate the catalogue file, failing with a ConfigError that names the file."""
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(str(path), [unreadable(path.name, error)]) from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as error:
+            raise ConfigError(str(path), problems_from(error, prefix=path.name + ":")) from None
+

@@ -1,0 +1,106 @@
+"""The namespace-level manifests of one environment: namespace, quota, limits and network policies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from core import labels
+from core.catalogue import Catalogue
+from core.settings import Access, StackSettings
+
+Manifest = dict[str, Any]
+
+GATEWAY_TIER = "gateway"
+SERVICE_TIER = "service"
+MONITORING_NAMESPACE = "monitoring"
+# Edge namespaces whose ingress controllers carry outside traffic to the gateway, one per audience.
+EDGE_NAMESPACES = {"merchants": "edge-merchants", "consumers": "edge-consumers"}
+AUDIENCES = {
+    Access.INTERNAL: (),
+    Access.MERCHANTS: ("merchants",),
+    Access.MERCHANTS_AND_CONSUMERS: ("merchants", "consumers"),
+}
+QUOTA_HEADROOM = 1.5  # room for the gateway, jobs and a surge pod per colour on top of the services
+
+
+def namespace(settings: StackSettings) -> Manifest:
+    metadata_labels = {
+        **labels.common(settings),
+        "release-infra/access": settings.access.value,
+        **{labels.region(code): "true" for code in settings.regions},
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    return {"metadata": {"name": settings.namespace, "labels": metadata_labels}}
+
+
+def resource_quota(settings: StackSettings, catalogue: Catalogue) -> Manifest:
+    """Enough for both colours at full size plus a surge pod each, times the headroom; scaling back up always fits."""
+    cpu_requests = cpu_limits = memory_requests = memory_limits = pods = 0
+    for name, release in settings.services.items():
+        resources = catalogue.services[name].resources
+        count = 2 * ((release.replicas or settings.replicas) + 1)
+        cpu_requests += count * resources.requests.cpu_millicores
+        cpu_limits += count * resources.limits.cpu_millicores
+        memory_requests += count * resources.requests.memory_mib
+        memory_limits += count * resources.limits.memory_mib
+        pods += count
+    grow = lambda amount: math.ceil(amount * QUOTA_HEADROOM)  # noqa: E731
+    return {
+        "metadata": _metadata(settings, "quota"),
+        "spec": {"hard": {
+            "requests.cpu": f"{grow(cpu_requests)}m",
+            "limits.cpu": f"{grow(cpu_limits)}m",
+            "requests.memory": f"{grow(memory_requests)}Mi",
+            "limits.memory": f"{grow(memory_limits)}Mi",
+            "pods": str(grow(pods)),
+        }},
+    }
+
+
+def limit_range(settings: StackSettings) -> Manifest:
+    """Defaults for containers that declare nothing, and a ceiling no single container may pass."""
+    return {
+        "metadata": _metadata(settings, "limits"),
+        "spec": {"limits": [{
+            "type": "Container",
+            "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+            "default": {"cpu": "500m", "memory": "256Mi"},
+            "max": {"cpu": "4", "memory": "8Gi"},
+        }]},
+    }
+
+
+def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str, Manifest]:
+    """Default deny for ingress, then exactly the paths the access class needs."""
+    service_ports = sorted({spec.port for name, spec in catalogue.services.items() if name in settings.services})
+    metrics_ports = sorted({spec.metrics_port for name, spec in catalogue.services.items() if name in settings.services})
+    internal = {"namespaceSelector": {"matchLabels": {labels.ZONE: labels.INTERNAL_ZONE}}}
+    policies = {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        "allow-gateway-to-services": _allow(
+            {labels.TIER: SERVICE_TIER}, [{"podSelector": {"matchLabels": {labels.TIER: GATEWAY_TIER}}}], service_ports),
+        "allow-release-checks": _allow({labels.TIER: SERVICE_TIER}, [internal], service_ports),
+        "allow-monitoring": _allow(
+            {}, [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
+            metrics_ports),
+    }
+    if settings.access == Access.INTERNAL:
+        policies["allow-internal-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [internal], None)
+    for audience in AUDIENCES[settings.access]:
+        edge = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": EDGE_NAMESPACES[audience]}}}
+        policies[f"allow-{audience}-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [edge], None)
+    return {name: {"metadata": _metadata(settings, name), "spec": spec} for name, spec in policies.items()}
+
+
+def _allow(pods: dict[str, str], sources: list[dict[str, Any]], ports: list[int] | None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"from": sources}
+    if ports:
+        rule["ports"] = [{"protocol": "TCP", "port": port} for port in ports]
+    return {"podSelector": {"matchLabels": pods} if pods else {}, "policyTypes": ["Ingress"], "ingress": [rule]}
+
+
+def _metadata(settings: StackSettings, name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": settings.namespace, "labels": labels.common(settings)}
+

@@ -1,0 +1,87 @@
+"""The stack outputs: a versioned interface that dashboards and the release tooling read.
+
+Add fields freely within a major version; rename or remove only with a new major version and schema file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.blue_green import service_name
+from core.settings import COLOURS, Colour, StackSettings
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColourOutput(_Output):
+    image: str = Field(description="Image reference the colour runs, as configured.")
+    version: str = Field(description="Semantic version taken from the image tag.")
+    replicas: int = Field(ge=0, description="Desired replicas; 0 when the standby is scaled down.")
+
+
+class ServiceNames(_Output):
+    active: str = Field(description="Kubernetes Service that routes to the active colour.")
+    preview: str = Field(description="Kubernetes Service that routes to the standby colour, for release checks.")
+
+
+class ServiceOutput(_Output):
+    active_colour: Colour
+    standby_colour: Colour
+    colours: dict[Colour, ColourOutput]
+    service_names: ServiceNames
+
+
+class StackOutputs(_Output):
+    """What one environment runs, per service and colour."""
+
+    schema_version: Literal["1.0"] = Field(description="Major.minor of this schema; the major is in the file name.")
+    environment: Literal["sandbox", "dev", "test", "prod"]
+    namespace: str
+    access: Literal["internal", "merchants", "merchants-and-consumers"]
+    regions: list[str]
+    services: dict[str, ServiceOutput]
+
+
+def stack_outputs(settings: StackSettings) -> StackOutputs:
+    return StackOutputs(
+        schema_version=SCHEMA_VERSION,
+        environment=settings.environment.value,
+        namespace=settings.namespace,
+        access=settings.access.value,
+        regions=list(settings.regions),
+        services={
+            name: ServiceOutput(
+                active_colour=release.active,
+                standby_colour=release.standby_colour,
+                colours={
+                    colour: ColourOutput(image=str(release.image(colour)), version=str(release.image(colour).version),
+                                         replicas=settings.replicas_of(name, colour))
+                    for colour in COLOURS
+                },
+                service_names=ServiceNames(active=service_name(name, "active"),
+                                           preview=service_name(name, "preview")),
+            )
+            for name, release in settings.services.items()
+        },
+    )
+
+
+def json_schema() -> str:
+    schema = StackOutputs.model_json_schema()
+    schema["$id"] = "https://release-infra/schemas/stack-outputs.v1.schema.json"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_FILE.write_text(json_schema())
+    print(f"wrote {SCHEMA_FILE}")

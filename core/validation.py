@@ -1,0 +1,54 @@
+"""Turns pydantic's validation errors into Problems that name config key paths the way users write them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.errors import MISSING, Problem
+
+
+def key_path(prefix: str, location: tuple[Any, ...]) -> str:
+    """('services', 'payin-api', 'blue', 'image') -> 'release-infra:services.payin-api.blue.image'."""
+    path = prefix
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif path.endswith(":") or not path:
+            path += str(part)
+        else:
+            path += f".{part}"
+    return path
+
+
+def problems_from(error: ValidationError, prefix: str) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        location = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        value = MISSING if item["type"] == "missing" else item.get("input")
+        allowed = _allowed(item)
+        problems.append(Problem(key_path(prefix, location), value, allowed))
+    return problems
+
+
+def unreadable(name: str, error: Exception) -> Problem:
+    return Problem(name, MISSING, f"cannot be read: {error}".replace("\n", " "))
+
+
+def _allowed(item: dict[str, Any]) -> str:
+    kind, message = item["type"], item["msg"]
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown key (a typo?)"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    elif message.startswith("Assertion failed, "):
+        message = message[len("Assertion failed, "):]
+    return message[0].lower() + message[1:]
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic adds the member type's name to the location of errors inside unions; users never write it."""
+    return isinstance(part, str) and (part.startswith("function-") or part in {"str", "int", "list[str]"})

@@ -1,0 +1,1 @@
+"""The Pulumi program: reads one stack's config and builds one Environment."""

@@ -1,0 +1,57 @@
+"""The program: Pulumi.<stack>.yaml + catalogue.yaml -> validated settings -> Environment -> stack outputs."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi.runtime import config as runtime_config
+
+from components.environment import Environment
+from core.catalogue import Catalogue
+from core.errors import ConfigError
+from core.outputs import StackOutputs, stack_outputs
+from core.settings import PROJECT, StackSettings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "catalogue.yaml"
+RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"
+
+
+def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> StackOutputs:
+    """Validate everything first: a bad value fails the update before a single resource is registered."""
+    stack = pulumi.get_stack()
+    try:
+        catalogue = Catalogue.load(CATALOGUE)
+        settings = load_settings(stack, stack_config(), catalogue, now())
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None
+    provider = kubernetes_provider(settings)
+    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]))
+    outputs = stack_outputs(settings)
+    for key, value in outputs.model_dump(mode="json").items():
+        pulumi.export(key, value)
+    return outputs
+
+
+def stack_config() -> dict[str, Any]:
+    """Every `release-infra:*` key of the stack, so a misspelt key is reported rather than silently ignored.
+
+    The SDK keeps the whole config map in ``pulumi.runtime.config.CONFIG``; ``pulumi.Config`` can only look up
+    keys it already knows.
+    """
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix):]: value for key, value in runtime_config.CONFIG.get().items() if key.startswith(prefix)}
+
+
+def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
+    """A cluster when the stack names one; otherwise manifests rendered to a directory, no cluster needed."""
+    if settings.cluster is not None:
+        return k8s.Provider("kubernetes", context=settings.cluster.context, kubeconfig=settings.cluster.kubeconfig,
+                            namespace=settings.namespace)
+    directory = os.environ.get(RENDER_DIR_VARIABLE) or str(ROOT / "build" / "manifests" / settings.stack)
+    return k8s.Provider("kubernetes", render_yaml_to_directory=directory, namespace=settings.namespace)

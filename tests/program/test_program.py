@@ -1,0 +1,108 @@
+"""The whole program under mocks, on each real Pulumi.<stack>.yaml."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from pulumi import RunError
+
+from infra.program import main
+from tests.support.mock_engine import Run, run_program
+from tests.support.stacks import NOW, STACKS, set_path, stack_config
+
+ROUTING_KINDS = {"Service"}
+
+
+def run_stack(stack: str, config: dict | None = None) -> Run:
+    return run_program(lambda: main(now=lambda: NOW), stack=stack,
+                       config=stack_config(stack) if config is None else config)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_builds_one_environment_with_every_service(stack: str) -> None:
+    run = run_stack(stack)
+    services = len(stack_config(stack)["services"])
+    counts = Counter(r.kind for r in run.registrations)
+    assert counts["Environment"] == 1 and counts["Namespace"] == 1
+    assert counts["BlueGreenService"] == services
+    assert counts["Deployment"] == counts["PodDisruptionBudget"] == counts["Service"] == 2 * services
+    assert run.result.environment == stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_hangs_under_the_environment(stack: str) -> None:
+    run = run_stack(stack)
+    environment = run.named(stack)
+    for registration in run.registrations:
+        if registration.kind in {"Environment", "kubernetes"}:
+            continue
+        assert environment in run.ancestors(registration), registration.name
+        assert registration.name.startswith(f"{stack}-")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespaced_resources_land_in_the_stacks_namespace(stack: str) -> None:
+    run = run_stack(stack)
+    namespace = stack_config(stack)["namespace"]
+    for registration in run.registrations:
+        if registration.custom and registration.kind not in {"Namespace", "kubernetes"}:
+            assert registration.inputs["metadata"]["namespace"] == namespace, registration.name
+
+
+def changed(before: Run, after: Run) -> dict[str, set[str]]:
+    """Kinds -> names of resources whose inputs differ between two runs (both must register the same set)."""
+    old, new = before.by_name(), after.by_name()
+    assert old.keys() == new.keys(), "a flip or promotion must neither create nor delete resources"
+    result: dict[str, set[str]] = {}
+    for key in old:
+        if old[key].inputs != new[key].inputs:
+            result.setdefault(old[key].kind, set()).add(old[key].name)
+    return result
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_colour_flip_changes_routing_only(stack: str) -> None:
+    before = run_stack(stack)
+    config = stack_config(stack)
+    flipped = []
+    for name, service in config["services"].items():
+        if service.get("standby", {}).get("policy", "warm") == "warm":
+            service["active"] = "green" if service["active"] == "blue" else "blue"
+            flipped.append(name)
+    after = run_stack(stack, config)
+    assert flipped
+    diff = changed(before, after)
+    assert set(diff) == ROUTING_KINDS
+    assert diff["Service"] == {f"{stack}-{name}-{role}" for name in flipped for role in ("active", "preview")}
+    for name in flipped:
+        assert after.result.services[name].active_colour == before.result.services[name].standby_colour
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_promotion_changes_only_the_standby_deployment(stack: str) -> None:
+    config = stack_config(stack)
+    before = run_stack(stack, config)
+    standby = before.result.services["payin-api"].standby_colour
+    set_path(config, f"services.payin-api.{standby}.image", "registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
+    after = run_stack(stack, config)
+    assert changed(before, after) == {"Deployment": {f"{stack}-payin-api-{standby}"}}
+
+
+def test_switching_to_a_scaled_down_colour_is_refused_before_anything_is_registered() -> None:
+    config = set_path(stack_config("prod"), "services.payout-api.active", "green")
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config=config, keep_error=True)
+    assert isinstance(run.error, RunError)
+    assert 'release-infra:services.payout-api.standby.colour = "green": the active colour cannot be scaled down' \
+        in str(run.error)
+    assert run.registrations == []
+
+
+def test_bad_config_registers_nothing() -> None:
+    config = set_path(stack_config("dev"), "services.payin-api.blue.image", "registry.pay.internal/payin-api:latest")
+    run = run_program(lambda: main(now=lambda: NOW), stack="dev", config=config, keep_error=True)
+    assert isinstance(run.error, RunError)
+    assert str(run.error) == ('invalid config for stack "dev": release-infra:services.payin-api.blue.image = '
+                              '"registry.pay.internal/payin-api:latest": \'latest\' is a mutable tag; expected '
+                              '<registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0')
+    assert run.registrations == []

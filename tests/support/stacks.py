@@ -1,0 +1,50 @@
+"""The real stack files and catalogue, loaded the way the program sees them."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.catalogue import Catalogue
+from core.settings import StackSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("sandbox", "dev", "test", "prod")
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+def catalogue() -> Catalogue:
+    return Catalogue.load(ROOT / "catalogue.yaml")
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """Pulumi.<stack>.yaml's config with the project prefix removed; a fresh copy each call."""
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return copy.deepcopy({key.split(":", 1)[1]: value for key, value in config.items()})
+
+
+def settings(stack: str, config: dict[str, Any] | None = None) -> StackSettings:
+    return load_settings(stack, stack_config(stack) if config is None else config, catalogue(), NOW)
+
+
+def set_path(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Like `pulumi config set --path`: 'services.payin-api.active' walks nested maps."""
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return config
+
+
+def delete_path(config: dict[str, Any], path: str) -> dict[str, Any]:
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    del node[last]
+    return config
