@@ -24,6 +24,7 @@ def _dns_label(value: str) -> str:
 
 
 DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: the catalogue grows
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -120,7 +121,7 @@ class Catalogue(Strict):
     def load(cls, path: Path) -> "Catalogue":
         """Read and validate the catalogue file, failing with a ConfigError that names the file."""
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)
         except (OSError, yaml.YAMLError) as error:
             raise ConfigError(str(path), [unreadable(path.name, error)]) from None
         try:

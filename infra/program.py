@@ -22,11 +22,12 @@ CATALOGUE = ROOT / "catalogue.yaml"
 RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"
 
 
-def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> StackOutputs:
+def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+         catalogue_file: Path = CATALOGUE) -> StackOutputs:
     """Validate everything first: a bad value fails the update before a single resource is registered."""
     stack = pulumi.get_stack()
     try:
-        catalogue = Catalogue.load(CATALOGUE)
+        catalogue = Catalogue.load(catalogue_file)
         settings = load_settings(stack, stack_config(), catalogue, now())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None

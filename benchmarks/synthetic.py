@@ -1,0 +1,36 @@
+"""A synthetic platform of N services, shaped like the real catalogue and prod stack, for benchmarks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.stacks import ROOT, stack_config
+
+
+def write_catalogue(directory: Path, services: int) -> Path:
+    template = yaml.safe_load((ROOT / "catalogue.yaml").read_text())["services"]["payin-api"]
+    catalogue = {"services": {_name(i): copy.deepcopy(template) for i in range(services)}}
+    path = directory / f"catalogue-{services}.yaml"
+    path.write_text(yaml.safe_dump(catalogue))
+    return path
+
+
+def prod_config(services: int) -> dict[str, Any]:
+    config = stack_config("prod")
+    config["services"] = {
+        _name(i): {
+            "active": "blue" if i % 2 else "green",
+            "blue": {"image": f"registry.pay.internal/{_name(i)}:{i:07x}-v1.{i}.0"},
+            "green": {"image": f"registry.pay.internal/{_name(i)}:{i + 1:07x}-v1.{i}.1"},
+        }
+        for i in range(services)
+    }
+    return config
+
+
+def _name(index: int) -> str:
+    return f"service-{index:03d}"
