@@ -12,15 +12,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.blue_green_service import BlueGreenService
-from core import blue_green
+from components.krakend_gateway import KrakenDGateway
+from core import blue_green, gateway_workload
 from core import environment as manifests
 from core.catalogue import Catalogue
+from core.gateway import gateway_name, gateway_roles
 from core.settings import StackSettings
 
 
 class Environment(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     services: dict[str, BlueGreenService]
+    gateways: dict[str, KrakenDGateway]
 
     def __init__(self, name: str, settings: StackSettings, catalogue: Catalogue,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
@@ -39,6 +42,11 @@ class Environment(pulumi.ComponentResource):
             service: BlueGreenService(f"{name}-{service}", blue_green.plan(settings, service, catalogue.services[service]),
                                       opts=inside)
             for service in settings.services
+        }
+        self.gateways = {
+            role: KrakenDGateway(f"{name}-{gateway_name(role)}", gateway_workload.plan(settings, catalogue, role),
+                                 opts=inside)
+            for role in gateway_roles(settings)
         }
         self.register_outputs({"namespace": self.namespace.metadata["name"]})
 

@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.errors import ConfigError
+from core.errors import ConfigError, Problem
 from core.validation import problems_from, unreadable
 
+_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -88,8 +89,11 @@ class Shutdown(Strict):
 
 
 class Route(Strict):
+    """One public endpoint of the gateway and the service path it forwards to."""
+
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     path: str = Field(description="Public path on the gateway, e.g. /v1/payins/{id}.")
+    service: str = Field(description="The catalogue service that serves it.")
     backend: str = Field(description="Path on the service (KrakenD url_pattern).")
 
     @field_validator("path", "backend")
@@ -98,6 +102,14 @@ class Route(Strict):
         if not path.startswith("/"):
             raise ValueError("must start with /")
         return path
+
+    @model_validator(mode="after")
+    def _backend_parameters_come_from_the_path(self) -> "Route":
+        missing = set(_PARAMETER.findall(self.backend)) - set(_PARAMETER.findall(self.path))
+        if missing:
+            raise ValueError(f"backend {self.backend} uses {{{'}, {'.join(sorted(missing))}}} which the path "
+                             f"{self.path} does not define")
+        return self
 
 
 class ServiceSpec(Strict):
@@ -111,11 +123,14 @@ class ServiceSpec(Strict):
     risk: Risk = Risk.STANDARD
     resources: Resources
     shutdown: Shutdown
-    routes: list[Route] = Field(min_length=1)
 
 
 class Catalogue(Strict):
     services: dict[DnsLabel, ServiceSpec] = Field(min_length=1)
+    routes: list[Route] = Field(default_factory=list)
+
+    def routes_of(self, service: str) -> list[Route]:
+        return [route for route in self.routes if route.service == service]
 
     @classmethod
     def load(cls, path: Path) -> "Catalogue":
@@ -125,7 +140,26 @@ class Catalogue(Strict):
         except (OSError, yaml.YAMLError) as error:
             raise ConfigError(str(path), [unreadable(path.name, error)]) from None
         try:
-            return cls.model_validate(raw)
+            catalogue = cls.model_validate(raw)
         except ValidationError as error:
             raise ConfigError(str(path), problems_from(error, prefix=path.name + ":")) from None
+        problems = _route_problems(catalogue, path.name)
+        if problems:
+            raise ConfigError(str(path), problems)
+        return catalogue
+
+
+def _route_problems(catalogue: Catalogue, source: str) -> list[Problem]:
+    """Every route goes to a known service, and no two routes claim the same method and path."""
+    problems, seen = [], {}
+    for index, route in enumerate(catalogue.routes):
+        if route.service not in catalogue.services:
+            problems.append(Problem(f"{source}:routes[{index}].service", route.service,
+                                    f"unknown service; known: {', '.join(catalogue.services)}"))
+        key = (route.method, _PARAMETER.sub("{}", route.path))
+        if key in seen:
+            problems.append(Problem(f"{source}:routes[{index}].path", route.path,
+                                    f"{route.method} {route.path} is already routed by routes[{seen[key]}]"))
+        seen.setdefault(key, index)
+    return problems
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from core import labels
 from core.catalogue import Catalogue
-from core.settings import Access, StackSettings
+from core.settings import Access, EnvironmentKind, StackSettings
 
 Manifest = dict[str, Any]
 
 GATEWAY_TIER = "gateway"
+PREVIEW_GATEWAY_TIER = "gateway-preview"
 SERVICE_TIER = "service"
 MONITORING_NAMESPACE = "monitoring"
 # Edge namespaces whose ingress controllers carry outside traffic to the gateway, one per audience.
@@ -80,12 +81,17 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
     policies = {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress"]},
         "allow-gateway-to-services": _allow(
-            {labels.TIER: SERVICE_TIER}, [{"podSelector": {"matchLabels": {labels.TIER: GATEWAY_TIER}}}], service_ports),
+            {labels.TIER: SERVICE_TIER},
+            [{"podSelector": {"matchExpressions": [
+                {"key": labels.TIER, "operator": "In", "values": [GATEWAY_TIER, PREVIEW_GATEWAY_TIER]}]}}],
+            service_ports),
         "allow-release-checks": _allow({labels.TIER: SERVICE_TIER}, [internal], service_ports),
         "allow-monitoring": _allow(
             {}, [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
             metrics_ports),
     }
+    if settings.environment != EnvironmentKind.PROD:
+        policies["allow-internal-to-preview-gateway"] = _allow({labels.TIER: PREVIEW_GATEWAY_TIER}, [internal], None)
     if settings.access == Access.INTERNAL:
         policies["allow-internal-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [internal], None)
     for audience in AUDIENCES[settings.access]:

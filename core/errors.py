@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-MISSING = object()
+MISSING = object()  # the key is absent
+NO_VALUE = object()  # the problem is with the whole source (e.g. a file that cannot be read)
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Problem:
     def __str__(self) -> str:
         if self.value is MISSING:
             return f"{self.path} is missing: {self.allowed}"
+        if self.value is NO_VALUE:
+            return f"{self.path}: {self.allowed}"
         return f"{self.path} = {_show(self.value)}: {self.allowed}"
 
 

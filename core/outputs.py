@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.blue_green import service_name
+from core.gateway import gateway_name, gateway_roles
 from core.settings import COLOURS, Colour, StackSettings
 
 SCHEMA_VERSION = "1.0"
@@ -36,6 +37,7 @@ class ServiceNames(_Output):
 class ServiceOutput(_Output):
     active_colour: Colour
     standby_colour: Colour
+    canary_weight: int = Field(ge=0, le=100, description="Percent of gateway traffic sent to the standby colour.")
     colours: dict[Colour, ColourOutput]
     service_names: ServiceNames
 
@@ -48,6 +50,8 @@ class StackOutputs(_Output):
     namespace: str
     access: Literal["internal", "merchants", "merchants-and-consumers"]
     regions: list[str]
+    gateways: dict[Literal["public", "preview"], str] = Field(
+        description="Service name of each gateway; preview (standby colours, internal only) outside prod.")
     services: dict[str, ServiceOutput]
 
 
@@ -58,10 +62,12 @@ def stack_outputs(settings: StackSettings) -> StackOutputs:
         namespace=settings.namespace,
         access=settings.access.value,
         regions=list(settings.regions),
+        gateways={role: gateway_name(role) for role in gateway_roles(settings)},
         services={
             name: ServiceOutput(
                 active_colour=release.active,
                 standby_colour=release.standby_colour,
+                canary_weight=release.canary.weight,
                 colours={
                     colour: ColourOutput(image=str(release.image(colour)), version=str(release.image(colour).version),
                                          replicas=settings.replicas_of(name, colour))

@@ -74,6 +74,31 @@ class Standby(Strict):
         return self
 
 
+DEFAULT_CANARY_STEPS = (5, 25, 50, 100)  # seed 000 §2
+
+
+class Canary(Strict):
+    """Share of the service's gateway traffic sent to the standby colour; 0 means no canary."""
+
+    weight: int = Field(0, ge=0, le=100, description="Percent of requests to the standby colour.")
+    steps: list[int] = Field(list(DEFAULT_CANARY_STEPS), description="The schedule a canary walks, ending at 100.")
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps or steps[-1] != 100 or any(not 0 < step <= 100 for step in steps) \
+                or any(a >= b for a, b in zip(steps, steps[1:])):
+            raise ValueError("must be ascending percentages between 1 and 100, ending at 100")
+        return steps
+
+    @model_validator(mode="after")
+    def _weight_on_the_schedule(self) -> "Canary":
+        if self.weight and self.weight not in self.steps:
+            raise ValueError(f"weight {self.weight} is not a step of the schedule "
+                             f"{' -> '.join(map(str, self.steps))} (or 0 for no canary)")
+        return self
+
+
 class ServiceRelease(Strict):
     """What one environment runs of one service: an image per colour and which colour takes traffic."""
 
@@ -82,6 +107,7 @@ class ServiceRelease(Strict):
     green: ColourSpec
     replicas: Replicas | None = Field(None, description="Overrides the stack's replicas for this service.")
     standby: Standby = Standby()
+    canary: Canary = Canary()
 
     @property
     def standby_colour(self) -> Colour:
@@ -89,6 +115,54 @@ class ServiceRelease(Strict):
 
     def image(self, colour: Colour) -> ImageReference:
         return getattr(self, colour).image
+
+
+class RateLimit(Strict):
+    max_rate: int = Field(ge=1, le=1_000_000, description="Requests per second per endpoint, all clients together.")
+    client_max_rate: int = Field(ge=1, le=1_000_000, description="Requests per second per client (Authorization).")
+
+
+class CircuitBreaker(Strict):
+    interval_seconds: int = Field(ge=1, le=3600, description="Window in which consecutive errors count.")
+    timeout_seconds: int = Field(ge=1, le=3600, description="How long the circuit stays open before a retry.")
+    max_errors: int = Field(ge=1, le=1000, description="Consecutive errors that open the circuit.")
+
+
+class Otlp(Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+
+
+class Gateway(Strict):
+    """The KrakenD gateway of one environment; unset keys take the environment's defaults."""
+
+    image: str = Field(min_length=1, description="KrakenD CE image, pinned.")
+    replicas: Replicas
+    timeout_ms: int = Field(ge=100, le=60_000, description="End-to-end timeout of one request.")
+    rate_limit: RateLimit
+    circuit_breaker: CircuitBreaker
+    otlp: Otlp
+    public_hosts: dict[Literal["merchants", "consumers"], str] = Field(
+        description="Host name per outside audience, served through that audience's edge ingress class.")
+
+
+GATEWAY_DEFAULTS: dict[str, dict[str, Any]] = {
+    kind: {
+        "image": "docker.io/devopsfaith/krakend:2.10.1",
+        "replicas": replicas,
+        "timeout_ms": timeout_ms,
+        "rate_limit": {"max_rate": max_rate, "client_max_rate": client_max_rate},
+        "circuit_breaker": {"interval_seconds": 60, "timeout_seconds": 10, "max_errors": 10},
+        "otlp": {"host": "otel-collector.monitoring.svc.cluster.local", "port": 4317},
+        "public_hosts": {audience: f"{audience}.{kind}.api.pay.example" for audience in ("merchants", "consumers")},
+    }
+    for kind, replicas, timeout_ms, max_rate, client_max_rate in (
+        ("sandbox", 1, 10_000, 200, 20),
+        ("dev", 1, 10_000, 500, 100),
+        ("test", 2, 5_000, 5_000, 1_000),
+        ("prod", 3, 5_000, 5_000, 100),
+    )
+}
 
 
 class Cluster(Strict):
@@ -109,7 +183,22 @@ class StackSettings(Strict):
     replicas: Replicas
     rollback_window_minutes: int = Field(60, ge=60, le=1440, description="Seed 000 §4: at least one hour.")
     cluster: Cluster | None = None
+    gateway: Gateway
     services: dict[str, ServiceRelease] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gateway_defaults(cls, data: Any) -> Any:
+        """Fill the gateway's unset keys from the environment's defaults, so a stack states only what differs."""
+        if not isinstance(data, dict):
+            return data
+        environment = data.get("environment")
+        # An unknown environment is reported on its own key; any defaults keep it from also reporting the gateway.
+        defaults = GATEWAY_DEFAULTS.get(environment if isinstance(environment, str) else "", GATEWAY_DEFAULTS["dev"])
+        overrides = data.get("gateway", {})
+        if isinstance(overrides, dict):
+            data = {**data, "gateway": _merge(defaults, overrides)}
+        return data
 
     @field_validator("namespace")
     @classmethod
@@ -133,6 +222,14 @@ class StackSettings(Strict):
 
 
 CONFIG_KEYS = tuple(name for name in StackSettings.model_fields if name != "stack")
+
+
+def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        merged[key] = _merge(defaults[key], value) if isinstance(value, dict) and isinstance(defaults.get(key), dict) \
+            else value
+    return merged
 
 
 def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, now: datetime) -> StackSettings:
@@ -198,6 +295,10 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
                 problems.append(Problem(path("services", name, colour, "image"), str(image),
                                         f"is an image of '{image.service}', not of '{name}'"))
         standby = release.standby
+        if release.canary.weight and standby.policy != "warm":
+            problems.append(Problem(path("services", name, "canary", "weight"), release.canary.weight,
+                                    "a canary runs on the standby colour, which is scaled down; set "
+                                    "standby.policy to warm first"))
         if standby.policy == "scaled-down":
             if standby.colour == release.active:
                 problems.append(Problem(path("services", name, "standby", "colour"), standby.colour,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import MISSING, Problem
+from core.errors import MISSING, NO_VALUE, Problem
 
 
 def key_path(prefix: str, location: tuple[Any, ...]) -> str:
@@ -33,7 +33,7 @@ def problems_from(error: ValidationError, prefix: str) -> list[Problem]:
 
 
 def unreadable(name: str, error: Exception) -> Problem:
-    return Problem(name, MISSING, f"cannot be read: {error}".replace("\n", " "))
+    return Problem(name, NO_VALUE, " ".join(f"cannot be read: {error}".split()))
 
 
 def _allowed(item: dict[str, Any]) -> str:

@@ -64,7 +64,7 @@ BAD_CONFIG = [
     ('dev', 'cluster', {'contxt': 'prod-eu'},
      'release-infra:cluster.context is missing: required; release-infra:cluster.contxt = "prod-eu": unknown key (a typo?)'),
     ('dev', 'servces', {},
-     'release-infra:servces = {}: unknown key; known keys are environment, namespace, access, regions, registry, replicas, rollback_window_minutes, cluster, services'),
+     'release-infra:servces = {}: unknown key; known keys are environment, namespace, access, regions, registry, replicas, rollback_window_minutes, cluster, gateway, services'),
     ('dev', 'services', {},
      'release-infra:services = {}: dictionary should have at least 1 item after validation, not 0'),
     ('dev', 'services', 'payin-api',

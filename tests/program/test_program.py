@@ -26,7 +26,10 @@ def test_each_stack_builds_one_environment_with_every_service(stack: str) -> Non
     counts = Counter(r.kind for r in run.registrations)
     assert counts["Environment"] == 1 and counts["Namespace"] == 1
     assert counts["BlueGreenService"] == services
-    assert counts["Deployment"] == counts["PodDisruptionBudget"] == counts["Service"] == 2 * services
+    in_pairs = Counter(r.kind for r in run.registrations
+                       if any(a.kind == "BlueGreenService" for a in run.ancestors(r)))
+    assert in_pairs == {"Deployment": 2 * services, "Service": 2 * services, "PodDisruptionBudget": 2 * services}
+    assert counts["KrakenDGateway"] == (1 if stack == "prod" else 2)
     assert run.result.environment == stack
 
 
@@ -106,3 +109,11 @@ def test_bad_config_registers_nothing() -> None:
                               '"registry.pay.internal/payin-api:latest": \'latest\' is a mutable tag; expected '
                               '<registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0')
     assert run.registrations == []
+
+
+def test_a_canary_step_changes_only_the_public_gateways_config_and_pods() -> None:
+    config = stack_config("test")
+    before = run_stack("test", config)
+    after = run_stack("test", set_path(config, "services.payout-api.canary", {"weight": 25}))
+    assert changed(before, after) == {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"}}
+    assert after.result.services["payout-api"].canary_weight == 25

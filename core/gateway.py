@@ -1,0 +1,118 @@
+"""The KrakenD configuration of an environment's gateways, rendered from the catalogue and one stack's settings.
+
+Backends are the stable Services of each service (``<service>`` for the active colour, ``<service>-preview``
+for the standby), never a colour, so a colour switch changes no gateway config. A canary is the one thing
+that does: KrakenD round-robins over a backend's ``host`` list, so repeating hosts weights them, and the
+smallest list with the right ratio gives an exact split per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from math import gcd
+from typing import Any, Callable, Literal
+
+from core.blue_green import SERVICE_PORT, Role, service_name
+from core.catalogue import Catalogue, Route
+from core.settings import EnvironmentKind, StackSettings
+
+GatewayRole = Literal["public", "preview"]
+LISTEN_PORT = 8080
+FORWARDED_HEADERS = ["Accept", "Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-Id",
+                     "X-Request-Id", "traceparent", "tracestate"]
+BackendUrl = Callable[[str, Role], str]
+
+
+def gateway_roles(settings: StackSettings) -> tuple[GatewayRole, ...]:
+    """Sandbox, Dev and Test also get an internal-only gateway whose routes reach the standby colour."""
+    return ("public",) if settings.environment == EnvironmentKind.PROD else ("public", "preview")
+
+
+def gateway_name(role: GatewayRole) -> str:
+    return "gateway" if role == "public" else "gateway-preview"
+
+
+def cluster_url(settings: StackSettings) -> BackendUrl:
+    """In-cluster address of a service's active or preview Service."""
+    return lambda service, role: f"http://{service_name(service, role)}.{settings.namespace}.svc.cluster.local:{SERVICE_PORT}"
+
+
+def weighted_hosts(stable: str, canary: str, weight: int) -> list[str]:
+    """The shortest host list in which ``canary`` appears ``weight`` percent of the time, spread evenly."""
+    if not 0 <= weight <= 100:
+        raise ValueError(f"a canary weight is a percentage from 0 to 100, not {weight}")
+    divisor = gcd(weight, 100)
+    canaries, length = weight // divisor, 100 // divisor
+    return [canary if (index + 1) * canaries // length > index * canaries // length else stable
+            for index in range(length)]
+
+
+def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayRole = "public",
+                   url: BackendUrl | None = None) -> dict[str, Any]:
+    """A KrakenD file (format version 3) for one gateway of the environment."""
+    url = url or cluster_url(settings)
+    gateway = settings.gateway
+    endpoints = []
+    for service, release in settings.services.items():
+        if role == "public":
+            hosts = weighted_hosts(url(service, "active"), url(service, "preview"), release.canary.weight)
+        else:
+            hosts = [url(service, "preview")]
+        health = Route(method="GET", path=f"/health/{service}", service=service,
+                       backend=catalogue.services[service].health.readiness)
+        for route in [*catalogue.routes_of(service), health]:
+            endpoints.append(_endpoint(settings, route, hosts))
+    return {
+        "$schema": "https://www.krakend.io/schema/v2.10/krakend.json",
+        "version": 3,
+        "name": f"payments-{gateway_name(role)}-{settings.environment.value}",
+        "port": LISTEN_PORT,
+        "timeout": f"{gateway.timeout_ms}ms",
+        "output_encoding": "no-op",
+        "extra_config": {
+            "telemetry/opentelemetry": {
+                "service_name": gateway_name(role),
+                "deploy_env": settings.environment.value,
+                "trace_sample_rate": 0.25 if settings.environment == EnvironmentKind.PROD else 1.0,
+                "exporters": {"otlp": [{"name": "collector", "host": gateway.otlp.host, "port": gateway.otlp.port,
+                                        "use_http": False}]},
+            },
+        },
+        "endpoints": sorted(endpoints, key=lambda endpoint: (endpoint["endpoint"], endpoint["method"])),
+    }
+
+
+def _endpoint(settings: StackSettings, route: Route, hosts: list[str]) -> dict[str, Any]:
+    breaker, limit = settings.gateway.circuit_breaker, settings.gateway.rate_limit
+    return {
+        "endpoint": route.path,
+        "method": route.method,
+        "output_encoding": "no-op",
+        "input_headers": FORWARDED_HEADERS,
+        "input_query_strings": ["*"],
+        "extra_config": {
+            "qos/ratelimit/router": {"max_rate": limit.max_rate, "client_max_rate": limit.client_max_rate,
+                                     "strategy": "header", "key": "Authorization"},
+        },
+        "backend": [{
+            "url_pattern": route.backend,
+            "encoding": "no-op",
+            "host": hosts,
+            "extra_config": {
+                "qos/circuit-breaker": {"interval": breaker.interval_seconds, "timeout": breaker.timeout_seconds,
+                                        "max_errors": breaker.max_errors, "name": route.service,
+                                        "log_status_change": True},
+            },
+        }],
+    }
+
+
+def render(config: dict[str, Any]) -> str:
+    """The file as mounted in the gateway: canonical JSON, so equal configs are equal bytes."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def checksum(config: dict[str, Any]) -> str:
+    """Goes into the gateway's pod template: any config change rolls the gateway; nothing else does."""
+    return hashlib.sha256(render(config).encode()).hexdigest()

@@ -1,0 +1,91 @@
+"""The Kubernetes side of a gateway: its config, pods, Service, disruption budget and edge exposure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import labels
+from core.catalogue import Catalogue
+from core.environment import AUDIENCES, EDGE_NAMESPACES, GATEWAY_TIER, PREVIEW_GATEWAY_TIER, Manifest
+from core.settings import StackSettings
+from core.gateway import LISTEN_PORT, GatewayRole, checksum, gateway_name, krakend_config, render
+
+CONFIG_DIR = "/etc/krakend"
+CONFIG_FILE = "krakend.json"
+DRAIN_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class GatewayPlan:
+    config_map: Manifest
+    deployment: Manifest
+    service: Manifest
+    disruption_budget: Manifest
+    ingresses: dict[str, Manifest]
+
+
+def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> GatewayPlan:
+    name = gateway_name(role)
+    config = krakend_config(settings, catalogue, role)
+    selector = {labels.APP: name}
+    tier = GATEWAY_TIER if role == "public" else PREVIEW_GATEWAY_TIER
+    metadata = lambda resource: {"name": resource, "namespace": settings.namespace,  # noqa: E731
+                                 "labels": {**labels.common(settings), **selector, labels.TIER: tier}}
+    gateway = settings.gateway
+    container = {
+        "name": "krakend",
+        "image": gateway.image,
+        "args": ["run", "-c", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        # lura balances round-robin only with one scheduler thread; random otherwise. Canary splits rely on it.
+        "env": [{"name": "GOMAXPROCS", "value": "1"}],
+        "ports": [{"name": "http", "containerPort": LISTEN_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 10},
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+    }
+    deployment = {
+        "metadata": metadata(name),
+        "spec": {
+            "replicas": gateway.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": metadata(name)["labels"],
+                             "annotations": {"release-infra/config-checksum": checksum(config)}},
+                "spec": {
+                    "terminationGracePeriodSeconds": DRAIN_SECONDS + (gateway.timeout_ms // 1000) + 10,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "config", "configMap": {"name": f"{name}-config"}}],
+                },
+            },
+        },
+    }
+    ingresses = {}
+    if role == "public":
+        for audience in AUDIENCES[settings.access]:
+            ingresses[audience] = {
+                "metadata": metadata(f"{name}-{audience}"),
+                "spec": {
+                    "ingressClassName": EDGE_NAMESPACES[audience],
+                    "rules": [{"host": gateway.public_hosts[audience], "http": {"paths": [{
+                        "path": "/", "pathType": "Prefix",
+                        "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}],
+                },
+            }
+    return GatewayPlan(
+        config_map={"metadata": metadata(f"{name}-config"), "data": {CONFIG_FILE: render(config)}},
+        deployment=deployment,
+        service={"metadata": metadata(name),
+                 "spec": {"type": "ClusterIP", "selector": selector,
+                          "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}},
+        disruption_budget={"metadata": metadata(name),
+                           "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}},
+        ingresses=ingresses,
+    )

@@ -1,0 +1,62 @@
+"""The catalogue: routes go to known services, once each, with leading slashes and defined parameters."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from core.catalogue import Catalogue
+from core.errors import ConfigError
+from tests.support.stacks import ROOT
+
+BASE = yaml.safe_load((ROOT / "catalogue.yaml").read_text())
+PAYIN_GET = {"method": "GET", "path": "/v1/payins/{id}", "service": "payin-api", "backend": "/payins/{id}"}
+
+
+def load_with(tmp_path: Path, change: Callable[[dict], None]) -> Catalogue:
+    raw = copy.deepcopy(BASE)
+    change(raw)
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return Catalogue.load(path)
+
+
+def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
+    catalogue = load_with(tmp_path, lambda raw: None)
+    assert {route.service for route in catalogue.routes} == set(catalogue.services)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET)),
+     'catalogue.yaml:routes[6].path = "/v1/payins/{id}": GET /v1/payins/{id} is already routed by routes[1]'),
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/v1/payins/{ref}", backend="/payins/{ref}")),
+     'catalogue.yaml:routes[6].path = "/v1/payins/{ref}": GET /v1/payins/{ref} is already routed by routes[1]'),
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET, service="refunds-api", path="/v1/refunds", backend="/refunds")),
+     'catalogue.yaml:routes[6].service = "refunds-api": unknown service; known: merchant-api, payin-api, payout-api'),
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="v1/refunds")),
+     'catalogue.yaml:routes[6].path = "v1/refunds": must start with /'),
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/v1/refunds", backend="/refunds/{id}")),
+     'catalogue.yaml:routes[6] = {"backend": "/refunds/{id}", "method": "GET", "path": "/v1/refunds", '
+     '"service": "payin-api"}: backend /refunds/{id} uses {id} which the path /v1/refunds does not define'),
+    (lambda raw: raw["services"]["payin-api"]["shutdown"].update(grace_seconds=10),
+     'catalogue.yaml:services.payin-api.shutdown = {"drain_seconds": 10, "grace_seconds": 10}: grace_seconds (10) '
+     "must be longer than drain_seconds (10) so in-flight requests finish after the drain"),
+    (lambda raw: raw["services"]["payin-api"]["health"].update(readiness="ready"),
+     'catalogue.yaml:services.payin-api.health.readiness = "ready": must be an absolute path starting with /'),
+])
+def test_bad_catalogue_fails_with_the_file_and_key(tmp_path: Path, change: Callable[[dict], None],
+                                                   expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_with(tmp_path, change)
+    assert str(raised.value) == f"invalid config for {tmp_path / 'catalogue.yaml'}: {expected}"
+
+
+def test_an_unreadable_catalogue_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.yaml"
+    path.write_text("services: [unclosed")
+    with pytest.raises(ConfigError, match="catalogue.yaml: cannot be read: while parsing a flow sequence"):
+        Catalogue.load(path)

@@ -1,0 +1,123 @@
+"""The KrakenD renderer: stable backends, exact canary host lists, and clear errors for bad weights."""
+
+from __future__ import annotations
+
+from math import gcd
+
+import pytest
+from hypothesis import given, strategies as st
+
+from core.errors import ConfigError
+from core.gateway import checksum, gateway_roles, krakend_config, weighted_hosts
+from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
+
+
+@given(st.integers(0, 100))
+def test_weighted_hosts_give_the_exact_share_in_the_shortest_list(weight: int) -> None:
+    hosts = weighted_hosts("stable", "canary", weight)
+    assert len(hosts) == 100 // gcd(weight, 100)
+    assert hosts.count("canary") * 100 == weight * len(hosts)
+
+
+def test_standard_canary_steps() -> None:
+    assert [len(weighted_hosts("s", "c", weight)) for weight in (5, 25, 50, 100)] == [20, 4, 2, 1]
+    assert weighted_hosts("s", "c", 25) == ["s", "s", "s", "c"]
+    assert weighted_hosts("s", "c", 0) == ["s"]
+
+
+def test_a_weight_outside_0_to_100_is_refused() -> None:
+    with pytest.raises(ValueError, match="a canary weight is a percentage from 0 to 100, not 101"):
+        weighted_hosts("s", "c", 101)
+
+
+def backends(config: dict) -> dict[str, list[str]]:
+    return {f"{e['method']} {e['endpoint']}": e["backend"][0]["host"] for e in config["endpoints"]}
+
+
+def test_backends_are_the_stable_active_services() -> None:
+    config = krakend_config(settings("dev"), catalogue())
+    assert backends(config)["POST /v1/payins"] == ["http://payin-api.payments-dev.svc.cluster.local:80"]
+    assert backends(config)["GET /health/payout-api"] == ["http://payout-api.payments-dev.svc.cluster.local:80"]
+    routes = {f"{e['method']} {e['endpoint']}": e["backend"][0]["url_pattern"] for e in config["endpoints"]}
+    assert routes["GET /v1/payins/{id}"] == "/payins/{id}"
+    assert routes["GET /health/payin-api"] == "/health/ready"
+
+
+def test_the_preview_gateway_reaches_the_standby_colour_outside_prod() -> None:
+    assert gateway_roles(settings("prod")) == ("public",)
+    assert gateway_roles(settings("sandbox")) == ("public", "preview")
+    config = krakend_config(settings("sandbox"), catalogue(), "preview")
+    assert backends(config)["POST /v1/payouts"] == ["http://payout-api-preview.payments-sandbox.svc.cluster.local:80"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_colour_flip_changes_no_gateway_config(stack: str) -> None:
+    config = stack_config(stack)
+    for service in config["services"].values():
+        if service.get("standby", {}).get("policy", "warm") == "warm":
+            service["active"] = "green" if service["active"] == "blue" else "blue"
+    for role in gateway_roles(settings(stack)):
+        before, after = krakend_config(settings(stack), catalogue(), role), krakend_config(settings(stack, config),
+                                                                                           catalogue(), role)
+        assert checksum(before) == checksum(after)
+
+
+def test_a_canary_step_weights_only_that_services_hosts() -> None:
+    config = set_path(stack_config("prod"), "services.payin-api.canary", {"weight": 25})
+    canary = backends(krakend_config(settings("prod", config), catalogue()))
+    stable = backends(krakend_config(settings("prod"), catalogue()))
+    active = "http://payin-api.payments-prod.svc.cluster.local:80"
+    preview = "http://payin-api-preview.payments-prod.svc.cluster.local:80"
+    assert canary["POST /v1/payins"] == [active, active, active, preview]
+    assert canary["GET /health/payin-api"] == [active, active, active, preview]
+    assert {key: hosts for key, hosts in canary.items() if "payin" not in key} == \
+        {key: hosts for key, hosts in stable.items() if "payin" not in key}
+
+
+def test_payment_headers_telemetry_and_protection_are_configured() -> None:
+    config = krakend_config(settings("prod"), catalogue())
+    endpoint = next(e for e in config["endpoints"] if e["endpoint"] == "/v1/payouts")
+    assert {"Authorization", "Idempotency-Key", "X-Request-Id", "traceparent"} <= set(endpoint["input_headers"])
+    assert endpoint["backend"][0]["extra_config"]["qos/circuit-breaker"]["max_errors"] == 10
+    assert endpoint["extra_config"]["qos/ratelimit/router"]["client_max_rate"] == 100
+    otel = config["extra_config"]["telemetry/opentelemetry"]
+    assert (otel["service_name"], otel["deploy_env"]) == ("gateway", "prod")
+    assert otel["exporters"]["otlp"][0]["host"] == "otel-collector.monitoring.svc.cluster.local"
+    assert (config["version"], config["timeout"]) == (3, "5000ms")
+
+
+def test_gateway_settings_override_only_what_they_name() -> None:
+    config = set_path(stack_config("dev"), "gateway", {"timeout_ms": 2500, "rate_limit": {"max_rate": 50}})
+    gateway = settings("dev", config).gateway
+    assert (gateway.timeout_ms, gateway.rate_limit.max_rate, gateway.rate_limit.client_max_rate) == (2500, 50, 100)
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), [
+    ("services.payin-api.canary", {"weight": 101},
+     "release-infra:services.payin-api.canary.weight = 101: input should be less than or equal to 100"),
+    ("services.payin-api.canary", {"weight": -5},
+     "release-infra:services.payin-api.canary.weight = -5: input should be greater than or equal to 0"),
+    ("services.payin-api.canary", {"weight": 10},
+     'release-infra:services.payin-api.canary = {"weight": 10}: weight 10 is not a step of the schedule '
+     "5 -> 25 -> 50 -> 100 (or 0 for no canary)"),
+    ("services.payin-api.canary", {"weight": 10, "steps": [10, 50]},
+     "release-infra:services.payin-api.canary.steps = [10, 50]: must be ascending percentages between 1 and 100, "
+     "ending at 100"),
+    ("services.payin-api.canary", {"weight": 10, "steps": [50, 10, 100]},
+     "release-infra:services.payin-api.canary.steps = [50, 10, 100]: must be ascending percentages between 1 and "
+     "100, ending at 100"),
+    ("gateway", {"timeout_ms": 0},
+     "release-infra:gateway.timeout_ms = 0: input should be greater than or equal to 100"),
+    ("gateway", {"rate_limit": {"max_rte": 5}}, "release-infra:gateway.rate_limit.max_rte = 5: unknown key (a typo?)"),
+])
+def test_bad_gateway_and_canary_config(path: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings("dev", set_path(stack_config("dev"), path, value))
+    assert str(raised.value) == f'invalid config for stack "dev": {expected}'
+
+
+def test_a_canary_needs_a_warm_standby() -> None:
+    config = set_path(stack_config("prod"), "services.payout-api.canary", {"weight": 5})
+    with pytest.raises(ConfigError, match="release-infra:services.payout-api.canary.weight = 5: a canary runs on the "
+                                          "standby colour, which is scaled down"):
+        settings("prod", config)
