@@ -1,0 +1,78 @@
+"""The real KrakenD on loopback: measured canary share at each step, and the latency the gateway adds.
+
+    .venv/bin/python -m benchmarks.gateway [--requests 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from core.gateway import krakend_config
+from tests.support.gateway_harness import Stub, colours_seen, krakend_binary, running_gateway
+from tests.support.stacks import catalogue, set_path, settings, stack_config
+
+
+def latencies(port: int, path: str, count: int) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    samples = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            connection.request("GET", path, headers={"Authorization": "Bearer bench"})
+            response = connection.getresponse()
+            response.read()
+            samples.append((time.perf_counter() - start) * 1000)
+            assert response.status == 200
+    finally:
+        connection.close()
+    return samples
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    return statistics.quantiles(samples, n=1000)[int(fraction * 1000) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    args = parser.parse_args()
+    binary = krakend_binary()
+    stubs = {(name, role): Stub(name, colour).start()
+             for name, release in settings("dev").services.items()
+             for role, colour in (("active", release.active), ("preview", release.standby_colour))}
+    url = lambda service, role: stubs[(service, role)].url  # noqa: E731
+    with tempfile.TemporaryDirectory() as workdir:
+        print(f"canary share through KrakenD, {args.requests} requests per step (GOMAXPROCS=1)")
+        print("| weight | host list length | canary requests | measured share |")
+        print("|---:|---:|---:|---:|")
+        for weight in (5, 25, 50, 100):
+            config = krakend_config(settings("dev", set_path(stack_config("dev"), "services.payin-api.canary",
+                                                             {"weight": weight})), catalogue(), url=url)
+            hosts = len(config["endpoints"][-1]["backend"][0]["host"])
+            with running_gateway(binary, config, Path(workdir)) as port:
+                seen = colours_seen(port, "/v1/payins/p-1", args.requests)
+            print(f"| {weight}% | {hosts} | {seen.get('green', 0)} | {100 * seen.get('green', 0) / args.requests:.2f}% |")
+        config = krakend_config(settings("dev"), catalogue(), url=url)
+        direct_port = stubs[("payin-api", "active")].server.server_address[1]
+        with running_gateway(binary, config, Path(workdir)) as port:
+            latencies(port, "/v1/payins/p-1", 500), latencies(direct_port, "/payins/p-1", 500)  # warm-up
+            through = latencies(port, "/v1/payins/p-1", args.requests)
+            direct = latencies(direct_port, "/payins/p-1", args.requests)
+    for stub in stubs.values():
+        stub.stop()
+    print(f"\nlatency over one keep-alive connection, {args.requests} sequential requests (ms)")
+    print("| path | p50 | p99 |")
+    print("|---|---:|---:|")
+    print(f"| direct to the backend | {percentile(direct, 0.5):.3f} | {percentile(direct, 0.99):.3f} |")
+    print(f"| through KrakenD | {percentile(through, 0.5):.3f} | {percentile(through, 0.99):.3f} |")
+    print(f"| added by the gateway | {percentile(through, 0.5) - percentile(direct, 0.5):.3f} | "
+          f"{percentile(through, 0.99) - percentile(direct, 0.99):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
