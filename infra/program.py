@@ -19,13 +19,15 @@ from core.settings import PROJECT, StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue.yaml"
-RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"
+RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"  # manifests go to <dir>/<stack>
+CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"  # another catalogue, for benchmarks and experiments
 
 
 def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-         catalogue_file: Path = CATALOGUE) -> StackOutputs:
+         catalogue_file: Path | None = None) -> StackOutputs:
     """Validate everything first: a bad value fails the update before a single resource is registered."""
     stack = pulumi.get_stack()
+    catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
     try:
         catalogue = Catalogue.load(catalogue_file)
         settings = load_settings(stack, stack_config(), catalogue, now())
@@ -54,5 +56,5 @@ def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
     if settings.cluster is not None:
         return k8s.Provider("kubernetes", context=settings.cluster.context, kubeconfig=settings.cluster.kubeconfig,
                             namespace=settings.namespace)
-    directory = os.environ.get(RENDER_DIR_VARIABLE) or str(ROOT / "build" / "manifests" / settings.stack)
-    return k8s.Provider("kubernetes", render_yaml_to_directory=directory, namespace=settings.namespace)
+    directory = Path(os.environ.get(RENDER_DIR_VARIABLE) or ROOT / "build" / "manifests") / settings.stack
+    return k8s.Provider("kubernetes", render_yaml_to_directory=str(directory), namespace=settings.namespace)
