@@ -6,15 +6,17 @@ built from the same validated settings, so an environment is always one tree in 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.alerting import Alerting
 from components.blue_green_service import BlueGreenService
 from components.krakend_gateway import KrakenDGateway
 from core import blue_green, gateway_workload
 from core import environment as manifests
+from core.alerting.settings import AlertingSettings
 from core.catalogue import Catalogue
 from core.gateway import gateway_name, gateway_roles
 from core.settings import StackSettings
@@ -24,9 +26,11 @@ class Environment(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     services: dict[str, BlueGreenService]
     gateways: dict[str, KrakenDGateway]
+    alerting: Optional[Alerting]
 
     def __init__(self, name: str, settings: StackSettings, catalogue: Catalogue,
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+                 opts: Optional[pulumi.ResourceOptions] = None, *, alerting: Optional[AlertingSettings] = None,
+                 alerting_secrets: Optional[Mapping[str, pulumi.Input[str]]] = None) -> None:
         super().__init__("release-infra:environment:Environment", name, None, opts)
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
@@ -48,6 +52,9 @@ class Environment(pulumi.ComponentResource):
                                  opts=inside)
             for role in gateway_roles(settings)
         }
+        self.alerting = None if alerting is None else Alerting(
+            f"{name}-alerting", settings, alerting, catalogue, alerting_secrets or {}, releases=self.services,
+            opts=inside)
         self.register_outputs({"namespace": self.namespace.metadata["name"]})
 
     def inside(self) -> pulumi.ResourceOptions:

@@ -11,7 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
 
+from components.alerting import read_secrets
 from components.environment import Environment
+from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import Catalogue
 from core.errors import ConfigError
 from core.outputs import StackOutputs, stack_outputs
@@ -30,11 +32,16 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
     try:
         catalogue = Catalogue.load(catalogue_file)
-        settings = load_settings(stack, stack_config(), catalogue, now())
+        config = stack_config()
+        settings = load_settings(stack, config, catalogue, now())
+        alerting = load_alerting(stack, settings.environment, config.get("alerting"),
+                                 {key: config[key] for key in SECRET_KEYS if key in config},
+                                 live=settings.cluster is not None)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)
-    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]))
+    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
+                alerting=alerting, alerting_secrets=read_secrets(alerting))
     outputs = stack_outputs(settings)
     for key, value in outputs.model_dump(mode="json").items():
         pulumi.export(key, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -72,12 +73,14 @@ def test_a_colour_flip_updates_only_the_two_routing_services(deployed: Project) 
     services = lambda: deployed.json("stack", "output", "services", "--json", "--stack", "prod")  # noqa: E731
     active, standby = services()["payin-api"]["active_colour"], services()["payin-api"]["standby_colour"]
     deployed.run("config", "set", "--path", "services.payin-api.active", standby, "--stack", "prod")
-    assert changes(deployed, "prod") == [("update", "Service", "prod-payin-api-active"),
+    assert changes(deployed, "prod") == [("update", "DeploymentEvents", "prod-alerting-payin-api-deployment"),
+                                         ("update", "PrometheusRule", "prod-alerting-payin-api-rules"),
+                                         ("update", "Service", "prod-payin-api-active"),
                                          ("update", "Service", "prod-payin-api-preview")]
     deployed.run("up", "--yes", "--stack", "prod")
     assert services()["payin-api"]["active_colour"] == standby
     deployed.run("config", "set", "--path", "services.payin-api.active", active, "--stack", "prod")
-    assert len(changes(deployed, "prod")) == 2
+    assert len(changes(deployed, "prod")) == 4
     deployed.run("up", "--yes", "--stack", "prod")
     deployed.run("preview", "--expect-no-changes", "--stack", "prod")
 
@@ -85,7 +88,8 @@ def test_a_colour_flip_updates_only_the_two_routing_services(deployed: Project) 
 def test_a_promotion_updates_only_the_standby_deployment(deployed: Project) -> None:
     image = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
     deployed.run("config", "set", "--path", "services.payin-api.green.image", image, "--stack", "dev")
-    assert changes(deployed, "dev") == [("update", "Deployment", "dev-payin-api-green")]
+    assert changes(deployed, "dev") == [("update", "Deployment", "dev-payin-api-green"),
+                                        ("update", "DeploymentEvents", "dev-alerting-payin-api-deployment")]
     deployed.run("up", "--yes", "--stack", "dev")
     rendered = next((deployed.manifests / "dev").rglob("*payin-api-green*.yaml")).read_text()
     assert image in rendered
@@ -100,3 +104,31 @@ def test_bad_config_fails_the_preview_with_the_same_line_as_under_mocks(deployed
     assert result.returncode != 0
     assert str(mocked.error) in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_rollback_is_recorded_as_a_deployment_event(deployed: Project) -> None:
+    """Through the real engine: the dynamic provider classifies the update (no Alertmanager URL: recorded only)."""
+    # test runs payin-api 2.3.0 on blue and keeps 2.2.4 on green: switching to green goes back a version.
+    deployed.run("config", "set", "--path", "services.payin-api.active", "green", "--stack", "test")
+    deployed.run("up", "--yes", "--stack", "test")
+    export = deployed.json("stack", "export", "--stack", "test")
+    [events] = [r for r in export["deployment"]["resources"]
+                if r["urn"].endswith("::test-alerting-payin-api-deployment")]
+    assert [e["kind"] for e in events["outputs"]["events"]] == ["rollback"]
+    assert events["outputs"]["delivered"] is False
+    deployed.run("preview", "--expect-no-changes", "--stack", "test")
+
+
+def test_secret_config_never_reaches_the_state_in_plain_text(deployed: Project) -> None:
+    webhook = "https://hooks.slack.example/services/T000/B000/not-for-the-state-4f9c2e"
+    deployed.run("config", "set", "--secret", "alerting_slack_incidents_url", webhook, "--stack", "sandbox")
+    assert webhook not in (deployed.directory / "Pulumi.sandbox.yaml").read_text()
+    deployed.run("up", "--yes", "--stack", "sandbox")
+    export = deployed.run("stack", "export", "--stack", "sandbox").stdout
+    assert webhook not in export
+    assert '"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"' in export  # Pulumi's secret sig
+    outputs = deployed.run("stack", "output", "--json", "--show-secrets", "--stack", "sandbox").stdout
+    assert webhook not in outputs
+    # It was used: render mode writes the Secret's value out, base64-encoded (a documented property of render mode).
+    encoded = base64.b64encode(webhook.encode()).decode()
+    assert any(encoded in path.read_text() for path in (deployed.manifests / "sandbox").rglob("*secret*.yaml"))

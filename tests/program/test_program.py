@@ -11,7 +11,7 @@ from infra.program import main
 from tests.support.mock_engine import Run, run_program
 from tests.support.stacks import NOW, STACKS, set_path, stack_config
 
-ROUTING_KINDS = {"Service"}
+ROUTING_KINDS = {"Service", "PrometheusRule", "DeploymentEvents"}  # rules watch the active colour; events report it
 
 
 def run_stack(stack: str, config: dict | None = None) -> Run:
@@ -49,7 +49,7 @@ def test_namespaced_resources_land_in_the_stacks_namespace(stack: str) -> None:
     run = run_stack(stack)
     namespace = stack_config(stack)["namespace"]
     for registration in run.registrations:
-        if registration.custom and registration.kind not in {"Namespace", "kubernetes"}:
+        if registration.custom and registration.kind not in {"Namespace", "kubernetes", "DeploymentEvents"}:
             assert registration.inputs["metadata"]["namespace"] == namespace, registration.name
 
 
@@ -78,6 +78,8 @@ def test_a_colour_flip_changes_routing_only(stack: str) -> None:
     diff = changed(before, after)
     assert set(diff) == ROUTING_KINDS
     assert diff["Service"] == {f"{stack}-{name}-{role}" for name in flipped for role in ("active", "preview")}
+    assert diff["PrometheusRule"] == {f"{stack}-alerting-{name}-rules" for name in flipped}
+    assert diff["DeploymentEvents"] == {f"{stack}-alerting-{name}-deployment" for name in flipped}
     for name in flipped:
         assert after.result.services[name].active_colour == before.result.services[name].standby_colour
 
@@ -89,7 +91,8 @@ def test_a_promotion_changes_only_the_standby_deployment(stack: str) -> None:
     standby = before.result.services["payin-api"].standby_colour
     set_path(config, f"services.payin-api.{standby}.image", "registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
     after = run_stack(stack, config)
-    assert changed(before, after) == {"Deployment": {f"{stack}-payin-api-{standby}"}}
+    assert changed(before, after) == {"Deployment": {f"{stack}-payin-api-{standby}"},
+                                      "DeploymentEvents": {f"{stack}-alerting-payin-api-deployment"}}
 
 
 def test_switching_to_a_scaled_down_colour_is_refused_before_anything_is_registered() -> None:
@@ -117,3 +120,41 @@ def test_a_canary_step_changes_only_the_public_gateways_config_and_pods() -> Non
     after = run_stack("test", set_path(config, "services.payout-api.canary", {"weight": 25}))
     assert changed(before, after) == {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"}}
     assert after.result.services["payout-api"].canary_weight == 25
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_gets_its_alerting(stack: str) -> None:
+    run = run_stack(stack)
+    counts = Counter(r.kind for r in run.registrations)
+    services = len(stack_config(stack)["services"])
+    assert counts["Alerting"] == counts["AlertmanagerConfig"] == counts["PodMonitor"] == 1
+    assert counts["PrometheusRule"] == services + 1 and counts["DeploymentEvents"] == services
+
+
+def test_bad_alerting_config_registers_nothing() -> None:
+    config = set_path(stack_config("prod"), "alerting.slo_percent", 100)
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config=config, keep_error=True)
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert str(run.error) == ('invalid config for stack "prod": release-infra:alerting.slo_percent = 100: '
+                              'input should be less than 100')
+
+
+def test_a_stack_with_a_cluster_refuses_to_run_without_its_secrets() -> None:
+    config = {**stack_config("prod"), "cluster": {"context": "prod"},
+              "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"}}
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config=config, keep_error=True)
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert "release-infra:alerting_slack_deployments_url is missing" in str(run.error)
+
+
+def test_alerting_secrets_reach_only_the_receivers_secret() -> None:
+    secrets = {"alerting_slack_deployments_url": "https://hooks.slack.com/services/T/B/one",
+               "alerting_slack_incidents_url": "https://hooks.slack.com/services/T/B/two",
+               "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/three",
+               "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef"}
+    run = run_stack("prod", {**stack_config("prod"), **secrets})
+    [secret] = [r for r in run.of_kind("Secret") if r.name == "prod-alerting-receivers"]
+    assert set(secret.inputs["stringData"]["value"].values()) == set(secrets.values())
+    others = [r for r in run.registrations if r is not secret]
+    assert not any(value in str(r.inputs) for r in others for value in secrets.values())
+    assert not any(value in run.result.model_dump_json() for value in secrets.values())

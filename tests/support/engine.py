@@ -62,6 +62,8 @@ def make_project(directory: Path, engine_env: dict[str, str], stacks: dict[str, 
     (directory / "infra").mkdir(exist_ok=True)
     shutil.copy(ROOT / "infra" / "__main__.py", directory / "infra")
     (directory / ".venv").symlink_to(ROOT / ".venv")
+    # Python dynamic providers look for the virtualenv relative to `main` (pulumi/pulumi#7061).
+    (directory / "infra" / ".venv").symlink_to(ROOT / ".venv")
     if stacks is None:
         for stack_file in ROOT.glob("Pulumi.*.yaml"):
             if stack_file.name != "Pulumi.yaml":

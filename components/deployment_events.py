@@ -1,0 +1,136 @@
+"""DeploymentEvents: a dynamic resource per service that tells Alertmanager what each stack update deployed.
+
+Its inputs are the service's active colour and images. When an update changes them, the engine calls ``update``
+with the old and new inputs; the provider classifies the change (core.alerting.events) and posts the events to
+Alertmanager's API, which routes them to #deployments, #incidents and on-call. The engine never calls ``create``
+or ``update`` during a preview, and ``diff`` only compares, so a preview sends nothing. Without an Alertmanager URL
+(rendering manifests) the events are only recorded in the resource's outputs.
+
+A failed post fails the update after the Kubernetes changes are applied (the resource depends on them): the
+engine keeps the old inputs, so the next ``pulumi up`` posts the same events again.
+
+For an update that fails before the events are posted, the pipeline reports the failure itself:
+
+    python -m components.deployment_events failed --alertmanager-url URL --stack prod --environment prod \
+        --namespace payments-prod --service payin-api --active green \
+        --blue IMAGE --green IMAGE --reason "pulumi up failed"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+import pulumi
+import pulumi.dynamic
+
+from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
+
+INPUTS = ("stack", "environment", "namespace", "service", "active", "images", "alertmanager_url")
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 10
+
+
+def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
+                sleep: Callable[[float], None] = time.sleep) -> None:
+    """POST to ``/api/v2/alerts``, retrying a refused or failed request twice; raises when all attempts fail."""
+    request = urllib.request.Request(alertmanager_url.rstrip("/") + "/api/v2/alerts", method="POST",
+                                     data=json.dumps(alerts).encode(), headers={"Content-Type": "application/json"})
+    error: Exception | None = None
+    for attempt in range(ATTEMPTS):
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                response.read()
+                return
+        except (urllib.error.URLError, OSError) as caught:
+            error = caught
+            if isinstance(caught, urllib.error.HTTPError) and caught.code < 500:
+                break  # Alertmanager refused the payload: retrying changes nothing
+            sleep(2 ** attempt)
+    raise RuntimeError(f"posting {len(alerts)} deployment event(s) to {alertmanager_url} failed after the change was "
+                       f"applied: {error}; run `pulumi up` again to send them") from error
+
+
+class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
+    """Classifies an update and posts its events; holds no state and no secret."""
+
+    serialize_as_secret_always = False
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__()
+        self._clock = clock  # None in the program, so the serialized provider holds no function
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        outputs = self._emit(None, props)
+        return pulumi.dynamic.CreateResult(id_=f"{props['stack']}/{props['service']}", outs=outputs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
+        changed = [key for key in INPUTS if olds.get(key) != news.get(key)]
+        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
+        return pulumi.dynamic.UpdateResult(outs=self._emit(ReleaseState.from_inputs(olds), news))
+
+    def _emit(self, before: ReleaseState | None, props: dict[str, Any]) -> dict[str, Any]:
+        events = classify(props["service"], before, ReleaseState.from_inputs(props))
+        url = props.get("alertmanager_url")
+        if events and url:
+            post_alerts(url, postable_alerts(events, stack=props["stack"], environment=props["environment"],
+                                             namespace=props["namespace"], now=(self._clock or _now)()))
+        return {**{key: props.get(key) for key in INPUTS}, "events": [event.record() for event in events],
+                "delivered": bool(events and url)}
+
+
+class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="DeploymentEvents"):
+    """One service's release as the engine sees it; see the module docstring."""
+
+    events: pulumi.Output[list]
+    delivered: pulumi.Output[bool]
+
+    def __init__(self, name: str, *, stack: str, environment: str, namespace: str, service: str,
+                 release: ReleaseState, alertmanager_url: Optional[str],
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(DeploymentEventsProvider(), name, {
+            "stack": stack, "environment": environment, "namespace": namespace, "service": service,
+            "active": release.active, "images": {"blue": release.blue, "green": release.green},
+            "alertmanager_url": alertmanager_url, "events": None, "delivered": None,
+        }, opts)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def report_failure(alertmanager_url: str, *, stack: str, environment: str, namespace: str, service: str,
+                   release: ReleaseState, reason: str, now: datetime | None = None) -> DeploymentEvent:
+    """Post a deployment-failed event for a stack update that failed: #deployments and #incidents hear of it."""
+    event = failure(service, release, reason)
+    post_alerts(alertmanager_url, postable_alerts([event], stack=stack, environment=environment, namespace=namespace,
+                                                  now=now or _now()))
+    return event
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components.deployment_events",
+                                     description="Report a failed stack update to Alertmanager.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    failed = sub.add_parser("failed", help="post a deployment-failed event")
+    for option in ("alertmanager-url", "stack", "environment", "namespace", "service", "blue", "green", "reason"):
+        failed.add_argument(f"--{option}", required=True)
+    failed.add_argument("--active", required=True, choices=("blue", "green"))
+    args = parser.parse_args(argv)
+    event = report_failure(args.alertmanager_url, stack=args.stack, environment=args.environment,
+                           namespace=args.namespace, service=args.service,
+                           release=ReleaseState(args.active, args.blue, args.green), reason=args.reason)
+    print(f"posted {event.kind.value} for {event.service}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Deployment events: what a stack update did to one service, as alerts Alertmanager routes like any other.
+
+A release here is config: an image per colour and which colour is active. Comparing the state before an update
+with the state after it tells what happened:
+
+- the active colour moves to a newer version: the deployment succeeded (a promotion);
+- the active colour moves to an older version: a rollback;
+- only the standby's image changes: a deployment started (the new build is up, not yet taking traffic);
+- a service appears: it is live for the first time, which is a successful deployment too.
+
+A failed deployment is not seen here (a failing update never reaches the event); it comes from the post-deploy
+alert rules and from ``failure`` below, which the pipeline calls when ``pulumi up`` fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Mapping
+
+from core.images import ImageReference
+from core.settings import Colour, ServiceRelease, other
+
+# An event stays active this long: a second post of the same event within it is deduplicated by Alertmanager.
+HOLD = timedelta(hours=1)
+
+
+class EventKind(str, Enum):
+    STARTED = "deployment-started"
+    SUCCEEDED = "deployment-succeeded"
+    FAILED = "deployment-failed"
+    ROLLBACK = "rollback"
+
+
+ALERT_NAMES = {
+    EventKind.STARTED: "DeploymentStarted",
+    EventKind.SUCCEEDED: "DeploymentSucceeded",
+    EventKind.FAILED: "DeploymentFailed",
+    EventKind.ROLLBACK: "Rollback",
+}
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """The part of a service's config that a deployment changes."""
+
+    active: Colour
+    blue: str
+    green: str
+
+    @classmethod
+    def of(cls, release: ServiceRelease) -> "ReleaseState":
+        return cls(active=release.active, blue=str(release.blue.image), green=str(release.green.image))
+
+    @classmethod
+    def from_inputs(cls, inputs: Mapping[str, Any]) -> "ReleaseState":
+        return cls(active=inputs["active"], blue=inputs["images"]["blue"], green=inputs["images"]["green"])
+
+    def image(self, colour: Colour) -> str:
+        return self.blue if colour == "blue" else self.green
+
+    def version(self, colour: Colour) -> str:
+        return str(ImageReference.parse(self.image(colour)).version)
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    kind: EventKind
+    service: str
+    colour: Colour
+    image: str
+    version: str
+    previous_image: str | None
+    previous_version: str | None
+    summary: str
+
+    def record(self) -> dict[str, Any]:
+        """Plain data for the resource's outputs."""
+        return {**asdict(self), "kind": self.kind.value}
+
+
+def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> list[DeploymentEvent]:
+    """The events of one update, in the order they happened: a new standby build before a switch."""
+    active = after.active
+    if before is None:
+        return [_event(EventKind.SUCCEEDED, service, after, active, None,
+                       f"{service} {after.version(active)} is live ({active}), first release here")]
+    events = []
+    standby = other(active)
+    if after.image(standby) != before.image(standby):
+        events.append(_event(EventKind.STARTED, service, after, standby, before.image(standby),
+                             f"{service} {after.version(standby)} deployed to standby {standby}, not yet live"))
+    previous = before.image(before.active)
+    if after.image(active) != previous:
+        old, new = ImageReference.parse(previous).version, ImageReference.parse(after.image(active)).version
+        if new < old:
+            kind, summary = EventKind.ROLLBACK, f"{service} rolled back from {old} to {new} ({active})"
+        else:
+            kind, summary = EventKind.SUCCEEDED, f"{service} {new} is live ({active}), replacing {old}"
+        events.append(_event(kind, service, after, active, previous, summary))
+    return events
+
+
+def failure(service: str, state: ReleaseState, reason: str) -> DeploymentEvent:
+    """A failed update of one service, reported by the pipeline."""
+    standby = other(state.active)
+    return _event(EventKind.FAILED, service, state, standby, None,
+                  f"{service}: deployment failed in the stack update: {reason}")
+
+
+def _event(kind: EventKind, service: str, state: ReleaseState, colour: Colour, previous_image: str | None,
+           summary: str) -> DeploymentEvent:
+    previous_version = str(ImageReference.parse(previous_image).version) if previous_image else None
+    return DeploymentEvent(kind, service, colour, state.image(colour), state.version(colour), previous_image,
+                           previous_version, summary)
+
+
+def postable_alerts(events: list[DeploymentEvent], *, stack: str, environment: str, namespace: str,
+                    now: datetime) -> list[dict[str, Any]]:
+    """Alertmanager API v2 ``PostableAlerts``; the ``namespace`` label puts them under this environment's routes.
+
+    ``event_id`` makes every event distinct, so a promotion that repeats an earlier one within the hold still
+    notifies, while a retried post of the same event is deduplicated.
+    """
+    alerts = []
+    for event in events:
+        identity = "|".join([stack, event.service, event.kind.value, event.image, event.previous_image or "",
+                             now.isoformat()])
+        alerts.append({
+            "labels": {
+                "alertname": ALERT_NAMES[event.kind],
+                "event": event.kind.value,
+                "service": event.service,
+                "environment": environment,
+                "namespace": namespace,
+                "stack": stack,
+                "color": event.colour,
+                "version": event.version,
+                "event_id": hashlib.sha256(identity.encode()).hexdigest()[:16],
+            },
+            "annotations": {
+                "summary": event.summary,
+                "image": event.image,
+                **({"previous_image": event.previous_image} if event.previous_image else {}),
+            },
+            "startsAt": _timestamp(now),
+            "endsAt": _timestamp(now + HOLD),
+        })
+    return alerts
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+

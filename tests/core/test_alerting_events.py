@@ -1,0 +1,97 @@
+"""Classifying a stack update into deployment events, and the alerts that carry them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from core.alerting.events import EventKind, ReleaseState, classify, failure, postable_alerts
+from tests.support.stacks import settings
+
+IMG = "registry.pay.internal/payin-api:"
+V220, V230, V240 = IMG + "9f8e7d6-v2.2.0", IMG + "a1b2c3d-v2.3.0", IMG + "5e6f7a8-v2.4.0"
+RC1, RC2 = IMG + "1111111-v2.4.0-rc.1", IMG + "2222222-v2.4.0-rc.2"
+LIVE = ReleaseState("blue", blue=V230, green=V220)  # 2.3.0 live on blue, 2.2.0 kept on green for rollback
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+def kinds(before: ReleaseState | None, after: ReleaseState) -> list[tuple[str, str, str]]:
+    return [(e.kind.value, e.colour, e.version) for e in classify("payin-api", before, after)]
+
+
+@pytest.mark.parametrize(("after", "expected"), [
+    (LIVE, []),
+    # README's step 1: a new build on the standby colour; traffic stays.
+    (ReleaseState("blue", blue=V230, green=V240), [("deployment-started", "green", "2.4.0")]),
+    # Switching to the colour that keeps the older build is a rollback.
+    (ReleaseState("green", blue=V230, green=V220), [("rollback", "green", "2.2.0")]),
+    # The live colour's image replaced in place: judged by version too.
+    (ReleaseState("blue", blue=V240, green=V220), [("deployment-succeeded", "blue", "2.4.0")]),
+    (ReleaseState("blue", blue=V220, green=V220), [("rollback", "blue", "2.2.0")]),
+    # New build and switch in one update: straight to live.
+    (ReleaseState("green", blue=V230, green=V240), [("deployment-succeeded", "green", "2.4.0")]),
+    # Switch, and the old colour gets the next build at once: a start and a promotion.
+    (ReleaseState("green", blue=V240, green=V220),
+     [("deployment-started", "blue", "2.4.0"), ("rollback", "green", "2.2.0")]),
+])
+def test_an_update_is_classified_by_what_moved_and_in_which_direction(after, expected) -> None:
+    assert kinds(LIVE, after) == expected
+
+
+def test_a_promotion_then_its_rollback() -> None:
+    staged = ReleaseState("blue", blue=V230, green=V240)
+    promoted = ReleaseState("green", blue=V230, green=V240)
+    rolled_back = ReleaseState("blue", blue=V230, green=V240)
+    assert kinds(staged, promoted) == [("deployment-succeeded", "green", "2.4.0")]
+    assert kinds(promoted, rolled_back) == [("rollback", "blue", "2.3.0")]
+    [event] = classify("payin-api", promoted, rolled_back)
+    assert event.previous_version == "2.4.0" and event.summary == "payin-api rolled back from 2.4.0 to 2.3.0 (blue)"
+
+
+def test_release_candidates_order_by_semver() -> None:
+    assert kinds(ReleaseState("blue", RC1, RC2), ReleaseState("green", RC1, RC2))[0][0] == "deployment-succeeded"
+    assert kinds(ReleaseState("green", RC1, RC2), ReleaseState("blue", RC1, RC2))[0][0] == "rollback"
+    assert kinds(ReleaseState("blue", V230, RC2), ReleaseState("green", V230, RC2))[0][0] == "deployment-succeeded"
+
+
+def test_a_new_service_is_a_successful_deployment() -> None:
+    [event] = classify("payin-api", None, LIVE)
+    assert (event.kind, event.version, event.previous_image) == (EventKind.SUCCEEDED, "2.3.0", None)
+
+
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
+def test_state_of_every_real_release(stack: str) -> None:
+    for name, release in settings(stack).services.items():
+        state = ReleaseState.of(release)
+        assert state.image(release.active) == str(release.image(release.active))
+        assert ReleaseState.from_inputs({"active": state.active, "images": {"blue": state.blue,
+                                                                            "green": state.green}}) == state
+        assert classify(name, state, state) == []
+
+
+def test_alerts_carry_the_labels_routing_needs_and_expire() -> None:
+    events = classify("payin-api", LIVE, ReleaseState("green", blue=V230, green=V240))
+    [alert] = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW)
+    labels = alert["labels"]
+    assert {k: labels[k] for k in ("alertname", "event", "service", "environment", "namespace", "color", "version")} \
+        == {"alertname": "DeploymentSucceeded", "event": "deployment-succeeded", "service": "payin-api",
+            "environment": "prod", "namespace": "payments-prod", "color": "green", "version": "2.4.0"}
+    assert alert["startsAt"] == "2026-11-22T12:00:00Z" and alert["endsAt"] == "2026-11-22T13:00:00Z"
+    assert alert["annotations"] == {"summary": "payin-api 2.4.0 is live (green), replacing 2.3.0", "image": V240,
+                                    "previous_image": V230}
+
+
+def test_each_event_is_distinct_but_a_retry_of_the_same_post_is_not() -> None:
+    events = classify("payin-api", LIVE, ReleaseState("green", blue=V230, green=V240))
+    first = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW)
+    again = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW)
+    later = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod",
+                            now=NOW.replace(hour=12, minute=30))
+    assert first == again and first[0]["labels"]["event_id"] != later[0]["labels"]["event_id"]
+
+
+def test_a_failure_names_the_build_that_did_not_make_it() -> None:
+    event = failure("payin-api", ReleaseState("blue", blue=V230, green=V240), "pulumi up failed")
+    assert (event.kind, event.colour, event.version) == (EventKind.FAILED, "green", "2.4.0")
+    assert event.record()["kind"] == "deployment-failed"

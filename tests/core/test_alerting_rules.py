@@ -1,0 +1,127 @@
+"""The rules' shape: what promtool cannot tell, such as which selector, label or number each rule carries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core.alerting.rules import FOR, WATCHDOG, number, pod_monitor, rule_specs
+from core.alerting.settings import load_alerting
+from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
+
+
+def specs(stack: str, config=None, raw=None):
+    stack_settings = settings(stack, config)
+    alerting = load_alerting(stack, stack_settings.environment, raw, {}, live=False)
+    return rule_specs(stack_settings, alerting, catalogue())
+
+
+def alerts(spec) -> dict[str, dict]:
+    return {rule["alert"]: rule for rule in spec["groups"][0]["rules"] if "alert" in rule}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_one_rule_group_per_service_plus_the_watchdog(stack: str) -> None:
+    result = specs(stack)
+    assert set(result) == {*stack_config(stack)["services"], "environment"}
+    assert [rule["alert"] for rule in result["environment"]["groups"][0]["rules"]] == [WATCHDOG]
+    names = [group["name"] for spec in result.values() for group in spec["groups"]]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_expression_selects_its_own_namespace_and_service(stack: str) -> None:
+    namespace = stack_config(stack)["namespace"]
+    for service, spec in specs(stack).items():
+        if service == "environment":
+            continue
+        for rule in spec["groups"][0]["rules"]:
+            selectors = re.findall(r"\{([^{}]*)\}", rule["expr"])
+            assert selectors, rule
+            for selector in selectors:
+                assert f'namespace="{namespace}"' in selector, (rule.get("alert") or rule["record"], selector)
+                assert f'app="{service}"' in selector or f'container="{service}"' in selector
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_alert_carries_routing_labels_and_a_known_wait(stack: str) -> None:
+    environment = stack_config(stack)["environment"]
+    for spec in specs(stack).values():
+        for name, rule in alerts(spec).items():
+            assert rule["labels"]["environment"] == environment and rule["labels"]["namespace"]
+            assert rule["labels"]["severity"] in {"critical", "warning", "info", "none"}
+            if name != WATCHDOG:
+                assert rule["for"] == FOR[name] and rule["labels"]["service"]
+            assert rule["annotations"]["summary"]
+
+
+def test_seed_thresholds_appear_in_the_expressions() -> None:
+    rules = alerts(specs("prod")["payin-api"])
+    assert rules["ServiceErrorRateCritical"]["expr"].split(" and ")[0].endswith("> 0.05")
+    assert " > 0.001 and " in rules["ServiceErrorRateAboveRollbackTrigger"]["expr"]
+    assert rules["ServiceErrorRateAboveRollbackTrigger"]["for"] == "3m"
+    assert "p99_5m" in rules["ServiceLatencyP99AboveRollbackTrigger"]["expr"] and " > 1 and " in \
+        rules["ServiceLatencyP99AboveRollbackTrigger"]["expr"]
+    assert " > 0.005 and " in rules["PostDeployErrorRateAboveBaseline"]["expr"]
+    assert "group_left () (1.1 * histogram_quantile(0.95" in rules["PostDeployLatencyAboveBaseline"]["expr"]
+    assert " > 0.01 and " in rules["CanaryErrorRateAboveStable"]["expr"]
+    # SLO 99.9%: budget 0.1%; 14.4x, 6x and 1x of it.
+    assert "ratio_rate1h{" in rules["ErrorBudgetBurnFast"]["expr"] and "> 0.0144" in rules["ErrorBudgetBurnFast"]["expr"]
+    assert "> 0.006" in rules["ErrorBudgetBurnMedium"]["expr"] and "ratio_rate30m{" in rules["ErrorBudgetBurnMedium"]["expr"]
+    assert "> 0.001" in rules["ErrorBudgetBurnSlow"]["expr"] and "ratio_rate3d{" in rules["ErrorBudgetBurnSlow"]["expr"]
+    # payin-api's limits in the catalogue: 1000m CPU, 512 MiB.
+    assert "/ 1 > 0.95" in rules["ServiceCpuCritical"]["expr"]
+    assert f"/ {512 * 1024 * 1024} > 0.8" in rules["ServiceMemoryHigh"]["expr"]
+
+
+def test_config_overrides_reach_the_rules() -> None:
+    rules = alerts(specs("prod", raw={"slo_percent": 99.5, "min_request_rate": 5,
+                                      "thresholds": {"canary_error_increase_points": 2}})["payin-api"])
+    assert "> 0.072" in rules["ErrorBudgetBurnFast"]["expr"]
+    assert ">= 5" in rules["ServiceErrorRateHigh"]["expr"] and " > 0.02 and " in rules["CanaryErrorRateAboveStable"]["expr"]
+
+
+def test_the_active_colour_decides_unreachable_canary_and_baseline() -> None:
+    rules = alerts(specs("prod")["payin-api"])  # prod payin-api: green active
+    assert 'color="green"' in rules["ServiceUnreachable"]["expr"] and rules["ServiceUnreachable"]["labels"]["color"] == "green"
+    assert rules["StandbyColourDown"]["labels"]["color"] == "blue"
+    canary = rules["CanaryErrorRateAboveStable"]["expr"]
+    assert canary.index('color="blue"') < canary.index('color="green"')  # canary minus stable
+    flipped = alerts(specs("prod", set_path(stack_config("prod"), "services.payin-api.active", "blue"))["payin-api"])
+    assert flipped["ServiceUnreachable"]["labels"]["color"] == "blue"
+
+
+def test_a_scaled_down_standby_is_not_reported_down() -> None:
+    # prod payout-api: green scaled down after the rollback window.
+    assert "StandbyColourDown" not in alerts(specs("prod")["payout-api"])
+    assert "StandbyColourDown" in alerts(specs("prod")["payin-api"])
+
+
+def test_only_prod_pages_when_a_service_stops_answering_requests() -> None:
+    for stack in STACKS:
+        severity = alerts(specs(stack)["payin-api"])["MetricsNotReporting"]["labels"]["severity"]
+        assert severity == ("critical" if stack == "prod" else "info")
+
+
+def test_post_deploy_alerts_are_deployment_failures() -> None:
+    rules = alerts(specs("prod")["payin-api"])
+    for name in ("PostDeployErrorRateAboveBaseline", "PostDeployLatencyAboveBaseline", "CanaryErrorRateAboveStable"):
+        assert rules[name]["labels"]["event"] == "deployment-failed"
+    assert "offset 15m" in rules["PostDeployErrorRateAboveBaseline"]["expr"]
+    assert "offset 30m" in alerts(specs("prod", raw={"post_deploy_window_minutes": 30})["payin-api"])[
+        "PostDeployErrorRateAboveBaseline"]["expr"]
+
+
+def test_numbers_are_written_exactly() -> None:
+    assert 14.4 * (100 - 99.9) / 100 != 0.0144  # what plain floats would write
+    assert "> 0.0144 and" in alerts(specs("prod")["payin-api"])["ErrorBudgetBurnFast"]["expr"]
+    assert number(10.0) == "10" and number(0.00001) == "0.00001"
+
+
+def test_the_pod_monitor_gives_every_series_app_and_color() -> None:
+    monitor = pod_monitor(settings("dev"))
+    assert monitor["metadata"]["namespace"] == "payments-dev"
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"app", "color"}

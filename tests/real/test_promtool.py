@@ -1,0 +1,395 @@
+"""The rules of every real stack, checked by promtool and unit-tested by promtool with synthetic series.
+
+For every alert: it fires at its threshold once its ``for`` has passed (and is still pending a minute before), and
+it does not fire just below the threshold. Thresholds are met with a 5% margin (``ABOVE``/``BELOW``); increments
+over a baseline (post-deploy, canary) with 10% of the increment, e.g. a canary at +1.1 and +0.9 points.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.alerting.rules import rule_specs
+from core.alerting.settings import AlertingSettings, load_alerting
+from core.settings import StackSettings
+from tests.support.stacks import STACKS, catalogue, settings
+
+ABOVE, BELOW = 1.05, 0.95
+INCREMENT_ABOVE, INCREMENT_BELOW = 1.1, 0.9
+TRAFFIC = 600_000.0  # requests per minute: enough that even a 3-day rate clears any minimum from the first minute
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SWITCH = 30  # minute at which traffic moves to the active colour in the post-deploy scenarios
+BASELINE_ERRORS = 0.002
+BASELINE_P95 = 0.3
+
+
+def alerting_of(stack: str) -> tuple[StackSettings, AlertingSettings]:
+    stack_settings = settings(stack)
+    return stack_settings, load_alerting(stack, stack_settings.environment, None, {}, live=False)
+
+
+def write_rules(stack: str, directory: Path) -> dict[str, Path]:
+    stack_settings, alerting = alerting_of(stack)
+    files = {}
+    for scope, spec in rule_specs(stack_settings, alerting, catalogue()).items():
+        files[scope] = directory / f"{stack}-{scope}.rules.yaml"
+        files[scope].write_text(yaml.safe_dump(spec, sort_keys=False))
+    return files
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stacks_rules_pass_promtool_check(stack: str, promtool: str, tmp_path: Path) -> None:
+    files = write_rules(stack, tmp_path)
+    result = run([promtool, "check", "rules", *map(str, files.values())])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+def test_promtool_rejects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
+    """The check above can fail: a rule with a parse error is refused."""
+    broken = tmp_path / "broken.rules.yaml"
+    broken.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"alert": "X", "expr": "rate(up[5m]"}]}]}))
+    assert run([promtool, "check", "rules", str(broken)]).returncode != 0
+
+
+# Synthetic series. --------------------------------------------------------------------------------------------
+
+def series(name: str, labels: dict[str, str], values: list[float | None]) -> dict[str, str]:
+    """A promtool input series; None is a missing sample (the series does not exist yet)."""
+    text = ", ".join(f'{key}="{value}"' for key, value in labels.items())
+    return {"series": f"{name}{{{text}}}", "values": " ".join("_" if v is None else _number(v) for v in values)}
+
+
+def _number(value: float) -> str:
+    return format(Decimal(repr(float(value))).normalize(), "f")
+
+
+def counter(per_minute: float, minutes: int, start: int = 0, stop: int | None = None) -> list[float]:
+    """Cumulative count at each minute: increasing by ``per_minute`` from ``start`` until ``stop``."""
+    end = minutes if stop is None else stop
+    return [per_minute * max(0, min(t, end) - start) for t in range(minutes + 1)]
+
+
+def gauge(values: float | list[float], minutes: int) -> list[float]:
+    return values if isinstance(values, list) else [values] * (minutes + 1)
+
+
+def quantile_buckets(phi: float, value: float) -> dict[str, float]:
+    """Cumulative share of observations per ``le`` such that histogram_quantile(phi) interpolates to ``value``."""
+    upper_index = next(i for i, bound in enumerate(BUCKETS) if bound >= value)
+    assert upper_index > 0 and value < BUCKETS[-1]
+    low, high = BUCKETS[upper_index - 1], BUCKETS[upper_index]
+    position = (value - low) / (high - low)
+    if position <= phi:
+        below, inside = (phi - position) / (1 - position), None
+    else:
+        below, inside = 0.0, phi / position
+    shares = {}
+    for bound in BUCKETS:
+        if bound < low:
+            shares[bound] = 0.0
+        elif bound == low:
+            shares[bound] = below
+        elif bound == high:
+            shares[bound] = 1.0 if inside is None else inside
+        else:
+            shares[bound] = 1.0
+    return {**{_number(bound): share for bound, share in shares.items()}, "+Inf": 1.0}
+
+
+@dataclass
+class Service:
+    """Builds promtool test groups for one service of one stack."""
+
+    stack: StackSettings
+    alerting: AlertingSettings
+    name: str
+    rules: dict[str, dict[str, Any]]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    covered: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def active(self) -> str:
+        return self.stack.services[self.name].active
+
+    @property
+    def standby(self) -> str:
+        return self.stack.services[self.name].standby_colour
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return {"namespace": self.stack.namespace, "app": self.name, **extra}
+
+    def minutes_for(self, alert: str) -> int:
+        value = self.rules[alert]["for"]
+        number, unit = int(value[:-1]), value[-1]
+        return number * {"m": 1, "h": 60}[unit]
+
+    def expected(self, alert: str, series_labels: dict[str, str]) -> dict[str, Any]:
+        rule = self.rules[alert]
+        labels = {**series_labels, **rule["labels"]}
+        annotations = {key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
+                       for key, text in rule["annotations"].items()}
+        return {"exp_labels": labels, "exp_annotations": annotations}
+
+    def fires(self, alert: str, inputs: list[dict[str, str]], first_true: int, series_labels: dict[str, str]) -> None:
+        """Pending a minute before ``for`` has passed since the condition became true, firing when it has."""
+        at = first_true + self.minutes_for(alert)
+        self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
+            {"eval_time": f"{at - 1}m", "alertname": alert, "exp_alerts": []},
+            {"eval_time": f"{at}m", "alertname": alert, "exp_alerts": [self.expected(alert, series_labels)]},
+        ]})
+        self.covered.setdefault(alert, set()).add("fires")
+
+    def silent(self, alert: str, inputs: list[dict[str, str]], first_true: int) -> None:
+        at = first_true + self.minutes_for(alert) + 1
+        self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
+            {"eval_time": f"{at}m", "alertname": alert, "exp_alerts": []}]})
+        self.covered.setdefault(alert, set()).add("silent")
+
+    # Inputs. ------------------------------------------------------------------------------------------------
+
+    def requests(self, colour: str, per_minute: float, error_ratio: float, minutes: int, start: int = 0,
+                 stop: int | None = None) -> list[dict[str, str]]:
+        result = [series("http_requests_total", self.labels(color=colour, code="200"),
+                         counter(per_minute * (1 - error_ratio), minutes, start, stop))]
+        if error_ratio:
+            # A 5xx series exists from the first 5xx on, as a client library creates it.
+            errors: list[float | None] = counter(per_minute * error_ratio, minutes, start, stop)
+            errors[:start] = [None] * start
+            result.append(series("http_requests_total", self.labels(color=colour, code="500"), errors))
+        return result
+
+    def latency(self, colour: str, per_minute: float, phi: float, value: float, minutes: int, start: int = 0,
+                stop: int | None = None) -> list[dict[str, str]]:
+        return [series("http_request_duration_seconds_bucket", self.labels(color=colour, le=le),
+                       counter(per_minute * share, minutes, start, stop))
+                for le, share in quantile_buckets(phi, value).items()]
+
+    def up(self, colour: str, value: float, minutes: int) -> dict[str, str]:
+        return series("up", self.labels(color=colour), gauge(value, minutes))
+
+    # Scenarios, one per kind of alert. ---------------------------------------------------------------------
+
+    def error_ratio(self, alert: str, threshold: float) -> None:
+        minutes = self.minutes_for(alert) + 3
+        self.fires(alert, self.requests(self.active, TRAFFIC, threshold * ABOVE, minutes), 1, self.labels())
+        self.silent(alert, self.requests(self.active, TRAFFIC, threshold * BELOW, minutes), 1)
+
+    def absolute_latency(self, alert: str, phi: float, threshold: float) -> None:
+        minutes = self.minutes_for(alert) + 3
+        for factor in (ABOVE, BELOW):
+            inputs = (self.requests(self.active, TRAFFIC, 0, minutes)
+                      + self.latency(self.active, TRAFFIC, phi, threshold * factor, minutes))
+            if factor == ABOVE:
+                self.fires(alert, inputs, 1, self.labels())
+            else:
+                self.silent(alert, inputs, 1)
+
+    def switched(self, minutes: int, active_errors: float, baseline_errors: float = BASELINE_ERRORS,
+                 active_p95: float | None = None) -> list[dict[str, str]]:
+        """Traffic on the standby colour until SWITCH, on the active colour from then on."""
+        inputs = (self.requests(self.standby, TRAFFIC, baseline_errors, minutes, stop=SWITCH)
+                  + self.requests(self.active, TRAFFIC, active_errors, minutes, start=SWITCH))
+        if active_p95 is not None:
+            inputs += (self.latency(self.standby, TRAFFIC, 0.95, BASELINE_P95, minutes, stop=SWITCH)
+                       + self.latency(self.active, TRAFFIC, 0.95, active_p95, minutes, start=SWITCH))
+        return inputs
+
+    def post_deploy(self) -> None:
+        t = self.alerting.thresholds
+        increase = t.baseline_error_increase_points / 100
+        alert = "PostDeployErrorRateAboveBaseline"
+        minutes = SWITCH + self.minutes_for(alert) + 3
+        first_true, labels = SWITCH + 1, self.labels(color=self.active)
+        self.fires(alert, self.switched(minutes, BASELINE_ERRORS + increase * INCREMENT_ABOVE), first_true, labels)
+        self.silent(alert, self.switched(minutes, BASELINE_ERRORS + increase * INCREMENT_BELOW), first_true)
+        # No 5xx at all before the deploy: the baseline is 0, not missing.
+        self.fires(alert, self.switched(minutes, increase * INCREMENT_ABOVE, baseline_errors=0), first_true, labels)
+        alert = "PostDeployLatencyAboveBaseline"
+        growth = t.baseline_p95_increase_percent / 100
+        self.fires(alert, self.switched(minutes, 0, active_p95=BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)),
+                   first_true, labels)
+        self.silent(alert, self.switched(minutes, 0, active_p95=BASELINE_P95 * (1 + growth * INCREMENT_BELOW)),
+                    first_true)
+
+    def canary(self) -> None:
+        alert = "CanaryErrorRateAboveStable"
+        increase = self.alerting.thresholds.canary_error_increase_points / 100
+        minutes = self.minutes_for(alert) + 3
+        stable_errors = 0.005
+
+        def inputs(canary_errors: float) -> list[dict[str, str]]:
+            return (self.requests(self.active, TRAFFIC, stable_errors, minutes)
+                    + self.requests(self.standby, TRAFFIC * 0.05, canary_errors, minutes))
+
+        self.fires(alert, inputs(stable_errors + increase * INCREMENT_ABOVE), 1, self.labels(color=self.standby))
+        self.silent(alert, inputs(stable_errors + increase * INCREMENT_BELOW), 1)
+
+    def resources(self) -> None:
+        t = self.alerting.thresholds
+        limits = catalogue().services[self.name].resources.limits
+        cores, memory = limits.cpu_millicores / 1000, limits.memory_mib * 1024 * 1024
+        pod = {"namespace": self.stack.namespace, "pod": f"{self.name}-{self.active}-0"}
+        container = {**pod, "container": self.name}
+        for level, percent in (("Critical", t.resource_critical_percent), ("High", t.resource_warning_percent)):
+            alert = f"ServiceCpu{level}"
+            minutes = self.minutes_for(alert) + 8
+            for factor in (ABOVE, BELOW):
+                inputs = [series("container_cpu_usage_seconds_total", container,
+                                 counter(cores * percent / 100 * factor * 60, minutes))]
+                # A rate over 5 minutes is exact once 5 minutes of samples exist.
+                self.fires(alert, inputs, 5, pod) if factor == ABOVE else self.silent(alert, inputs, 5)
+            alert = f"ServiceMemory{level}"
+            minutes = self.minutes_for(alert) + 3
+            for factor in (ABOVE, BELOW):
+                inputs = [series("container_memory_working_set_bytes", container,
+                                 gauge(memory * percent / 100 * factor, minutes))]
+                self.fires(alert, inputs, 0, pod) if factor == ABOVE else self.silent(alert, inputs, 0)
+        alert = "ServiceMemoryTrendingUp"
+        horizon = 4 * 3600
+        minutes = self.minutes_for(alert) + 3
+        for factor, at in ((ABOVE, 1), (BELOW, self.minutes_for(alert) + 2)):
+            # A straight line from half the limit whose forecast crosses `factor` x limit at minute `at`.
+            slope = memory * (factor - 0.5) / (at * 60 + horizon)
+            inputs = [series("container_memory_working_set_bytes", container,
+                             [memory * 0.5 + slope * 60 * t for t in range(minutes + 1)])]
+            self.fires(alert, inputs, 1, pod) if factor == ABOVE else self.silent(alert, inputs, 1)
+
+    def no_data(self) -> None:
+        minutes = 20
+        active = self.labels(color=self.active)
+        alert = "ServiceUnreachable"
+        self.fires(alert, [self.up(self.active, 0, minutes), self.up(self.standby, 1, minutes)], 0, active)
+        self.fires(alert, [self.up(self.standby, 1, minutes)], 0, active)  # no pod of the active colour at all
+        self.silent(alert, [self.up(self.active, 1, minutes), self.up(self.standby, 0, minutes)], 0)
+        if "StandbyColourDown" in self.rules:
+            alert = "StandbyColourDown"
+            self.fires(alert, [self.up(self.active, 1, minutes), self.up(self.standby, 0, minutes)], 0,
+                       self.labels(color=self.standby))
+            self.silent(alert, [self.up(self.active, 1, minutes), self.up(self.standby, 1, minutes)], 0)
+        alert = "MetricsNotReporting"
+        self.fires(alert, [series("http_requests_total", self.labels(color=self.active, code="200"),
+                                  gauge(100, minutes))], 1, self.labels())
+        self.silent(alert, self.requests(self.active, 1, 0, minutes), 1)
+        alert = "ServiceMetricsMissing"
+        histogram = self.latency(self.active, 60, 0.95, 0.2, minutes)
+        requests = self.requests(self.active, 60, 0, minutes)
+        up = [self.up(self.active, 1, minutes)]
+        self.fires(alert, up, 0, self.labels())
+        self.fires(alert, up + requests, 0, self.labels())  # the latency histogram alone is missing
+        self.silent(alert, up + requests + histogram, 0)
+
+    def idle(self) -> None:
+        """Below the minimum request rate nothing ratio- or latency-based fires, however bad the few requests are;
+        with no requests at all only the dead-man's switch speaks, at the environment's severity."""
+        minutes = 30
+        quiet = [name for name in self.rules if name.startswith(("ServiceErrorRate", "ServiceLatency", "ErrorBudget",
+                                                                 "PostDeploy", "Canary"))]
+        per_minute = self.alerting.min_request_rate * 60 / 4  # each colour: half the minimum in all
+        inputs = []
+        for colour in (self.active, self.standby):
+            inputs += (self.requests(colour, per_minute, 0.5, minutes)
+                       + self.latency(colour, per_minute, 0.99, 9, minutes) + [self.up(colour, 1, minutes)])
+        self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
+            {"eval_time": f"{at}m", "alertname": name, "exp_alerts": []} for name in quiet for at in (10, 30)]})
+        flat = []
+        for colour in (self.active, self.standby):
+            flat += ([series("http_requests_total", self.labels(color=colour, code="200"), gauge(0, minutes))]
+                     + self.latency(colour, 0, 0.95, 0.2, minutes) + [self.up(colour, 1, minutes)])
+        self.groups.append({"interval": "1m", "input_series": flat, "alert_rule_test": [
+            *({"eval_time": "20m", "alertname": name, "exp_alerts": []} for name in quiet),
+            {"eval_time": "20m", "alertname": "MetricsNotReporting",
+             "exp_alerts": [self.expected("MetricsNotReporting", self.labels())]},
+        ]})
+
+    def build(self) -> None:
+        t = self.alerting.thresholds
+        self.error_ratio("ServiceErrorRateCritical", t.error_rate_critical_percent / 100)
+        self.error_ratio("ServiceErrorRateHigh", t.error_rate_warning_percent / 100)
+        self.error_ratio("ServiceErrorRateAboveRollbackTrigger", t.error_rate_rollback_percent / 100)
+        budget = (100 - self.alerting.slo_percent) / 100
+        for alert, factor in (("ErrorBudgetBurnFast", 14.4), ("ErrorBudgetBurnMedium", 6),
+                              ("ErrorBudgetBurnSlow", 1)):
+            self.error_ratio(alert, factor * budget)
+        self.absolute_latency("ServiceLatencyP99Critical", 0.99, t.p99_critical_seconds)
+        self.absolute_latency("ServiceLatencyP99AboveRollbackTrigger", 0.99, t.p99_rollback_seconds)
+        self.absolute_latency("ServiceLatencyP95High", 0.95, t.p95_warning_seconds)
+        self.post_deploy()
+        self.canary()
+        self.resources()
+        self.no_data()
+        self.idle()
+
+
+def unit_tests(stack: str, directory: Path) -> tuple[Path, dict[str, dict[str, set[str]]]]:
+    stack_settings, alerting = alerting_of(stack)
+    files = write_rules(stack, directory)
+    specs = rule_specs(stack_settings, alerting, catalogue())
+    groups: list[dict[str, Any]] = []
+    coverage: dict[str, dict[str, set[str]]] = {}
+    for name in stack_settings.services:
+        rules = {rule["alert"]: rule for rule in specs[name]["groups"][0]["rules"] if "alert" in rule}
+        service = Service(stack_settings, alerting, name, rules)
+        service.build()
+        for group in service.groups:
+            group["rule_files_scope"] = name
+        groups += service.groups
+        coverage[name] = service.covered
+    watchdog = next(rule for rule in specs["environment"]["groups"][0]["rules"])
+    groups.append({"interval": "1m", "input_series": [], "rule_files_scope": "environment", "alert_rule_test": [
+        {"eval_time": "0m", "alertname": "Watchdog",
+         "exp_alerts": [{"exp_labels": watchdog["labels"], "exp_annotations": watchdog["annotations"]}]}]})
+    test_files = []
+    for scope, path in files.items():
+        scoped = [{key: value for key, value in group.items() if key != "rule_files_scope"}
+                  for group in groups if group["rule_files_scope"] == scope]
+        test_file = directory / f"{stack}-{scope}.test.yaml"
+        test_file.write_text(yaml.safe_dump({"rule_files": [path.name], "evaluation_interval": "1m",
+                                             "tests": scoped}, sort_keys=False))
+        test_files.append(test_file)
+    return test_files, coverage
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_alert_fires_at_its_threshold_after_its_for_and_not_below(stack: str, promtool: str,
+                                                                          tmp_path: Path) -> None:
+    test_files, coverage = unit_tests(stack, tmp_path)
+    stack_settings, alerting = alerting_of(stack)
+    specs = rule_specs(stack_settings, alerting, catalogue())
+    for service, covered in coverage.items():
+        alerts = {rule["alert"] for rule in specs[service]["groups"][0]["rules"] if "alert" in rule}
+        assert set(covered) == alerts, f"{service}: alerts without a scenario: {alerts - set(covered)}"
+        assert all(kinds == {"fires", "silent"} for kinds in covered.values()), covered
+    result = subprocess.run([promtool, "test", "rules", *(path.name for path in test_files)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert result.stdout.count("SUCCESS") == len(test_files)
+
+
+def test_promtool_test_can_fail(promtool: str, tmp_path: Path) -> None:
+    """The unit tests can fail: the canary alert expected at +0.9 points is reported missing."""
+    stack_settings, alerting = alerting_of("prod")
+    specs = rule_specs(stack_settings, alerting, catalogue())
+    rules = {rule["alert"]: rule for rule in specs["payin-api"]["groups"][0]["rules"] if "alert" in rule}
+    service = Service(stack_settings, alerting, "payin-api", rules)
+    service.canary()
+    below = service.groups[1]
+    below["alert_rule_test"][0]["exp_alerts"] = [service.expected("CanaryErrorRateAboveStable",
+                                                                  service.labels(color=service.standby))]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(specs["payin-api"]))
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                        "tests": [below]}))
+    result = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0 and "CanaryErrorRateAboveStable" in result.stdout + result.stderr
