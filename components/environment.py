@@ -6,17 +6,20 @@ built from the same validated settings, so an environment is always one tree in 
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.alerting import Alerting
+from components.registry_retention import RegistryRetention
 from components.blue_green_service import BlueGreenService
 from components.krakend_gateway import KrakenDGateway
 from core import blue_green, gateway_workload
 from core import environment as manifests
 from core.alerting.settings import AlertingSettings
+from core.labels import common
+from core.registry.settings import RetentionSettings
 from core.catalogue import Catalogue
 from core.gateway import gateway_name, gateway_roles
 from core.settings import StackSettings
@@ -27,10 +30,13 @@ class Environment(pulumi.ComponentResource):
     services: dict[str, BlueGreenService]
     gateways: dict[str, KrakenDGateway]
     alerting: Optional[Alerting]
+    retention: Optional[RegistryRetention]
 
     def __init__(self, name: str, settings: StackSettings, catalogue: Catalogue,
                  opts: Optional[pulumi.ResourceOptions] = None, *, alerting: Optional[AlertingSettings] = None,
-                 alerting_secrets: Optional[Mapping[str, pulumi.Input[str]]] = None) -> None:
+                 alerting_secrets: Optional[Mapping[str, pulumi.Input[str]]] = None,
+                 retention: Optional[RetentionSettings] = None, retention_password: pulumi.Input[str] = "",
+                 protect_outputs: Optional[Mapping[str, pulumi.Input[Any]]] = None) -> None:
         super().__init__("release-infra:environment:Environment", name, None, opts)
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
@@ -55,7 +61,11 @@ class Environment(pulumi.ComponentResource):
         self.alerting = None if alerting is None else Alerting(
             f"{name}-alerting", settings, alerting, catalogue, alerting_secrets or {}, releases=self.services,
             opts=inside)
-        self.register_outputs({"namespace": self.namespace.metadata["name"]})
+        self.retention = None if retention is None else RegistryRetention(
+            f"{name}-registry-retention", retention, retention_password, protect_outputs or {}, common(settings),
+            opts=inside)
+        self.register_outputs({"namespace": self.namespace.metadata["name"],
+                               "retention": self.retention.policy if self.retention else None})
 
     def inside(self) -> pulumi.ResourceOptions:
         """Options for a child that lives in the namespace: parented here, created after the namespace."""

@@ -17,6 +17,7 @@ from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import Catalogue
 from core.errors import ConfigError
 from core.outputs import StackOutputs, stack_outputs
+from core.registry import settings as retention_config
 from core.settings import PROJECT, StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,15 +38,28 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         alerting = load_alerting(stack, settings.environment, config.get("alerting"),
                                  {key: config[key] for key in SECRET_KEYS if key in config},
                                  live=settings.cluster is not None)
+        retention = retention_config.load_retention(
+            stack, config.get(retention_config.KEY),
+            {key: config[key] for key in (retention_config.PASSWORD,) if key in config},
+            settings.registry, live=settings.cluster is not None)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)
-    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
-                alerting=alerting, alerting_secrets=read_secrets(alerting))
     outputs = stack_outputs(settings)
+    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
+                alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
+                retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",
+                protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None)
     for key, value in outputs.model_dump(mode="json").items():
         pulumi.export(key, value)
     return outputs
+
+
+def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, Any]:
+    """Each protected stack's outputs: this stack's as computed now, the others' through StackReferences."""
+    return {stack: own.model_dump(mode="json") if stack == pulumi.get_stack() else
+            pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}").outputs
+            for stack in stacks}
 
 
 def stack_config() -> dict[str, Any]:

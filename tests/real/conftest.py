@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
+from tests.support.ports import free_port
 
 INSTALL = "run scripts/debian-packages.sh prometheus prometheus-alertmanager"
 
@@ -96,12 +96,6 @@ def alertmanager_sink() -> Iterator[Sink]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tests.support.stacks import ROOT
+from tests.support.ports import free_port
 
 
 def krakend_binary() -> Path:
@@ -77,12 +77,6 @@ class Stub:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -1,0 +1,50 @@
+"""RegistryRetention: the daily job that applies the registry retention policy (seed 000 §11)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from core.registry import job
+from core.registry.settings import RetentionSettings
+
+
+class RegistryRetention(pulumi.ComponentResource):
+    """A CronJob running release-infra-retention with its own token-less ServiceAccount and no RBAC at all.
+
+    ``password`` should be a Pulumi secret (``config.require_secret``) so it stays encrypted in the state.
+    ``protect_outputs`` maps each protected stack to its outputs (``StackReference.outputs`` or this stack's own);
+    they become the files the tool reads with --protect-outputs.
+    """
+
+    cron_job: k8s.batch.v1.CronJob
+
+    def __init__(self, name: str, settings: RetentionSettings, password: pulumi.Input[str],
+                 protect_outputs: Mapping[str, pulumi.Input[Any]], labels: Mapping[str, str],
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("release-infra:registry_retention:RegistryRetention", name, None, opts)
+        missing = [stack for stack in settings.protect_stacks if stack not in protect_outputs]
+        if missing:
+            raise ValueError(f"protect_outputs lacks {', '.join(missing)}: without a stack's outputs the job "
+                             "could delete an image that stack runs")
+        child = pulumi.ResourceOptions(parent=self)
+        labels = dict(labels)
+        account = job.service_account(settings, labels)
+        k8s.core.v1.ServiceAccount(f"{name}-account", metadata=account["metadata"],
+                                   automount_service_account_token=account["automount_service_account_token"],
+                                   opts=child)
+        secret = k8s.core.v1.Secret(
+            f"{name}-credentials", metadata={"name": f"{name}-credentials", "labels": labels}, type="Opaque",
+            string_data={job.PASSWORD_KEY: pulumi.Output.secret(password)}, opts=child)
+        protect = k8s.core.v1.ConfigMap(
+            f"{name}-protect", metadata={"name": f"{name}-protect", "labels": labels},
+            data={f"{stack}.json": pulumi.Output.json_dumps(protect_outputs[stack])
+                  for stack in settings.protect_stacks}, opts=child)
+        manifest = job.cron_job(settings, name, f"{name}-credentials", f"{name}-protect", labels)
+        self.cron_job = k8s.batch.v1.CronJob(
+            f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, protect]))
+        self.policy = job.policy_outputs(settings)
+        self.register_outputs({"policy": self.policy, "cron_job": self.cron_job.metadata["name"]})

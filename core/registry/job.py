@@ -1,0 +1,84 @@
+"""The retention CronJob's manifests, from RetentionSettings; the component adds the Secret and the outputs file.
+
+The job talks to the registry only: it needs no Kubernetes API access, so its ServiceAccount mounts no token and
+is bound to no Role (an empty Role would grant nothing and only add an object to audit). Its own account keeps it
+from inheriting whatever the namespace's default account may be granted later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.registry.settings import RetentionSettings
+
+PROTECT_DIR = "/etc/release-infra-retention/protect"
+USERNAME_VARIABLE = "RETENTION_REGISTRY_USERNAME"
+PASSWORD_VARIABLE = "RETENTION_REGISTRY_PASSWORD"
+PASSWORD_KEY = "password"
+Manifest = dict[str, Any]
+
+
+def _metadata(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "labels": {**labels, "app.kubernetes.io/name": "registry-retention"}}
+
+
+def service_account(settings: RetentionSettings, labels: dict[str, str]) -> Manifest:
+    return {"metadata": _metadata(settings.service_account, labels), "automount_service_account_token": False}
+
+
+def arguments(settings: RetentionSettings) -> list[str]:
+    args = ["--registry", str(settings.registry_url), "--keep-last", str(settings.keep_last), "--json"]
+    for stack in settings.protect_stacks:
+        args += ["--protect-outputs", f"{PROTECT_DIR}/{stack}.json"]
+    return args + (["--apply"] if settings.apply else [])
+
+
+def cron_job(settings: RetentionSettings, name: str, secret: str, protect_config_map: str,
+             labels: dict[str, str]) -> Manifest:
+    """Daily, never two at once, stopped at the deadline; restricted pod security, read-only everything."""
+    deadline = settings.deadline_minutes * 60
+    container = {
+        "name": "retention",
+        "image": str(settings.image),
+        "args": arguments(settings),
+        "env": [
+            {"name": USERNAME_VARIABLE, "value": settings.username},
+            {"name": PASSWORD_VARIABLE, "valueFrom": {"secretKeyRef": {"name": secret, "key": PASSWORD_KEY}}},
+        ],
+        "volumeMounts": [{"name": "protect", "mountPath": PROTECT_DIR, "readOnly": True}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+    }
+    pod = {
+        "serviceAccountName": settings.service_account,
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "protect", "configMap": {"name": protect_config_map}}],
+    }
+    return {
+        "metadata": _metadata(name, labels),
+        "spec": {
+            "schedule": settings.schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": deadline,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 5,
+            "jobTemplate": {"spec": {
+                "activeDeadlineSeconds": deadline,
+                "backoffLimit": 2,  # a rerun is safe: the tool is idempotent
+                "template": {"metadata": {"labels": _metadata(name, labels)["labels"]}, "spec": pod},
+            }},
+        },
+    }
+
+
+def policy_outputs(settings: RetentionSettings) -> dict[str, Any]:
+    return {"keep_last": settings.keep_last, "schedule": settings.schedule, "apply": settings.apply,
+            "protect_stacks": list(settings.protect_stacks), "image": str(settings.image),
+            "registry_url": settings.registry_url, "keeps": "newest keep_last builds per service, every release "
+            "tag, every image any protected stack runs in either colour"}

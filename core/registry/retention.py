@@ -1,0 +1,204 @@
+"""Retention policy of one repository (one service) in the private registry, seed 000 §11.
+
+The unit is the image, i.e. the manifest digest: deleting is by digest, and a digest takes every tag on it
+with it. A digest is kept when any of these holds, whatever its age:
+
+* it is one of the newest ``keep_last`` build images (a digest with at least one ``<git-sha>-v<semver>`` tag);
+* it carries a release tag (``v<semver>``);
+* an environment runs it (a protected reference names its repository and tag, or its digest).
+
+Everything else is deleted. "Newest" orders build images by the image config's ``created`` time, newest first;
+ties (two builds in the same second) go to the higher semantic version among the image's build tags, then to the
+greater digest, so the order is total and the same on every run. An image whose config has no creation time
+cannot be ordered: it is kept and does not count towards ``keep_last``. A tag that is neither a build nor a release
+tag (``latest``, a branch name) is not something the standard produces: the plan refuses to run rather than guess.
+
+Deleting only images outside the newest ``keep_last`` leaves the newest ``keep_last`` unchanged, so running the
+plan again after a partial run deletes exactly what remains of the first plan: the job is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+import semver
+from pydantic import Field
+
+from core.catalogue import Strict
+from core.images import _BUILD_TAG, RELEASE_TAG, TAG_RULE, ImageReference
+
+if TYPE_CHECKING:
+    from core.settings import StackSettings
+
+DEFAULT_KEEP_LAST = 20
+
+
+class RetentionError(Exception):
+    """The registry holds something the policy cannot decide on safely; nothing is deleted."""
+
+
+class RetentionPolicy(Strict):
+    keep_last: int = Field(DEFAULT_KEEP_LAST, ge=1, le=10_000,
+                           description="Build images kept per service, newest first; at least 1.")
+
+
+@dataclass(frozen=True)
+class TaggedImage:
+    """What the registry says about one tag: the manifest digest it points to and the config's creation time."""
+
+    tag: str
+    digest: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class ProtectedImage:
+    """An image an environment runs; ``where`` says which (e.g. 'prod payin-api blue') for the report."""
+
+    reference: ImageReference
+    where: str
+
+
+@dataclass
+class Verdict:
+    digest: str
+    tags: list[str]
+    created: datetime | None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def keep(self) -> bool:
+        return bool(self.reasons)
+
+
+@dataclass
+class RepositoryPlan:
+    repository: str
+    verdicts: list[Verdict]  # newest first, then images without a creation time
+
+    @property
+    def kept(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.keep]
+
+    @property
+    def deleted(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if not verdict.keep]
+
+    def surviving_tags(self) -> set[str]:
+        return {tag for verdict in self.kept for tag in verdict.tags}
+
+
+def tag_kind(tag: str) -> str:
+    """'build', 'release' or raises: the two kinds of tag the deployment standard produces."""
+    match = _BUILD_TAG.match(tag)
+    if match and semver.Version.is_valid(match["version"]):
+        return "build"
+    if RELEASE_TAG.match(tag):
+        return "release"
+    raise RetentionError(f"tag '{tag}' is neither a build tag ({TAG_RULE}) nor a release tag (v<MAJOR.MINOR.PATCH>)")
+
+
+def plan_repository(repository: str, images: Iterable[TaggedImage], protected: Iterable[ProtectedImage],
+                    policy: RetentionPolicy = RetentionPolicy()) -> RepositoryPlan:
+    """Decide every digest of one repository. Raises RetentionError (deciding nothing) on a tag of unknown kind.
+
+    Protected references match on repository and tag or digest, whatever registry host they name: a reference
+    that protects too much only keeps an image longer.
+    """
+    by_digest: dict[str, Verdict] = {}
+    problems = []
+    for image in images:
+        try:
+            tag_kind(image.tag)
+        except RetentionError as error:
+            problems.append(str(error))
+        verdict = by_digest.setdefault(image.digest, Verdict(image.digest, [], image.created))
+        verdict.tags.append(image.tag)
+    if problems:
+        raise RetentionError(f"repository '{repository}': " + "; ".join(problems) + "; nothing was deleted")
+    for verdict in by_digest.values():
+        verdict.tags.sort()
+
+    ordered = sorted((v for v in by_digest.values() if v.created is not None), key=_newest_first)
+    builds = [v for v in ordered if any(tag_kind(tag) == "build" for tag in v.tags)]
+    for rank, verdict in enumerate(builds[:policy.keep_last], start=1):
+        verdict.reasons.append(f"newest build {rank} of {len(builds)} (keep_last {policy.keep_last})")
+    for verdict in by_digest.values():
+        if verdict.created is None:
+            verdict.reasons.append("image config has no creation time, so it cannot be ordered")
+        for tag in verdict.tags:
+            if tag_kind(tag) == "release":
+                verdict.reasons.append(f"release tag {tag}")
+
+    by_tag = {tag: verdict for verdict in by_digest.values() for tag in verdict.tags}
+    for image in protected:
+        reference = image.reference
+        if reference.repository != repository:
+            continue
+        hits = {id(v): v for v in (by_tag.get(reference.tag), by_digest.get(reference.digest or ""))
+                if v is not None}
+        for verdict in hits.values():
+            verdict.reasons.append(f"runs in {image.where}")
+    undated = sorted((v for v in by_digest.values() if v.created is None), key=lambda v: v.digest)
+    return RepositoryPlan(repository, ordered + undated)
+
+
+def _newest_first(verdict: Verdict) -> tuple:
+    """Sort key: created descending, then highest build version, then greatest digest (see the module docstring)."""
+    versions = [semver.Version.parse(_BUILD_TAG.match(tag)["version"])  # type: ignore[index]
+                for tag in verdict.tags if tag_kind(tag) == "build"]
+    best = max(versions) if versions else semver.Version(0)
+    return (_Descending(verdict.created), _Descending(best), _Descending(verdict.digest))
+
+
+@dataclass(frozen=True)
+class _Descending:
+    value: object
+
+    def __lt__(self, other: "_Descending") -> bool:
+        return other.value < self.value  # type: ignore[operator]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.value == other.value
+
+
+def protected_from_outputs(outputs: Mapping[str, object], source: str) -> list[ProtectedImage]:
+    """Every image a stack's outputs (``pulumi stack output --json``, schema stack-outputs v1) say it runs.
+
+    Reads only what retention needs, so outputs of a later 1.x schema with more fields still load. Raises
+    RetentionError naming the file and key path of anything that is not a valid image reference.
+    """
+    if not isinstance(outputs, Mapping):
+        raise RetentionError(f"{source}: must be a JSON object of stack outputs (pulumi stack output --json)")
+    version = outputs.get("schema_version")
+    if not isinstance(version, str) or version.split(".")[0] != "1":
+        raise RetentionError(f"{source}: schema_version = {version!r}: expected 1.x stack outputs "
+                             "(schemas/stack-outputs.v1.schema.json)")
+    environment = outputs.get("environment", "?")
+    services = outputs.get("services")
+    if not isinstance(services, Mapping) or not services:
+        raise RetentionError(f"{source}: services must be a non-empty object; a stack runs at least one service")
+    protected = []
+    for service, output in services.items():
+        colours = output.get("colours") if isinstance(output, Mapping) else None
+        if not isinstance(colours, Mapping) or not colours:
+            raise RetentionError(f"{source}: services.{service}.colours must be an object of colours")
+        for colour, spec in colours.items():
+            text = spec.get("image") if isinstance(spec, Mapping) else None
+            try:
+                reference = ImageReference.parse(text)  # type: ignore[arg-type]
+            except ValueError as error:
+                message = error.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(error, "errors") \
+                    else str(error)
+                raise RetentionError(f"{source}: services.{service}.colours.{colour}.image = {text!r}: "
+                                     f"{message}") from None
+            protected.append(ProtectedImage(reference, f"{environment} {service} {colour}"))
+    return protected
+
+
+def protected_from_settings(settings: "StackSettings") -> list[ProtectedImage]:
+    """Both colours of every service of one stack: the standby may be rolled back to at any moment."""
+    return [ProtectedImage(release.image(colour), f"{settings.environment.value} {service} {colour}")
+            for service, release in settings.services.items() for colour in ("blue", "green")]

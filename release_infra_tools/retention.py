@@ -1,0 +1,224 @@
+"""release-infra-retention: applies the retention policy (core.registry.retention) to the private registry.
+
+Dry run unless --apply. It reads everything (every repository, tag, manifest and config) and decides for every
+repository before it deletes anything, so bad input anywhere (a tag of unknown kind, an unreadable outputs file,
+a registry that refuses the credentials) deletes nothing anywhere. Deleting is by digest, in a fixed order, and a
+digest that is already gone counts as deleted: a run killed at any point and started again ends in the same state.
+
+    release-infra-retention --registry https://registry.pay.internal \\
+        --protect-outputs sandbox.json --protect-outputs dev.json --protect-outputs test.json \\
+        --protect-outputs prod.json [--apply]
+
+Credentials: RETENTION_REGISTRY_USERNAME and RETENTION_REGISTRY_PASSWORD, or --credentials-file holding
+``username:password``; never printed. Exit status: 0 done, 1 the registry failed us, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from pydantic import ValidationError
+
+from core.registry.retention import (DEFAULT_KEEP_LAST, ProtectedImage, RepositoryPlan, RetentionError,
+                                     RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs)
+from release_infra_tools.registry import RegistryClient, RegistryError
+
+ENVIRONMENTS = ("sandbox", "dev", "test", "prod")
+USERNAME_VARIABLE = "RETENTION_REGISTRY_USERNAME"
+PASSWORD_VARIABLE = "RETENTION_REGISTRY_PASSWORD"
+
+
+class UsageError(Exception):
+    """Bad input from the command line or its files: exit status 2."""
+
+
+@dataclass
+class Run:
+    plans: list[RepositoryPlan]
+    deleted: list[tuple[str, str]]
+    already_gone: list[tuple[str, str]]
+    examined_tags: int
+    requests: int
+    seconds: float
+    warnings: list[str]
+
+    def report(self, applied: bool) -> dict[str, Any]:
+        return {
+            "mode": "apply" if applied else "dry-run",
+            "repositories": {
+                plan.repository: {
+                    "keep": [{"digest": v.digest, "tags": v.tags, "created": _time(v.created), "why": v.reasons}
+                             for v in plan.kept],
+                    "delete": [{"digest": v.digest, "tags": v.tags, "created": _time(v.created),
+                                "why": "not among the newest builds, no release tag, no environment runs it"}
+                               for v in plan.deleted],
+                } for plan in self.plans},
+            "deleted": len(self.deleted), "already_gone": len(self.already_gone),
+            "examined_tags": self.examined_tags, "requests": self.requests, "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+        }
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def load_protection(files: Sequence[Path], required: Sequence[str], apply: bool) -> tuple[list[ProtectedImage],
+                                                                                             list[str]]:
+    """Protected images from stack-output files; with --apply every required environment must be covered."""
+    protected: list[ProtectedImage] = []
+    seen = set()
+    for file in files:
+        try:
+            outputs = json.loads(Path(file).read_text())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--protect-outputs {file}: cannot be read as JSON: {error}") from None
+        try:
+            protected += protected_from_outputs(outputs, str(file))
+        except RetentionError as error:
+            raise UsageError(str(error)) from None
+        seen.add(outputs.get("environment"))
+    missing = [environment for environment in required if environment not in seen]
+    warnings = []
+    if missing:
+        message = (f"no --protect-outputs for {', '.join(missing)}: the images those environments run would not "
+                   f"be protected; pass `pulumi stack output --json` of each stack")
+        if apply:
+            raise UsageError(message + " (or narrow --require-environments)")
+        warnings.append(message)
+    return protected, warnings
+
+
+def scan(client: RegistryClient, repository: str, workers: int) -> list[TaggedImage]:
+    """Every tag of a repository with its digest and creation time: one GET per tag, one per distinct config."""
+    tags = client.tags(repository)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        manifests = list(pool.map(lambda tag: client.manifest(repository, tag), tags))
+        configs = sorted({m.config_digest for m in manifests if m is not None and m.config_digest})
+        created = dict(zip(configs, pool.map(lambda config: client.created(repository, config), configs)))
+    return [TaggedImage(tag, manifest.digest, created.get(manifest.config_digest or ""))
+            for tag, manifest in zip(tags, manifests) if manifest is not None]  # None: tag of a deleted manifest
+
+
+def run(client: RegistryClient, policy: RetentionPolicy, protected: list[ProtectedImage], *, apply: bool,
+        repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None) -> Run:
+    started = time.monotonic()
+    names = sorted(repositories or client.repositories())
+    scanned = {name: scan(client, name, workers) for name in names}
+    plans = [plan_repository(name, scanned[name], protected, policy) for name in names]  # all before any delete
+    deleted, gone = [], []
+    warnings = list(warnings or [])
+    if apply:
+        for index, plan in enumerate(plans):
+            if not plan.deleted:
+                continue
+            if set(client.tags(plan.repository)) != {image.tag for image in scanned[plan.repository]}:
+                # Tags changed since the scan (a push, a retag): decide this repository again on what is there now.
+                plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, workers),
+                                                      protected, policy)
+                warnings.append(f"{plan.repository}: tags changed during the run; planned again")
+            for verdict in sorted(plan.deleted, key=lambda v: v.digest):
+                (deleted if client.delete(plan.repository, verdict.digest) else gone).append(
+                    (plan.repository, verdict.digest))
+    return Run(plans, deleted, gone, sum(len(images) for images in scanned.values()), client.requests,
+               time.monotonic() - started, warnings)
+
+
+def credentials(file: Path | None) -> tuple[str | None, str | None]:
+    if file is not None:
+        try:
+            username, separator, password = Path(file).read_text().strip().partition(":")
+        except OSError as error:
+            raise UsageError(f"--credentials-file {file}: cannot be read: {error.strerror}") from None
+        if not separator or not username:
+            raise UsageError(f"--credentials-file {file}: must hold username:password on one line")
+        return username, password
+    return os.environ.get(USERNAME_VARIABLE) or None, os.environ.get(PASSWORD_VARIABLE) or None
+
+
+def parser() -> argparse.ArgumentParser:
+    parse = argparse.ArgumentParser(prog="release-infra-retention", description=__doc__.split("\n\n")[0])
+    parse.add_argument("--registry", default=os.environ.get("RETENTION_REGISTRY_URL"),
+                       help="registry base URL, e.g. https://registry.pay.internal (or RETENTION_REGISTRY_URL)")
+    parse.add_argument("--protect-outputs", action="append", type=Path, default=[], metavar="FILE",
+                       help="`pulumi stack output --json` of a stack; its images are never deleted (repeatable)")
+    parse.add_argument("--require-environments", default=",".join(ENVIRONMENTS),
+                       help="environments whose outputs --apply insists on (default: all four)")
+    parse.add_argument("--keep-last", default=str(DEFAULT_KEEP_LAST), help="build images kept per service")
+    parse.add_argument("--repository", action="append", default=[], help="only this repository (repeatable)")
+    parse.add_argument("--apply", action="store_true", help="delete; without it, only report (dry run)")
+    parse.add_argument("--credentials-file", type=Path, help="file holding username:password")
+    parse.add_argument("--workers", type=int, default=8, help="parallel requests")
+    parse.add_argument("--attempts", type=int, default=5, help="tries per request on 429, 5xx and network errors")
+    parse.add_argument("--backoff-seconds", type=float, default=0.5, help="first retry delay; doubles per try")
+    parse.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parse
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    try:
+        if not arguments.registry:
+            raise UsageError("--registry is missing: the registry's base URL, e.g. https://registry.pay.internal")
+        if not arguments.registry.startswith(("http://", "https://")):
+            raise UsageError(f"--registry {arguments.registry}: must be an http:// or https:// URL")
+        try:
+            policy = RetentionPolicy(keep_last=arguments.keep_last)
+        except ValidationError:
+            raise UsageError(f"--keep-last {arguments.keep_last}: must be a whole number from 1 to 10000; the policy "
+                             "keeps at least the newest build of every service") from None
+        required = [name for name in arguments.require_environments.split(",") if name]
+        unknown = [name for name in required if name not in ENVIRONMENTS]
+        if unknown:
+            raise UsageError(f"--require-environments: unknown {', '.join(unknown)}; known: {', '.join(ENVIRONMENTS)}")
+        protected, warnings = load_protection(arguments.protect_outputs, required, arguments.apply)
+        username, password = credentials(arguments.credentials_file)
+    except UsageError as error:
+        print(f"release-infra-retention: error: {error}; nothing was deleted", file=sys.stderr)
+        return 2
+    client = RegistryClient(arguments.registry, username, password, attempts=arguments.attempts,
+                            backoff_seconds=arguments.backoff_seconds, workers=arguments.workers)
+    try:
+        result = run(client, policy, protected, apply=arguments.apply, repositories=arguments.repository,
+                     workers=arguments.workers, warnings=warnings)
+    except RetentionError as error:
+        print(f"release-infra-retention: error: {error}", file=sys.stderr)
+        return 2
+    except RegistryError as error:
+        print(f"release-infra-retention: error: {error}; stopped (a rerun finishes the job)", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    report = result.report(arguments.apply)
+    if arguments.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_text(report))
+    return 0
+
+
+def _text(report: dict[str, Any]) -> str:
+    lines = [f"registry retention ({report['mode']})"]
+    for repository, plan in report["repositories"].items():
+        lines.append(f"{repository}: keep {len(plan['keep'])}, delete {len(plan['delete'])}")
+        for image in plan["keep"]:
+            lines.append(f"  keep   {image['digest'][:19]} {','.join(image['tags'])}: {'; '.join(image['why'])}")
+        for image in plan["delete"]:
+            verb = "delete" if report["mode"] == "apply" else "would delete"
+            lines.append(f"  {verb} {image['digest'][:19]} {','.join(image['tags'])} (created {image['created']})")
+    lines += [f"warning: {warning}" for warning in report["warnings"]]
+    lines.append(f"{report['examined_tags']} tags examined, {report['deleted']} deleted, {report['already_gone']} "
+                 f"already gone, {report['requests']} HTTP requests, {report['seconds']} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

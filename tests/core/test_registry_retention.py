@@ -1,0 +1,191 @@
+"""Retention policy: exact survivors for the seed's cases, and 600 random scenarios against an independent oracle."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core.images import ImageReference
+from core.registry.retention import (ProtectedImage, RetentionError, RetentionPolicy, TaggedImage, plan_repository,
+                                     protected_from_outputs, protected_from_settings)
+from core.outputs import stack_outputs
+from tests.support.stacks import STACKS, settings
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def builds(count: int, start: int = 0) -> list[TaggedImage]:
+    """``count`` build images, the i-th created i minutes after T0 (so higher i is newer)."""
+    return [TaggedImage(f"{i:07x}-v1.0.{i}", digest(i), T0 + timedelta(minutes=i)) for i in range(start, start + count)]
+
+
+def protect(text: str, where: str = "prod payin-api blue") -> ProtectedImage:
+    return ProtectedImage(ImageReference.parse(text), where)
+
+
+def survivors(images: list[TaggedImage], protected: list[ProtectedImage] = (), keep_last: int = 20) -> set[str]:
+    return plan_repository("payin-api", images, protected, RetentionPolicy(keep_last=keep_last)).surviving_tags()
+
+
+def tags(indices) -> set[str]:
+    return {f"{i:07x}-v1.0.{i}" for i in indices}
+
+
+@pytest.mark.parametrize("count", [0, 1, 19, 20])
+def test_twenty_or_fewer_build_images_all_stay(count):
+    assert survivors(builds(count)) == tags(range(count))
+
+
+def test_the_21st_newest_goes():
+    assert survivors(builds(21)) == tags(range(1, 21))
+
+
+def test_release_tags_keep_old_images():
+    images = builds(30) + [TaggedImage("v1.0.2", digest(2), T0 + timedelta(minutes=2)),
+                           TaggedImage("v0.9.0", digest(999), T0 - timedelta(days=400))]
+    assert survivors(images) == tags(range(10, 30)) | tags([2]) | {"v1.0.2", "v0.9.0"}
+
+
+def test_an_old_image_that_prod_standby_runs_stays():
+    images = builds(25)
+    plan = plan_repository("payin-api", images, [protect("registry.pay.internal/payin-api:0000003-v1.0.3")])
+    assert plan.surviving_tags() == tags(range(5, 25)) | tags([3])
+    [kept] = [v for v in plan.kept if v.digest == digest(3)]
+    assert kept.reasons == ["runs in prod payin-api blue"]
+
+
+def test_a_protected_reference_of_another_repository_protects_nothing_here():
+    assert survivors(builds(21), [protect("registry.pay.internal/payout-api:0000000-v1.0.0")]) == tags(range(1, 21))
+
+
+def test_a_protected_digest_keeps_its_image_whatever_the_tag():
+    reference = f"registry.pay.internal/payin-api:fffffff-v9.9.9@{digest(0)}"
+    assert survivors(builds(21), [protect(reference)]) == tags(range(21))
+
+
+def test_two_tags_on_one_digest_where_one_is_kept_keep_the_digest():
+    # 0000000-v1.0.0 is the oldest build and would go; the release tag on the same digest keeps both tags.
+    images = builds(21) + [TaggedImage("v1.0.0", digest(0), T0)]
+    assert survivors(images) == tags(range(21)) | {"v1.0.0"}
+
+
+def test_ties_in_creation_time_go_to_the_higher_version_then_the_greater_digest():
+    images = [TaggedImage("aaaaaaa-v1.0.0", digest(1), T0), TaggedImage("bbbbbbb-v1.1.0", digest(2), T0),
+              TaggedImage("ccccccc-v1.1.0", digest(3), T0)]
+    plan = plan_repository("payin-api", images, [], RetentionPolicy(keep_last=1))
+    assert [v.tags for v in plan.verdicts] == [["ccccccc-v1.1.0"], ["bbbbbbb-v1.1.0"], ["aaaaaaa-v1.0.0"]]
+    assert plan.surviving_tags() == {"ccccccc-v1.1.0"}
+
+
+def test_an_image_without_a_creation_time_is_kept_and_not_counted():
+    images = builds(21) + [TaggedImage("ddddddd-v0.0.1", digest(500), None)]
+    plan = plan_repository("payin-api", images, [])
+    assert plan.surviving_tags() == tags(range(1, 21)) | {"ddddddd-v0.0.1"}
+
+
+@pytest.mark.parametrize("tag", ["latest", "main", "a1b2c3d-v2", "v2.3", "A1B2C3D-v1.0.0"])
+def test_a_tag_of_unknown_kind_stops_the_plan(tag):
+    with pytest.raises(RetentionError, match=f"tag '{tag}' is neither a build tag .* nothing was deleted"):
+        plan_repository("payin-api", builds(25) + [TaggedImage(tag, digest(777), T0)], [])
+
+
+@pytest.mark.parametrize("keep_last", [0, -1])
+def test_a_policy_keeping_fewer_than_one_is_refused(keep_last):
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        RetentionPolicy(keep_last=keep_last)
+
+
+def test_the_four_stacks_protect_both_colours_of_every_service():
+    protected = [p for stack in STACKS for p in protected_from_settings(settings(stack))]
+    from_outputs = [p for stack in STACKS
+                    for p in protected_from_outputs(stack_outputs(settings(stack)).model_dump(mode="json"), stack)]
+    assert sorted(map(str, (p.reference for p in protected))) == sorted(map(str, (p.reference for p in from_outputs)))
+    assert "prod payout-api green" in {p.where for p in protected}
+    assert len(protected) == sum(2 * len(settings(stack).services) for stack in STACKS)
+
+
+def test_outputs_with_a_malformed_image_name_the_key():
+    outputs = stack_outputs(settings("prod")).model_dump(mode="json")
+    outputs["services"]["payin-api"]["colours"]["blue"]["image"] = "registry.pay.internal/payin-api:latest"
+    with pytest.raises(RetentionError, match=r"prod.json: services.payin-api.colours.blue.image = "
+                                             r"'registry.pay.internal/payin-api:latest': 'latest' is a mutable tag"):
+        protected_from_outputs(outputs, "prod.json")
+
+
+@pytest.mark.parametrize("outputs, message", [
+    ([], "must be a JSON object of stack outputs"),
+    ({"schema_version": "2.0", "services": {}}, "expected 1.x stack outputs"),
+    ({"schema_version": "1.0", "services": {}}, "services must be a non-empty object"),
+    ({"schema_version": "1.0", "services": {"payin-api": {}}}, "services.payin-api.colours must be an object"),
+])
+def test_outputs_of_the_wrong_shape_are_refused(outputs, message):
+    with pytest.raises(RetentionError, match=message):
+        protected_from_outputs(outputs, "x.json")
+
+
+# --- the oracle: the seed's rule written per tag and pairwise, with no sorting and no verdict objects ---
+
+def oracle_survivors(images: list[TaggedImage], protected: list[ProtectedImage], keep_last: int) -> set[str]:
+    def is_build(tag):
+        sha, _, version = tag.partition("-v")
+        return bool(version) and all(c in "0123456789abcdef" for c in sha) and 7 <= len(sha) <= 40
+
+    def version_key(version):
+        return tuple(int(part) for part in version.split("."))
+
+    digests = {image.digest for image in images}
+    tags_of = {d: [i.tag for i in images if i.digest == d] for d in digests}
+    created = {image.digest: image.created for image in images}
+    rank_key = {d: (created[d], max(version_key(t.partition("-v")[2]) for t in tags_of[d] if is_build(t)), d)
+                for d in digests if created[d] is not None and any(is_build(t) for t in tags_of[d])}
+    keep = set()
+    for d in digests:
+        if created[d] is None or any(not is_build(t) for t in tags_of[d]):  # release tags are the non-build ones
+            keep.add(d)
+        elif sum(1 for other in rank_key if rank_key[other] > rank_key[d]) < keep_last:
+            keep.add(d)
+        for p in protected:
+            if p.reference.repository == "payin-api" and (p.reference.tag in tags_of[d] or p.reference.digest == d):
+                keep.add(d)
+    return {image.tag for image in images if image.digest in keep}
+
+
+def random_scenario(rng: random.Random) -> tuple[list[TaggedImage], list[ProtectedImage], int]:
+    images, used = [], set()
+    for n in range(rng.randint(0, 45)):
+        when = None if rng.random() < 0.03 else T0 + timedelta(minutes=rng.randint(0, 30))  # many ties
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            if rng.random() < 0.15:
+                tag = f"v{rng.randint(0, 3)}.{rng.randint(0, 3)}.{rng.randint(0, 3)}"
+            else:
+                tag = f"{rng.getrandbits(28):07x}-v{rng.randint(0, 2)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}"
+            if tag not in used:  # a tag names one digest
+                used.add(tag)
+                images.append(TaggedImage(tag, digest(n), when))
+    protected = []
+    for image in rng.sample(images, k=min(len(images), rng.randint(0, 4))):
+        if image.tag.startswith("v"):
+            continue
+        repository = rng.choice(["payin-api", "payin-api", "payout-api"])
+        pin = f"@{image.digest}" if rng.random() < 0.3 else ""
+        protected.append(protect(f"registry.pay.internal/{repository}:{image.tag}{pin}"))
+    if rng.random() < 0.2:  # a protected digest whose tag is unknown here
+        protected.append(protect(f"registry.pay.internal/payin-api:eeeeeee-v7.7.7@{digest(rng.randint(0, 45))}"))
+    return images, protected, rng.randint(1, 25)
+
+
+@pytest.mark.parametrize("seed", range(600))
+def test_random_scenarios_agree_with_the_oracle(seed):
+    images, protected, keep_last = random_scenario(random.Random(seed))
+    plan = plan_repository("payin-api", images, protected, RetentionPolicy(keep_last=keep_last))
+    expected = oracle_survivors(images, protected, keep_last)
+    assert plan.surviving_tags() == expected
+    deleted = {tag for verdict in plan.deleted for tag in verdict.tags}
+    assert deleted == {image.tag for image in images} - expected
+    assert not {v.digest for v in plan.deleted} & {v.digest for v in plan.kept}

@@ -1,0 +1,114 @@
+"""RegistryRetention under mocks, and its settings: one optional stack key plus one secret."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pulumi
+import pytest
+
+from components.registry_retention import RegistryRetention
+from core.errors import ConfigError
+from core.outputs import stack_outputs
+from core.registry.settings import load_retention
+from tests.support.mock_engine import run_program
+from tests.support.stacks import STACKS, settings
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the mock engine marks a secret value
+
+
+def register(raw: dict | None = None):
+    retention = load_retention("prod", raw or {"apply": True}, {"retention_registry_password": "pw"},
+                               "registry.pay.internal", live=True)
+    outputs = {stack: stack_outputs(settings(stack)).model_dump(mode="json") for stack in STACKS}
+
+    def program() -> RegistryRetention:
+        return RegistryRetention("prod-retention", retention, pulumi.Output.secret("hunter2-password"), outputs,
+                                 {"app.kubernetes.io/part-of": "payments"})
+
+    return run_program(program, stack="prod", config={})
+
+
+def test_registers_an_account_a_secret_the_protected_outputs_and_the_job_under_the_component():
+    run = register()
+    assert Counter(r.kind for r in run.registrations) == {
+        "RegistryRetention": 1, "ServiceAccount": 1, "Secret": 1, "ConfigMap": 1, "CronJob": 1}
+    component = run.named("prod-retention")
+    assert component.type == "release-infra:registry_retention:RegistryRetention"
+    assert {r.name for r in run.registrations if r.parent == component.urn} == {
+        "prod-retention-account", "prod-retention-credentials", "prod-retention-protect", "prod-retention-job"}
+    assert not run.of_kind("Role") and not run.of_kind("RoleBinding")
+
+
+def test_the_job_is_daily_single_bounded_and_restricted():
+    spec = register().named("prod-retention-job").inputs["spec"]
+    assert spec["schedule"] == "30 3 * * *" and spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 5
+    job = spec["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] == 3600
+    pod = job["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "registry-retention"
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    assert container["args"][-1] == "--apply"
+    assert [a for a in container["args"] if a.endswith(".json")] == [
+        f"/etc/release-infra-retention/protect/{stack}.json" for stack in STACKS]
+    assert container["env"][1]["valueFrom"] == {"secretKeyRef": {"name": "prod-retention-credentials",
+                                                                 "key": "password"}}
+
+
+def test_the_password_stays_a_secret_and_the_account_mounts_no_token():
+    run = register()
+    string_data = run.named("prod-retention-credentials").inputs["stringData"]
+    assert string_data[SECRET_SIG] and string_data["value"] == {"password": "hunter2-password"}
+    assert run.named("prod-retention-account").inputs["automountServiceAccountToken"] is False
+    assert set(run.named("prod-retention-protect").inputs["data"]) == {f"{stack}.json" for stack in STACKS}
+
+
+def test_the_policy_is_in_the_outputs():
+    policy = register({"keep_last": 30, "schedule": "0 4 * * 1"}).result.policy
+    assert (policy["keep_last"], policy["schedule"], policy["apply"]) == (30, "0 4 * * 1", False)
+    assert policy["protect_stacks"] == list(STACKS)
+
+
+def test_a_missing_stack_output_is_refused():
+    retention = load_retention("prod", {}, {}, "registry.pay.internal", live=False)
+    with pytest.raises(ValueError, match="protect_outputs lacks sandbox"):
+        run_program(lambda: RegistryRetention("r", retention, "pw", {"dev": {}, "test": {}, "prod": {}}, {}),
+                    stack="prod", config={})
+
+
+def test_absent_key_means_no_job_and_defaults_follow_the_seed():
+    assert load_retention("dev", None, {}, "registry.pay.internal", live=True) is None
+    defaults = load_retention("prod", {}, {}, "registry.pay.internal", live=False)
+    assert (defaults.keep_last, defaults.schedule, defaults.apply) == (20, "30 3 * * *", False)
+    assert defaults.registry_url == "https://registry.pay.internal"
+    assert load_retention("prod", '{"keep_last": 25}', {}, "registry.pay.internal", live=False).keep_last == 25
+
+
+@pytest.mark.parametrize("raw, secrets, live, message", [
+    ({"keep_last": 0}, {}, False,
+     'release-infra:retention.keep_last = 0: input should be greater than or equal to 1'),
+    ({"schedule": "daily"}, {}, False,
+     'release-infra:retention.schedule = "daily": must be a five-field cron schedule'),
+    ({"image": "registry.pay.internal/release-infra-retention:latest"}, {}, False,
+     "release-infra:retention.image = \"registry.pay.internal/release-infra-retention:latest\": 'latest' is a "
+     "mutable tag"),
+    ({"image": "docker.io/acme/retention:a1b2c3d-v1.0.0"}, {}, False,
+     'release-infra:retention.image = "docker.io/acme/retention:a1b2c3d-v1.0.0": must come from the private '
+     'registry registry.pay.internal'),
+    ({"protect_stacks": ["prod"]}, {}, False,
+     "must name each of sandbox, dev, test, prod once"),
+    ({"keep_lats": 20}, {}, False, "release-infra:retention.keep_lats = 20: unknown key (a typo?)"),
+    ({}, {}, True, "release-infra:retention_registry_password is missing: the registry password"),
+    ({}, {"retention_registry_password": ""}, False, 'release-infra:retention_registry_password = "[secret]"'),
+    ("weekly", {}, False, 'release-infra:retention = "weekly": must be an object of retention settings'),
+    (None, {"retention_registry_password": "x"}, False, "is set but release-infra:retention is not"),
+])
+def test_bad_settings_name_the_key_and_what_is_allowed(raw, secrets, live, message):
+    with pytest.raises(ConfigError, match="^invalid config for stack \"prod\": ") as error:
+        load_retention("prod", raw, secrets, "registry.pay.internal", live=live)
+    assert message in str(error.value)
+    assert "hunter2" not in str(error.value)

@@ -1,0 +1,171 @@
+"""release-infra-retention when things go wrong: killed mid-run, unreachable, refused, bad tags, bad policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from release_infra_tools.registry import RegistryClient, RegistryError
+from release_infra_tools.retention import main
+from tests.registry.harness import ROOT, Image, Registry, free_port, push_all
+from tests.registry.test_retention_tool import T0, build, tag
+
+
+def command(registry_url: str, outputs: list[Path], *extra: str) -> list[str]:
+    return [sys.executable, "-m", "release_infra_tools.retention", "--registry", registry_url,
+            *(arg for f in outputs for arg in ("--protect-outputs", str(f))), *extra]
+
+
+def count_tags(registry: Registry) -> int:
+    return sum(map(len, registry.tags().values()))
+
+
+@pytest.mark.parametrize("kill_when", ["during the scan", "after the first deletion"])
+def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(registry, stack_output_files, kill_when):
+    images = [build(f"service-{r}", i) for r in range(3) for i in range(150)]
+    push_all(registry, images)
+    expected = {f"service-{r}": {tag(i) for i in range(130, 150)} for r in range(3)}
+    before = count_tags(registry)
+    process = subprocess.Popen(command(registry.url, stack_output_files, "--apply", "--workers", "2"), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if kill_when == "during the scan":
+            time.sleep(0.3)
+        else:
+            with registry.client() as http:
+                while process.poll() is None and \
+                        len(http.get("/v2/service-0/tags/list?n=1000").json().get("tags") or []) == 150:
+                    time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL, "the tool finished before it could be killed"
+        interrupted = count_tags(registry)
+        if kill_when == "during the scan":
+            assert interrupted == before
+        else:
+            assert 60 < interrupted < before  # killed part-way through deleting
+    finally:
+        if process.poll() is None:
+            process.kill()
+    rerun = subprocess.run(command(registry.url, stack_output_files, "--apply", "--json"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert registry.tags() == expected
+
+
+def test_an_unreachable_registry_is_a_clear_error(stack_output_files, capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["--registry", url, "--apply", "--attempts", "2", "--backoff-seconds", "0.01",
+                 *(a for f in stack_output_files for a in ("--protect-outputs", str(f)))]) == 1
+    error = capsys.readouterr().err
+    assert f"cannot reach the registry at {url} (ConnectError" in error and "after 2 attempts" in error
+
+
+def test_without_credentials_a_401_is_a_clear_error_and_nothing_is_deleted(authenticated_registry, stack_output_files,
+                                                                            capsys, monkeypatch):
+    push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
+    monkeypatch.delenv("RETENTION_REGISTRY_USERNAME", raising=False)
+    assert main(command(authenticated_registry.url, stack_output_files, "--apply")[3:]) == 1
+    assert "asks for credentials (Basic auth) and none were given" in capsys.readouterr().err
+    assert len(authenticated_registry.tags()["ledger-sync"]) == 25
+
+
+def test_a_wrong_password_is_refused_and_never_printed(authenticated_registry, stack_output_files, capsys,
+                                                       monkeypatch):
+    push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
+    monkeypatch.setenv("RETENTION_REGISTRY_USERNAME", "retention")
+    monkeypatch.setenv("RETENTION_REGISTRY_PASSWORD", "not-the-password")
+    assert main(command(authenticated_registry.url, stack_output_files, "--apply")[3:]) == 1
+    output = capsys.readouterr()
+    assert "refused the credentials (HTTP 401)" in output.err
+    assert "not-the-password" not in output.err + output.out
+    assert len(authenticated_registry.tags()["ledger-sync"]) == 25
+
+
+def test_the_right_credentials_from_a_file_work(authenticated_registry, stack_output_files, tmp_path, capsys):
+    push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
+    credentials = tmp_path / "credentials"
+    credentials.write_text("retention:s3cret-pa55\n")
+    assert main(command(authenticated_registry.url, stack_output_files, "--apply", "--json",
+                        "--credentials-file", str(credentials))[3:]) == 0
+    output = capsys.readouterr()
+    assert "s3cret-pa55" not in output.out + output.err
+    assert authenticated_registry.tags() == {"ledger-sync": {tag(i) for i in range(5, 25)}}
+
+
+def test_a_malformed_tag_anywhere_stops_the_run_before_any_deletion(registry, stack_output_files, capsys):
+    push_all(registry, [build("ledger-sync", i) for i in range(25)] + [Image("zz-tools", ("latest",), T0)])
+    assert main(command(registry.url, stack_output_files, "--apply")[3:]) == 2
+    assert "repository 'zz-tools': tag 'latest' is neither a build tag" in capsys.readouterr().err
+    assert len(registry.tags()["ledger-sync"]) == 25
+
+
+@pytest.mark.parametrize("keep_last", ["0", "-3", "twenty"])
+def test_a_policy_keeping_fewer_than_one_is_refused(registry, stack_output_files, capsys, keep_last):
+    push_all(registry, [build("ledger-sync", i) for i in range(25)])
+    assert main(command(registry.url, stack_output_files, "--apply", "--keep-last", keep_last)[3:]) == 2
+    assert f"--keep-last {keep_last}: must be a whole number from 1 to 10000" in capsys.readouterr().err
+    assert len(registry.tags()["ledger-sync"]) == 25
+
+
+def test_apply_without_every_environment_protected_is_refused(registry, stack_output_files, capsys):
+    push_all(registry, [build("ledger-sync", i) for i in range(25)])
+    assert main(command(registry.url, stack_output_files[:3], "--apply")[3:]) == 2
+    assert "no --protect-outputs for prod" in capsys.readouterr().err
+    assert len(registry.tags()["ledger-sync"]) == 25
+
+
+def test_a_malformed_image_in_the_outputs_is_refused(registry, stack_output_files, capsys):
+    outputs = json.loads(stack_output_files[3].read_text())
+    outputs["services"]["payin-api"]["colours"]["green"]["image"] = "payin-api:a1b2c3d-v2.3.0"
+    stack_output_files[3].write_text(json.dumps(outputs))
+    assert main(command(registry.url, stack_output_files, "--apply")[3:]) == 2
+    assert "services.payin-api.colours.green.image = 'payin-api:a1b2c3d-v2.3.0': names no registry" \
+        in capsys.readouterr().err
+
+
+# --- what a loopback registry without a token service cannot show: bearer tokens and retries, on a fake transport ---
+
+def test_bearer_challenge_fetches_a_token_per_repository_and_reuses_it():
+    seen = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.url.path, request.headers.get("authorization")))
+        if request.url.host == "auth.example":
+            assert request.headers["authorization"].startswith("Basic ")
+            return httpx.Response(200, json={"token": f"T-{request.url.params['scope']}"})
+        scope = "repository:payin-api:pull"
+        if request.headers.get("authorization") != f"Bearer T-{scope}":
+            return httpx.Response(401, headers={"www-authenticate": f'Bearer realm="https://auth.example/token",'
+                                                                    f'service="registry",scope="{scope}"'})
+        return httpx.Response(200, json={"name": "payin-api", "tags": ["a1b2c3d-v1.0.0"]})
+
+    client = RegistryClient("https://registry.example", "u", "p", transport=httpx.MockTransport(registry))
+    assert client.tags("payin-api") == ["a1b2c3d-v1.0.0"]
+    assert client.tags("payin-api") == ["a1b2c3d-v1.0.0"]
+    assert [host for host, _, _ in seen] == ["registry.example", "auth.example", "registry.example",
+                                             "registry.example"]
+    assert client.requests == 4
+
+
+def test_429_and_5xx_are_retried_then_reported():
+    answers = iter([429, 503, 200])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        return httpx.Response(status, json={"repositories": ["payin-api"]} if status == 200 else {})
+
+    client = RegistryClient("https://registry.example", transport=httpx.MockTransport(flaky), backoff_seconds=0.001)
+    assert client.repositories() == ["payin-api"] and client.requests == 3
+    down = RegistryClient("https://registry.example", attempts=3, backoff_seconds=0.001,
+                          transport=httpx.MockTransport(lambda request: httpx.Response(502)))
+    with pytest.raises(RegistryError, match="kept answering HTTP 502 after 3 attempts"):
+        down.repositories()
