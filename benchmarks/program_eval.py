@@ -10,6 +10,7 @@ recording mocks, so the ratio is the program's own overhead.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import tempfile
 import time
@@ -25,26 +26,35 @@ from tests.support.mock_engine import Registration, run_program
 from tests.support.stacks import NOW
 
 SIZES = (10, 50, 100)
-RESOURCE_CLASSES = {
-    "kubernetes:core/v1:Namespace": k8s.core.v1.Namespace,
-    "kubernetes:core/v1:ResourceQuota": k8s.core.v1.ResourceQuota,
-    "kubernetes:core/v1:LimitRange": k8s.core.v1.LimitRange,
-    "kubernetes:core/v1:Service": k8s.core.v1.Service,
-    "kubernetes:networking.k8s.io/v1:NetworkPolicy": k8s.networking.v1.NetworkPolicy,
-    "kubernetes:apps/v1:Deployment": k8s.apps.v1.Deployment,
-    "kubernetes:policy/v1:PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
-}
+
+
+def sdk_resource(registration: Registration, options: pulumi.ResourceOptions) -> None:
+    """Register one recorded resource through the SDK class a program would use for its type token."""
+    package, module, kind = registration.type.split(":")
+    inputs = dict(registration.inputs)
+    if package == "kubernetes":
+        group, version = module.rsplit("/", 1)
+        namespace = getattr(getattr(k8s, group.split(".")[0], None), version, None)
+        if namespace is not None and hasattr(namespace, kind):
+            getattr(namespace, kind)(registration.name, opts=options, **{
+                re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value  # stringData -> string_data
+                for key, value in inputs.items() if key not in ("apiVersion", "kind")})
+            return
+        k8s.apiextensions.CustomResource(registration.name, api_version=f"{group}/{version}", kind=kind, opts=options,
+                                         **{key: value for key, value in inputs.items()
+                                            if key not in ("apiVersion", "kind")})
+        return
+    pulumi.CustomResource(registration.type, registration.name, inputs, opts=options)  # e.g. dynamic resources
 
 
 def baseline(registrations: list[Registration]) -> Callable[[], None]:
-    """A flat program registering the given custom resources with the same inputs."""
+    """A flat program registering every recorded custom resource with the same inputs: no settings, no
+    components, no pure core."""
     def program() -> None:
-        provider = k8s.Provider("kubernetes", render_yaml_to_directory="/tmp/unused")
-        options = pulumi.ResourceOptions(provider=provider)
+        options = pulumi.ResourceOptions(provider=k8s.Provider("kubernetes", render_yaml_to_directory="/tmp/unused"))
         for registration in registrations:
-            if registration.type in RESOURCE_CLASSES:
-                inputs = {key: value for key, value in registration.inputs.items() if key in ("metadata", "spec")}
-                RESOURCE_CLASSES[registration.type](registration.name, opts=options, **inputs)
+            if registration.custom and not registration.type.startswith("pulumi:providers:"):
+                sdk_resource(registration, options)
     return program
 
 
@@ -59,7 +69,7 @@ def measure(services: int, repeat: int, directory: Path) -> tuple[float, float, 
     program = lambda: main(now=lambda: NOW, catalogue_file=catalogue)  # noqa: E731
     recorded = run_program(program, stack="prod", config=config).registrations
     flat = baseline(recorded)
-    custom = sum(1 for r in recorded if r.type in RESOURCE_CLASSES)
+    custom = sum(1 for r in recorded if r.custom and not r.type.startswith("pulumi:providers:"))
     assert len(run_program(flat, stack="prod", config=config).registrations) == custom + 1  # + the provider
     timed(program, config), timed(flat, config)  # warm-up
     program_times, baseline_times = [], []
