@@ -17,6 +17,12 @@ from tests.support.gateway_harness import Stub, colours_seen, krakend_binary, ru
 from tests.support.stacks import catalogue, set_path, settings, stack_config
 
 
+def unlimited() -> dict:
+    """The dev stack with rate limits lifted: one client sends every request here, and 429s are not the point."""
+    return set_path(stack_config("dev"), "gateway", {"rate_limit": {"max_rate": 1_000_000,
+                                                                   "client_max_rate": 1_000_000}})
+
+
 def latencies(port: int, path: str, count: int) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     samples = []
@@ -51,13 +57,15 @@ def main() -> None:
         print("| weight | host list length | canary requests | measured share |")
         print("|---:|---:|---:|---:|")
         for weight in (5, 25, 50, 100):
-            config = krakend_config(settings("dev", set_path(stack_config("dev"), "services.payin-api.canary",
-                                                             {"weight": weight})), catalogue(), url=url)
-            hosts = len(config["endpoints"][-1]["backend"][0]["host"])
+            config = unlimited()
+            set_path(config, "services.payin-api.canary", {"weight": weight})
+            config = krakend_config(settings("dev", config), catalogue(), url=url)
+            hosts = len(next(endpoint for endpoint in config["endpoints"]
+                             if endpoint["endpoint"] == "/v1/payins/{id}")["backend"][0]["host"])
             with running_gateway(binary, config, Path(workdir)) as port:
                 seen = colours_seen(port, "/v1/payins/p-1", args.requests)
             print(f"| {weight}% | {hosts} | {seen.get('green', 0)} | {100 * seen.get('green', 0) / args.requests:.2f}% |")
-        config = krakend_config(settings("dev"), catalogue(), url=url)
+        config = krakend_config(settings("dev", unlimited()), catalogue(), url=url)
         direct_port = stubs[("payin-api", "active")].server.server_address[1]
         with running_gateway(binary, config, Path(workdir)) as port:
             latencies(port, "/v1/payins/p-1", 500), latencies(direct_port, "/payins/p-1", 500)  # warm-up

@@ -1,6 +1,6 @@
 """Evaluation time of the whole program under mocks, against registering the same resources directly.
 
-The baseline is what the program would cost with no settings, no pure core and no components: the same
+Each repetition runs in a fresh process, as every `pulumi` run does. The baseline is what the program would cost with no settings, no pure core and no components: the same
 resources, with the same inputs the program registered, created flat with the SDK. Both run on the same
 recording mocks, so the ratio is the program's own overhead.
 
@@ -10,10 +10,12 @@ recording mocks, so the ratio is the program's own overhead.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -64,18 +66,25 @@ def timed(program: Callable[[], object], config: dict) -> float:
     return time.perf_counter() - start
 
 
-def measure(services: int, repeat: int, directory: Path) -> tuple[float, float, int]:
-    catalogue, config = write_catalogue(directory, services), prod_config(services)
+def one_repetition(services: int, directory: str) -> tuple[float, float, int]:
+    """One warm program run and one warm baseline run, in a process of its own like every `pulumi` run."""
+    catalogue, config = write_catalogue(Path(directory), services), prod_config(services)
     program = lambda: main(now=lambda: NOW, catalogue_file=catalogue)  # noqa: E731
-    recorded = run_program(program, stack="prod", config=config).registrations
+    recorded = run_program(program, stack="prod", config=config).registrations  # also the warm-up
     flat = baseline(recorded)
     custom = sum(1 for r in recorded if r.custom and not r.type.startswith("pulumi:providers:"))
     assert len(run_program(flat, stack="prod", config=config).registrations) == custom + 1  # + the provider
-    timed(program, config), timed(flat, config)  # warm-up
+    return timed(program, config), timed(flat, config), custom
+
+
+def measure(services: int, repeat: int, directory: Path) -> tuple[float, float, int]:
+    context = multiprocessing.get_context("spawn")
     program_times, baseline_times = [], []
-    for _ in range(repeat):  # interleaved, so drift in the machine's speed hits both alike
-        program_times.append(timed(program, config))
-        baseline_times.append(timed(flat, config))
+    for _ in range(repeat):
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            program_time, baseline_time, custom = pool.submit(one_repetition, services, str(directory)).result()
+        program_times.append(program_time)
+        baseline_times.append(baseline_time)
     return statistics.median(program_times), statistics.median(baseline_times), custom
 
 

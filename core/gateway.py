@@ -64,7 +64,7 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
         for route in [*catalogue.routes_of(service), health]:
             endpoints.append(_endpoint(settings, route, hosts))
     return {
-        "$schema": "https://www.krakend.io/schema/v2.10/krakend.json",
+        "$schema": "https://www.krakend.io/schema/v2.13/krakend.json",
         "version": 3,
         "name": f"payments-{gateway_name(role)}-{settings.environment.value}",
         "port": LISTEN_PORT,

@@ -150,7 +150,7 @@ class Gateway(Strict):
 
 GATEWAY_DEFAULTS: dict[str, dict[str, Any]] = {
     kind: {
-        "image": "docker.io/devopsfaith/krakend:2.10.1",
+        "image": "docker.io/devopsfaith/krakend:2.13.1",  # the 2.13 line: tests run lura v2.13.0 (gateway/)
         "replicas": replicas,
         "timeout_ms": timeout_ms,
         "rate_limit": {"max_rate": max_rate, "client_max_rate": client_max_rate},
