@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-from tests.support.ports import free_port
+from tests.support.servers import free_port, stop
 
 INSTALL = "run scripts/debian-packages.sh prometheus prometheus-alertmanager"
 
@@ -141,9 +141,4 @@ def alertmanager_server(alertmanager_binary: str, tmp_path: Path, request: pytes
             time.sleep(0.1)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

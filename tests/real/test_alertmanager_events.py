@@ -162,10 +162,13 @@ def test_one_outage_is_one_page(alertmanager_server: AlertmanagerServer) -> None
         alert("ServiceErrorRateHigh", "warning", "payin-api"),
         alert("ServiceErrorRateCritical", "critical", "payout-api"),
     ])
-    deadline = time.monotonic() + 10
+    # Alertmanager's inhibitor marks alerts asynchronously: wait until it has seen the inhibiting alerts.
+    deadline = time.monotonic() + 15
     while True:
         found = {(a["labels"]["alertname"], a["labels"]["service"]): a for a in alerts(alertmanager_server)}
-        if all(a["status"]["state"] != "unprocessed" for a in found.values()) or time.monotonic() > deadline:
+        settled = len(found) == 4 and all(a["status"]["state"] != "unprocessed" for a in found.values()) \
+            and found[("ServiceErrorRateHigh", "payin-api")]["status"]["inhibitedBy"]
+        if settled or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert found[("ServiceErrorRateHigh", "payin-api")]["status"]["state"] == "suppressed"

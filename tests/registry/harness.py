@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import httpx
 import yaml
-from tests.support.ports import free_port
+from tests.support.servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("docker-registry", "apache2-utils")  # the registry; htpasswd for the auth tests
@@ -112,12 +112,7 @@ def running_registry(binary: str, workdir: Path, htpasswd: Path | None = None) -
             time.sleep(0.05)
         yield registry
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tests.support.stacks import ROOT
-from tests.support.ports import free_port
+from tests.support.servers import free_port, stop
 
 
 def krakend_binary() -> Path:
@@ -101,8 +101,7 @@ def running_gateway(binary: Path, config: dict[str, Any], workdir: Path) -> Iter
             time.sleep(0.05)
         yield port
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
         log.close()
 
 
