@@ -32,6 +32,14 @@ def is_registry_host(host: str) -> str:
     return host
 
 
+def build_version(tag: str) -> semver.Version | None:
+    """The semantic version of a build tag (<git-sha>-v<semver>), or None when the tag is not one."""
+    match = _BUILD_TAG.match(tag)
+    if match is None or not semver.Version.is_valid(match["version"]):
+        return None
+    return semver.Version.parse(match["version"])
+
+
 def _tag_problem(tag: str | None) -> str | None:
     """Why a tag is not a build tag of the standard, or None when it is one."""
     if tag is None:
@@ -91,7 +99,7 @@ class ImageReference(BaseModel):
 
     @property
     def version(self) -> semver.Version:
-        return semver.Version.parse(_BUILD_TAG.match(self.tag)["version"])  # type: ignore[index]
+        return build_version(self.tag)  # type: ignore[return-value]  (parsing checked the tag)
 
     def __str__(self) -> str:
         text = f"{self.registry}/{self.repository}:{self.tag}"

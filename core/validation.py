@@ -25,7 +25,7 @@ def key_path(prefix: str, location: tuple[Any, ...]) -> str:
 def problems_from(error: ValidationError, prefix: str) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
-        location = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        location = tuple(item["loc"])
         value = MISSING if item["type"] == "missing" else item.get("input")
         allowed = _allowed(item)
         problems.append(Problem(key_path(prefix, location), value, allowed))
@@ -48,7 +48,3 @@ def _allowed(item: dict[str, Any]) -> str:
         message = message[len("Assertion failed, "):]
     return message[0].lower() + message[1:]
 
-
-def _is_union_tag(part: Any) -> bool:
-    """pydantic adds the member type's name to the location of errors inside unions; users never write it."""
-    return isinstance(part, str) and (part.startswith("function-") or part in {"str", "int", "list[str]"})

@@ -27,7 +27,7 @@ import semver
 from pydantic import Field
 
 from core.catalogue import Strict
-from core.images import _BUILD_TAG, RELEASE_TAG, TAG_RULE, ImageReference
+from core.images import RELEASE_TAG, TAG_RULE, ImageReference, build_version
 
 if TYPE_CHECKING:
     from core.settings import StackSettings
@@ -92,8 +92,7 @@ class RepositoryPlan:
 
 def tag_kind(tag: str) -> str:
     """'build', 'release' or raises: the two kinds of tag the deployment standard produces."""
-    match = _BUILD_TAG.match(tag)
-    if match and semver.Version.is_valid(match["version"]):
+    if build_version(tag) is not None:
         return "build"
     if RELEASE_TAG.match(tag):
         return "release"
@@ -147,8 +146,7 @@ def plan_repository(repository: str, images: Iterable[TaggedImage], protected: I
 
 def _newest_first(verdict: Verdict) -> tuple:
     """Sort key: created descending, then highest build version, then greatest digest (see the module docstring)."""
-    versions = [semver.Version.parse(_BUILD_TAG.match(tag)["version"])  # type: ignore[index]
-                for tag in verdict.tags if tag_kind(tag) == "build"]
+    versions = [version for version in map(build_version, verdict.tags) if version is not None]
     best = max(versions) if versions else semver.Version(0)
     return (_Descending(verdict.created), _Descending(best), _Descending(verdict.digest))
 
