@@ -11,6 +11,8 @@ from typing import Any, Callable
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from infra.stack_state import READ_STACK_OUTPUTS
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -53,10 +55,18 @@ class Run:
 
 
 class _Mocks(pulumi.runtime.Mocks):
+    """Answers the engine's readStackOutputs invoke from ``stack_outputs`` (stack name -> its last outputs)."""
+
+    def __init__(self, stack_outputs: dict[str, dict[str, Any]]):
+        self._stack_outputs = stack_outputs
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         return f"{args.name}-id", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+        if args.token == READ_STACK_OUTPUTS:
+            name = args.args["name"]
+            return {"name": name, "outputs": self._stack_outputs.get(name.rsplit("/", 1)[-1], {})}, []
         return {}, []
 
 
@@ -75,23 +85,27 @@ class _RecordingMonitor(MockMonitor):
 
 
 def run_program(program: Callable[[], Any], *, stack: str, config: dict[str, Any], project: str = "release-infra",
-                preview: bool = False, keep_error: bool = False) -> Run:
+                preview: bool = False, keep_error: bool = False,
+                stack_outputs: dict[str, dict[str, Any]] | None = None) -> Run:
     """Run ``program`` as Pulumi would for ``stack`` with ``config`` (keys without the project prefix).
 
+    ``stack_outputs`` (stack -> outputs of its last update) is what the engine would read from the backend, this
+    stack's own previous outputs included; a stack not in it has none yet.
     An error of the program is raised, or with ``keep_error`` kept in ``Run.error`` beside what was registered.
     """
-    run = contextvars.Context().run(_run, program, stack, config, project, preview)
+    run = contextvars.Context().run(_run, program, stack, config, project, preview, stack_outputs or {})
     if run.error is not None and not keep_error:
         raise run.error
     return run
 
 
-def _run(program: Callable[[], Any], stack: str, config: dict[str, Any], project: str, preview: bool) -> Run:
+def _run(program: Callable[[], Any], stack: str, config: dict[str, Any], project: str, preview: bool,
+         stack_outputs: dict[str, dict[str, Any]]) -> Run:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     run = Run()
     try:
-        mocks = _Mocks()
+        mocks = _Mocks(stack_outputs)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
                                  monitor=_RecordingMonitor(mocks, run))
         pulumi.runtime.set_all_config({f"{project}:{key}": value if isinstance(value, str) else json.dumps(value)
