@@ -13,6 +13,7 @@ from typing import Any, Literal
 from core import labels
 from core.catalogue import ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
+from core.pod_security import NONROOT_UID, container_security_context, pod_security_context
 from core.settings import COLOURS, Colour, StackSettings
 
 Role = Literal["active", "preview"]
@@ -86,12 +87,7 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
             "requests": _quantity(spec.resources.requests),
             "limits": _quantity(spec.resources.limits),
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     return {
@@ -107,13 +103,7 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
                     "terminationGracePeriodSeconds": spec.shutdown.grace_seconds,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "fsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": {**pod_security_context(), "fsGroup": NONROOT_UID},
                     "topologySpreadConstraints": [{
                         "maxSkew": 1,
                         "topologyKey": "kubernetes.io/hostname",
