@@ -63,20 +63,20 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
 
 def load_databases(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, pulumi.Output[str]]:
     """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders."""
-    problems = check_databases(settings, catalogue, decode(value), live=settings.cluster is not None)
+    urls = decode(value)
+    problems = check_databases(settings, catalogue, urls, live=settings.cluster is not None)
     if problems:
         raise ConfigError(f'stack "{settings.stack}"', problems)
-    configured = pulumi.Config(PROJECT).get_secret_object(DATABASES_KEY) if value is not None else None
-    missing = [name for name in settings.services if catalogue.services[name].migrations is not None
-               and name not in (decode(value) or {})]
+    urls = urls or {}
+    migrating = [name for name in settings.services if catalogue.services[name].migrations is not None]
+    missing = [name for name in migrating if name not in urls]
     if missing:
         pulumi.log.warn(f"migrations: no database URL for {', '.join(missing)}; the rendered Jobs point at "
                         "migrations.invalid and migrate nothing")
-    return {
-        name: configured.apply(lambda urls, name=name: urls.get(name) or PLACEHOLDER_URL.format(service=name))
-        if configured is not None else pulumi.Output.secret(PLACEHOLDER_URL.format(service=name))
-        for name in settings.services if catalogue.services[name].migrations is not None
-    }
+    configured = pulumi.Config(PROJECT).get_secret_object(DATABASES_KEY)
+    return {name: pulumi.Output.secret(PLACEHOLDER_URL.format(service=name)) if name in missing
+            else configured.apply(lambda secret, name=name: secret[name])  # type: ignore[union-attr]
+            for name in migrating}
 
 
 def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, Any]:
