@@ -1,4 +1,5 @@
-"""BlueGreenService: one service's Deployment per colour, its active and preview Services and disruption budgets."""
+"""BlueGreenService: one service's Deployment per colour, its active and preview Services and disruption budgets,
+and the migration Job that must finish before either colour's Deployment changes."""
 
 from __future__ import annotations
 
@@ -8,20 +9,28 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from core.blue_green import BlueGreenPlan
+from core.migrations import DATABASE_URL
 
 
 class BlueGreenService(pulumi.ComponentResource):
-    """Registers a BlueGreenPlan; a colour switch reaches only the two Services, never a Deployment."""
+    """Registers a BlueGreenPlan; a colour switch reaches only the two Services, never a Deployment or the Job."""
 
     deployments: dict[str, k8s.apps.v1.Deployment]
     services: dict[str, k8s.core.v1.Service]
+    migration: Optional[k8s.batch.v1.Job]
 
-    def __init__(self, name: str, plan: BlueGreenPlan, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, plan: BlueGreenPlan, opts: Optional[pulumi.ResourceOptions] = None, *,
+                 database_url: Optional[pulumi.Input[str]] = None, keep_finished_jobs: bool = False) -> None:
         super().__init__("release-infra:services:BlueGreenService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.migration = None if plan.migration is None else self._migration(
+            name, plan, database_url, keep_finished_jobs)
+        # The Deployments wait for the Job: Pulumi awaits a Job's completion, and a failed Job stops the update
+        # before any colour changes.
+        workload = child if self.migration is None else pulumi.ResourceOptions(parent=self, depends_on=[self.migration])
         self.deployments = {
             colour: k8s.apps.v1.Deployment(f"{name}-{colour}", metadata=manifest["metadata"], spec=manifest["spec"],
-                                           opts=child)
+                                           opts=workload)
             for colour, manifest in plan.deployments.items()
         }
         self.services = {
@@ -34,4 +43,22 @@ class BlueGreenService(pulumi.ComponentResource):
                                               spec=manifest["spec"], opts=child)
         self.register_outputs({
             "services": {role: service.metadata["name"] for role, service in self.services.items()},
+            "migration": self.migration.metadata["name"] if self.migration else None,
         })
+
+    def _migration(self, name: str, plan: BlueGreenPlan, database_url: Optional[pulumi.Input[str]],
+                   keep_finished_jobs: bool) -> k8s.batch.v1.Job:
+        """The database Secret (from a Pulumi secret, so the state keeps it encrypted) and the Job reading it.
+
+        With ``keep_finished_jobs`` a Job that a newer image's Job replaces is left in the cluster, with its logs,
+        until its TTL; rendered manifests have no logs to keep, so there the replaced Job's file goes.
+        """
+        migration = plan.migration
+        assert migration is not None
+        secret = k8s.core.v1.Secret(f"{name}-database", metadata=migration.database_secret["metadata"],
+                                    type=migration.database_secret["type"],
+                                    string_data={DATABASE_URL: pulumi.Output.secret(database_url or "")},
+                                    opts=pulumi.ResourceOptions(parent=self))
+        return k8s.batch.v1.Job(f"{name}-migration", metadata=migration.job["metadata"], spec=migration.job["spec"],
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[secret],
+                                                            retain_on_delete=keep_finished_jobs))

@@ -18,6 +18,7 @@ from components.krakend_gateway import KrakenDGateway
 from core import blue_green, gateway_workload
 from core import environment as manifests
 from core.alerting.settings import AlertingSettings
+from core.migrations import Migration
 from core.labels import common
 from core.registry.settings import RetentionSettings
 from core.catalogue import Catalogue
@@ -36,7 +37,9 @@ class Environment(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None, *, alerting: Optional[AlertingSettings] = None,
                  alerting_secrets: Optional[Mapping[str, pulumi.Input[str]]] = None,
                  retention: Optional[RetentionSettings] = None, retention_password: pulumi.Input[str] = "",
-                 protect_outputs: Optional[Mapping[str, pulumi.Input[Any]]] = None) -> None:
+                 protect_outputs: Optional[Mapping[str, pulumi.Input[Any]]] = None,
+                 migrations: Optional[Mapping[str, Migration]] = None,
+                 database_urls: Optional[Mapping[str, pulumi.Input[str]]] = None) -> None:
         super().__init__("release-infra:environment:Environment", name, None, opts)
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
@@ -48,9 +51,13 @@ class Environment(pulumi.ComponentResource):
         for policy, manifest in manifests.network_policies(settings, catalogue).items():
             k8s.networking.v1.NetworkPolicy(f"{name}-{policy}", metadata=manifest["metadata"], spec=manifest["spec"],
                                             opts=inside)
+        migrations, database_urls = migrations or {}, database_urls or {}
         self.services = {
-            service: BlueGreenService(f"{name}-{service}", blue_green.plan(settings, service, catalogue.services[service]),
-                                      opts=inside)
+            service: BlueGreenService(
+                f"{name}-{service}",
+                blue_green.plan(settings, service, catalogue.services[service], migrations.get(service)),
+                opts=inside, database_url=database_urls.get(service),
+                keep_finished_jobs=settings.cluster is not None)
             for service in settings.services
         }
         self.gateways = {

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from core import labels
 from core.catalogue import ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
+from core.migrations import Migration
+from core.pod_security import NONROOT_UID, container_security_context, pod_security_context
 from core.settings import COLOURS, Colour, StackSettings
 
 Role = Literal["active", "preview"]
@@ -27,6 +29,7 @@ class BlueGreenPlan:
     deployments: dict[Colour, Manifest]
     services: dict[Role, Manifest]
     disruption_budgets: dict[Colour, Manifest]
+    migration: Migration | None = None  # runs before either colour's Deployment changes
 
 
 def service_name(service: str, role: Role) -> str:
@@ -38,13 +41,14 @@ def selector(service: str, colour: Colour) -> dict[str, str]:
     return {labels.APP: service, labels.COLOR: colour}
 
 
-def plan(settings: StackSettings, name: str, spec: ServiceSpec) -> BlueGreenPlan:
+def plan(settings: StackSettings, name: str, spec: ServiceSpec, migration: Migration | None = None) -> BlueGreenPlan:
     release = settings.services[name]
     colour_of: dict[Role, Colour] = {"active": release.active, "preview": release.standby_colour}
     return BlueGreenPlan(
         deployments={colour: deployment(settings, name, spec, colour) for colour in COLOURS},
         services={role: routing_service(settings, name, role, colour_of[role]) for role in ROLES},
         disruption_budgets={colour: disruption_budget(settings, name, colour) for colour in COLOURS},
+        migration=migration,
     )
 
 
@@ -82,16 +86,8 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
                           "failureThreshold": 3},
         # Keep serving while endpoint removal reaches every gateway pod, then let the app drain in-flight requests.
         "lifecycle": {"preStop": {"sleep": {"seconds": spec.shutdown.drain_seconds}}},
-        "resources": {
-            "requests": _quantity(spec.resources.requests),
-            "limits": _quantity(spec.resources.limits),
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "resources": spec.resources.kubernetes(),
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     return {
@@ -107,13 +103,7 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
                     "terminationGracePeriodSeconds": spec.shutdown.grace_seconds,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "fsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": {**pod_security_context(), "fsGroup": NONROOT_UID},
                     "topologySpreadConstraints": [{
                         "maxSkew": 1,
                         "topologyKey": "kubernetes.io/hostname",
@@ -144,10 +134,6 @@ def disruption_budget(settings: StackSettings, name: str, colour: Colour) -> Man
         "metadata": _metadata(settings, f"{name}-{colour}", selector(name, colour)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(name, colour)}},
     }
-
-
-def _quantity(quantity: Any) -> dict[str, str]:
-    return {"cpu": f"{quantity.cpu_millicores}m", "memory": f"{quantity.memory_mib}Mi"}
 
 
 def _metadata(settings: StackSettings, name: str, extra: dict[str, str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
+import semver
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -71,6 +72,11 @@ class Resources(Strict):
             raise ValueError("limits must be at least the requests")
         return self
 
+    def kubernetes(self) -> dict[str, dict[str, str]]:
+        """As a container's `resources`."""
+        return {kind: {"cpu": f"{quantity.cpu_millicores}m", "memory": f"{quantity.memory_mib}Mi"}
+                for kind, quantity in (("requests", self.requests), ("limits", self.limits))}
+
 
 class Shutdown(Strict):
     """Graceful shutdown: the pod keeps serving for drain_seconds after removal from endpoints, then stops."""
@@ -112,6 +118,38 @@ class Route(Strict):
         return self
 
 
+def _semantic_version(value: str) -> str:
+    if not semver.Version.is_valid(value):
+        raise ValueError(f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH)")
+    return value
+
+
+SemanticVersion = Annotated[str, AfterValidator(_semantic_version)]
+
+
+class Migrations(Strict):
+    """How a service changes its database schema (seed 000 §10, seeds 003-004): forward only, before the app.
+
+    The command runs as a Job with the image of the colour being deployed, so a build carries its own migrations.
+    """
+
+    command: list[str] = Field(min_length=1, description="Container command that applies the image's migrations.")
+    database_secret: DnsLabel = Field(description=(
+        "Kubernetes Secret (key DATABASE_URL) the Job reads, filled from the stack's Pulumi secret "
+        "databases.<service>."))
+    deadline_seconds: int = Field(600, ge=30, le=3600, description="activeDeadlineSeconds of the Job.")
+    contracts: dict[SemanticVersion, SemanticVersion] = Field(default_factory=dict, description=(
+        "Contract releases (which drop old schema) -> the expand release whose schema they complete; a contract "
+        "release is refused until both colours run its expand release or later."))
+
+    @model_validator(mode="after")
+    def _expand_comes_before_contract(self) -> "Migrations":
+        for contract, expand in self.contracts.items():
+            if semver.Version.parse(expand) >= semver.Version.parse(contract):
+                raise ValueError(f"contract release {contract} must come after its expand release {expand}")
+        return self
+
+
 class ServiceSpec(Strict):
     """One service of the catalogue."""
 
@@ -123,6 +161,7 @@ class ServiceSpec(Strict):
     risk: Risk = Risk.STANDARD
     resources: Resources
     shutdown: Shutdown
+    migrations: Migrations | None = Field(None, description="Database migrations run before each new image.")
 
 
 class Catalogue(Strict):

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from core import labels
 from core.catalogue import Catalogue
 from core.environment import AUDIENCES, EDGE_NAMESPACES, GATEWAY_TIER, PREVIEW_GATEWAY_TIER, Manifest
+from core.pod_security import container_security_context, pod_security_context
 from core.settings import StackSettings
 from core.gateway import LISTEN_PORT, GatewayRole, checksum, gateway_name, krakend_config, render
 
 CONFIG_DIR = "/etc/krakend"
 CONFIG_FILE = "krakend.json"
+KRAKEND_UID = 1000  # the user the KrakenD image runs as
 DRAIN_SECONDS = 5
 
 
@@ -43,8 +45,7 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
         "livenessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 10},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
     deployment = {
@@ -59,8 +60,7 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
                 "spec": {
                     "terminationGracePeriodSeconds": DRAIN_SECONDS + (gateway.timeout_ms // 1000) + 10,
                     "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": pod_security_context(KRAKEND_UID),
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": f"{name}-config"}}],
                 },

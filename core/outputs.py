@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
+from core.migrations import Migration
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -42,10 +43,17 @@ class ServiceOutput(_Output):
     service_names: ServiceNames
 
 
+class MigrationOutput(_Output):
+    image: str = Field(description="The image whose migrations the environment last applied (forward only).")
+    version: str = Field(description="Its semantic version: no image older than this may be deployed.")
+    job: str = Field(description="Name of the Job that applied them.")
+
+
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.0"] = Field(description="Major.minor of this schema; the major is in the file name.")
+    schema_version: Literal["1.0", "1.1"] = Field(
+        description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
     environment: Literal["sandbox", "dev", "test", "prod"]
     namespace: str
     access: Literal["internal", "merchants", "merchants-and-consumers"]
@@ -53,9 +61,11 @@ class StackOutputs(_Output):
     gateways: dict[Literal["public", "preview"], str] = Field(
         description="Service name of each gateway; preview (standby colours, internal only) outside prod.")
     services: dict[str, ServiceOutput]
+    migrations: dict[str, MigrationOutput] = Field(
+        default_factory=dict, description="Per service with database migrations, the last migration applied (1.1).")
 
 
-def stack_outputs(settings: StackSettings) -> StackOutputs:
+def stack_outputs(settings: StackSettings, migrations: Mapping[str, Migration] | None = None) -> StackOutputs:
     return StackOutputs(
         schema_version=SCHEMA_VERSION,
         environment=settings.environment.value,
@@ -77,6 +87,11 @@ def stack_outputs(settings: StackSettings) -> StackOutputs:
                                            preview=service_name(name, "preview")),
             )
             for name, release in settings.services.items()
+        },
+        migrations={
+            name: MigrationOutput(image=str(migration.image), version=str(migration.image.version),
+                                  job=migration.job["metadata"]["name"])
+            for name, migration in (migrations or {}).items()
         },
     )
 

@@ -224,7 +224,8 @@ class StackSettings(Strict):
 
 
 CONFIG_KEYS = tuple(name for name in StackSettings.model_fields if name != "stack")
-KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS  # the alerting keys are validated by core.alerting.settings.load_alerting
+DATABASES_KEY = "databases"  # secret database URLs for migrations (core.migrations)
+KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS + (DATABASES_KEY,)  # the alerting keys are validated by core.alerting.settings.load_alerting
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -245,12 +246,12 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     raw: dict[str, Any] = {"stack": stack}
     problems: list[Problem] = []
     for key, value in config.items():
-        if key in ALERTING_KEYS or key in RETENTION_KEYS:
-            continue  # validated by load_alerting / load_retention
+        if key in ALERTING_KEYS or key in RETENTION_KEYS or key == DATABASES_KEY:
+            continue  # validated by load_alerting / load_retention / core.migrations.check_databases
         if key not in CONFIG_KEYS:
             problems.append(Problem(prefix + key, value, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
             continue
-        raw[key] = _decode(value)
+        raw[key] = decode(value)
     try:
         settings = StackSettings.model_validate(raw)
     except ValidationError as error:
@@ -261,7 +262,7 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     return settings
 
 
-def _decode(value: Any) -> Any:
+def decode(value: Any) -> Any:
     """Pulumi hands structured config to programs as JSON text."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:

@@ -16,9 +16,12 @@ from components.environment import Environment
 from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import Catalogue
 from core.errors import ConfigError
+from core.migrations import DATABASES_KEY, PLACEHOLDER_URL, check_databases, previous_releases
+from core.migrations import plan as migration_plan
 from core.outputs import StackOutputs, stack_outputs
 from core.registry import settings as retention_config
-from core.settings import PROJECT, StackSettings, load_settings
+from core.settings import PROJECT, StackSettings, decode, load_settings
+from infra.stack_state import previous_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue.yaml"
@@ -42,17 +45,38 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
             stack, config.get(retention_config.KEY),
             {key: config[key] for key in (retention_config.PASSWORD,) if key in config},
             settings.registry, live=settings.cluster is not None)
+        migrations = migration_plan(settings, catalogue, previous_releases(previous_outputs()))
+        databases = load_databases(settings, catalogue, config.get(DATABASES_KEY))
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)
-    outputs = stack_outputs(settings)
+    outputs = stack_outputs(settings, migrations)
     Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
                 alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
                 retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",
-                protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None)
+                protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None,
+                migrations=migrations, database_urls=databases)
     for key, value in outputs.model_dump(mode="json").items():
         pulumi.export(key, value)
     return outputs
+
+
+def load_databases(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, pulumi.Output[str]]:
+    """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders."""
+    urls = decode(value)
+    problems = check_databases(settings, catalogue, urls, live=settings.cluster is not None)
+    if problems:
+        raise ConfigError(f'stack "{settings.stack}"', problems)
+    urls = urls or {}
+    migrating = [name for name in settings.services if catalogue.services[name].migrations is not None]
+    missing = [name for name in migrating if name not in urls]
+    if missing:
+        pulumi.log.warn(f"migrations: no database URL for {', '.join(missing)}; the rendered Jobs point at "
+                        "migrations.invalid and migrate nothing")
+    configured = pulumi.Config(PROJECT).get_secret_object(DATABASES_KEY)
+    return {name: pulumi.Output.secret(PLACEHOLDER_URL.format(service=name)) if name in missing
+            else configured.apply(lambda secret, name=name: secret[name])  # type: ignore[union-attr]
+            for name in migrating}
 
 
 def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.pod_security import container_security_context, pod_security_context
 from core.registry.settings import RetentionSettings
 
 PROTECT_DIR = "/etc/release-infra-retention/protect"
@@ -47,15 +48,13 @@ def cron_job(settings: RetentionSettings, name: str, secret: str, protect_config
         ],
         "volumeMounts": [{"name": "protect", "mountPath": PROTECT_DIR, "readOnly": True}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": container_security_context(),
     }
     pod = {
         "serviceAccountName": settings.service_account,
         "automountServiceAccountToken": False,
         "restartPolicy": "Never",
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": [{"name": "protect", "configMap": {"name": protect_config_map}}],
     }

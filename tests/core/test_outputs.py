@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from core.outputs import SCHEMA_FILE, json_schema, stack_outputs
+from core.outputs import SCHEMA_FILE, SCHEMA_VERSION, json_schema, stack_outputs
 from tests.support.stacks import STACKS, settings
 
 
@@ -19,7 +19,7 @@ def test_committed_schema_matches_the_model() -> None:
 def test_outputs_of_every_stack_validate_against_the_schema(stack: str) -> None:
     outputs = stack_outputs(settings(stack)).model_dump(mode="json")
     jsonschema.validate(outputs, json.loads(SCHEMA_FILE.read_text()))
-    assert outputs["schema_version"] == "1.0"
+    assert outputs["schema_version"] == SCHEMA_VERSION
 
 
 def test_the_schema_rejects_an_output_missing_a_colour() -> None:

@@ -85,10 +85,11 @@ def test_a_colour_flip_updates_only_the_two_routing_services(deployed: Project) 
     deployed.run("preview", "--expect-no-changes", "--stack", "prod")
 
 
-def test_a_promotion_updates_only_the_standby_deployment(deployed: Project) -> None:
+def test_a_promotion_updates_only_the_standby_deployment_after_its_migration(deployed: Project) -> None:
     image = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
     deployed.run("config", "set", "--path", "services.payin-api.green.image", image, "--stack", "dev")
-    assert changes(deployed, "dev") == [("update", "Deployment", "dev-payin-api-green"),
+    assert changes(deployed, "dev") == [("replace", "Job", "dev-payin-api-migration"),
+                                        ("update", "Deployment", "dev-payin-api-green"),
                                         ("update", "DeploymentEvents", "dev-alerting-payin-api-deployment")]
     deployed.run("up", "--yes", "--stack", "dev")
     rendered = next((deployed.manifests / "dev").rglob("*payin-api-green*.yaml")).read_text()

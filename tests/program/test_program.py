@@ -9,7 +9,7 @@ from pulumi import RunError
 
 from infra.program import main
 from tests.support.mock_engine import Run, run_program
-from tests.support.stacks import NOW, STACKS, set_path, stack_config
+from tests.support.stacks import NOW, STACKS, catalogue, set_path, stack_config
 
 ROUTING_KINDS = {"Service", "PrometheusRule", "DeploymentEvents"}  # rules watch the active colour; events report it
 
@@ -28,7 +28,10 @@ def test_each_stack_builds_one_environment_with_every_service(stack: str) -> Non
     assert counts["BlueGreenService"] == services
     in_pairs = Counter(r.kind for r in run.registrations
                        if any(a.kind == "BlueGreenService" for a in run.ancestors(r)))
-    assert in_pairs == {"Deployment": 2 * services, "Service": 2 * services, "PodDisruptionBudget": 2 * services}
+    migrating = sum(1 for name in stack_config(stack)["services"] if catalogue().services[name].migrations)
+    assert migrating
+    assert in_pairs == {"Deployment": 2 * services, "Service": 2 * services, "PodDisruptionBudget": 2 * services,
+                        "Job": migrating, "Secret": migrating}
     assert counts["KrakenDGateway"] == (1 if stack == "prod" else 2)
     assert run.result.environment == stack
 
@@ -92,7 +95,8 @@ def test_a_promotion_changes_only_the_standby_deployment(stack: str) -> None:
     set_path(config, f"services.payin-api.{standby}.image", "registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
     after = run_stack(stack, config)
     assert changed(before, after) == {"Deployment": {f"{stack}-payin-api-{standby}"},
-                                      "DeploymentEvents": {f"{stack}-alerting-payin-api-deployment"}}
+                                      "DeploymentEvents": {f"{stack}-alerting-payin-api-deployment"},
+                                      "Job": {f"{stack}-payin-api-migration"}}
 
 
 def test_switching_to_a_scaled_down_colour_is_refused_before_anything_is_registered() -> None:

@@ -22,6 +22,7 @@ class Registration:
     custom: bool
     parent: str
     urn: str
+    dependencies: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -80,7 +81,8 @@ class _RecordingMonitor(MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             inputs = self.resources[response.urn].state
             self._run.registrations.append(Registration(
-                request.type, request.name, inputs, request.custom, request.parent, response.urn))
+                request.type, request.name, inputs, request.custom, request.parent, response.urn,
+                tuple(request.dependencies)))
         return response
 
 

@@ -1,0 +1,203 @@
+"""Database migrations as the first stage of a deploy (seed 000 §3 and §10, seeds 003-004).
+
+A schema only moves forward. When a colour gets a new image, a Job runs that image's migrations before the
+colour's Deployment is updated, and the environment records in its stack outputs the image it last migrated to.
+A flip or a rollback changes no image, so it migrates nothing. An image older than the last migration is
+refused: its migrations would be a downgrade, and the standard has no down-migrations. A contract release (one
+that drops old schema) waits until no colour runs a version from before the matching expand release, so a
+rollback to the standby colour never meets a schema it cannot read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import semver
+from pydantic import ValidationError
+
+from core import labels
+from core.catalogue import Catalogue, Migrations, ServiceSpec
+from core.environment import Manifest
+from core.errors import MISSING, ConfigError, Problem
+from core.images import ImageReference
+from core.pod_security import container_security_context, pod_security_context
+from core.settings import COLOURS, DATABASES_KEY, PROJECT, Colour, ServiceRelease, StackSettings
+from core.validation import key_path
+
+DATABASE_URL = "DATABASE_URL"  # the key in the Kubernetes Secret and the Job's environment variable
+MIGRATION_TIER = "migration"
+KEEP_FINISHED_SECONDS = 7 * 24 * 3600  # a finished Job, and its pod's logs, stay this long
+BACKOFF_LIMIT = 1  # one retry for a lost node; a failing migration must stop the deploy, not loop
+PLACEHOLDER_URL = "postgres://migrations.invalid/{service}"  # rendered manifests never reach a database
+
+
+@dataclass(frozen=True)
+class PreviousRelease:
+    """What an environment ran of one service at its last update, as its stack outputs recorded it."""
+
+    images: dict[Colour, ImageReference]
+    migrated: ImageReference | None
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The migration an environment has applied for one service, and the Job that applies it."""
+
+    service: str
+    image: ImageReference
+    job: Manifest
+    database_secret: Manifest
+
+
+def previous_releases(outputs: Mapping[str, Any]) -> dict[str, PreviousRelease]:
+    """Read the last update's outputs; fields an older output schema lacks are simply absent."""
+    migrated = outputs.get("migrations") or {}
+    releases = {}
+    for name, service in (outputs.get("services") or {}).items():
+        images = {colour: image for colour in COLOURS
+                  if (image := _image((service.get("colours") or {}).get(colour, {}).get("image")))}
+        releases[name] = PreviousRelease(images, _image((migrated.get(name) or {}).get("image")))
+    return releases
+
+
+def plan(settings: StackSettings, catalogue: Catalogue,
+         previous: Mapping[str, PreviousRelease]) -> dict[str, Migration]:
+    """The migration of every service that has migrations; raises ConfigError for a downgrade or early contract."""
+    migrations, problems = {}, []
+    for name, release in settings.services.items():
+        spec = catalogue.services[name]
+        if spec.migrations is None:
+            continue
+        image, found = _target(settings, name, release, spec.migrations, previous.get(name))
+        problems += found
+        migrations[name] = Migration(name, image, job(settings, name, spec, image), database_secret(settings, spec))
+    if problems:
+        raise ConfigError(f'stack "{settings.stack}"', problems)
+    return migrations
+
+
+def _target(settings: StackSettings, name: str, release: ServiceRelease, migrations: Migrations,
+            before: PreviousRelease | None) -> tuple[ImageReference, list[Problem]]:
+    """The image whose migrations the environment must have applied after this update."""
+    ran = before.images if before else {}
+    last = (before.migrated if before else None) or _newest(ran.values())
+    changed = [colour for colour in COLOURS if ran.get(colour) != release.image(colour)]
+    if not changed:
+        return last, []  # type: ignore[return-value]  (no previous release means every colour changed)
+    target = _newest(release.image(colour) for colour in changed)
+    at = _path("services", name, next(c for c in changed if release.image(c) == target), "image")
+    problems = [
+        Problem(_path("services", name, colour, "image"), str(release.image(colour)),
+                f"migrations only move forward: {settings.stack} last migrated {name} to {last.version} "
+                f"({last}); an older image cannot run its migrations; deploy {last.version} or later")
+        for colour in changed if last is not None and release.image(colour).version < last.version
+    ]
+    for contract, expand in migrations.contracts.items():
+        if target.version < semver.Version.parse(contract) or (
+                last is not None and last.version >= semver.Version.parse(contract)):
+            continue
+        for colour in COLOURS:
+            running = ran.get(colour, release.image(colour))
+            if running.version < semver.Version.parse(expand):
+                problems.append(Problem(at, str(target), (
+                    f"{target.version} includes the contract release {contract}, which drops schema that the expand "
+                    f"release {expand} replaced; both colours must run {expand} or later first, and {colour} runs "
+                    f"{running.version} (a rollback to it would meet a schema it cannot read): put {expand} or "
+                    f"later on {colour} and update before this release")))
+    return target, problems
+
+
+def job(settings: StackSettings, name: str, spec: ServiceSpec, image: ImageReference) -> Manifest:
+    """A Job per image: its name carries the build, so a new image is a new Job and a flip keeps the old one."""
+    migrations = spec.migrations
+    assert migrations is not None
+    pod_labels = {**labels.common(settings), labels.APP: name, labels.TIER: MIGRATION_TIER,
+                  "app.kubernetes.io/version": str(image.version)}
+    container = {
+        "name": "migrate",
+        "image": str(image),
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(migrations.command),
+        "env": [
+            {"name": DATABASE_URL,
+             "valueFrom": {"secretKeyRef": {"name": migrations.database_secret, "key": DATABASE_URL}}},
+            {"name": "DEPLOY_ENV", "value": settings.environment.value},
+            {"name": "SERVICE_VERSION", "value": str(image.version)},
+        ],
+        "resources": spec.resources.kubernetes(),
+        "securityContext": container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    return {
+        "metadata": {"name": job_name(name, image), "namespace": settings.namespace, "labels": pod_labels},
+        "spec": {
+            "backoffLimit": BACKOFF_LIMIT,
+            "activeDeadlineSeconds": migrations.deadline_seconds,
+            "ttlSecondsAfterFinished": KEEP_FINISHED_SECONDS,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def job_name(service: str, image: ImageReference) -> str:
+    """<service>-migrate-<git-sha>, within the 63 characters a Job's name may have."""
+    suffix = f"-migrate-{image.git_sha[:7]}"
+    return service[:63 - len(suffix)].rstrip("-") + suffix
+
+
+def database_secret(settings: StackSettings, spec: ServiceSpec) -> Manifest:
+    """The Secret's metadata; its DATABASE_URL arrives as a Pulumi secret in the component."""
+    assert spec.migrations is not None
+    return {"metadata": {"name": spec.migrations.database_secret, "namespace": settings.namespace,
+                         "labels": labels.common(settings)}, "type": "Opaque"}
+
+
+def check_databases(settings: StackSettings, catalogue: Catalogue, value: Any, live: bool) -> list[Problem]:
+    """The `databases` secret names only services that migrate, and with a cluster it names all of them."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        return [Problem(_path(DATABASES_KEY), "[secret]", "must be a map of service -> database URL "
+                        f"(pulumi config set --secret --path '{DATABASES_KEY}.<service>' <url>)")]
+    migrating = [name for name in settings.services if catalogue.services[name].migrations is not None]
+    problems = [Problem(_path(DATABASES_KEY, name), "[secret]",
+                        f"only services with migrations need a database URL; these have: {', '.join(migrating)}")
+                for name in value if name not in migrating]
+    problems += [Problem(_path(DATABASES_KEY, name), "[secret]", "must be a non-empty database URL")
+                 for name, url in value.items() if name in migrating and not (isinstance(url, str) and url)]
+    if live:
+        problems += [Problem(_path(DATABASES_KEY, name), MISSING,
+                             f"a secret database URL for {name}'s migrations (pulumi config set --secret --path "
+                             f"'{DATABASES_KEY}.{name}' <url>); a stack with a cluster runs them")
+                     for name in migrating if name not in value]
+    return problems
+
+
+def _newest(images: Iterable[ImageReference]) -> ImageReference | None:
+    newest = None
+    for image in images:
+        if newest is None or image.version > newest.version:
+            newest = image
+    return newest
+
+
+def _image(text: Any) -> ImageReference | None:
+    try:
+        return ImageReference.parse(text) if isinstance(text, str) else None
+    except ValidationError:
+        return None
+
+
+def _path(*parts: str) -> str:
+    return key_path(f"{PROJECT}:", parts)

@@ -1,0 +1,20 @@
+"""The restricted Pod Security Standard, written once for every workload the program runs.
+
+Namespaces enforce `restricted` (core/environment.py), so a pod without these settings would be rejected at
+admission; keeping them in one place keeps Deployments, the gateway and Jobs admissible together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NONROOT_UID = 65532  # the distroless `nonroot` user the services' images run as
+
+
+def pod_security_context(uid: int = NONROOT_UID) -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}

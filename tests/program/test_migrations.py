@@ -1,0 +1,85 @@
+"""Migrations through the whole program under mocks, with the previous outputs the engine would read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi import RunError
+from pulumi.runtime.rpc import _special_sig_key as SECRET_SIGNATURE
+
+from infra.program import main
+from tests.support.mock_engine import Run, run_program
+from tests.support.stacks import NOW, set_path, stack_config
+
+NEW_PAYIN = "registry.pay.internal/payin-api:5e6f7a8-v2.4.0"
+
+
+def update(config: dict[str, Any], before: Run | None = None, stack: str = "prod") -> Run:
+    """One `pulumi up` of ``config`` after the update that produced ``before``."""
+    previous = {stack: before.result.model_dump(mode="json")} if before else {}
+    return run_program(lambda: main(now=lambda: NOW), stack=stack, config=config, stack_outputs=previous,
+                       keep_error=True)
+
+
+def jobs(run: Run) -> dict[str, dict]:
+    return {r.name: r.inputs for r in run.of_kind("Job")}
+
+
+def test_a_promotion_registers_the_new_images_job_and_both_colours_wait_for_it() -> None:
+    before = update(stack_config("prod"))
+    after = update(set_path(stack_config("prod"), "services.payin-api.blue.image", NEW_PAYIN), before)
+    job = after.named("prod-payin-api-migration")
+    assert job.inputs["metadata"]["name"] == "payin-api-migrate-5e6f7a8"
+    assert job.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_PAYIN
+    deployments = {r.name: r for r in after.of_kind("Deployment")}
+    for colour in ("blue", "green"):
+        assert job.urn in deployments[f"prod-payin-api-{colour}"].dependencies
+    assert after.result.migrations["payin-api"].image == NEW_PAYIN
+
+
+def test_a_flip_and_a_rollback_register_no_new_job() -> None:
+    before = update(stack_config("prod"))
+    flipped = update(set_path(stack_config("prod"), "services.payin-api.active", "blue"), before)
+    rolled_back = update(stack_config("prod"), flipped)
+    assert jobs(flipped) == jobs(before) == jobs(rolled_back)
+
+
+def test_a_downgrade_migration_fails_before_anything_is_registered() -> None:
+    promoted = update(set_path(stack_config("prod"), "services.payin-api.blue.image", NEW_PAYIN),
+                      update(stack_config("prod")))
+    downgrade = update(stack_config("prod"), promoted)  # blue back to 2.2.4
+    assert isinstance(downgrade.error, RunError) and downgrade.registrations == []
+    assert "release-infra:services.payin-api.blue.image = \"registry.pay.internal/payin-api:9f8e7d6-v2.2.4\": " \
+           "migrations only move forward: prod last migrated payin-api to 2.4.0" in str(downgrade.error)
+
+
+def test_a_premature_contract_fails_before_anything_is_registered() -> None:
+    contract = set_path(stack_config("prod"), "services.payin-api.blue.image",
+                        "registry.pay.internal/payin-api:c0ffee0-v3.0.0")
+    run = update(contract, update(stack_config("prod")))
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert "3.0.0 includes the contract release 3.0.0" in str(run.error)
+    assert "both colours must run 2.4.0 or later first, and blue runs 2.2.4" in str(run.error)
+
+
+def test_the_database_url_reaches_only_its_secret() -> None:
+    url = "postgres://payin:s3cret@db.payments-prod:5432/payin"
+    run = update({**stack_config("prod"), "databases": {"payin-api": url}})
+    secret = run.named("prod-payin-api-database")
+    assert secret.inputs["stringData"]["value"] == {"DATABASE_URL": url}
+    assert SECRET_SIGNATURE in secret.inputs["stringData"], "the state must keep it encrypted"
+    assert not any(url in str(r.inputs) for r in run.registrations if r is not secret)
+    assert url not in run.result.model_dump_json()
+    placeholder = run.named("prod-payout-api-database").inputs["stringData"]["value"]["DATABASE_URL"]
+    assert placeholder == "postgres://migrations.invalid/payout-api"
+
+
+def test_a_stack_with_a_cluster_needs_every_database_url() -> None:
+    config = {**stack_config("prod"), "cluster": {"context": "prod"}, "databases": {"payin-api": "postgres://db"},
+              "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"},
+              **{key: "https://hooks.slack.com/services/T/B/x" for key in (
+                  "alerting_slack_deployments_url", "alerting_slack_incidents_url", "alerting_slack_alerts_url")},
+              "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef"}
+    run = update(config)
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert "release-infra:databases.payout-api is missing" in str(run.error)
