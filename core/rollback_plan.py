@@ -55,8 +55,8 @@ class Step(BaseModel):
     op: str
     urn: str
     old: _State | None = Field(None, alias="oldState")
-    replace_reasons: list[str] = Field(default_factory=list, alias="replaceReasons")
     new: _State | None = Field(None, alias="newState")
+    replace_reasons: list[str] = Field(default_factory=list, alias="replaceReasons")
 
     @property
     def name(self) -> str:
@@ -95,7 +95,7 @@ class Change:
 
 @dataclass
 class ServiceChange:
-    """What the preview does to one service, and the images its colours run after the update."""
+    """What the preview does to one service, and which colour is active and what each runs after the update."""
 
     service: str
     switch: Change | None = None
