@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/python-env.sh
-scripts/debian-packages.sh prometheus prometheus-alertmanager  # promtool, amtool and alertmanager for tests/real
+scripts/debian-packages.sh prometheus prometheus-alertmanager shellcheck  # tests/real; actionlint
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [[ $status -eq 5 ]]; then

@@ -1,0 +1,421 @@
+"""The rollback plan of one stack's preview: what each service's change does and the commands that undo it.
+
+Everything comes from the steps of ``pulumi preview --json`` (old and new inputs of every resource), never from
+the stack file, so the plan describes what the engine is about to do rather than what the config was meant to do:
+the active Service's selector gives the colour that takes traffic, each colour's Deployment gives its image, and
+the public gateway's KrakenD file gives the canary weight. Since Pulumi has no rollback command, rolling back is a
+config change back to the old values and another ``pulumi up``; replaced, deleted or created resources are not
+undone that way, so they are flagged at the top of the plan.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core import labels
+from core.blue_green import service_name
+from core.gateway import gateway_name
+from core.gateway_workload import CONFIG_FILE
+from core.images import build_version
+from core.settings import COLOURS
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+STACK_RESOURCE = "pulumi:pulumi:Stack"
+GATEWAY_CONFIG_MAP = f"{gateway_name('public')}-config"  # the preview gateway only ever reaches standby colours
+CHECKSUM_FIELD = "spec.template.metadata.annotations.release-infra/config-checksum"  # core.gateway_workload
+UNCHANGED_OPS = ("same", "read", "refresh")
+# How the engine names a step that is not an in-place update, worded for a reviewer.
+FLAGGED = {"create": "created", "delete": "deleted", "replace": "replaced", "create-replacement": "replaced",
+           "delete-replaced": "replaced", "read-replacement": "replaced", "discard": "forgotten",
+           "discard-replaced": "replaced", "import": "imported", "import-replacement": "replaced"}
+
+
+class PreviewError(ValueError):
+    """Input that is not the JSON of `pulumi preview --json` for the named stack."""
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str = ""
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Step(BaseModel):
+    """One resource step of the preview; only the fields the plan reads."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    op: str
+    urn: str
+    old: _State | None = Field(None, alias="oldState")
+    new: _State | None = Field(None, alias="newState")
+    replace_reasons: list[str] = Field(default_factory=list, alias="replaceReasons")
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def type(self) -> str:
+        return (self.new or self.old or _State()).type or self.urn.rsplit("::", 2)[-2].rsplit("$", 1)[-1]
+
+    @property
+    def stack(self) -> str:
+        return self.urn.split("::", 1)[0].rsplit(":", 1)[-1]
+
+    @property
+    def old_inputs(self) -> dict[str, Any]:
+        return self.old.inputs if self.old else {}
+
+    @property
+    def new_inputs(self) -> dict[str, Any]:
+        return self.new.inputs if self.new else {}
+
+
+class Preview(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    steps: list[Step] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    """An old and a new value of one setting; ``key`` is its `pulumi config set --path` key."""
+
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class ServiceChange:
+    """What the preview does to one service, and which colour is active and what each runs after the update."""
+
+    service: str
+    switch: Change | None = None
+    images: list[Change] = field(default_factory=list)
+    canary: Change | None = None
+    images_after: dict[str, str] = field(default_factory=dict)
+    active_after: str | None = None
+    also_updated: list[str] = field(default_factory=list)
+
+    @property
+    def rollback(self) -> list[Change]:
+        """Restore traffic first, then images, then the canary weight: one `pulumi up` applies them together."""
+        return [change for change in (self.switch, *self.images, self.canary) if change is not None]
+
+
+@dataclass(frozen=True)
+class Unexplained:
+    """A change the plan cannot undo with a config value: flagged (created, replaced...) or an other update."""
+
+    what: str
+    type: str
+    name: str
+    fields: tuple[str, ...] = ()
+
+
+@dataclass
+class RollbackPlan:
+    stack: str
+    services: list[ServiceChange]
+    flagged: list[Unexplained]
+    other: list[Unexplained]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.services or self.flagged or self.other)
+
+
+def parse_preview(text: str, stack: str) -> Preview:
+    """The preview, checked to be one of ``stack``; a bad file is one line naming what is wrong."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise PreviewError(f"the preview is not JSON ({error}); pass the output of `pulumi preview --json`") from None
+    if not isinstance(document, dict):
+        raise PreviewError("the preview is not a JSON object; pass the output of `pulumi preview --json`")
+    try:
+        preview = Preview.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise PreviewError(f"the preview has a bad step at {where}: {first['msg']}") from None
+    stacks = sorted({step.stack for step in preview.steps})
+    if stacks and stacks != [stack]:
+        raise PreviewError(f"the preview is of stack {', '.join(stacks)}, not {stack!r}")
+    return preview
+
+
+def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
+    """Classify every step: a colour switch, an image change, a canary weight, or something to flag."""
+    services = _before(preview)
+    # By name: the engine runs steps in parallel, so their order in the preview varies from run to run.
+    steps = sorted((step for step in preview.steps if step.type != STACK_RESOURCE and step.op not in UNCHANGED_OPS),
+                   key=lambda step: (step.name, step.urn))
+    for step in steps:  # services the stack outputs do not name yet (a new service) are known by their Deployments
+        found = _colour_deployment(step)
+        if found:
+            services.setdefault(found[0], ServiceChange(found[0]))
+    flagged, other, consequences = [], [], []
+    for step in steps:
+        if step.op != "update":
+            flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name, tuple(step.replace_reasons)))
+            if not (step.old and step.new):
+                continue  # a replacement also changes values: read on
+        fields = _changed_fields(step.old_inputs, step.new_inputs)
+        leftover = _explain(step, fields, services)
+        if leftover is None or step.op != "update":
+            continue
+        if leftover and leftover != fields:
+            other.append(Unexplained("updated", step.type, step.name, tuple(leftover)))
+        else:
+            consequences.append((step, fields, not leftover))
+    changed = {name: change for name, change in services.items() if change.rollback}
+    for step, fields, explained in consequences:
+        owner = _owner(step.name, services)
+        # A resource named after a service moves with it; the gateway's pods roll with every canary step.
+        owners = [owner] if owner else [name for name, change in changed.items() if change.canary and explained]
+        if owners and all(name in changed for name in owners):
+            for name in owners:
+                changed[name].also_updated.append(f"`{step.name}` ({_kind(step.type)})")
+        else:
+            other.append(Unexplained("updated", step.type, step.name, tuple(fields)))
+    for change in changed.values():
+        change.active_after = change.switch.new if change.switch else change.active_after
+        change.images_after.update({image.key.split(".")[2]: image.new for image in change.images})
+    return RollbackPlan(stack, [changed[name] for name in sorted(changed)],
+                        _unique(flagged), sorted(other, key=lambda item: item.name))
+
+
+def _before(preview: Preview) -> dict[str, ServiceChange]:
+    """Each service's active colour and images before the update, from the stack's outputs in the preview.
+
+    Only changed resources appear as steps, so what an unchanged colour runs is read from the outputs the last
+    update left (the `pulumi:pulumi:Stack` step's old state); a stack never updated has none.
+    """
+    services: dict[str, ServiceChange] = {}
+    for step in preview.steps:
+        if step.type != STACK_RESOURCE or step.old is None:
+            continue
+        outputs = step.old.outputs.get("services")
+        for name, service in (outputs if isinstance(outputs, dict) else {}).items():
+            if not isinstance(service, dict):
+                continue
+            colours = service.get("colours") if isinstance(service.get("colours"), dict) else {}
+            services[name] = ServiceChange(
+                name, active_after=service.get("active_colour"),
+                images_after={colour: value["image"] for colour, value in colours.items()
+                              if isinstance(value, dict) and isinstance(value.get("image"), str)})
+    return services
+
+
+def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange]) -> list[str] | None:
+    """Records what the plan understands of an update; returns the fields it does not explain (None: fully)."""
+    found = _colour_deployment(step)
+    if found:
+        service, colour = found
+        old, new = _image(step.old_inputs, service), _image(step.new_inputs, service)
+        if old == new:
+            return fields
+        services[service].images.append(Change(f"services.{service}.{colour}.image", old, new))
+        # The pod template carries the version in labels and environment: it follows the image.
+        return [path for path in fields if not path.startswith("spec.template.")] or None
+    if step.type == SERVICE:
+        old, new = _routing(step.old_inputs), _routing(step.new_inputs)
+        if old and new and old[0] == new[0] and old[1] != new[1]:
+            service, role = old[0]
+            rest = [path for path in fields if path != f"spec.selector.{labels.COLOR}"]
+            if role == "active":
+                services.setdefault(service, ServiceChange(service)).switch = Change(f"services.{service}.active", old[1], new[1])
+                return rest or None
+            return rest  # the preview Service follows the switch to the other colour
+        return fields
+    if step.type == CONFIG_MAP and _name(step.new_inputs) == GATEWAY_CONFIG_MAP:
+        old, new = _weights(step.old_inputs, services), _weights(step.new_inputs, services)
+        moved = [service for service in sorted(new) if old.get(service, 0) != new[service]]
+        for service in moved:
+            services[service].canary = Change(f"services.{service}.canary.weight", old.get(service, 0), new[service])
+        return None if moved else fields
+    if step.type == DEPLOYMENT and fields == [CHECKSUM_FIELD]:
+        return []  # a gateway rolls when its config changes
+    return fields
+
+
+def _colour_deployment(step: Step) -> tuple[str, str] | None:
+    """(service, colour) of a service's per-colour Deployment, known by its fixed selector {app, color}."""
+    if step.type != DEPLOYMENT:
+        return None
+    inputs = step.new_inputs or step.old_inputs
+    match = inputs.get("spec", {}).get("selector", {}).get("matchLabels", {})
+    if set(match) == {labels.APP, labels.COLOR} and match[labels.COLOR] in COLOURS:
+        return match[labels.APP], match[labels.COLOR]
+    return None
+
+
+def _image(inputs: dict[str, Any], service: str) -> str | None:
+    containers = inputs.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    for container in containers:
+        if container.get("name") == service:
+            return container.get("image")
+    return containers[0].get("image") if containers else None
+
+
+def _routing(inputs: dict[str, Any]) -> tuple[tuple[str, str], str] | None:
+    """((service, role), colour) of a routing Service: `<service>` is active, `<service>-preview` the standby."""
+    selector = inputs.get("spec", {}).get("selector") or {}
+    if set(selector) != {labels.APP, labels.COLOR}:
+        return None
+    service = selector[labels.APP]
+    for role in ("active", "preview"):
+        if _name(inputs) == service_name(service, role):
+            return (service, role), selector[labels.COLOR]
+    return None
+
+
+def _weights(inputs: dict[str, Any], services: dict[str, ServiceChange]) -> dict[str, int]:
+    """Per service, the percentage of its gateway hosts that are its preview Service (the standby colour)."""
+    try:
+        config = json.loads((inputs.get("data") or {}).get(CONFIG_FILE, ""))
+    except ValueError:
+        return {}
+    weights: dict[str, int] = {}
+    for endpoint in config.get("endpoints", []):
+        for backend in endpoint.get("backend", []):
+            hosts = [urlsplit(host).hostname or "" for host in backend.get("host", [])]
+            for service in services:
+                mine = [host.split(".")[0] for host in hosts
+                        if host.split(".")[0] in (service_name(service, "active"), service_name(service, "preview"))]
+                if mine:
+                    weights[service] = round(100 * mine.count(service_name(service, "preview")) / len(mine))
+    return weights
+
+
+def _owner(name: str, services: dict[str, ServiceChange]) -> str | None:
+    """The service whose name is part of a resource's name (`prod-alerting-payin-api-rules`)."""
+    for service in sorted(services, key=len, reverse=True):
+        if f"-{service}-" in f"-{name}-":
+            return service
+    return None
+
+
+def _changed_fields(old: Any, new: Any, path: str = "") -> list[str]:
+    """Dotted paths of the inputs that differ; engine-internal keys (`__provider`) are left out."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        changed = []
+        for key in sorted(set(old) | set(new), key=str):
+            if str(key).startswith("__"):
+                continue
+            changed += _changed_fields(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return changed
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [found for index, (a, b) in enumerate(zip(old, new))
+                for found in _changed_fields(a, b, f"{path}[{index}]")]
+    return [] if old == new else [path or "(whole resource)"]
+
+
+def _name(inputs: dict[str, Any]) -> str | None:
+    return (inputs.get("metadata") or {}).get("name")
+
+
+def _kind(resource_type: str) -> str:
+    return resource_type.rsplit(":", 1)[-1]
+
+
+def _unique(items: list[Unexplained]) -> list[Unexplained]:
+    """A replacement shows as several steps of one resource; report it once."""
+    seen: dict[str, Unexplained] = {}
+    for item in items:
+        seen.setdefault(item.name, item)
+    return sorted(seen.values(), key=lambda item: (item.what, item.name))
+
+
+def render_markdown(plan: RollbackPlan) -> str:
+    """The plan as the Markdown posted on pull requests and in deployment summaries."""
+    lines = [f"### Rollback plan: `{plan.stack}`", ""]
+    if plan.empty:
+        lines.append(f"No changes to `{plan.stack}`: nothing to roll back.")
+        return "\n".join(lines) + "\n"
+    if plan.flagged:
+        lines += ["> [!WARNING]",
+                  f"> **{len(plan.flagged)} resource(s) created, replaced or deleted.** These are not in-place "
+                  "updates: a replacement deletes and recreates the resource (a fixed name means delete first), "
+                  "and rolling back repeats that. Check each before merging.", ""]
+        lines += [f"- **{item.what.upper()}** `{item.name}` ({_kind(item.type)})"
+                  + (f", because of {_fields(item.fields)}" if item.fields else "") for item in plan.flagged]
+        lines.append("")
+    for change in plan.services:
+        lines += _service_section(plan.stack, change)
+    if plan.other:
+        lines += ["#### Other changes", "",
+                  "No config value of a service restores these: roll them back by reverting this change and running "
+                  "`pulumi up` again.", ""]
+        lines += [f"- `{item.name}` ({_kind(item.type)}): {_fields(item.fields)}" for item in plan.other]
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _service_section(stack: str, change: ServiceChange) -> list[str]:
+    lines = [f"#### {change.service}", ""]
+    before = {image.key.split(".")[2]: image.old for image in change.images}
+    if change.switch:
+        old, new = change.switch.old, change.switch.new
+        old_image, new_image = before.get(old, change.images_after.get(old)), change.images_after.get(new)
+        lines.append(f"- **Colour switch**: traffic moves from **{old}**{_shown(old_image)} to **{new}**"
+                     f"{_shown(new_image)}; {old} keeps running as the standby.{_direction(old_image, new_image)}")
+    for image in change.images:
+        colour = image.key.split(".")[2]
+        if change.active_after is None:
+            role = ""
+        elif change.active_after == colour:
+            role = ", the colour that takes traffic,"
+        else:
+            role = f", the standby ({change.active_after} takes traffic),"
+        effect = ("its pods roll onto the new image while serving" if change.active_after == colour else
+                  "traffic stays where it is" if change.active_after else "")
+        lines.append(f"- **Promotion**: {colour}{role} changes image from `{image.old}` to `{image.new}`"
+                     f"{'; ' + effect if effect else ''}.{_direction(image.old, image.new)}")
+    if change.canary:
+        standby = next((colour for colour in COLOURS if change.active_after and colour != change.active_after), None)
+        who = f"{standby}, the standby{_shown(change.images_after.get(standby))}," if standby else "the standby colour"
+        lines.append(f"- **Canary**: {who} gets {change.canary.new}% of {change.service}'s gateway traffic, "
+                     f"{'up' if change.canary.new > change.canary.old else 'down'} from {change.canary.old}%.")
+    if change.also_updated:
+        lines.append(f"- Updated with it: {', '.join(change.also_updated)}.")
+    restore = [_restore(item) for item in change.rollback]
+    lines += ["", f"To roll back, {' and '.join(restore)}:", "", "```sh", f"pulumi stack select {stack}"]
+    lines += [f"pulumi config set --path '{item.key}' {item.old}" for item in change.rollback]
+    lines += ["pulumi up", "```", ""]
+    return lines
+
+
+def _fields(paths: tuple[str, ...], most: int = 8) -> str:
+    more = f" and {len(paths) - most} more" if len(paths) > most else ""
+    return ", ".join(f"`{path}`" for path in paths[:most]) + more
+
+
+def _shown(image: str | None) -> str:
+    return f" (`{image}`)" if image else ""
+
+
+def _direction(old: str | None, new: str | None) -> str:
+    """Whether a change goes to a newer or an older build, when both images follow the tag rule."""
+    versions = [build_version(image.split("@")[0].rsplit(":", 1)[-1]) if image else None for image in (old, new)]
+    if None in versions or versions[0] == versions[1]:
+        return ""
+    older = versions[1] < versions[0]
+    return f" {'Back to an older' if older else 'A newer'} version: {versions[0]} -> {versions[1]}."
+
+
+def _restore(item: Change) -> str:
+    if item.key.endswith(".active"):
+        return f"switch traffic back to **{item.old}**"
+    if item.key.endswith(".image"):
+        return f"restore {item.key.split('.')[2]}'s image `{item.old}`"
+    return f"set the canary weight back to {item.old}%"

@@ -1,0 +1,213 @@
+"""The rollback plan of real previews: `pulumi preview --json` of the prod stack captured from the engine
+(tests/support/previews.py), and combinations of their real steps for the cases no single capture shows."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.rollback_plan import PreviewError, Preview, parse_preview, render_markdown, rollback_plan
+from tests.support.previews import fixture
+from tests.support.stacks import ROOT
+
+FLIP_PLAN = """\
+### Rollback plan: `prod`
+
+#### payin-api
+
+- **Colour switch**: traffic moves from **green** (`registry.pay.internal/payin-api:a1b2c3d-v2.3.0`) to **blue** \
+(`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`); green keeps running as the standby. \
+Back to an older version: 2.3.0 -> 2.2.4.
+- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), `prod-alerting-payin-api-rules` \
+(PrometheusRule), `prod-payin-api-preview` (Service).
+
+To roll back, switch traffic back to **green**:
+
+```sh
+pulumi stack select prod
+pulumi config set --path 'services.payin-api.active' green
+pulumi up
+```
+"""
+
+PROMOTION_PLAN = """\
+### Rollback plan: `prod`
+
+#### payin-api
+
+- **Promotion**: blue, the standby (green takes traffic), changes image from \
+`registry.pay.internal/payin-api:9f8e7d6-v2.2.4` to `registry.pay.internal/payin-api:5e6f7a8-v2.4.0`; \
+traffic stays where it is. A newer version: 2.2.4 -> 2.4.0.
+- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).
+
+To roll back, restore blue's image `registry.pay.internal/payin-api:9f8e7d6-v2.2.4`:
+
+```sh
+pulumi stack select prod
+pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4
+pulumi up
+```
+"""
+
+CANARY_PLAN = """\
+### Rollback plan: `prod`
+
+> [!WARNING]
+> **1 resource(s) created, replaced or deleted.** These are not in-place updates: a replacement deletes and \
+recreates the resource (a fixed name means delete first), and rolling back repeats that. Check each before merging.
+
+- **REPLACED** `prod-gateway-config` (ConfigMap), because of `data["krakend.json"]`
+
+#### payin-api
+
+- **Canary**: blue, the standby (`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`), gets 5% of payin-api's gateway \
+traffic, up from 0%.
+- Updated with it: `prod-gateway-deployment` (Deployment).
+
+To roll back, set the canary weight back to 0%:
+
+```sh
+pulumi stack select prod
+pulumi config set --path 'services.payin-api.canary.weight' 0
+pulumi up
+```
+"""
+
+
+def captured(scenario: str) -> dict[str, Any]:
+    return json.loads(fixture(scenario).read_text())
+
+
+def plan_of(preview: dict[str, Any], stack: str = "prod") -> str:
+    return render_markdown(rollback_plan(stack, parse_preview(json.dumps(preview), stack)))
+
+
+def step(preview: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [step for step in preview["steps"] if step["urn"].endswith("::" + name)]
+    return found
+
+
+@pytest.mark.parametrize("scenario, expected", [("flip", FLIP_PLAN), ("promotion", PROMOTION_PLAN),
+                                                ("canary", CANARY_PLAN)])
+def test_the_plan_of_a_captured_preview(scenario: str, expected: str) -> None:
+    assert plan_of(captured(scenario)) == expected
+
+
+def test_a_preview_with_no_changes_has_nothing_to_roll_back() -> None:
+    assert captured("no-change")["changeSummary"] == {"same": 51}
+    assert plan_of(captured("no-change")) == "### Rollback plan: `prod`\n\nNo changes to `prod`: nothing to roll back.\n"
+
+
+def test_a_promotion_and_a_switch_to_it_roll_back_traffic_first_then_the_image() -> None:
+    """The release in one change: blue gets the new build and takes traffic."""
+    preview = captured("flip")
+    preview["steps"].append(step(captured("promotion"), "prod-payin-api-blue"))
+    plan = plan_of(preview)
+    assert ("traffic moves from **green** (`registry.pay.internal/payin-api:a1b2c3d-v2.3.0`) to **blue** "
+            "(`registry.pay.internal/payin-api:5e6f7a8-v2.4.0`); green keeps running as the standby. "
+            "A newer version: 2.3.0 -> 2.4.0.") in plan
+    assert "- **Promotion**: blue, the colour that takes traffic, changes image from" in plan
+    assert ("To roll back, switch traffic back to **green** and restore blue's image "
+            "`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`:") in plan
+    assert plan.split("```sh\n")[1].split("```")[0] == (
+        "pulumi stack select prod\n"
+        "pulumi config set --path 'services.payin-api.active' green\n"
+        "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4\n"
+        "pulumi up\n")
+
+
+def test_a_promotion_of_the_active_colour_says_its_pods_roll() -> None:
+    preview = captured("promotion")
+    blue = step(preview, "prod-payin-api-blue")
+    for state in ("oldState", "newState"):
+        containers = blue[state]["inputs"]["spec"]["template"]["spec"]["containers"]
+        containers[0]["image"] = containers[0]["image"].replace("payin-api:", "payout-api:")
+        blue[state]["inputs"]["spec"]["selector"]["matchLabels"]["app"] = "payout-api"  # payout-api runs blue
+    assert "- **Promotion**: blue, the colour that takes traffic, changes image" in plan_of(preview)
+    assert "its pods roll onto the new image while serving." in plan_of(preview)
+
+
+def test_replaced_and_deleted_resources_are_flagged_above_everything_else() -> None:
+    preview = captured("promotion")
+    blue = step(preview, "prod-payin-api-blue")
+    blue["op"], blue["replaceReasons"] = "replace", ["spec.selector"]
+    gone = copy.deepcopy(step(captured("flip"), "prod-payin-api-preview"))
+    gone["op"], gone["newState"] = "delete", None
+    preview["steps"].append(gone)
+    plan = plan_of(preview)
+    assert plan.index("> [!WARNING]") < plan.index("#### payin-api")
+    assert "> **2 resource(s) created, replaced or deleted.**" in plan
+    assert "- **DELETED** `prod-payin-api-preview` (Service)\n" in plan
+    assert "- **REPLACED** `prod-payin-api-blue` (Deployment), because of `spec.selector`\n" in plan
+    assert "pulumi config set --path 'services.payin-api.blue.image' " in plan  # still read for the image
+
+
+def test_an_update_the_plan_cannot_restore_from_config_is_listed_with_its_fields() -> None:
+    preview = captured("promotion")
+    blue = step(preview, "prod-payin-api-blue")
+    blue["newState"]["inputs"]["spec"]["replicas"] = 5
+    rules = step(captured("flip"), "prod-alerting-payin-api-rules")
+    preview["steps"].append(rules)  # named after payin-api: it moves with the promotion
+    namespace = copy.deepcopy(rules)
+    namespace["urn"] = namespace["urn"].replace("prod-alerting-payin-api-rules", "prod-namespace")
+    preview["steps"].append(namespace)
+    plan = plan_of(preview)
+    assert "#### Other changes" in plan
+    assert "- `prod-payin-api-blue` (Deployment): `spec.replicas`\n" in plan
+    [line] = [line for line in plan.splitlines() if line.startswith("- `prod-namespace`")]
+    assert line.startswith("- `prod-namespace` (PrometheusRule): `spec.groups[0].rules[22].annotations.description`, ")
+    assert line.endswith(" and 9 more")  # 17 changed fields, the first 8 named
+    assert "`prod-alerting-payin-api-rules` (PrometheusRule)" in plan.split("#### Other changes")[0]
+
+
+def test_without_stack_outputs_the_plan_says_only_what_the_steps_show() -> None:
+    """A stack never updated has no outputs: which colour is active is unknown, the rollback is not."""
+    preview = captured("promotion")
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::release-infra-prod")]
+    plan = plan_of(preview)
+    assert ("- **Promotion**: blue changes image from `registry.pay.internal/payin-api:9f8e7d6-v2.2.4` to "
+            "`registry.pay.internal/payin-api:5e6f7a8-v2.4.0`. A newer version: 2.2.4 -> 2.4.0.") in plan
+    assert "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/" in plan
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "the preview is not JSON"),
+    ("[1, 2]", "the preview is not a JSON object; pass the output of `pulumi preview --json`"),
+    ('{"steps": [{"op": "update"}]}', "the preview has a bad step at steps.0.urn: Field required"),
+])
+def test_input_that_is_not_a_preview_is_refused_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(PreviewError) as error:
+        parse_preview(text, "prod")
+    assert str(error.value).startswith(message)
+
+
+def test_a_preview_of_another_stack_is_refused() -> None:
+    with pytest.raises(PreviewError, match=r"^the preview is of stack prod, not 'test'$"):
+        parse_preview(fixture("flip").read_text(), "test")
+
+
+def test_the_command_reads_a_file_or_stdin_and_refuses_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    command = [str(ROOT / ".venv" / "bin" / "release-infra-rollback-plan"), "--stack", "prod"]
+    from_file = subprocess.run([*command, str(fixture("flip"))], capture_output=True, text=True, check=True)
+    from_stdin = subprocess.run(command, input=fixture("flip").read_text(), capture_output=True, text=True,
+                                check=True)
+    assert from_file.stdout == from_stdin.stdout == FLIP_PLAN
+    bad = subprocess.run(command, input="{", capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("release-infra-rollback-plan: the preview is not JSON")
+    assert len(bad.stderr.splitlines()) == 1
+
+
+def test_the_plan_does_not_depend_on_the_order_of_the_steps() -> None:
+    preview = captured("flip")
+    preview["steps"].reverse()
+    assert plan_of(preview) == FLIP_PLAN
+
+
+def test_preview_ignores_fields_it_does_not_read() -> None:
+    assert Preview.model_validate({"steps": [], "changeSummary": {}, "config": {"a": "[secret]"}}).steps == []

@@ -1,0 +1,118 @@
+"""The GitHub workflows: actionlint (with shellcheck for the `run:` scripts) and the triggers the standard sets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.stacks import ROOT, STACKS
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+ACTIONS = ROOT / ".github" / "actions"
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> str:
+    return subprocess.run([str(ROOT / "scripts" / "bootstrap-actionlint.sh")], check=True, capture_output=True,
+                          text=True, timeout=900).stdout.strip()
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    if True in document:  # YAML 1.1 reads the key `on` as a boolean
+        document["on"] = document.pop(True)
+    return document
+
+
+def lint(actionlint: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([actionlint, "-shellcheck", shutil.which("shellcheck") or "", "-no-color"],
+                          cwd=directory, capture_output=True, text=True, timeout=300)
+
+
+def test_the_workflows_pass_actionlint_with_shellcheck(actionlint: str) -> None:
+    assert shutil.which("shellcheck"), "shellcheck is missing: scripts/debian-packages.sh shellcheck"
+    assert sorted(path.name for path in WORKFLOWS.iterdir()) == ["deploy.yml", "pull-request.yml"]
+    result = lint(actionlint, ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(actionlint: str, tmp_path: Path) -> None:
+    """The check above can fail: the same files with an undefined job output and an unquoted variable do."""
+    shutil.copytree(ROOT / ".github", tmp_path / ".github")
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)  # actionlint finds workflows in a repo
+    workflow = tmp_path / ".github" / "workflows" / "pull-request.yml"
+    text = workflow.read_text()
+    text = text.replace("needs.affected.outputs.stacks != '[]'", "needs.affected.outputs.stack != '[]'")
+    text = text.replace('--stack "$STACK" > build/preview/diff.txt', "--stack $STACK > build/preview/diff.txt")
+    workflow.write_text(text)
+    result = lint(actionlint, tmp_path)
+    assert result.returncode == 1
+    assert 'property "stack" is not defined' in result.stdout
+    assert "SC2086" in result.stdout
+
+
+def test_each_environment_is_updated_by_its_own_trigger() -> None:
+    deploy = load(WORKFLOWS / "deploy.yml")
+    jobs = deploy["jobs"]
+    assert set(jobs) == {*STACKS, "prod-plan"}
+    assert deploy["on"]["push"] == {"branches": ["**"], "tags": ["v*.*.*-rc*"]}
+    assert jobs["sandbox"]["if"] == ("github.event_name == 'push' && github.ref_type == 'branch' && "
+                                     "github.ref_name != 'main'")
+    assert jobs["dev"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert jobs["test"]["if"] == "github.event_name == 'push' && github.ref_type == 'tag'"
+    for stack in STACKS:
+        job = jobs[stack]
+        assert job["environment"] == stack
+        assert job["concurrency"] == {"group": f"stack-{stack}", "cancel-in-progress": False}
+        assert [step.get("run") for step in job["steps"]][-1] == f"pulumi up --yes --non-interactive --stack {stack}"
+        assert {"uses": "./.github/actions/rollback-plan", "with": {"stack": stack}} in job["steps"]
+
+
+def test_prod_runs_on_the_tuesday_train_or_on_demand_after_approval() -> None:
+    deploy = load(WORKFLOWS / "deploy.yml")
+    [schedule] = deploy["on"]["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (minute, hour, day, month, weekday) == ("0", "10", "*", "*", "2")  # GitHub's cron is UTC; 2 is Tuesday
+    assert deploy["on"]["workflow_dispatch"]["inputs"]["reason"]["required"] is True
+    plan, prod = deploy["jobs"]["prod-plan"], deploy["jobs"]["prod"]
+    assert plan["if"] == "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
+    assert "environment" not in plan  # the plan is in the run's summary before anyone approves
+    assert prod["needs"] == "prod-plan" and prod["environment"] == "prod"
+
+
+def test_pull_requests_get_one_comment_edited_on_each_push() -> None:
+    workflow = load(WORKFLOWS / "pull-request.yml")
+    assert list(workflow["on"]) == ["pull_request"]
+    affected, preview, comment = (workflow["jobs"][name] for name in ("affected", "preview", "comment"))
+    assert "release-infra-affected-stacks --json" in affected["steps"][-1]["run"]
+    assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.affected.outputs.stacks) }}"
+    runs = "\n".join(step.get("run", "") for step in preview["steps"])
+    assert "pulumi preview --diff" in runs
+    assert {"name": "rollback plan", "id": "plan", "uses": "./.github/actions/rollback-plan",
+            "with": {"stack": "${{ matrix.stack }}"}} in preview["steps"]
+    assert comment["permissions"] == {"pull-requests": "write"}
+    body, post = comment["steps"][-2:]
+    marker = "<!-- release-infra preview -->"
+    assert body["run"].splitlines()[1].strip() == f'echo "{marker}"'
+    script = post["with"]["script"]
+    assert post["uses"].startswith("actions/github-script@")
+    assert f'const marker = "{marker}";' in script
+    assert "github.rest.issues.updateComment" in script and "c.body.startsWith(marker)" in script
+
+
+def test_actions_are_pinned_to_versions_and_pulumi_to_the_engine() -> None:
+    files = [*WORKFLOWS.glob("*.yml"), *ACTIONS.glob("*/action.yml")]
+    used = {match for path in files for match in re.findall(r"uses: ([\w./-]+@\S+|\./\S+)", path.read_text())}
+    remote = {use for use in used if not use.startswith("./")}
+    assert remote and all(re.fullmatch(r"[\w-]+/[\w-]+@v\d+\.\d+\.\d+", use) for use in remote), remote
+    versions = dict(line.split("=", 1) for line in (ROOT / "scripts" / "engine" / "versions.env").read_text()
+                    .splitlines() if re.match(r"^[A-Z_]+=", line))
+    setup = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
+    [pulumi] = [step for step in setup["runs"]["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
+    assert pulumi["with"]["pulumi-version"] == versions["PULUMI_VERSION"]
