@@ -5,7 +5,8 @@ the stack file, so the plan describes what the engine is about to do rather than
 the active Service's selector gives the colour that takes traffic, each colour's Deployment gives its image, and
 the public gateway's KrakenD file gives the canary weight. Since Pulumi has no rollback command, rolling back is a
 config change back to the old values and another ``pulumi up``; replaced, deleted or created resources are not
-undone that way, so they are flagged at the top of the plan.
+undone that way, so they are flagged at the top of the plan. A database migration is never undone (migrations
+are forward-only), so a service that migrates gets no command restoring an older image, and the plan says why.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from core.blue_green import service_name
 from core.gateway import gateway_name
 from core.gateway_workload import CONFIG_FILE
 from core.images import build_version
+from core.migrations import MIGRATION_TIER
 from core.settings import COLOURS
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+JOB = "kubernetes:batch/v1:Job"
 STACK_RESOURCE = "pulumi:pulumi:Stack"
 GATEWAY_CONFIG_MAP = f"{gateway_name('public')}-config"  # the preview gateway only ever reaches standby colours
 CHECKSUM_FIELD = "spec.template.metadata.annotations.release-infra/config-checksum"  # core.gateway_workload
@@ -104,11 +107,16 @@ class ServiceChange:
     images_after: dict[str, str] = field(default_factory=dict)
     active_after: str | None = None
     also_updated: list[str] = field(default_factory=list)
+    migration: Change | None = None  # key: the Job's name; old and new: the images whose migrations ran
 
     @property
     def rollback(self) -> list[Change]:
-        """Restore traffic first, then images, then the canary weight: one `pulumi up` applies them together."""
-        return [change for change in (self.switch, *self.images, self.canary) if change is not None]
+        """Restore traffic first, then images, then the canary weight: one `pulumi up` applies them together.
+
+        After a migration no older image may be deployed again, so then only traffic and the weight go back.
+        """
+        images = [] if self.migration else self.images
+        return [change for change in (self.switch, *images, self.canary) if change is not None]
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,12 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
             services.setdefault(found[0], ServiceChange(found[0]))
     flagged, other, consequences = [], [], []
     for step in steps:
+        migrating = _migrating_service(step)
+        if migrating:  # a new image's migration Job: expected with a promotion, not a surprise to flag
+            services.setdefault(migrating, ServiceChange(migrating)).migration = Change(
+                _name(step.new_inputs) or step.name, _image(step.old_inputs, migrating),
+                _image(step.new_inputs, migrating))
+            continue
         if step.op != "update":
             flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name, tuple(step.replace_reasons)))
             if not (step.old and step.new):
@@ -177,7 +191,7 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
             other.append(Unexplained("updated", step.type, step.name, tuple(leftover)))
         else:
             consequences.append((step, fields, not leftover))
-    changed = {name: change for name, change in services.items() if change.rollback}
+    changed = {name: change for name, change in services.items() if change.rollback or change.migration}
     for step, fields, explained in consequences:
         owner = _owner(step.name, services)
         # A resource named after a service moves with it; the gateway's pods roll with every canary step.
@@ -257,6 +271,14 @@ def _colour_deployment(step: Step) -> tuple[str, str] | None:
     if set(match) == {labels.APP, labels.COLOR} and match[labels.COLOR] in COLOURS:
         return match[labels.APP], match[labels.COLOR]
     return None
+
+
+def _migrating_service(step: Step) -> str | None:
+    """The service whose migration Job (core.migrations: labelled with the migration tier) this step creates."""
+    if step.type != JOB or step.new is None:
+        return None
+    job_labels = (step.new_inputs.get("metadata") or {}).get("labels") or {}
+    return job_labels.get(labels.APP) if job_labels.get(labels.TIER) == MIGRATION_TIER else None
 
 
 def _image(inputs: dict[str, Any], service: str) -> str | None:
@@ -386,10 +408,24 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
         who = f"{standby}, the standby{_shown(change.images_after.get(standby))}," if standby else "the standby colour"
         lines.append(f"- **Canary**: {who} gets {change.canary.new}% of {change.service}'s gateway traffic, "
                      f"{'up' if change.canary.new > change.canary.old else 'down'} from {change.canary.old}%.")
+    if change.migration:
+        version = _version(change.migration.new)
+        lines.append(f"- **Migration**: `{change.migration.key}` applies the database migrations of "
+                     f"`{change.migration.new}` before the colour updates. Migrations are forward-only: rolling "
+                     f"back does not undo them, and no image older than {version} may be deployed afterwards.")
     if change.also_updated:
         lines.append(f"- Updated with it: {', '.join(change.also_updated)}.")
+    lines.append("")
+    if change.migration and change.images:
+        colours = " and ".join(image.key.split(".")[2] for image in change.images)
+        lines += [f"The image is not restored: {colours} keeps `{change.migration.new}`, or gets a fixed build "
+                  f"({_version(change.migration.new)} or later). The migrated schema stays backward compatible, so "
+                  "the other colour serves it as before.", ""]
+    if not change.rollback:
+        return lines + [f"Nothing to switch back: traffic stays on **{change.active_after}**.", ""] \
+            if change.active_after else lines
     restore = [_restore(item) for item in change.rollback]
-    lines += ["", f"To roll back, {' and '.join(restore)}:", "", "```sh", f"pulumi stack select {stack}"]
+    lines += [f"To roll back, {' and '.join(restore)}:", "", "```sh", f"pulumi stack select {stack}"]
     lines += [f"pulumi config set --path '{item.key}' {item.old}" for item in change.rollback]
     lines += ["pulumi up", "```", ""]
     return lines
@@ -406,11 +442,20 @@ def _shown(image: str | None) -> str:
 
 def _direction(old: str | None, new: str | None) -> str:
     """Whether a change goes to a newer or an older build, when both images follow the tag rule."""
-    versions = [build_version(image.split("@")[0].rsplit(":", 1)[-1]) if image else None for image in (old, new)]
+    versions = [_build_version(old), _build_version(new)]
     if None in versions or versions[0] == versions[1]:
         return ""
     older = versions[1] < versions[0]
     return f" {'Back to an older' if older else 'A newer'} version: {versions[0]} -> {versions[1]}."
+
+
+def _build_version(image: str | None) -> Any:
+    """The semantic version of an image that follows the tag rule, else None."""
+    return build_version(image.split("@")[0].rsplit(":", 1)[-1]) if image else None
+
+
+def _version(image: str | None) -> str:
+    return str(_build_version(image) or "this one")
 
 
 def _restore(item: Change) -> str:

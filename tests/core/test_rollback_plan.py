@@ -43,15 +43,15 @@ PROMOTION_PLAN = """\
 - **Promotion**: blue, the standby (green takes traffic), changes image from \
 `registry.pay.internal/payin-api:9f8e7d6-v2.2.4` to `registry.pay.internal/payin-api:5e6f7a8-v2.4.0`; \
 traffic stays where it is. A newer version: 2.2.4 -> 2.4.0.
+- **Migration**: `payin-api-migrate-5e6f7a8` applies the database migrations of \
+`registry.pay.internal/payin-api:5e6f7a8-v2.4.0` before the colour updates. Migrations are forward-only: rolling back \
+does not undo them, and no image older than 2.4.0 may be deployed afterwards.
 - Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).
 
-To roll back, restore blue's image `registry.pay.internal/payin-api:9f8e7d6-v2.2.4`:
+The image is not restored: blue keeps `registry.pay.internal/payin-api:5e6f7a8-v2.4.0`, or gets a fixed build \
+(2.4.0 or later). The migrated schema stays backward compatible, so the other colour serves it as before.
 
-```sh
-pulumi stack select prod
-pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4
-pulumi up
-```
+Nothing to switch back: traffic stays on **green**.
 """
 
 CANARY_PLAN = """\
@@ -87,6 +87,12 @@ def plan_of(preview: dict[str, Any], stack: str = "prod") -> str:
     return render_markdown(rollback_plan(stack, parse_preview(json.dumps(preview), stack)))
 
 
+def without_migration(preview: dict[str, Any]) -> dict[str, Any]:
+    """The same preview as of a service without database migrations: no migration Job among the steps."""
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-payin-api-migration")]
+    return preview
+
+
 def step(preview: dict[str, Any], name: str) -> dict[str, Any]:
     [found] = [step for step in preview["steps"] if step["urn"].endswith("::" + name)]
     return found
@@ -99,7 +105,7 @@ def test_the_plan_of_a_captured_preview(scenario: str, expected: str) -> None:
 
 
 def test_a_preview_with_no_changes_has_nothing_to_roll_back() -> None:
-    assert captured("no-change")["changeSummary"] == {"same": 51}
+    assert captured("no-change")["changeSummary"] == {"same": 55}
     assert plan_of(captured("no-change")) == "### Rollback plan: `prod`\n\nNo changes to `prod`: nothing to roll back.\n"
 
 
@@ -133,7 +139,7 @@ def test_a_promotion_of_the_active_colour_says_its_pods_roll() -> None:
 
 
 def test_replaced_and_deleted_resources_are_flagged_above_everything_else() -> None:
-    preview = captured("promotion")
+    preview = without_migration(captured("promotion"))
     blue = step(preview, "prod-payin-api-blue")
     blue["op"], blue["replaceReasons"] = "replace", ["spec.selector"]
     gone = copy.deepcopy(step(captured("flip"), "prod-payin-api-preview"))
@@ -167,12 +173,27 @@ def test_an_update_the_plan_cannot_restore_from_config_is_listed_with_its_fields
 
 def test_without_stack_outputs_the_plan_says_only_what_the_steps_show() -> None:
     """A stack never updated has no outputs: which colour is active is unknown, the rollback is not."""
-    preview = captured("promotion")
+    preview = without_migration(captured("promotion"))
     preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::release-infra-prod")]
     plan = plan_of(preview)
     assert ("- **Promotion**: blue changes image from `registry.pay.internal/payin-api:9f8e7d6-v2.2.4` to "
             "`registry.pay.internal/payin-api:5e6f7a8-v2.4.0`. A newer version: 2.2.4 -> 2.4.0.") in plan
     assert "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/" in plan
+
+
+def test_a_migration_is_not_flagged_and_never_rolled_back_to_an_older_image() -> None:
+    """The migration Job's replacement is the expected first stage of a promotion, and it cannot be undone."""
+    plan = plan_of(captured("promotion"))
+    assert "[!WARNING]" not in plan and "REPLACED" not in plan
+    assert "services.payin-api.blue.image" not in plan
+
+
+def test_a_switch_to_a_migrated_colour_rolls_back_traffic_only() -> None:
+    preview = captured("flip")
+    promotion = captured("promotion")
+    preview["steps"] += [step(promotion, "prod-payin-api-blue"), step(promotion, "prod-payin-api-migration")]
+    commands = plan_of(preview).split("```sh\n")[1].split("```")[0]
+    assert commands == "pulumi stack select prod\npulumi config set --path 'services.payin-api.active' green\npulumi up\n"
 
 
 @pytest.mark.parametrize("text, message", [

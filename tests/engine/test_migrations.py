@@ -65,13 +65,16 @@ def test_a_flip_runs_no_migration(prod: Project) -> None:
 def test_a_downgrade_fails_the_preview_with_one_line(prod: Project) -> None:
     old = "registry.pay.internal/payin-api:9f8e7d6-v2.2.4"
     prod.run("config", "set", "--path", "services.payin-api.green.image", old, "--stack", "prod")
-    result = prod.run("preview", "--stack", "prod", check=False)
+    preview = prod.run("preview", "--stack", "prod", check=False)
+    # The update phase too, where the engine writes checkpoints while the program reads the last outputs.
+    update = prod.run("up", "--yes", "--skip-preview", "--stack", "prod", check=False)
     prod.run("config", "set", "--path", "services.payin-api.green.image",
              "registry.pay.internal/payin-api:a1b2c3d-v2.3.0", "--stack", "prod")
-    assert result.returncode != 0
-    assert (f'release-infra:services.payin-api.green.image = "{old}": migrations only move forward: prod last '
-            "migrated payin-api to 2.4.0") in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    for result in (preview, update):
+        assert result.returncode != 0
+        assert (f'release-infra:services.payin-api.green.image = "{old}": migrations only move forward: prod last '
+                "migrated payin-api to 2.4.0") in result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_the_database_url_stays_a_secret(prod: Project) -> None:
