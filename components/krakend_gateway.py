@@ -17,7 +17,8 @@ class KrakenDGateway(pulumi.ComponentResource):
         super().__init__("release-infra:gateway:KrakenDGateway", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=plan.config_map["metadata"],
-                                       data=plan.config_map["data"], opts=child)
+                                       data=plan.config_map["data"], immutable=plan.config_map["immutable"],
+                                       opts=child)
         k8s.apps.v1.Deployment(f"{name}-deployment", metadata=plan.deployment["metadata"],
                                spec=plan.deployment["spec"],
                                opts=pulumi.ResourceOptions(parent=self, depends_on=[config]))

@@ -26,6 +26,13 @@ class GatewayPlan:
     ingresses: dict[str, Manifest]
 
 
+def config_map_name(gateway: str, config: dict) -> str:
+    """Named after its content: KrakenD reads its config only at start, so a change is a new, immutable ConfigMap
+    that new pods mount while old pods keep theirs, and the old one goes only after the rollout (create, then
+    delete). Rolling back the config is the same rollout to the previous name."""
+    return f"{gateway}-config-{checksum(config)[:10]}"
+
+
 def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> GatewayPlan:
     name = gateway_name(role)
     config = krakend_config(settings, catalogue, role)
@@ -62,7 +69,7 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(KRAKEND_UID),
                     "containers": [container],
-                    "volumes": [{"name": "config", "configMap": {"name": f"{name}-config"}}],
+                    "volumes": [{"name": "config", "configMap": {"name": config_map_name(name, config)}}],
                 },
             },
         },
@@ -80,7 +87,8 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
                 },
             }
     return GatewayPlan(
-        config_map={"metadata": metadata(f"{name}-config"), "data": {CONFIG_FILE: render(config)}},
+        config_map={"metadata": metadata(config_map_name(name, config)), "data": {CONFIG_FILE: render(config)},
+                    "immutable": True},
         deployment=deployment,
         service={"metadata": metadata(name),
                  "spec": {"type": "ClusterIP", "selector": selector,

@@ -31,9 +31,12 @@ SERVICE = "kubernetes:core/v1:Service"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 JOB = "kubernetes:batch/v1:Job"
 STACK_RESOURCE = "pulumi:pulumi:Stack"
-GATEWAY_CONFIG_MAP = f"{gateway_name('public')}-config"  # the preview gateway only ever reaches standby colours
-CHECKSUM_FIELD = "spec.template.metadata.annotations.release-infra/config-checksum"  # core.gateway_workload
+GATEWAY_CONFIG_MAP = f"{gateway_name('public')}-config-"  # + its checksum; the preview gateway only reaches standbys
+# What a gateway's pod template changes when its config does (core.gateway_workload): the checksum and the volume.
+GATEWAY_ROLL_FIELDS = {"spec.template.metadata.annotations.release-infra/config-checksum",
+                       "spec.template.spec.volumes[0].configMap.name"}
 UNCHANGED_OPS = ("same", "read", "refresh")
+REPLACEMENT_OPS = ("replace", "create-replacement", "delete-replaced")
 # How the engine names a step that is not an in-place update, worded for a reviewer.
 FLAGGED = {"create": "created", "delete": "deleted", "replace": "replaced", "create-replacement": "replaced",
            "delete-replaced": "replaced", "read-replacement": "replaced", "discard": "forgotten",
@@ -179,7 +182,8 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
                 _name(step.new_inputs) or step.name, _image(step.old_inputs, migrating),
                 _image(step.new_inputs, migrating))
             continue
-        if step.op != "update":
+        # A new gateway config is a new ConfigMap by design (core.gateway_workload): created before the old goes.
+        if step.op != "update" and not (_is_gateway_config(step) and step.op in REPLACEMENT_OPS):
             flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name, tuple(step.replace_reasons)))
             if not (step.old and step.new):
                 continue  # a replacement also changes values: read on
@@ -251,15 +255,19 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange]) 
                 return rest or None
             return rest  # the preview Service follows the switch to the other colour
         return fields
-    if step.type == CONFIG_MAP and _name(step.new_inputs) == GATEWAY_CONFIG_MAP:
+    if _is_gateway_config(step):
         old, new = _weights(step.old_inputs, services), _weights(step.new_inputs, services)
         moved = [service for service in sorted(new) if old.get(service, 0) != new[service]]
         for service in moved:
             services[service].canary = Change(f"services.{service}.canary.weight", old.get(service, 0), new[service])
         return None if moved else fields
-    if step.type == DEPLOYMENT and fields == [CHECKSUM_FIELD]:
+    if step.type == DEPLOYMENT and fields and set(fields) <= GATEWAY_ROLL_FIELDS:
         return []  # a gateway rolls when its config changes
     return fields
+
+
+def _is_gateway_config(step: Step) -> bool:
+    return step.type == CONFIG_MAP and (_name(step.new_inputs) or "").startswith(GATEWAY_CONFIG_MAP)
 
 
 def _colour_deployment(step: Step) -> tuple[str, str] | None:

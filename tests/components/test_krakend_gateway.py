@@ -56,3 +56,19 @@ def test_a_config_change_rolls_the_gateway_and_a_flip_does_not() -> None:
     assert checksum(canary) != checksum(base)
     [config] = canary.of_kind("ConfigMap")
     assert config.inputs["data"]["krakend.json"].count("payin-api-preview.payments-dev") == 3  # 3 payin endpoints
+
+
+def test_each_config_is_its_own_immutable_config_map_that_the_pods_mount() -> None:
+    """KrakenD reads its config only at start: a new config is a new ConfigMap, never an edit of the running one."""
+    base = register("dev")
+    canary = register("dev", set_path(stack_config("dev"), "services.payin-api.canary", {"weight": 5}))
+    names = []
+    for run in (base, canary):
+        [config] = run.of_kind("ConfigMap")
+        [deployment] = run.of_kind("Deployment")
+        assert config.inputs["immutable"] is True
+        assert deployment.inputs["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == \
+            config.inputs["metadata"]["name"]
+        assert config.inputs["metadata"]["name"] == f"gateway-config-{checksum(run)[:10]}"
+        names.append(config.inputs["metadata"]["name"])
+    assert names[0] != names[1]

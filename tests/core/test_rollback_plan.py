@@ -57,12 +57,6 @@ Nothing to switch back: traffic stays on **green**.
 CANARY_PLAN = """\
 ### Rollback plan: `prod`
 
-> [!WARNING]
-> **1 resource(s) created, replaced or deleted.** These are not in-place updates: a replacement deletes and \
-recreates the resource (a fixed name means delete first), and rolling back repeats that. Check each before merging.
-
-- **REPLACED** `prod-gateway-config` (ConfigMap), because of `data["krakend.json"]`
-
 #### payin-api
 
 - **Canary**: blue, the standby (`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`), gets 5% of payin-api's gateway \
