@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
+from core.policy.history import accumulate, previous_history
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -34,18 +35,26 @@ class ServiceNames(_Output):
     preview: str = Field(description="Kubernetes Service that routes to the standby colour, for release checks.")
 
 
+class ServiceHistory(_Output):
+    """What the environment has run of the service, accumulated over its updates (promotion lineage reads it)."""
+
+    ran: list[str] = Field(description="Images that have run on a colour with pods, oldest first (at most 100).")
+    served: list[str] = Field(description="Images that have been the active colour, oldest first (at most 100).")
+
+
 class ServiceOutput(_Output):
     active_colour: Colour
     standby_colour: Colour
     canary_weight: int = Field(ge=0, le=100, description="Percent of gateway traffic sent to the standby colour.")
     colours: dict[Colour, ColourOutput]
     service_names: ServiceNames
+    history: ServiceHistory = Field(description="Added in 1.1.")
 
 
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.0"] = Field(description="Major.minor of this schema; the major is in the file name.")
+    schema_version: Literal["1.1"] = Field(description="Major.minor of this schema; the major is in the file name.")
     environment: Literal["sandbox", "dev", "test", "prod"]
     namespace: str
     access: Literal["internal", "merchants", "merchants-and-consumers"]
@@ -55,7 +64,10 @@ class StackOutputs(_Output):
     services: dict[str, ServiceOutput]
 
 
-def stack_outputs(settings: StackSettings) -> StackOutputs:
+def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = None) -> StackOutputs:
+    """The outputs of this update; ``previous`` (the stack's last outputs) carries each service's history."""
+    before = (previous or {}).get("services")
+    before = before if isinstance(before, Mapping) else {}
     return StackOutputs(
         schema_version=SCHEMA_VERSION,
         environment=settings.environment.value,
@@ -75,10 +87,19 @@ def stack_outputs(settings: StackSettings) -> StackOutputs:
                 },
                 service_names=ServiceNames(active=service_name(name, "active"),
                                            preview=service_name(name, "preview")),
+                history=_history(settings, name, before.get(name)),
             )
             for name, release in settings.services.items()
         },
     )
+
+
+def _history(settings: StackSettings, name: str, before: Any) -> ServiceHistory:
+    ran, served = previous_history(before)
+    release = settings.services[name]
+    running = [str(release.image(colour)) for colour in COLOURS if settings.replicas_of(name, colour) > 0]
+    return ServiceHistory(ran=accumulate(ran, running),
+                          served=accumulate(served, [str(release.image(release.active))]))
 
 
 def json_schema() -> str:
