@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationError, field_validator, model_validator
 
 from core.alerting.settings import CONFIG_KEYS as ALERTING_KEYS
+from core.policy.settings import CONFIG_KEYS as POLICY_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import ConfigError, Problem
@@ -224,7 +225,8 @@ class StackSettings(Strict):
 
 
 CONFIG_KEYS = tuple(name for name in StackSettings.model_fields if name != "stack")
-KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS  # the alerting keys are validated by core.alerting.settings.load_alerting
+# The alerting keys are validated by core.alerting.settings.load_alerting, the policy keys by core.policy.settings.
+KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS + POLICY_KEYS
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -245,8 +247,8 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     raw: dict[str, Any] = {"stack": stack}
     problems: list[Problem] = []
     for key, value in config.items():
-        if key in ALERTING_KEYS or key in RETENTION_KEYS:
-            continue  # validated by load_alerting / load_retention
+        if key in ALERTING_KEYS or key in RETENTION_KEYS or key in POLICY_KEYS:
+            continue  # validated by load_alerting / load_retention / load_policy
         if key not in CONFIG_KEYS:
             problems.append(Problem(prefix + key, value, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
             continue
