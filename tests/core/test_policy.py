@@ -12,9 +12,8 @@ from core.outputs import stack_outputs
 from core.policy.clock import pinned_time
 from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import TrainWindow, load_policy
-from tests.support.stacks import catalogue, delete_path, set_path, settings, stack_config, upstream_outputs
+from tests.support.stacks import TRAIN, catalogue, delete_path, set_path, settings, stack_config, upstream_outputs
 
-TUESDAY = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc)  # inside the default train
 WEDNESDAY = datetime(2026, 11, 25, 10, 30, tzinfo=timezone.utc)
 FRIDAY = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
 NEW_MERCHANT = "registry.pay.internal/merchant-api:f3a4b5c-v3.2.0"
@@ -120,7 +119,7 @@ def test_the_train_window(window: dict, moment: datetime, inside: bool) -> None:
 # --- schedule: train, no-deploy days, freezes, emergencies -----------------------------------------------------
 
 def test_a_no_change_update_passes_on_any_day() -> None:
-    for now in (TUESDAY, WEDNESDAY, FRIDAY):
+    for now in (TRAIN, WEDNESDAY, FRIDAY):
         assert judge("prod", stack_config("prod"), outputs("prod"), now) == []
 
 
@@ -129,7 +128,7 @@ def test_a_first_update_creates_the_environment_on_any_day() -> None:
 
 
 def test_a_prod_change_passes_inside_the_train() -> None:
-    assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TUESDAY) == []
+    assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TRAIN) == []
 
 
 def test_a_prod_change_on_a_friday_is_refused_with_one_line() -> None:
@@ -155,7 +154,7 @@ def test_a_freeze_stops_changes_even_in_the_train() -> None:
     freeze = [{"start": "2026-11-23T00:00:00Z", "end": "2026-12-01T00:00:00Z", "reason": "Black Friday"}]
     config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "release_policy.freezes", freeze)
     assert 'the change freeze "Black Friday" is on until 2026-12-01 00:00 UTC (release_policy.freezes[0])' \
-        in refusal("prod", config, outputs("prod"), TUESDAY)
+        in refusal("prod", config, outputs("prod"), TRAIN)
     assert judge("prod", config, outputs("prod"), datetime(2026, 12, 1, 10, 30, tzinfo=timezone.utc)) == []
 
 
@@ -163,7 +162,7 @@ def test_freezes_apply_to_any_environment_that_configures_them() -> None:
     freeze = [{"start": "2026-11-23T00:00:00Z", "end": "2026-12-01T00:00:00Z", "reason": "Black Friday"}]
     config = set_path(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN),
                       "release_policy.freezes", freeze)
-    assert "Black Friday" in refusal("test", config, outputs("test"), TUESDAY)
+    assert "Black Friday" in refusal("test", config, outputs("test"), TRAIN)
     assert judge("test", delete_path(config, "release_policy"), outputs("test"), FRIDAY) == []
 
 
@@ -224,18 +223,18 @@ def test_a_high_risk_release_walks_the_canary_and_then_switches() -> None:
     previous = outputs("prod")
     for weight in (0, 5, 25, 50, 100):
         set_path(config, "services.payin-api.canary", {"weight": weight})
-        assert judge("prod", config, previous, TUESDAY) == []
+        assert judge("prod", config, previous, TRAIN) == []
         previous = outputs("prod", config, previous)
     set_path(config, "services.payin-api.active", "blue")
     set_path(config, "services.payin-api.canary", {"weight": 0})
-    assert judge("prod", config, previous, TUESDAY) == []
+    assert judge("prod", config, previous, TRAIN) == []
 
 
 def test_a_canary_may_not_skip_a_step() -> None:
     config = set_path(prod_with("services.payin-api.blue.image", NEW_PAYIN), "services.payin-api.canary",
                       {"weight": 5})
     previous = outputs("prod", config)
-    message = refusal("prod", set_path(config, "services.payin-api.canary", {"weight": 50}), previous, TUESDAY)
+    message = refusal("prod", set_path(config, "services.payin-api.canary", {"weight": 50}), previous, TRAIN)
     assert ('release-infra:services.payin-api.canary.weight = 50: payin-api is high-risk: its canary moves one step '
             'per update (5% -> 25% -> 50% -> 100%); from 5% the next step is 25%') in message
 
@@ -244,7 +243,7 @@ def test_a_new_image_on_a_standby_starts_its_canary_from_zero() -> None:
     at_50 = outputs("prod", prod_with("services.payin-api.canary", {"weight": 50}))
     config = set_path(prod_with("services.payin-api.blue.image", NEW_PAYIN), "services.payin-api.canary",
                       {"weight": 50})
-    assert "from 0% the next step is 5%" in refusal("prod", config, at_50, TUESDAY)
+    assert "from 0% the next step is 5%" in refusal("prod", config, at_50, TRAIN)
 
 
 def test_a_high_risk_switch_before_the_canary_finished_is_refused() -> None:
@@ -256,11 +255,11 @@ def test_a_high_risk_switch_before_the_canary_finished_is_refused() -> None:
     assert ('release-infra:services.payin-api.active = "blue": payin-api is high-risk: traffic moves to '
             'registry.pay.internal/payin-api:5e6f7a8-v2.5.0 only after its canary on the standby colour reached '
             '100% (5% -> 25% -> 50% -> 100%) in the previous update; it was at 50%') \
-        in refusal("prod", switched, previous, TUESDAY)
+        in refusal("prod", switched, previous, TRAIN)
 
 
 def test_a_high_risk_image_may_not_replace_the_active_colours_in_place() -> None:
-    message = refusal("prod", prod_with("services.payin-api.green.image", NEW_PAYIN), outputs("prod"), TUESDAY)
+    message = refusal("prod", prod_with("services.payin-api.green.image", NEW_PAYIN), outputs("prod"), TRAIN)
     assert ('release-infra:services.payin-api.green.image = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0": '
             'payin-api is high-risk') in message
 
@@ -268,28 +267,28 @@ def test_a_high_risk_image_may_not_replace_the_active_colours_in_place() -> None
 def test_standard_risk_services_switch_blue_green_without_a_canary() -> None:
     config = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
     previous = outputs("prod", config, outputs("prod"))
-    assert judge("prod", set_path(config, "services.merchant-api.active", "blue"), previous, TUESDAY) == []
+    assert judge("prod", set_path(config, "services.merchant-api.active", "blue"), previous, TRAIN) == []
 
 
 def test_an_image_that_served_this_environment_may_take_traffic_again() -> None:
     rolled_back = outputs("prod", prod_with("services.payin-api.active", "blue"), outputs("prod"))
-    assert judge("prod", stack_config("prod"), rolled_back, TUESDAY) == []
+    assert judge("prod", stack_config("prod"), rolled_back, TRAIN) == []
 
 
 def test_outside_prod_the_canary_rule_is_off_by_default() -> None:
     config = set_path(stack_config("test"), "services.payin-api.blue.image", NEW_PAYIN)
-    assert judge("test", config, outputs("test"), TUESDAY) == []
+    assert judge("test", config, outputs("test"), TRAIN) == []
 
 
 # --- promotion lineage -----------------------------------------------------------------------------------------
 
 def test_prod_may_run_an_image_test_has_run() -> None:
-    assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TUESDAY) == []
+    assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TRAIN) == []
 
 
 def test_prod_may_not_run_an_image_test_has_not_run() -> None:
     image = "registry.pay.internal/merchant-api:0123abc-v3.3.0"
-    message = refusal("prod", prod_with("services.merchant-api.blue.image", image), outputs("prod"), TUESDAY)
+    message = refusal("prod", prod_with("services.merchant-api.blue.image", image), outputs("prod"), TRAIN)
     assert message == (
         'release policy refuses the update of stack "prod": release-infra:services.merchant-api.blue.image = '
         '"registry.pay.internal/merchant-api:0123abc-v3.3.0": has not run in test (release-infra:upstream_stack) '
@@ -301,37 +300,37 @@ def test_an_image_prod_ran_before_needs_no_upstream() -> None:
     upstream = upstream_outputs("prod")["test"]
     upstream["services"]["payin-api"]["history"] = {"ran": [], "served": []}
     upstream["services"]["payin-api"]["colours"] = {}
-    assert judge("prod", stack_config("prod"), outputs("prod"), TUESDAY, upstream=upstream) == []
+    assert judge("prod", stack_config("prod"), outputs("prod"), TRAIN, upstream=upstream) == []
 
 
 def test_a_first_prod_deploy_needs_every_image_in_test() -> None:
     upstream = upstream_outputs("prod")["test"]
     del upstream["services"]["payout-api"]
-    message = refusal("prod", stack_config("prod"), {}, TUESDAY, upstream=upstream)
+    message = refusal("prod", stack_config("prod"), {}, TRAIN, upstream=upstream)
     assert message.count("test has never run payout-api") == 2
 
 
 def test_lineage_needs_the_upstream_deployed() -> None:
-    assert refusal("prod", stack_config("prod"), {}, TUESDAY, upstream={}) == (
+    assert refusal("prod", stack_config("prod"), {}, TRAIN, upstream={}) == (
         'release policy refuses the update of stack "prod": release-infra:upstream_stack = "test": stack "test" has '
         'no outputs yet: prod runs only images test has run, so test deploys first')
 
 
 def test_a_digest_pin_names_the_same_build() -> None:
     pinned = NEW_MERCHANT + "@sha256:" + "a" * 64
-    assert judge("prod", prod_with("services.merchant-api.blue.image", pinned), outputs("prod"), TUESDAY) == []
+    assert judge("prod", prod_with("services.merchant-api.blue.image", pinned), outputs("prod"), TRAIN) == []
 
 
 def test_test_may_name_dev_as_its_upstream() -> None:
     config = set_path(stack_config("test"), "upstream_stack", "dev")
     dev, previous = outputs("dev"), outputs("test")
-    assert judge("test", config, previous, TUESDAY, upstream=dev) == []  # test ran its images before
+    assert judge("test", config, previous, TRAIN, upstream=dev) == []  # test ran its images before
     assert judge("test", set_path(config, "services.payin-api.green.image",
-                                  "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3"), previous, TUESDAY,
+                                  "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3"), previous, TRAIN,
                  upstream=dev) == []
     assert ("has not run in dev (release-infra:upstream_stack) and has not run in test before; test runs only "
             "images dev has run (dev has run payin-api 4d5e6f7-v2.4.0-rc.3, 3c4d5e6-v2.4.0-rc.2)") in \
-        refusal("test", set_path(config, "services.payin-api.green.image", NEW_PAYIN), previous, TUESDAY, upstream=dev)
+        refusal("test", set_path(config, "services.payin-api.green.image", NEW_PAYIN), previous, TRAIN, upstream=dev)
 
 
 # --- feature flags and the tag rule ----------------------------------------------------------------------------
@@ -355,6 +354,6 @@ def test_the_tag_rule_is_the_settings_rule() -> None:
 
 
 def test_a_pinned_clock_must_name_its_zone() -> None:
-    assert pinned_time("2026-11-24T10:30:00Z") == TUESDAY
+    assert pinned_time("2026-11-24T10:30:00Z") == TRAIN
     with pytest.raises(ConfigError, match="RELEASE_INFRA_CLOCK = \"2026-11-24T10:30\": an ISO 8601 time with zone"):
         pinned_time("2026-11-24T10:30")

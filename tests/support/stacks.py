@@ -16,6 +16,7 @@ from core.settings import StackSettings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("sandbox", "dev", "test", "prod")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+TRAIN = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc)  # a Tuesday inside Prod's release train
 
 
 def catalogue() -> Catalogue:
