@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from core.errors import MISSING
 from core.images import ImageReference
 from core.settings import COLOURS, Colour, StackSettings
 from core.validation import key_path
@@ -41,7 +42,7 @@ def release_changes(settings: StackSettings, previous: Mapping[str, Any]) -> lis
     before_services = mapping(previous.get("services"))
     for name in before_services:
         if name not in settings.services:
-            changes.append(Change(path("services", name), None))
+            changes.append(Change(path("services", name), MISSING))
     for name, release in settings.services.items():
         before = before_services.get(name)
         if not isinstance(before, Mapping):

@@ -6,7 +6,7 @@ refuses any other image before the policy runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from core.catalogue import Catalogue, Risk
@@ -39,6 +39,7 @@ def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalog
     ``policy.upstream_stack``. A first update creates the environment: no traffic to protect, so the schedule
     and canary rules have nothing to judge; lineage still holds.
     """
+    now = now.astimezone(timezone.utc)  # the train, no-deploy days and messages are in UTC
     problems, reports = [], flag_reports(policy, now)
     if previous:
         schedule, notes = schedule_problems(settings, policy, release_changes(settings, previous), now)
@@ -62,7 +63,7 @@ def schedule_problems(settings: StackSettings, policy: PolicySettings, changes: 
     rules = policy.release_policy
     if not pending:
         return [], []
-    reasons = [f'the change freeze "{freeze.reason}" is on until {freeze.end:%Y-%m-%d %H:%M} UTC '
+    reasons = [f'the change freeze "{freeze.reason}" is on until {_utc(freeze.end)} '
                f"(release_policy.freezes[{index}])"
                for index, freeze in enumerate(rules.freezes) if freeze.contains(now)]
     day = WEEKDAYS[now.weekday()]
@@ -75,15 +76,18 @@ def schedule_problems(settings: StackSettings, policy: PolicySettings, changes: 
     emergency = policy.emergency_change
     if emergency is not None and emergency.covers(now):
         return [], [f"emergency change {emergency.id}, approved by {emergency.approver} ({emergency.reason}), "
-                    f"overrides: {'; '.join(reasons)}; its post-hoc review is due "
-                    f"{emergency.review_due:%Y-%m-%d %H:%M %Z}"]
+                    f"overrides: {'; '.join(reasons)}; its post-hoc review is due {_utc(emergency.review_due)}"]
     first = next(iter(pending.values()))
     more = {1: "", 2: " (and 1 more change)"}.get(len(pending), f" (and {len(pending) - 1} more changes)")
-    record = (f"; emergency change {emergency.id} covers {emergency.approved_at:%Y-%m-%d %H:%M} to "
-              f"{emergency.review_due:%Y-%m-%d %H:%M %Z} only" if emergency is not None else "")
+    record = (f"; emergency change {emergency.id} covers {_utc(emergency.approved_at)} to "
+              f"{_utc(emergency.review_due)} only" if emergency is not None else "")
     return [Problem(first.path, first.value,
                     f"it is {now:%A %Y-%m-%d %H:%M} UTC: {'; '.join(reasons)}; only a rollback or a current "
                     f"emergency change record (release-infra:{EMERGENCY}) may deploy now{record}{more}")], []
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
 def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: Catalogue,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationError, model_validator
@@ -41,7 +41,7 @@ class TrainWindow(Strict):
 
     def contains(self, now: datetime) -> bool:
         """Whether ``now`` is inside a train that started today or, for a window past midnight, yesterday."""
-        length = timedelta(minutes=self.duration_minutes)
+        length, now = timedelta(minutes=self.duration_minutes), now.astimezone(timezone.utc)
         for days_back in (0, 1):
             day = (now - timedelta(days=days_back)).date()
             if WEEKDAYS[day.weekday()] == self.weekday:

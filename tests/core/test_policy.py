@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -29,7 +29,8 @@ def judge(stack: str, config: dict[str, Any], previous: dict[str, Any], now: dat
     """The policy's verdict on updating ``stack`` to ``config`` from ``previous`` outputs; its reports."""
     policy = load_policy(stack, config["environment"], config, catalogue())
     if upstream is None and policy.upstream_stack:
-        upstream = upstream_outputs(stack, {"merchant-api": NEW_MERCHANT, "payin-api": NEW_PAYIN})[policy.upstream_stack]
+        ran = upstream_outputs(stack, {"merchant-api": NEW_MERCHANT, "payin-api": NEW_PAYIN})
+        upstream = ran[policy.upstream_stack]
     return evaluate(settings(stack, config), policy, catalogue(), previous, upstream, now)
 
 
@@ -131,6 +132,22 @@ def test_a_prod_change_passes_inside_the_train() -> None:
     assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TRAIN) == []
 
 
+def test_the_train_is_in_utc_whatever_zone_the_clock_reads() -> None:
+    karachi = timezone(timedelta(hours=5))
+    config = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    assert judge("prod", config, outputs("prod"), TRAIN.astimezone(karachi)) == []
+    assert "it is Tuesday 2026-11-24 09:30 UTC" in refusal("prod", config, outputs("prod"),
+                                                           datetime(2026, 11, 24, 14, 30, tzinfo=karachi))
+
+
+def test_removing_a_service_is_a_change() -> None:
+    previous = outputs("prod")
+    previous["services"]["refunds-api"] = previous["services"]["merchant-api"]
+    assert refusal("prod", stack_config("prod"), previous, FRIDAY).startswith(
+        'release policy refuses the update of stack "prod": release-infra:services.refunds-api is missing: '
+        'it is Friday')
+
+
 def test_a_prod_change_on_a_friday_is_refused_with_one_line() -> None:
     message = refusal("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), FRIDAY)
     assert message == (
@@ -183,7 +200,7 @@ def test_an_emergency_change_deploys_outside_the_train_and_is_reported() -> None
 def test_an_emergency_change_covers_only_approval_to_review(now: datetime) -> None:
     config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "emergency_change", EMERGENCY)
     assert refusal("prod", config, outputs("prod"), now).endswith(
-        "emergency change INC-2417 covers 2026-11-27 14:30 to 2026-11-28 10:00 UTC only")
+        "emergency change INC-2417 covers 2026-11-27 14:30 UTC to 2026-11-28 10:00 UTC only")
 
 
 def test_a_rollback_passes_on_any_day() -> None:
@@ -354,6 +371,6 @@ def test_the_tag_rule_is_the_settings_rule() -> None:
 
 
 def test_a_pinned_clock_must_name_its_zone() -> None:
-    assert pinned_time("2026-11-24T10:30:00Z") == TRAIN
+    assert pinned_time("2026-11-24T10:30:00Z") == TRAIN == pinned_time("2026-11-24T15:30:00+05:00")
     with pytest.raises(ConfigError, match="RELEASE_INFRA_CLOCK = \"2026-11-24T10:30\": an ISO 8601 time with zone"):
         pinned_time("2026-11-24T10:30")

@@ -91,9 +91,9 @@ def test_an_old_flag_is_reported_as_a_warning(warnings: list[str]) -> None:
                       {"payin-webhook-v2": {"rollout_percent": 100, "full_rollout_since": "2026-10-01"}})
     run = update_prod(config, FRIDAY)
     assert run.error is None
-    assert [w for w in warnings if w.startswith("feature flag")] == ["feature flag payin-webhook-v2 has been fully rolled out since 2026-10-01 (57 days): remove "
-                        "it from the code, PostHog and release-infra:feature_flags (flags go within 30 days of full "
-                        "rollout)"]
+    assert [w for w in warnings if w.startswith("feature flag")] == [
+        "feature flag payin-webhook-v2 has been fully rolled out since 2026-10-01 (57 days): remove it from the code, "
+        "PostHog and release-infra:feature_flags (flags go within 30 days of full rollout)"]
 
 
 def test_a_pinned_clock_is_used_and_announced(monkeypatch: pytest.MonkeyPatch, warnings: list[str]) -> None:
