@@ -21,6 +21,7 @@ def write_catalogue(directory: Path, services: int) -> Path:
 
 def prod_config(services: int) -> dict[str, Any]:
     config = stack_config("prod")
+    del config["upstream_stack"]  # a benchmark's prod stands alone: there is no test stack to promote from
     config["services"] = {
         _name(i): {
             "active": "blue" if i % 2 else "green",

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
 from core.migrations import Migration
+from core.policy.history import accumulate, previous_history
 from core.settings import COLOURS, Colour, StackSettings
 
 SCHEMA_VERSION = "1.1"
@@ -35,12 +36,20 @@ class ServiceNames(_Output):
     preview: str = Field(description="Kubernetes Service that routes to the standby colour, for release checks.")
 
 
+class ServiceHistory(_Output):
+    """What the environment has run of the service, accumulated over its updates (promotion lineage reads it)."""
+
+    ran: list[str] = Field(description="Images that have run on a colour with pods, oldest first (at most 100).")
+    served: list[str] = Field(description="Images that have been the active colour, oldest first (at most 100).")
+
+
 class ServiceOutput(_Output):
     active_colour: Colour
     standby_colour: Colour
     canary_weight: int = Field(ge=0, le=100, description="Percent of gateway traffic sent to the standby colour.")
     colours: dict[Colour, ColourOutput]
     service_names: ServiceNames
+    history: ServiceHistory = Field(description="Added in 1.1.")
 
 
 class MigrationOutput(_Output):
@@ -52,7 +61,7 @@ class MigrationOutput(_Output):
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.0", "1.1"] = Field(
+    schema_version: Literal["1.1"] = Field(
         description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
     environment: Literal["sandbox", "dev", "test", "prod"]
     namespace: str
@@ -65,7 +74,11 @@ class StackOutputs(_Output):
         default_factory=dict, description="Per service with database migrations, the last migration applied (1.1).")
 
 
-def stack_outputs(settings: StackSettings, migrations: Mapping[str, Migration] | None = None) -> StackOutputs:
+def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = None,
+                  migrations: Mapping[str, Migration] | None = None) -> StackOutputs:
+    """The outputs of this update; ``previous`` (the stack's last outputs) carries each service's history."""
+    before = (previous or {}).get("services")
+    before = before if isinstance(before, Mapping) else {}
     return StackOutputs(
         schema_version=SCHEMA_VERSION,
         environment=settings.environment.value,
@@ -85,6 +98,7 @@ def stack_outputs(settings: StackSettings, migrations: Mapping[str, Migration] |
                 },
                 service_names=ServiceNames(active=service_name(name, "active"),
                                            preview=service_name(name, "preview")),
+                history=_history(settings, name, before.get(name)),
             )
             for name, release in settings.services.items()
         },
@@ -94,6 +108,14 @@ def stack_outputs(settings: StackSettings, migrations: Mapping[str, Migration] |
             for name, migration in (migrations or {}).items()
         },
     )
+
+
+def _history(settings: StackSettings, name: str, before: Any) -> ServiceHistory:
+    ran, served = previous_history(before)
+    release = settings.services[name]
+    running = [str(release.image(colour)) for colour in COLOURS if settings.replicas_of(name, colour) > 0]
+    return ServiceHistory(ran=accumulate(ran, running),
+                          served=accumulate(served, [str(release.image(release.active))]))
 
 
 def json_schema() -> str:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationError, field_validator, model_validator
 
 from core.alerting.settings import CONFIG_KEYS as ALERTING_KEYS
+from core.policy.settings import CONFIG_KEYS as POLICY_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import ConfigError, Problem
@@ -225,7 +226,10 @@ class StackSettings(Strict):
 
 CONFIG_KEYS = tuple(name for name in StackSettings.model_fields if name != "stack")
 DATABASES_KEY = "databases"  # secret database URLs for migrations (core.migrations)
-KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS + (DATABASES_KEY,)  # the alerting keys are validated by core.alerting.settings.load_alerting
+# Validated elsewhere: alerting keys by core.alerting.settings, policy keys by core.policy.settings, the database
+# URLs by core.migrations.
+SEPARATELY_VALIDATED = ALERTING_KEYS + RETENTION_KEYS + POLICY_KEYS + (DATABASES_KEY,)
+KNOWN_KEYS = CONFIG_KEYS + SEPARATELY_VALIDATED
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +250,8 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     raw: dict[str, Any] = {"stack": stack}
     problems: list[Problem] = []
     for key, value in config.items():
-        if key in ALERTING_KEYS or key in RETENTION_KEYS or key == DATABASES_KEY:
-            continue  # validated by load_alerting / load_retention / core.migrations.check_databases
+        if key in SEPARATELY_VALIDATED:
+            continue
         if key not in CONFIG_KEYS:
             problems.append(Problem(prefix + key, value, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
             continue

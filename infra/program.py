@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +21,7 @@ from core.migrations import plan as migration_plan
 from core.outputs import StackOutputs, stack_outputs
 from core.registry import settings as retention_config
 from core.settings import PROJECT, StackSettings, decode, load_settings
-from infra.stack_state import previous_outputs
+from infra import release_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue.yaml"
@@ -29,15 +29,16 @@ RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"  # manifests go to <dir>/<stack
 CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"  # another catalogue, for benchmarks and experiments
 
 
-def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-         catalogue_file: Path | None = None) -> StackOutputs:
-    """Validate everything first: a bad value fails the update before a single resource is registered."""
+def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None = None) -> StackOutputs:
+    """Validate everything first: a bad value or a change the release policy refuses fails the update before a
+    single resource is registered. ``now`` defaults to the real time (see release_policy.current_time)."""
     stack = pulumi.get_stack()
     catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
     try:
+        moment = release_policy.current_time(now)
         catalogue = Catalogue.load(catalogue_file)
         config = stack_config()
-        settings = load_settings(stack, config, catalogue, now())
+        settings = load_settings(stack, config, catalogue, moment)
         alerting = load_alerting(stack, settings.environment, config.get("alerting"),
                                  {key: config[key] for key in SECRET_KEYS if key in config},
                                  live=settings.cluster is not None)
@@ -45,12 +46,13 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
             stack, config.get(retention_config.KEY),
             {key: config[key] for key in (retention_config.PASSWORD,) if key in config},
             settings.registry, live=settings.cluster is not None)
-        migrations = migration_plan(settings, catalogue, previous_releases(previous_outputs()))
+        previous = release_policy.check(settings, config, catalogue, moment)
+        migrations = migration_plan(settings, catalogue, previous_releases(previous))
         databases = load_databases(settings, catalogue, config.get(DATABASES_KEY))
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)
-    outputs = stack_outputs(settings, migrations)
+    outputs = stack_outputs(settings, previous, migrations)
     Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
                 alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
                 retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",

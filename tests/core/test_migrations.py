@@ -19,7 +19,7 @@ PAYIN = "registry.pay.internal/payin-api:{}"
 def outputs_of(stack: str, config: dict[str, Any] | None = None, before: dict[str, Any] | None = None) -> dict:
     """The stack outputs an update of ``config`` would export, given the outputs ``before`` it."""
     current = settings(stack, config)
-    return stack_outputs(current, plan(current, catalogue(), previous_releases(before or {}))).model_dump(mode="json")
+    return stack_outputs(current, before, plan(current, catalogue(), previous_releases(before or {}))).model_dump(mode="json")
 
 
 def migrate(stack: str, config: dict[str, Any], before: dict[str, Any] | None = None) -> dict:

@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 
 from core.outputs import SCHEMA_FILE, SCHEMA_VERSION, json_schema, stack_outputs
-from tests.support.stacks import STACKS, settings
+from core.policy.history import HISTORY_LIMIT, accumulate, previous_history
+from tests.support.stacks import STACKS, set_path, settings, stack_config
 
 
 def test_committed_schema_matches_the_model() -> None:
@@ -35,3 +36,48 @@ def test_outputs_say_what_runs_where() -> None:
     assert payout.colours["blue"].image == "registry.pay.internal/payout-api:0a1b2c3-v1.8.2"
     assert (payout.colours["blue"].replicas, payout.colours["green"].replicas) == (3, 0)
     assert (payout.service_names.active, payout.service_names.preview) == ("payout-api", "payout-api-preview")
+
+
+def test_history_starts_with_what_the_first_update_runs() -> None:
+    payout = stack_outputs(settings("prod")).services["payout-api"]
+    # green is scaled down in prod: it has a Deployment but no pods, so prod has not run its image.
+    assert payout.history.ran == ["registry.pay.internal/payout-api:0a1b2c3-v1.8.2"]
+    assert payout.history.served == ["registry.pay.internal/payout-api:0a1b2c3-v1.8.2"]
+
+
+def test_history_accumulates_over_updates_and_a_no_change_update_keeps_it() -> None:
+    first = stack_outputs(settings("test")).model_dump(mode="json")
+    config = set_path(stack_config("test"), "services.payin-api.green.image",
+                      "registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
+    second = stack_outputs(settings("test", config), first).model_dump(mode="json")
+    flipped = stack_outputs(settings("test", set_path(config, "services.payin-api.active", "green")),
+                            second).model_dump(mode="json")
+    history = flipped["services"]["payin-api"]["history"]
+    assert history["ran"] == ["registry.pay.internal/payin-api:a1b2c3d-v2.3.0",
+                              "registry.pay.internal/payin-api:9f8e7d6-v2.2.4",
+                              "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"]
+    assert history["served"] == ["registry.pay.internal/payin-api:a1b2c3d-v2.3.0",
+                                 "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"]
+    assert stack_outputs(settings("test", config), flipped).model_dump(mode="json") == flipped  # config is flipped
+
+
+def test_outputs_of_schema_1_0_count_what_they_ran() -> None:
+    old = stack_outputs(settings("test")).model_dump(mode="json")
+    for service in old["services"].values():
+        del service["history"]
+    old["schema_version"] = "1.0"
+    history = stack_outputs(settings("test"), old).services["merchant-api"].history
+    assert set(history.ran) == {"registry.pay.internal/merchant-api:d0e1f2a-v3.0.9",
+                                "registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"}
+    assert history.served == ["registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"]
+
+
+def test_history_keeps_the_newest_images_and_ignores_malformed_entries() -> None:
+    assert accumulate([f"r.io/a:{i:07x}-v1.0.{i}" for i in range(HISTORY_LIMIT)], ["r.io/a:fffffff-v9.0.0"])[-1] \
+        == "r.io/a:fffffff-v9.0.0"
+    assert len(accumulate([f"r.io/a:{i:07x}-v1.0.{i}" for i in range(HISTORY_LIMIT)], ["r.io/a:fffffff-v9.0.0"])) \
+        == HISTORY_LIMIT
+    assert accumulate(["r.io/a:abcdef0-v1.0.0"], ["r.io/a:abcdef0-v1.0.0@sha256:" + "0" * 64]) == \
+        ["r.io/a:abcdef0-v1.0.0"]
+    assert previous_history({"history": {"ran": "not a list"}, "colours": [1]}) == ([], [])
+    assert previous_history(None) == ([], [])

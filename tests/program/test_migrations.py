@@ -1,4 +1,7 @@
-"""Migrations through the whole program under mocks, with the previous outputs the engine would read."""
+"""Migrations through the whole program under mocks, with the previous outputs the engine would read.
+
+On the test stack, which has no upstream and no train: these tests are about migrations, not release policy.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from tests.support.stacks import NOW, set_path, stack_config
 NEW_PAYIN = "registry.pay.internal/payin-api:5e6f7a8-v2.4.0"
 
 
-def update(config: dict[str, Any], before: Run | None = None, stack: str = "prod") -> Run:
+def update(config: dict[str, Any], before: Run | None = None, stack: str = "test") -> Run:
     """One `pulumi up` of ``config`` after the update that produced ``before``."""
     previous = {stack: before.result.model_dump(mode="json")} if before else {}
     return run_program(lambda: main(now=lambda: NOW), stack=stack, config=config, stack_outputs=previous,
@@ -26,56 +29,56 @@ def jobs(run: Run) -> dict[str, dict]:
 
 
 def test_a_promotion_registers_the_new_images_job_and_both_colours_wait_for_it() -> None:
-    before = update(stack_config("prod"))
-    after = update(set_path(stack_config("prod"), "services.payin-api.blue.image", NEW_PAYIN), before)
-    job = after.named("prod-payin-api-migration")
+    before = update(stack_config("test"))
+    after = update(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN), before)
+    job = after.named("test-payin-api-migration")
     assert job.inputs["metadata"]["name"] == "payin-api-migrate-5e6f7a8"
     assert job.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_PAYIN
     deployments = {r.name: r for r in after.of_kind("Deployment")}
     for colour in ("blue", "green"):
-        assert job.urn in deployments[f"prod-payin-api-{colour}"].dependencies
+        assert job.urn in deployments[f"test-payin-api-{colour}"].dependencies
     assert after.result.migrations["payin-api"].image == NEW_PAYIN
 
 
 def test_a_flip_and_a_rollback_register_no_new_job() -> None:
-    before = update(stack_config("prod"))
-    flipped = update(set_path(stack_config("prod"), "services.payin-api.active", "blue"), before)
-    rolled_back = update(stack_config("prod"), flipped)
+    before = update(stack_config("test"))
+    flipped = update(set_path(stack_config("test"), "services.payin-api.active", "green"), before)
+    rolled_back = update(stack_config("test"), flipped)
     assert jobs(flipped) == jobs(before) == jobs(rolled_back)
 
 
 def test_a_downgrade_migration_fails_before_anything_is_registered() -> None:
-    promoted = update(set_path(stack_config("prod"), "services.payin-api.blue.image", NEW_PAYIN),
-                      update(stack_config("prod")))
-    downgrade = update(stack_config("prod"), promoted)  # blue back to 2.2.4
+    promoted = update(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN),
+                      update(stack_config("test")))
+    downgrade = update(stack_config("test"), promoted)  # green back to 2.2.4
     assert isinstance(downgrade.error, RunError) and downgrade.registrations == []
-    assert "release-infra:services.payin-api.blue.image = \"registry.pay.internal/payin-api:9f8e7d6-v2.2.4\": " \
-           "migrations only move forward: prod last migrated payin-api to 2.4.0" in str(downgrade.error)
+    assert "release-infra:services.payin-api.green.image = \"registry.pay.internal/payin-api:9f8e7d6-v2.2.4\": " \
+           "migrations only move forward: test last migrated payin-api to 2.4.0" in str(downgrade.error)
 
 
 def test_a_premature_contract_fails_before_anything_is_registered() -> None:
-    contract = set_path(stack_config("prod"), "services.payin-api.blue.image",
+    contract = set_path(stack_config("test"), "services.payin-api.green.image",
                         "registry.pay.internal/payin-api:c0ffee0-v3.0.0")
-    run = update(contract, update(stack_config("prod")))
+    run = update(contract, update(stack_config("test")))
     assert isinstance(run.error, RunError) and run.registrations == []
     assert "3.0.0 includes the contract release 3.0.0" in str(run.error)
-    assert "both colours must run 2.4.0 or later first, and blue runs 2.2.4" in str(run.error)
+    assert "both colours must run 2.4.0 or later first, and blue runs 2.3.0" in str(run.error)
 
 
 def test_the_database_url_reaches_only_its_secret() -> None:
-    url = "postgres://payin:s3cret@db.payments-prod:5432/payin"
-    run = update({**stack_config("prod"), "databases": {"payin-api": url}})
-    secret = run.named("prod-payin-api-database")
+    url = "postgres://payin:s3cret@db.payments-test:5432/payin"
+    run = update({**stack_config("test"), "databases": {"payin-api": url}})
+    secret = run.named("test-payin-api-database")
     assert secret.inputs["stringData"]["value"] == {"DATABASE_URL": url}
     assert SECRET_SIGNATURE in secret.inputs["stringData"], "the state must keep it encrypted"
     assert not any(url in str(r.inputs) for r in run.registrations if r is not secret)
     assert url not in run.result.model_dump_json()
-    placeholder = run.named("prod-payout-api-database").inputs["stringData"]["value"]["DATABASE_URL"]
+    placeholder = run.named("test-payout-api-database").inputs["stringData"]["value"]["DATABASE_URL"]
     assert placeholder == "postgres://migrations.invalid/payout-api"
 
 
 def test_a_stack_with_a_cluster_needs_every_database_url() -> None:
-    config = {**stack_config("prod"), "cluster": {"context": "prod"}, "databases": {"payin-api": "postgres://db"},
+    config = {**stack_config("test"), "cluster": {"context": "test"}, "databases": {"payin-api": "postgres://db"},
               "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"},
               **{key: "https://hooks.slack.com/services/T/B/x" for key in (
                   "alerting_slack_deployments_url", "alerting_slack_incidents_url", "alerting_slack_alerts_url")},

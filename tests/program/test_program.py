@@ -9,13 +9,14 @@ from pulumi import RunError
 
 from infra.program import main
 from tests.support.mock_engine import Run, run_program
-from tests.support.stacks import NOW, STACKS, catalogue, set_path, stack_config
+from tests.support.stacks import NOW, STACKS, catalogue, set_path, stack_config, upstream_outputs
 
 ROUTING_KINDS = {"Service", "PrometheusRule", "DeploymentEvents"}  # rules watch the active colour; events report it
 
 
-def run_stack(stack: str, config: dict | None = None) -> Run:
-    return run_program(lambda: main(now=lambda: NOW), stack=stack,
+def run_stack(stack: str, config: dict | None = None, upstream_ran: dict[str, str] | None = None) -> Run:
+    """The stack's first update under mocks; its upstream (if any) has run its committed images and ``upstream_ran``."""
+    return run_program(lambda: main(now=lambda: NOW), stack=stack, stack_outputs=upstream_outputs(stack, upstream_ran),
                        config=stack_config(stack) if config is None else config)
 
 
@@ -92,8 +93,9 @@ def test_a_promotion_changes_only_the_standby_deployment(stack: str) -> None:
     config = stack_config(stack)
     before = run_stack(stack, config)
     standby = before.result.services["payin-api"].standby_colour
-    set_path(config, f"services.payin-api.{standby}.image", "registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
-    after = run_stack(stack, config)
+    image = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
+    set_path(config, f"services.payin-api.{standby}.image", image)
+    after = run_stack(stack, config, upstream_ran={"payin-api": image})
     assert changed(before, after) == {"Deployment": {f"{stack}-payin-api-{standby}"},
                                       "DeploymentEvents": {f"{stack}-alerting-payin-api-deployment"},
                                       "Job": {f"{stack}-payin-api-migration"}}

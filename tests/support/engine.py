@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.stacks import ROOT
+from core.policy.clock import CLOCK_VARIABLE
+from tests.support.stacks import ROOT, TRAIN
 
 
 def bootstrap_env() -> dict[str, str]:
@@ -72,7 +73,8 @@ def make_project(directory: Path, engine_env: dict[str, str], stacks: dict[str, 
         for stack, text in stacks.items():
             (directory / f"Pulumi.{stack}.yaml").write_text(text)
     (directory / "state").mkdir()
-    env = dict(engine_env,
+    # The engine tier changes Prod on whatever day CI runs: its release-policy clock is pinned inside the train.
+    env = dict(engine_env, **{CLOCK_VARIABLE: TRAIN.isoformat().replace("+00:00", "Z")},
                PULUMI_BACKEND_URL=f"file://{directory / 'state'}",
                PULUMI_CONFIG_PASSPHRASE="release-infra-local",
                RELEASE_INFRA_RENDER_DIR=str(directory / "manifests"))

@@ -10,11 +10,13 @@ from typing import Any
 import yaml
 
 from core.catalogue import Catalogue
+from core.outputs import stack_outputs
 from core.settings import StackSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("sandbox", "dev", "test", "prod")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+TRAIN = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc)  # a Tuesday inside Prod's release train
 
 
 def catalogue() -> Catalogue:
@@ -29,6 +31,22 @@ def stack_config(stack: str) -> dict[str, Any]:
 
 def settings(stack: str, config: dict[str, Any] | None = None) -> StackSettings:
     return load_settings(stack, stack_config(stack) if config is None else config, catalogue(), NOW)
+
+
+def upstream_outputs(stack: str, promoted: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """For mocks' ``stack_outputs``: the outputs of the stack's upstream (release-infra:upstream_stack) after its
+    first update and, with ``promoted`` (service -> image), a second that put those images on its standby colours;
+    {} for a stack without an upstream."""
+    upstream = stack_config(stack).get("upstream_stack")
+    if not upstream:
+        return {}
+    outputs = stack_outputs(settings(upstream)).model_dump(mode="json")
+    if promoted:
+        config = stack_config(upstream)
+        for service, image in promoted.items():
+            set_path(config, f"services.{service}.{outputs['services'][service]['standby_colour']}.image", image)
+        outputs = stack_outputs(settings(upstream, config), outputs).model_dump(mode="json")
+    return {upstream: outputs}
 
 
 def set_path(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""What an environment has run, accumulated in its stack outputs from one update to the next.
+
+Promotion lineage needs history: Prod may run only images Test has run, and Test may have moved on since. Each
+update adds the images it runs to the lists its previous outputs carried. Outputs from before the history field
+count what they ran then. Images are compared by registry, repository and tag: tags are immutable under the
+standard, so a digest pin names the same build.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+HISTORY_LIMIT = 100  # per service and list; the oldest go first (retention keeps 20 builds per service anyway)
+
+
+def image_key(image: str) -> str:
+    """``registry/repository:tag`` without a digest pin."""
+    return image.split("@", 1)[0]
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def previous_history(service: Any) -> tuple[list[str], list[str]]:
+    """(ran, served) of one service's previous outputs: images it has run on a colour with pods, and images that
+    have taken its traffic. Anything malformed counts as nothing run."""
+    if not isinstance(service, Mapping):
+        return [], []
+    history = service.get("history") if isinstance(service.get("history"), Mapping) else {}
+    ran, served = _strings(history.get("ran")), _strings(history.get("served"))
+    colours = service.get("colours") if isinstance(service.get("colours"), Mapping) else {}
+    running = [colour.get("image") for colour in colours.values()
+               if isinstance(colour, Mapping) and isinstance(colour.get("replicas"), int) and colour["replicas"] > 0]
+    active = colours.get(service.get("active_colour"))
+    return (accumulate(ran, _strings(running)),
+            accumulate(served, _strings([active.get("image")] if isinstance(active, Mapping) else [])))
+
+
+def accumulate(before: list[str], now: Iterable[str]) -> list[str]:
+    """``before`` with the images of ``now`` it lacks appended, capped to the newest HISTORY_LIMIT."""
+    result, known = list(before), {image_key(image) for image in before}
+    for image in now:
+        if image_key(image) not in known:
+            result.append(image)
+            known.add(image_key(image))
+    return result[-HISTORY_LIMIT:]
+
+
+def ran_in(outputs: Mapping[str, Any], service: str) -> set[str]:
+    """Image keys that a stack's outputs say it has run of ``service``."""
+    services = outputs.get("services") if isinstance(outputs.get("services"), Mapping) else {}
+    return {image_key(image) for image in previous_history(services.get(service))[0]}

@@ -1,0 +1,154 @@
+"""The release policy's rules over one update: schedule, strategy by risk class, lineage and feature flags.
+
+The tag rule (every image ``<registry>/<service>:<git-sha>-v<semver>``) is not repeated here: core.settings
+refuses any other image before the policy runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from core.catalogue import Catalogue, Risk
+from core.errors import ConfigError, Problem
+from core.policy.changes import Change, is_rollback, mapping, path, release_changes
+from core.policy.history import image_key, previous_history
+from core.policy.lineage import lineage_problems
+from core.policy.settings import EMERGENCY, WEEKDAYS, PolicySettings
+from core.settings import StackSettings
+
+FLAG_REMOVAL = timedelta(days=30)  # seed 000 §5: flags go within 30 days of full rollout
+
+
+class PolicyViolation(ConfigError):
+    """The update breaks the release policy; the program fails it like bad config, before registering anything."""
+
+    def __init__(self, stack: str, problems: list[Problem]):
+        super().__init__(f'stack "{stack}"', problems)
+        self.args = (f'release policy refuses the update of stack "{stack}": ' + "; ".join(map(str, problems)),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalogue, previous: Mapping[str, Any],
+             upstream_outputs: Mapping[str, Any] | None, now: datetime) -> list[str]:
+    """Raise PolicyViolation naming every broken rule; return what to report without failing the update.
+
+    ``previous`` is the stack's last outputs (``{}`` before its first update), ``upstream_outputs`` those of
+    ``policy.upstream_stack``. A first update creates the environment: no traffic to protect, so the schedule
+    and canary rules have nothing to judge; lineage still holds.
+    """
+    now = now.astimezone(timezone.utc)  # the train, no-deploy days and messages are in UTC
+    problems, reports = [], flag_reports(policy, now)
+    if previous:
+        schedule, notes = schedule_problems(settings, policy, release_changes(settings, previous), now)
+        problems += schedule
+        reports += notes
+        problems += canary_problems(settings, policy, catalogue, previous)
+    if policy.upstream_stack is not None:
+        problems += lineage_problems(settings, previous, policy.upstream_stack, upstream_outputs or {})
+    if problems:
+        raise PolicyViolation(settings.stack, problems)
+    return reports
+
+
+def schedule_problems(settings: StackSettings, policy: PolicySettings, changes: list[Change],
+                      now: datetime) -> tuple[list[Problem], list[str]]:
+    """Train window, no-deploy days and freezes; an emergency change record covering ``now`` overrides them."""
+    pending: dict[str, Change] = {}  # one per config key: `replicas` alone changes several Deployments
+    for change in changes:
+        if not change.safe:
+            pending.setdefault(change.path, change)
+    rules = policy.release_policy
+    if not pending:
+        return [], []
+    reasons = [f'the change freeze "{freeze.reason}" is on until {_utc(freeze.end)} '
+               f"(release_policy.freezes[{index}])"
+               for index, freeze in enumerate(rules.freezes) if freeze.contains(now)]
+    day = WEEKDAYS[now.weekday()]
+    if day in rules.no_deploy_weekdays:
+        reasons.append(f"no deploys on {day.capitalize()} (release_policy.no_deploy_weekdays)")
+    if rules.train is not None and not rules.train.contains(now):
+        reasons.append(f"{settings.environment.value} changes only in the release train, {rules.train.describe()}")
+    if not reasons:
+        return [], []
+    emergency = policy.emergency_change
+    if emergency is not None and emergency.covers(now):
+        return [], [f"emergency change {emergency.id}, approved by {emergency.approver} ({emergency.reason}), "
+                    f"overrides: {'; '.join(reasons)}; its post-hoc review is due {_utc(emergency.review_due)}"]
+    first = next(iter(pending.values()))
+    more = {1: "", 2: " (and 1 more change)"}.get(len(pending), f" (and {len(pending) - 1} more changes)")
+    record = (f"; emergency change {emergency.id} covers {_utc(emergency.approved_at)} to "
+              f"{_utc(emergency.review_due)} only" if emergency is not None else "")
+    return [Problem(first.path, first.value,
+                    f"it is {now:%A %Y-%m-%d %H:%M} UTC: {'; '.join(reasons)}; only a rollback or a current "
+                    f"emergency change record (release-infra:{EMERGENCY}) may deploy now{record}{more}")], []
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+
+
+def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: Catalogue,
+                    previous: Mapping[str, Any]) -> list[Problem]:
+    """High-risk services (catalogue ``risk: high``) move traffic to a new image only through the canary steps.
+
+    From the previous outputs alone: the canary weight on an unchanged standby image advances one step per
+    update, and the active colour may take an image that has not served this environment only if the previous
+    update had that image on the standby colour at 100%. Rollbacks and services new to the environment pass.
+    """
+    if not policy.release_policy.canary_for_high_risk:
+        return []
+    problems = []
+    for name, release in settings.services.items():
+        before = mapping(previous.get("services")).get(name)
+        spec = catalogue.services.get(name)
+        if spec is None or spec.risk != Risk.HIGH or not isinstance(before, Mapping):
+            continue
+        steps = release.canary.steps
+        schedule = " -> ".join(f"{step}%" for step in steps)
+        standby = release.standby_colour
+        carried = _weight_on(before, standby, str(release.image(standby)))
+        if release.canary.weight > carried:
+            expected = next(step for step in steps if step > carried)
+            if release.canary.weight != expected:
+                problems.append(Problem(path("services", name, "canary", "weight"), release.canary.weight,
+                                        f"{name} is high-risk: its canary moves one step per update ({schedule}); "
+                                        f"from {carried}% the next step is {expected}%"))
+        image = str(release.image(release.active))
+        served = {image_key(i) for i in previous_history(before)[1]}
+        if image_key(image) in served or is_rollback(before, image, release.active):
+            continue
+        reached = _weight_on(before, release.active, image)
+        if reached != 100:
+            switched = before.get("active_colour") != release.active
+            problems.append(Problem(path("services", name, "active") if switched else
+                                    path("services", name, release.active, "image"),
+                                    release.active if switched else image,
+                                    f"{name} is high-risk: traffic moves to {image} only after its canary on the "
+                                    f"standby colour reached 100% ({schedule}) in the previous update; it was at "
+                                    f"{reached}%"))
+    return problems
+
+
+def _weight_on(before: Mapping[str, Any], colour: str, image: str) -> int:
+    """The canary weight the previous update gave ``image`` on standby ``colour``; 0 if it was not there."""
+    there = mapping(mapping(before.get("colours")).get(colour)).get("image")
+    weight = before.get("canary_weight")
+    if before.get("standby_colour") == colour and isinstance(there, str) and image_key(there) == image_key(image) \
+            and isinstance(weight, int):
+        return weight
+    return 0
+
+
+def flag_reports(policy: PolicySettings, now: datetime) -> list[str]:
+    """Flags 30 or more days past full rollout: reported on every update, never a failure."""
+    reports = []
+    for name, flag in sorted(policy.feature_flags.items()):
+        if flag.full_rollout_since is not None and now.date() - flag.full_rollout_since >= FLAG_REMOVAL:
+            days = (now.date() - flag.full_rollout_since).days
+            reports.append(f"feature flag {name} has been fully rolled out since {flag.full_rollout_since} "
+                           f"({days} days): remove it from the code, PostHog and release-infra:feature_flags "
+                           "(flags go within 30 days of full rollout)")
+    return reports

@@ -1,0 +1,376 @@
+"""The release policy's rules on the real stack files: compliant passes, a violation fails, missing fields are safe."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from core.errors import ConfigError
+from core.outputs import stack_outputs
+from core.policy.clock import pinned_time
+from core.policy.rules import PolicyViolation, evaluate
+from core.policy.settings import TrainWindow, load_policy
+from tests.support.stacks import TRAIN, catalogue, delete_path, set_path, settings, stack_config, upstream_outputs
+
+WEDNESDAY = datetime(2026, 11, 25, 10, 30, tzinfo=timezone.utc)
+FRIDAY = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
+NEW_MERCHANT = "registry.pay.internal/merchant-api:f3a4b5c-v3.2.0"
+NEW_PAYIN = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
+
+
+def outputs(stack: str, config: dict[str, Any] | None = None, previous: dict[str, Any] | None = None) -> dict:
+    return stack_outputs(settings(stack, config), previous).model_dump(mode="json")
+
+
+def judge(stack: str, config: dict[str, Any], previous: dict[str, Any], now: datetime,
+          upstream: dict[str, Any] | None = None) -> list[str]:
+    """The policy's verdict on updating ``stack`` to ``config`` from ``previous`` outputs; its reports."""
+    policy = load_policy(stack, config["environment"], config, catalogue())
+    if upstream is None and policy.upstream_stack:
+        ran = upstream_outputs(stack, {"merchant-api": NEW_MERCHANT, "payin-api": NEW_PAYIN})
+        upstream = ran[policy.upstream_stack]
+    return evaluate(settings(stack, config), policy, catalogue(), previous, upstream, now)
+
+
+def prod_with(path: str, value: Any) -> dict[str, Any]:
+    return set_path(stack_config("prod"), path, value)
+
+
+def refusal(stack: str, config: dict[str, Any], previous: dict[str, Any], now: datetime, **kwargs: Any) -> str:
+    with pytest.raises(PolicyViolation) as raised:
+        judge(stack, config, previous, now, **kwargs)
+    return str(raised.value)
+
+
+# --- settings -------------------------------------------------------------------------------------------------
+
+def test_prod_gets_the_train_no_fridays_and_canaries_by_default() -> None:
+    rules = load_policy("prod", "prod", stack_config("prod"), catalogue()).release_policy
+    assert rules.train == TrainWindow(weekday="tuesday", duration_minutes=240)
+    assert rules.train.describe() == "Tuesday 10:00-14:00 UTC"
+    assert rules.no_deploy_weekdays == ["friday"] and rules.canary_for_high_risk and rules.freezes == []
+
+
+def test_other_environments_deploy_continuously_unless_configured() -> None:
+    rules = load_policy("dev", "dev", stack_config("dev"), catalogue()).release_policy
+    assert (rules.train, rules.no_deploy_weekdays, rules.canary_for_high_risk) == (None, [], False)
+    configured = load_policy("dev", "dev", {"release_policy": '{"no_deploy_weekdays": ["friday"]}'}, catalogue())
+    assert configured.release_policy.no_deploy_weekdays == ["friday"]
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("release_policy.train", None, 'release-infra:release_policy.train = null: prod follows the weekly release train'),
+    ("release_policy.no_deploy_weekdays", ["monday"],
+     'release-infra:release_policy.no_deploy_weekdays = ["monday"]: prod never deploys on a Friday'),
+    ("release_policy.canary_for_high_risk", False,
+     "release-infra:release_policy.canary_for_high_risk = false: prod releases high-risk services as canaries"),
+    ("release_policy.train", {"weekday": "friday"},
+     'release-infra:release_policy.train.weekday = "friday": the train cannot run on a no-deploy day'),
+    ("release_policy.train", {"start": "25:00"}, "release-infra:release_policy.train.start = \"25:00\": input should"),
+    ("release_policy.freezes", [{"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", "reason": "BF"}],
+     "release-infra:release_policy.freezes[0]"),
+    ("release_policy.trian", {}, "release-infra:release_policy.trian = {}: unknown key (a typo?)"),
+    ("feature_flags", {"refunds-fast-path": {"rollout_percent": 5}},
+     'release-infra:feature_flags = "refunds-fast-path": flags are named {product}-{feature}'),
+    ("feature_flags", {"payin": {"rollout_percent": 5}}, 'release-infra:feature_flags = "payin": flags are named'),
+    ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 100}},
+     "full_rollout_since (a date) goes with rollout_percent 100"),
+    ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 50, "full_rollout_since": "2026-10-01"}},
+     "full_rollout_since (a date) goes with rollout_percent 100"),
+    ("emergency_change", {"id": "INC-1", "approver": "cdo", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
+                          "review_due": "2026-11-28T15:00:01Z"}, "at most 24 hours after it"),
+    ("emergency_change", {"id": "INC-1", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
+                          "review_due": "2026-11-28T09:00:00Z"},
+     "release-infra:emergency_change.approver is missing: required"),
+    ("emergency_change", {"id": "INC-1", "approver": " ", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
+                          "review_due": "2026-11-28T09:00:00Z"}, "release-infra:emergency_change.approver"),
+    ("upstream_stack", "prod", 'release-infra:upstream_stack = "prod": names the stack that images are promoted from'),
+])
+def test_policy_config_against_the_standard(path: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_policy("prod", "prod", prod_with(path, value), catalogue())
+    assert str(raised.value).startswith('invalid config for stack "prod": ')
+    assert message in str(raised.value)
+
+
+def test_flag_names_use_catalogue_products() -> None:
+    config = prod_with("feature_flags", {"payout-instant-v1": {"rollout_percent": 0},
+                                         "merchant-self-onboarding": {"rollout_percent": 100,
+                                                                      "full_rollout_since": "2026-11-01"}})
+    assert set(load_policy("prod", "prod", config, catalogue()).feature_flags) == {"payout-instant-v1",
+                                                                                  "merchant-self-onboarding"}
+
+
+@pytest.mark.parametrize("window, moment, inside", [
+    ({}, datetime(2026, 11, 24, 10, 0), True),
+    ({}, datetime(2026, 11, 24, 13, 59), True),
+    ({}, datetime(2026, 11, 24, 14, 0), False),
+    ({}, datetime(2026, 11, 24, 9, 59), False),
+    ({}, datetime(2026, 11, 17, 11, 0), True),  # any Tuesday
+    ({}, datetime(2026, 11, 25, 11, 0), False),
+    ({"start": "22:00", "duration_minutes": 180}, datetime(2026, 11, 25, 0, 30), True),  # past midnight
+    ({"start": "22:00", "duration_minutes": 180}, datetime(2026, 11, 25, 1, 0), False),
+])
+def test_the_train_window(window: dict, moment: datetime, inside: bool) -> None:
+    assert TrainWindow.model_validate(window).contains(moment.replace(tzinfo=timezone.utc)) is inside
+
+
+# --- schedule: train, no-deploy days, freezes, emergencies -----------------------------------------------------
+
+def test_a_no_change_update_passes_on_any_day() -> None:
+    for now in (TRAIN, WEDNESDAY, FRIDAY):
+        assert judge("prod", stack_config("prod"), outputs("prod"), now) == []
+
+
+def test_a_first_update_creates_the_environment_on_any_day() -> None:
+    assert judge("prod", stack_config("prod"), {}, FRIDAY) == []
+
+
+def test_a_prod_change_passes_inside_the_train() -> None:
+    assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TRAIN) == []
+
+
+def test_the_train_is_in_utc_whatever_zone_the_clock_reads() -> None:
+    karachi = timezone(timedelta(hours=5))
+    config = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    assert judge("prod", config, outputs("prod"), TRAIN.astimezone(karachi)) == []
+    assert "it is Tuesday 2026-11-24 09:30 UTC" in refusal("prod", config, outputs("prod"),
+                                                           datetime(2026, 11, 24, 14, 30, tzinfo=karachi))
+
+
+def test_removing_a_service_is_a_change() -> None:
+    previous = outputs("prod")
+    previous["services"]["refunds-api"] = previous["services"]["merchant-api"]
+    assert refusal("prod", stack_config("prod"), previous, FRIDAY).startswith(
+        'release policy refuses the update of stack "prod": release-infra:services.refunds-api is missing: '
+        'it is Friday')
+
+
+def test_a_prod_change_on_a_friday_is_refused_with_one_line() -> None:
+    message = refusal("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), FRIDAY)
+    assert message == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.blue.image = '
+        '"registry.pay.internal/merchant-api:f3a4b5c-v3.2.0": it is Friday 2026-11-27 15:00 UTC: no deploys on '
+        'Friday (release_policy.no_deploy_weekdays); prod changes only in the release train, Tuesday 10:00-14:00 '
+        'UTC; only a rollback or a current emergency change record (release-infra:emergency_change) may deploy now')
+    assert "\n" not in message
+
+
+def test_a_prod_change_outside_the_train_is_refused_and_counts_every_change() -> None:
+    config = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    set_path(config, "replicas", "4")
+    message = refusal("prod", config, outputs("prod"), WEDNESDAY)
+    assert "it is Wednesday 2026-11-25 10:30 UTC: prod changes only in the release train, Tuesday 10:00-14:00 UTC" \
+        in message
+    assert message.endswith("(and 1 more change)")  # replicas changes several Deployments: one config key
+
+
+def test_a_freeze_stops_changes_even_in_the_train() -> None:
+    freeze = [{"start": "2026-11-23T00:00:00Z", "end": "2026-12-01T00:00:00Z", "reason": "Black Friday"}]
+    config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "release_policy.freezes", freeze)
+    assert 'the change freeze "Black Friday" is on until 2026-12-01 00:00 UTC (release_policy.freezes[0])' \
+        in refusal("prod", config, outputs("prod"), TRAIN)
+    assert judge("prod", config, outputs("prod"), datetime(2026, 12, 1, 10, 30, tzinfo=timezone.utc)) == []
+
+
+def test_freezes_apply_to_any_environment_that_configures_them() -> None:
+    freeze = [{"start": "2026-11-23T00:00:00Z", "end": "2026-12-01T00:00:00Z", "reason": "Black Friday"}]
+    config = set_path(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN),
+                      "release_policy.freezes", freeze)
+    assert "Black Friday" in refusal("test", config, outputs("test"), TRAIN)
+    assert judge("test", delete_path(config, "release_policy"), outputs("test"), FRIDAY) == []
+
+
+EMERGENCY = {"id": "INC-2417", "approver": "cdo@pay.example", "reason": "P1: Pay-In timeouts",
+             "approved_at": "2026-11-27T14:30:00Z", "review_due": "2026-11-28T10:00:00Z"}
+
+
+def test_an_emergency_change_deploys_outside_the_train_and_is_reported() -> None:
+    config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "emergency_change", EMERGENCY)
+    [report] = judge("prod", config, outputs("prod"), FRIDAY)
+    assert report.startswith("emergency change INC-2417, approved by cdo@pay.example (P1: Pay-In timeouts), "
+                             "overrides: no deploys on Friday")
+    assert report.endswith("its post-hoc review is due 2026-11-28 10:00 UTC")
+
+
+@pytest.mark.parametrize("now", [datetime(2026, 11, 27, 14, 0, tzinfo=timezone.utc),
+                                 datetime(2026, 11, 28, 10, 1, tzinfo=timezone.utc)])
+def test_an_emergency_change_covers_only_approval_to_review(now: datetime) -> None:
+    config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "emergency_change", EMERGENCY)
+    assert refusal("prod", config, outputs("prod"), now).endswith(
+        "emergency change INC-2417 covers 2026-11-27 14:30 UTC to 2026-11-28 10:00 UTC only")
+
+
+def test_a_rollback_passes_on_any_day() -> None:
+    # prod serves payin-api 2.3.0 on green and keeps 2.2.4 on blue: back to blue is a rollback.
+    assert judge("prod", prod_with("services.payin-api.active", "blue"), outputs("prod"), FRIDAY) == []
+
+
+def test_rolling_forward_again_is_a_change() -> None:
+    rolled_back = prod_with("services.payin-api.active", "blue")
+    message = refusal("prod", stack_config("prod"), outputs("prod", rolled_back, outputs("prod")), FRIDAY)
+    assert message.startswith('release policy refuses the update of stack "prod": '
+                              'release-infra:services.payin-api.active = "green": it is Friday')
+
+
+def test_a_canary_step_back_and_warming_a_standby_pass_on_any_day() -> None:
+    at_25 = prod_with("services.payin-api.canary", {"weight": 25})
+    assert judge("prod", prod_with("services.payin-api.canary", {"weight": 5}),
+                 outputs("prod", at_25), FRIDAY) == []
+    assert judge("prod", delete_path(stack_config("prod"), "services.payout-api.standby"), outputs("prod"),
+                 FRIDAY) == []
+
+
+def test_dev_deploys_continuously() -> None:
+    config = set_path(stack_config("dev"), "services.payin-api.blue.image", NEW_PAYIN)
+    assert judge("dev", config, outputs("dev"), FRIDAY) == []
+
+
+def test_malformed_previous_outputs_count_as_changes_not_as_a_pass() -> None:
+    for previous in ({"services": "garbage"}, {"services": {"payin-api": {"colours": []}}}, {"regions": 3}):
+        assert "it is Friday" in refusal("prod", stack_config("prod"), previous, FRIDAY)
+
+
+# --- strategy by risk class: canaries for high-risk services ---------------------------------------------------
+
+def test_a_high_risk_release_walks_the_canary_and_then_switches() -> None:
+    config = prod_with("services.payin-api.blue.image", NEW_PAYIN)  # blue is payin-api's standby in prod
+    previous = outputs("prod")
+    for weight in (0, 5, 25, 50, 100):
+        set_path(config, "services.payin-api.canary", {"weight": weight})
+        assert judge("prod", config, previous, TRAIN) == []
+        previous = outputs("prod", config, previous)
+    set_path(config, "services.payin-api.active", "blue")
+    set_path(config, "services.payin-api.canary", {"weight": 0})
+    assert judge("prod", config, previous, TRAIN) == []
+
+
+def test_a_canary_may_not_skip_a_step() -> None:
+    config = set_path(prod_with("services.payin-api.blue.image", NEW_PAYIN), "services.payin-api.canary",
+                      {"weight": 5})
+    previous = outputs("prod", config)
+    message = refusal("prod", set_path(config, "services.payin-api.canary", {"weight": 50}), previous, TRAIN)
+    assert ('release-infra:services.payin-api.canary.weight = 50: payin-api is high-risk: its canary moves one step '
+            'per update (5% -> 25% -> 50% -> 100%); from 5% the next step is 25%') in message
+
+
+def test_a_new_image_on_a_standby_starts_its_canary_from_zero() -> None:
+    at_50 = outputs("prod", prod_with("services.payin-api.canary", {"weight": 50}))
+    config = set_path(prod_with("services.payin-api.blue.image", NEW_PAYIN), "services.payin-api.canary",
+                      {"weight": 50})
+    assert "from 0% the next step is 5%" in refusal("prod", config, at_50, TRAIN)
+
+
+def test_a_high_risk_switch_before_the_canary_finished_is_refused() -> None:
+    config = set_path(prod_with("services.payin-api.blue.image", NEW_PAYIN), "services.payin-api.canary",
+                      {"weight": 50})
+    previous = outputs("prod", config)
+    switched = set_path(set_path(config, "services.payin-api.active", "blue"), "services.payin-api.canary",
+                        {"weight": 0})
+    assert ('release-infra:services.payin-api.active = "blue": payin-api is high-risk: traffic moves to '
+            'registry.pay.internal/payin-api:5e6f7a8-v2.5.0 only after its canary on the standby colour reached '
+            '100% (5% -> 25% -> 50% -> 100%) in the previous update; it was at 50%') \
+        in refusal("prod", switched, previous, TRAIN)
+
+
+def test_a_high_risk_image_may_not_replace_the_active_colours_in_place() -> None:
+    message = refusal("prod", prod_with("services.payin-api.green.image", NEW_PAYIN), outputs("prod"), TRAIN)
+    assert ('release-infra:services.payin-api.green.image = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0": '
+            'payin-api is high-risk') in message
+
+
+def test_standard_risk_services_switch_blue_green_without_a_canary() -> None:
+    config = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    previous = outputs("prod", config, outputs("prod"))
+    assert judge("prod", set_path(config, "services.merchant-api.active", "blue"), previous, TRAIN) == []
+
+
+def test_an_image_that_served_this_environment_may_take_traffic_again() -> None:
+    rolled_back = outputs("prod", prod_with("services.payin-api.active", "blue"), outputs("prod"))
+    assert judge("prod", stack_config("prod"), rolled_back, TRAIN) == []
+
+
+def test_outside_prod_the_canary_rule_is_off_by_default() -> None:
+    config = set_path(stack_config("test"), "services.payin-api.blue.image", NEW_PAYIN)
+    assert judge("test", config, outputs("test"), TRAIN) == []
+
+
+# --- promotion lineage -----------------------------------------------------------------------------------------
+
+def test_prod_may_run_an_image_test_has_run() -> None:
+    assert judge("prod", prod_with("services.merchant-api.blue.image", NEW_MERCHANT), outputs("prod"), TRAIN) == []
+
+
+def test_prod_may_not_run_an_image_test_has_not_run() -> None:
+    image = "registry.pay.internal/merchant-api:0123abc-v3.3.0"
+    message = refusal("prod", prod_with("services.merchant-api.blue.image", image), outputs("prod"), TRAIN)
+    assert message == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.blue.image = '
+        '"registry.pay.internal/merchant-api:0123abc-v3.3.0": has not run in test (release-infra:upstream_stack) '
+        'and has not run in prod before; prod runs only images test has run (test has run merchant-api '
+        'd0e1f2a-v3.0.9, e1f2a3b-v3.1.0, f3a4b5c-v3.2.0)')
+
+
+def test_an_image_prod_ran_before_needs_no_upstream() -> None:
+    upstream = upstream_outputs("prod")["test"]
+    upstream["services"]["payin-api"]["history"] = {"ran": [], "served": []}
+    upstream["services"]["payin-api"]["colours"] = {}
+    assert judge("prod", stack_config("prod"), outputs("prod"), TRAIN, upstream=upstream) == []
+
+
+def test_a_first_prod_deploy_needs_every_image_in_test() -> None:
+    upstream = upstream_outputs("prod")["test"]
+    del upstream["services"]["payout-api"]
+    message = refusal("prod", stack_config("prod"), {}, TRAIN, upstream=upstream)
+    assert message.count("test has never run payout-api") == 2
+
+
+def test_lineage_needs_the_upstream_deployed() -> None:
+    assert refusal("prod", stack_config("prod"), {}, TRAIN, upstream={}) == (
+        'release policy refuses the update of stack "prod": release-infra:upstream_stack = "test": stack "test" has '
+        'no outputs yet: prod runs only images test has run, so test deploys first')
+
+
+def test_a_digest_pin_names_the_same_build() -> None:
+    pinned = NEW_MERCHANT + "@sha256:" + "a" * 64
+    assert judge("prod", prod_with("services.merchant-api.blue.image", pinned), outputs("prod"), TRAIN) == []
+
+
+def test_test_may_name_dev_as_its_upstream() -> None:
+    config = set_path(stack_config("test"), "upstream_stack", "dev")
+    dev, previous = outputs("dev"), outputs("test")
+    assert judge("test", config, previous, TRAIN, upstream=dev) == []  # test ran its images before
+    assert judge("test", set_path(config, "services.payin-api.green.image",
+                                  "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3"), previous, TRAIN,
+                 upstream=dev) == []
+    assert ("has not run in dev (release-infra:upstream_stack) and has not run in test before; test runs only "
+            "images dev has run (dev has run payin-api 4d5e6f7-v2.4.0-rc.3, 3c4d5e6-v2.4.0-rc.2)") in \
+        refusal("test", set_path(config, "services.payin-api.green.image", NEW_PAYIN), previous, TRAIN, upstream=dev)
+
+
+# --- feature flags and the tag rule ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("since, reported", [("2026-10-27", False), ("2026-10-26", True), ("2026-08-01", True)])
+def test_a_flag_30_days_past_full_rollout_is_reported_not_refused(since: str, reported: bool) -> None:
+    config = prod_with("feature_flags", {"payin-webhook-v2": {"rollout_percent": 100, "full_rollout_since": since}})
+    reports = judge("prod", config, outputs("prod"), datetime(2026, 11, 25, 10, 30, tzinfo=timezone.utc))
+    assert bool(reports) is reported
+    if reported:
+        assert reports[0].startswith(f"feature flag payin-webhook-v2 has been fully rolled out since {since} (")
+
+
+def test_flags_below_full_rollout_are_not_reported() -> None:
+    assert judge("prod", stack_config("prod"), outputs("prod"), FRIDAY) == []  # payin-webhook-v2 is at 25%
+
+
+def test_the_tag_rule_is_the_settings_rule() -> None:
+    with pytest.raises(ConfigError, match="'latest' is a mutable tag"):
+        settings("prod", prod_with("services.merchant-api.blue.image", "registry.pay.internal/merchant-api:latest"))
+
+
+def test_a_pinned_clock_must_name_its_zone() -> None:
+    assert pinned_time("2026-11-24T10:30:00Z") == TRAIN == pinned_time("2026-11-24T15:30:00+05:00")
+    with pytest.raises(ConfigError, match="RELEASE_INFRA_CLOCK = \"2026-11-24T10:30\": an ISO 8601 time with zone"):
+        pinned_time("2026-11-24T10:30")
