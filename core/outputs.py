@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -27,6 +27,9 @@ class ColourOutput(_Output):
     image: str = Field(description="Image reference the colour runs, as configured.")
     version: str = Field(description="Semantic version taken from the image tag.")
     replicas: int = Field(ge=0, description="Desired replicas; 0 when the standby is scaled down.")
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = Field(
+        None, description="Manifest digest the Deployment runs (image@digest); null when it runs the tag unpinned "
+                          "(digest lookups off, no digest in config or from the last update). Since 1.1.")
 
 
 class ServiceNames(_Output):
@@ -45,7 +48,7 @@ class ServiceOutput(_Output):
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.0"] = Field(description="Major.minor of this schema; the major is in the file name.")
+    schema_version: Literal["1.1"] = Field(description="Major.minor of this schema; the major is in the file name.")
     environment: Literal["sandbox", "dev", "test", "prod"]
     namespace: str
     access: Literal["internal", "merchants", "merchants-and-consumers"]
@@ -55,7 +58,9 @@ class StackOutputs(_Output):
     services: dict[str, ServiceOutput]
 
 
-def stack_outputs(settings: StackSettings) -> StackOutputs:
+def stack_outputs(settings: StackSettings, digests: Mapping[tuple[str, Colour], str] | None = None) -> StackOutputs:
+    """``settings`` as configured (``image`` is what the config says); ``digests`` what each Deployment is pinned to."""
+    digests = digests or {}
     return StackOutputs(
         schema_version=SCHEMA_VERSION,
         environment=settings.environment.value,
@@ -70,7 +75,8 @@ def stack_outputs(settings: StackSettings) -> StackOutputs:
                 canary_weight=release.canary.weight,
                 colours={
                     colour: ColourOutput(image=str(release.image(colour)), version=str(release.image(colour).version),
-                                         replicas=settings.replicas_of(name, colour))
+                                         replicas=settings.replicas_of(name, colour),
+                                         digest=digests.get((name, colour)))
                     for colour in COLOURS
                 },
                 service_names=ServiceNames(active=service_name(name, "active"),

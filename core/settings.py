@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, Literal, Mapping
@@ -10,11 +9,12 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationError, field_validator, model_validator
 
 from core.alerting.settings import CONFIG_KEYS as ALERTING_KEYS
+from core.registry.digests import CONFIG_KEYS as DIGEST_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import ConfigError, Problem
 from core.images import ImageReference, is_registry_host
-from core.validation import key_path, problems_from
+from core.validation import key_path, problems_from, structured
 
 PROJECT = "release-infra"
 Colour = Literal["blue", "green"]
@@ -224,7 +224,7 @@ class StackSettings(Strict):
 
 
 CONFIG_KEYS = tuple(name for name in StackSettings.model_fields if name != "stack")
-KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS  # the alerting keys are validated by core.alerting.settings.load_alerting
+KNOWN_KEYS = CONFIG_KEYS + ALERTING_KEYS + RETENTION_KEYS + DIGEST_KEYS  # the alerting keys are validated by core.alerting.settings.load_alerting
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -245,12 +245,12 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     raw: dict[str, Any] = {"stack": stack}
     problems: list[Problem] = []
     for key, value in config.items():
-        if key in ALERTING_KEYS or key in RETENTION_KEYS:
-            continue  # validated by load_alerting / load_retention
+        if key in ALERTING_KEYS or key in RETENTION_KEYS or key in DIGEST_KEYS:
+            continue  # validated by load_alerting / load_retention / load_image_digests
         if key not in CONFIG_KEYS:
             problems.append(Problem(prefix + key, value, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
             continue
-        raw[key] = _decode(value)
+        raw[key] = structured(value)
     try:
         settings = StackSettings.model_validate(raw)
     except ValidationError as error:
@@ -259,16 +259,6 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     if problems:
         raise ConfigError(source, problems)
     return settings
-
-
-def _decode(value: Any) -> Any:
-    """Pulumi hands structured config to programs as JSON text."""
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: datetime) -> list[Problem]:

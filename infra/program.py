@@ -17,8 +17,12 @@ from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import Catalogue
 from core.errors import ConfigError
 from core.outputs import StackOutputs, stack_outputs
+from core.registry import digests as digest_config
 from core.registry import settings as retention_config
+from core.registry.pinning import pin
 from core.settings import PROJECT, StackSettings, load_settings
+from infra.image_digests import pin_images
+from infra.stack_state import previous_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue.yaml"
@@ -42,11 +46,17 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
             stack, config.get(retention_config.KEY),
             {key: config[key] for key in (retention_config.PASSWORD,) if key in config},
             settings.registry, live=settings.cluster is not None)
+        digests = digest_config.load_image_digests(
+            stack, config.get(digest_config.KEY),
+            {key: config[key] for key in (digest_config.PASSWORD,) if key in config},
+            settings.registry, live=settings.cluster is not None)
+        pins = pin_images(settings, digests, previous_outputs())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)
-    outputs = stack_outputs(settings)
-    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
+    outputs = stack_outputs(settings, pins)
+    Environment(settings.environment.value, pin(settings, pins), catalogue,
+                opts=pulumi.ResourceOptions(providers=[provider]),
                 alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
                 retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",
                 protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None)

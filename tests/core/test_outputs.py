@@ -19,7 +19,7 @@ def test_committed_schema_matches_the_model() -> None:
 def test_outputs_of_every_stack_validate_against_the_schema(stack: str) -> None:
     outputs = stack_outputs(settings(stack)).model_dump(mode="json")
     jsonschema.validate(outputs, json.loads(SCHEMA_FILE.read_text()))
-    assert outputs["schema_version"] == "1.0"
+    assert outputs["schema_version"] == "1.1"
 
 
 def test_the_schema_rejects_an_output_missing_a_colour() -> None:
