@@ -74,7 +74,7 @@ def test_without_credentials_a_401_is_a_clear_error_and_nothing_is_deleted(authe
     push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
     monkeypatch.delenv("RETENTION_REGISTRY_USERNAME", raising=False)
     assert main(command(authenticated_registry.url, stack_output_files, "--apply")[3:]) == 1
-    assert "asks for credentials (Basic auth) and none were given" in capsys.readouterr().err
+    assert "asks for credentials (HTTP 401, Basic auth) and none were given" in capsys.readouterr().err
     assert len(authenticated_registry.tags()["ledger-sync"]) == 25
 
 
