@@ -93,6 +93,9 @@ class ChallengeAuth(httpx.Auth):
                                 f"{scheme or '(none)'}; expected Basic or Bearer")
         self._authorize(request, scope)
         response = yield request
+        if response.status_code == 401 and scheme == "bearer":
+            raise RegistryError(f"the registry refused the token issued for scope {params.get('scope', '(none)')} "
+                                f"(HTTP 401) for {request.method} {request.url.path}; the user lacks that access")
         if response.status_code == 401:
             raise RegistryError(f"the registry refused the credentials (HTTP 401) for {request.method} "
                                 f"{request.url.path}; check the user name and password")
