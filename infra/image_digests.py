@@ -22,10 +22,12 @@ CREDENTIALS_HINT = (f"set {PREFIX}{KEY}.username and the secret {PREFIX}{PASSWOR
                     f"(pulumi config set --secret {PASSWORD} ...)")
 
 
-def pin_images(settings: StackSettings, digests: ImageDigests, previous: Mapping[str, Any]) -> Pins:
-    """Each service and colour's digest (see core.registry.pinning.resolve); raises ConfigError."""
+def pin_images(settings: StackSettings, digests: ImageDigests, previous: Mapping[str, Any],
+               others: Mapping[tuple[str, ...], ImageReference] | None = None) -> Pins:
+    """Each service and colour's digest, and each of ``others`` (see core.registry.pinning.resolve); raises
+    ConfigError."""
     if not digests.lookup:
-        return resolve(settings, digests, previous, _no_lookups)
+        return resolve(settings, digests, previous, _no_lookups, others)
     password = digests.password.get_secret_value() if digests.password else None
     client = RegistryClient(str(digests.registry_url), digests.username, password, attempts=ATTEMPTS,
                             backoff_seconds=BACKOFF_SECONDS, timeout_seconds=TIMEOUT_SECONDS, workers=2,
@@ -37,7 +39,7 @@ def pin_images(settings: StackSettings, digests: ImageDigests, previous: Mapping
             except RegistryError as error:
                 raise LookupFailed(str(error)) from None
 
-        return resolve(settings, digests, previous, look_up)
+        return resolve(settings, digests, previous, look_up, others)
     finally:
         client.close()
 

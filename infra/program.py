@@ -19,7 +19,7 @@ from core.errors import ConfigError
 from core.outputs import StackOutputs, stack_outputs
 from core.registry import digests as digest_config
 from core.registry import settings as retention_config
-from core.registry.pinning import pin
+from core.registry.pinning import pin, pinned
 from core.settings import PROJECT, StackSettings, load_settings
 from infra.image_digests import pin_images
 from infra.stack_state import previous_outputs
@@ -50,7 +50,10 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
             stack, config.get(digest_config.KEY),
             {key: config[key] for key in (digest_config.PASSWORD,) if key in config},
             settings.registry, live=settings.cluster is not None)
-        pins = pin_images(settings, digests, previous_outputs())
+        job_image = (retention_config.KEY, "image")
+        pins = pin_images(settings, digests, previous_outputs(), {job_image: retention.image} if retention else None)
+        if retention:
+            retention = retention.model_copy(update={"image": pinned(retention.image, pins.get(job_image))})
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)

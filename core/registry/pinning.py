@@ -18,7 +18,8 @@ from core.registry.digests import KEY, PREFIX, ImageDigests
 from core.settings import COLOURS, Colour, StackSettings
 from core.validation import key_path
 
-Pins = dict[tuple[str, Colour], str]
+Pins = dict[tuple[str, ...], str]
+"""(service, colour) -> digest for the Deployments; a config key path's parts -> digest for other images."""
 
 
 class LookupFailed(Exception):
@@ -45,51 +46,59 @@ def previous_digest(previous: Mapping[str, Any], service: str, colour: Colour, i
     return digest
 
 
-def resolve(settings: StackSettings, digests: ImageDigests, previous: Mapping[str, Any], look_up: LookUp) -> Pins:
+def resolve(settings: StackSettings, digests: ImageDigests, previous: Mapping[str, Any], look_up: LookUp,
+            others: Mapping[tuple[str, ...], ImageReference] | None = None) -> Pins:
     """The digest of every service and colour that has one; raises ConfigError naming each image that fails.
 
-    Each distinct tag is looked up once. A failure of the registry itself stops at the first image, named with
-    its key path; tags that do not exist and overwritten tags are all reported together.
+    ``others`` are further images from the private registry, keyed by their config key path (e.g.
+    ``("retention", "image")``); their pins come back under the same key. Each distinct tag is looked up once. A
+    failure of the registry itself stops at the first image, named with its key path; tags that do not exist and
+    overwritten tags are all reported together.
     """
     source = f'stack "{settings.stack}"'
+    targets = [((service, colour), ("services", service, colour, "image"), release.image(colour),
+                previous_digest(previous, service, colour, release.image(colour)))
+               for service, release in settings.services.items() for colour in COLOURS]
+    targets += [(parts, parts, image, None) for parts, image in (others or {}).items()]
     pins: Pins = {}
     problems: list[Problem] = []
     found: dict[ImageReference, str | None] = {}
-    for service, release in settings.services.items():
-        for colour in COLOURS:
-            image = release.image(colour)
-            path = key_path(PREFIX, ("services", service, colour, "image"))
-            earlier = previous_digest(previous, service, colour, image)
-            if not digests.lookup:
-                if image.digest or earlier:
-                    pins[(service, colour)] = image.digest or earlier  # type: ignore[assignment]
-                continue
-            tag = unpinned(image)
-            if tag not in found:
-                try:
-                    found[tag] = look_up(tag)
-                except LookupFailed as error:
-                    reason = " ".join(str(error).split())
-                    raise ConfigError(source, [*problems, Problem(path, str(image), (
-                        f"cannot look up its digest: {reason}; {PREFIX}{KEY} = off skips the lookups "
-                        "(offline preview)"))]) from None
-            digest = found[tag]
-            if digest is None:
-                problems.append(Problem(path, str(image), f"tag not found in the registry {digests.registry_url}: "
-                                        "push the image first or correct the tag"))
-            elif image.digest and image.digest != digest:
-                problems.append(Problem(path, str(image), f"the tag was overwritten: the registry now resolves it "
-                                        f"to {digest}, not the pinned {image.digest}; tags are immutable, so push "
-                                        "a new tag (or keep running the pinned digest with lookups off)"))
-            elif not image.digest and earlier and earlier != digest:
-                problems.append(Problem(path, str(image), f"the tag was overwritten: the last update ran {earlier} "
-                                        f"and the registry now resolves it to {digest}; tags are immutable, so push "
-                                        f"a new tag (or pin {earlier} in config and turn lookups off)"))
-            else:
-                pins[(service, colour)] = digest
+    for key, parts, image, earlier in targets:
+        path = key_path(PREFIX, parts)
+        if not digests.lookup:
+            if image.digest or earlier:
+                pins[key] = image.digest or earlier  # type: ignore[index]
+            continue
+        tag = unpinned(image)
+        if tag not in found:
+            try:
+                found[tag] = look_up(tag)
+            except LookupFailed as error:
+                reason = " ".join(str(error).split())
+                raise ConfigError(source, [*problems, Problem(path, str(image), (
+                    f"cannot look up its digest: {reason}; {PREFIX}{KEY} = off skips the lookups "
+                    "(offline preview)"))]) from None
+        digest = found[tag]
+        if digest is None:
+            problems.append(Problem(path, str(image), f"tag not found in the registry {digests.registry_url}: "
+                                    "push the image first or correct the tag"))
+        elif image.digest and image.digest != digest:
+            problems.append(Problem(path, str(image), f"the tag was overwritten: the registry now resolves it "
+                                    f"to {digest}, not the pinned {image.digest}; tags are immutable, so push "
+                                    "a new tag (or keep running the pinned digest with lookups off)"))
+        elif not image.digest and earlier and earlier != digest:
+            problems.append(Problem(path, str(image), f"the tag was overwritten: the last update ran {earlier} "
+                                    f"and the registry now resolves it to {digest}; tags are immutable, so push "
+                                    f"a new tag (or pin {earlier} in config and turn lookups off)"))
+        else:
+            pins[key] = digest  # type: ignore[index]
     if problems:
         raise ConfigError(source, problems)
     return pins
+
+
+def pinned(image: ImageReference, digest: str | None) -> ImageReference:
+    return image.model_copy(update={"digest": digest}) if digest else image
 
 
 def pin(settings: StackSettings, pins: Pins) -> StackSettings:
@@ -97,7 +106,7 @@ def pin(settings: StackSettings, pins: Pins) -> StackSettings:
     services = {}
     for service, release in settings.services.items():
         update = {colour: getattr(release, colour).model_copy(update={
-            "image": release.image(colour).model_copy(update={"digest": pins[(service, colour)]})})
+            "image": pinned(release.image(colour), pins[(service, colour)])})
             for colour in COLOURS if (service, colour) in pins}
         services[service] = release.model_copy(update=update)
     return settings.model_copy(update={"services": services})

@@ -232,3 +232,15 @@ def test_pinning_a_running_tag_is_no_deployment_event() -> None:
     assert after.blue.endswith(A) and classify("payin-api", before, after) == []
     moved = ReleaseState(after.active, blue=after.blue, green="registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
     assert [e.kind.value for e in classify("payin-api", after, moved)] == ["deployment-started"]
+
+
+def test_other_images_are_pinned_and_reported_under_their_own_key_path() -> None:
+    job = ImageReference.parse("registry.pay.internal/release-infra-retention:0000000-v0.1.0")
+    pins = resolve(settings("dev"), LOOKUP, {}, registry_of({str(job): C})[0], {("retention", "image"): job})
+    assert pins[("retention", "image")] == C and len(pins) == 7
+    with pytest.raises(ConfigError) as error:
+        resolve(settings("dev"), LOOKUP, {}, registry_of({str(job): None})[0], {("retention", "image"): job})
+    assert str(error.value) == (f'invalid config for stack "dev": release-infra:retention.image = "{job}": tag not '
+                                "found in the registry https://registry.pay.internal: push the image first or "
+                                "correct the tag")
+    assert resolve(settings("dev"), OFF, {}, registry_of({})[0], {("retention", "image"): job}) == {}

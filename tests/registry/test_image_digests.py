@@ -197,3 +197,20 @@ def test_the_lookup_asks_with_every_manifest_type_so_an_index_keeps_its_own_dige
     assert result.error is None, result.error
     assert result.result.services["payin-api"].colours["blue"].digest == stored.headers["docker-content-digest"]
     assert stored.headers["docker-content-digest"] != pushed[("payin-api", "blue")]
+
+
+def test_the_retention_jobs_image_is_pinned_too(registry: Registry) -> None:
+    config = loopback_config(host_of(registry))
+    push_stack(registry, config)
+    job = f"{host_of(registry)}/release-infra-retention:0000000-v0.1.0"
+    config["retention"] = {"image": job}
+    missing = run(config)
+    assert isinstance(missing.error, RunError) and missing.registrations == []
+    assert str(missing.error) == (f'invalid config for stack "dev": release-infra:retention.image = "{job}": tag not '
+                                  f"found in the registry {registry.url}: push the image first or correct the tag")
+    [digest] = push_all(registry, [Image("release-infra-retention", ("0000000-v0.1.0",), CREATED)])
+    result = run(config)
+    assert result.error is None, result.error
+    [cron_job] = result.of_kind("CronJob")
+    assert cron_job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        f"{job}@{digest}"
