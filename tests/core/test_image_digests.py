@@ -191,7 +191,8 @@ def test_a_new_tag_on_a_colour_is_not_held_to_the_old_tags_digest() -> None:
 def test_off_asks_nothing_keeps_config_digests_and_carries_the_last_updates_digests() -> None:
     last = previous("dev", {("payin-api", "blue"): A, ("payout-api", "blue"): B})
     config = stack_config("dev")
-    set_path(config, "services.merchant-api.green.image", f"{stack_config('dev')['services']['merchant-api']['green']['image']}@{C}")
+    merchant_green = config["services"]["merchant-api"]["green"]["image"]
+    set_path(config, "services.merchant-api.green.image", f"{merchant_green}@{C}")
     set_path(config, "services.payout-api.blue.image", "registry.pay.internal/payout-api:5e6f7a8-v1.9.0")
     pins = resolve(settings("dev", config), OFF, last, lambda image: pytest.fail(f"looked up {image}"))
     # payin-api blue: same tag as last time, same digest; payout-api blue: a new tag, so unpinned.

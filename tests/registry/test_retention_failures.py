@@ -132,7 +132,7 @@ def test_a_malformed_image_in_the_outputs_is_refused(registry, stack_output_file
         in capsys.readouterr().err
 
 
-# --- exact request sequences of the token flow and of retries, on a fake transport (real servers: test_token_and_retries) ---
+# --- exact request sequences of token auth and retries on a fake transport (real servers: test_token_and_retries) ---
 
 def test_bearer_challenge_fetches_a_token_per_repository_and_reuses_it():
     seen = []
