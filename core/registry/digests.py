@@ -75,9 +75,7 @@ def load_image_digests(stack: str, raw: Any, secrets: Mapping[str, Any], registr
     raw = structured(raw)
     if raw is None:
         raw = "lookup" if live else "off"
-    if isinstance(raw, str) and raw not in MODES:
-        raise ConfigError(source, [Problem(path(KEY), raw, f"must be {SHAPE}")])
-    if not isinstance(raw, (str, dict)):
+    if not isinstance(raw, (str, dict)) or (isinstance(raw, str) and raw not in MODES):
         raise ConfigError(source, [Problem(path(KEY), raw, f"must be {SHAPE}")])
     if isinstance(raw, dict) and "password" in raw:
         raise ConfigError(source, [Problem(path(KEY, "password"), "[secret]", f"the password is the secret "
