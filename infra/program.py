@@ -49,7 +49,8 @@ def main(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         digests = digest_config.load_image_digests(
             stack, config.get(digest_config.KEY),
             {key: config[key] for key in (digest_config.PASSWORD,) if key in config},
-            settings.registry, live=settings.cluster is not None)
+            settings.registry, live=settings.cluster is not None,
+            encrypted=runtime_config.is_config_secret(f"{PROJECT}:{digest_config.PASSWORD}"))
         job_image = (retention_config.KEY, "image")
         pins = pin_images(settings, digests, previous_outputs(), {job_image: retention.image} if retention else None)
         if retention:

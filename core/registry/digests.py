@@ -64,10 +64,11 @@ class ImageDigests(Strict):
 
 
 def load_image_digests(stack: str, raw: Any, secrets: Mapping[str, Any], registry: str, *,
-                       live: bool) -> ImageDigests:
+                       live: bool, encrypted: bool = True) -> ImageDigests:
     """Validate ``release-infra:image_digests`` (absent, lookup/off, or an object or its JSON text).
 
-    Absent means lookup for a stack with a cluster (``live``) and off otherwise. Raises ConfigError naming every
+    Absent means lookup for a stack with a cluster (``live``) and off otherwise. ``encrypted`` says whether the
+    password was set with ``--secret``; in plain text in a stack file it is refused. Raises ConfigError naming every
     problem; the password is shown as "[secret]", never itself.
     """
     source = f'stack "{stack}"'
@@ -90,6 +91,9 @@ def load_image_digests(stack: str, raw: Any, secrets: Mapping[str, Any], registr
     if password is not None and (not isinstance(password, str) or not password.strip()):
         problems.append(Problem(path(PASSWORD), "[secret]", "must be the registry password of "
                                 f"{PREFIX}{KEY}.username"))
+    elif password is not None and not encrypted:
+        problems.append(Problem(path(PASSWORD), "[secret]", "is in plain text in the stack file: set it with "
+                                f"pulumi config set --secret {PASSWORD} ... and change the password"))
     elif password is not None and settings.username is None:
         problems.append(Problem(path(PASSWORD), "[secret]", f"is set but {PREFIX}{KEY}.username is not; set both "
                                 "for a registry that needs credentials, or neither"))

@@ -47,9 +47,11 @@ def push_stack(registry: Registry, config: dict[str, Any], label: str = "", skip
     return {key: digests[(image.repository, image.tag)] for key, image in wanted.items()}
 
 
-def run(config: dict[str, Any], previous: dict | None = None) -> Run:
+def run(config: dict[str, Any], previous: dict | None = None, secret: bool = True) -> Run:
+    """The program for the dev stack; the password key, when there, was set with --secret unless ``secret`` is off."""
     return run_program(lambda: main(now=lambda: NOW), stack="dev", config=config, keep_error=True,
-                       stack_outputs={"dev": previous} if previous else None)
+                       stack_outputs={"dev": previous} if previous else None,
+                       secret_keys=(PASSWORD_KEY,) if secret else ())
 
 
 def deployed_images(run: Run) -> dict[str, str]:
@@ -214,3 +216,15 @@ def test_the_retention_jobs_image_is_pinned_too(registry: Registry) -> None:
     [cron_job] = result.of_kind("CronJob")
     assert cron_job.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] == \
         f"{job}@{digest}"
+
+
+def test_a_password_in_plain_text_is_refused_before_any_lookup(authenticated_registry: Registry) -> None:
+    user, password = authenticated_registry.auth
+    config = {**loopback_config(host_of(authenticated_registry)), "image_digests": {"mode": "lookup", "username": user},
+              PASSWORD_KEY: password}
+    result = run(config, secret=False)
+    assert isinstance(result.error, RunError) and result.registrations == []
+    assert str(result.error) == (
+        'invalid config for stack "dev": release-infra:image_digests_registry_password = "[secret]": is in plain text '
+        "in the stack file: set it with pulumi config set --secret image_digests_registry_password ... and change "
+        "the password")
