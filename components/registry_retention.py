@@ -40,8 +40,10 @@ class RegistryRetention(pulumi.ComponentResource):
             string_data={job.PASSWORD_KEY: pulumi.Output.secret(password)}, opts=child)
         protect = k8s.core.v1.ConfigMap(
             f"{name}-protect", metadata=job.metadata(f"{name}-protect", namespace, labels),
+            # Sorted keys: outputs read through a StackReference come in no fixed order, and a different text
+            # would replace the ConfigMap at every update.
             data={f"{stack}.json": pulumi.Output.json_dumps(
-                pulumi.Output.from_input(protect_outputs[stack]).apply(job.protected_view))
+                pulumi.Output.from_input(protect_outputs[stack]).apply(job.protected_view), sort_keys=True)
                 for stack in settings.protect_stacks}, opts=child)
         manifest = job.cron_job(settings, name, namespace, f"{name}-credentials", f"{name}-protect", labels)
         self.cron_job = k8s.batch.v1.CronJob(

@@ -101,7 +101,9 @@ def protected_view(outputs: Any) -> dict[str, Any]:
         if not isinstance(colours, dict):
             services[name] = service
             continue
-        services[name] = {"colours": {colour: {key: spec[key] for key in ("image", "digest") if key in spec}
+        # A null digest is left out: the engine drops null values from outputs read through a StackReference.
+        services[name] = {"colours": {colour: {key: spec[key] for key in ("image", "digest")
+                                               if spec.get(key) is not None}
                                       if isinstance(spec, dict) else spec for colour, spec in colours.items()}}
     return {"schema_version": outputs.get("schema_version"), "environment": outputs.get("environment"),
             "services": services}
