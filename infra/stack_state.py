@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
@@ -21,9 +22,20 @@ def stack_name(stack: str) -> str:
 
 
 def read_stack_outputs(stack: str) -> dict[str, Any]:
-    """The last update's outputs of ``stack`` in this project; ``{}`` before its first update."""
-    result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack_name(stack)})
+    """The last update's outputs of ``stack`` in this project; ``{}`` before its first update.
+
+    Retried briefly: on a file backend, reading the running stack's own checkpoint while the engine writes it can
+    find it empty ("failed to load checkpoint: EOF"), which the next read does not.
+    """
+    for attempt in Retrying(retry=retry_if_exception(_checkpoint_busy), stop=stop_after_attempt(4),
+                            wait=wait_fixed(0.25), reraise=True):
+        with attempt:
+            result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack_name(stack)})
     return dict((result.value or {}).get("outputs") or {})
+
+
+def _checkpoint_busy(error: BaseException) -> bool:
+    return "failed to load checkpoint: EOF" in str(error)
 
 
 def previous_outputs() -> dict[str, Any]:
