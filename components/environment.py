@@ -70,7 +70,7 @@ class Environment(pulumi.ComponentResource):
             opts=inside)
         self.retention = None if retention is None else RegistryRetention(
             f"{name}-registry-retention", retention, retention_password, protect_outputs or {}, common(settings),
-            opts=inside)
+            opts=inside, namespace=settings.namespace)
         self.register_outputs({"namespace": self.namespace.metadata["name"],
                                "retention": self.retention.policy if self.retention else None})
 

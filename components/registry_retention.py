@@ -23,7 +23,7 @@ class RegistryRetention(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: RetentionSettings, password: pulumi.Input[str],
                  protect_outputs: Mapping[str, pulumi.Input[Any]], labels: Mapping[str, str],
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+                 opts: Optional[pulumi.ResourceOptions] = None, *, namespace: str) -> None:
         super().__init__("release-infra:registry_retention:RegistryRetention", name, None, opts)
         missing = [stack for stack in settings.protect_stacks if stack not in protect_outputs]
         if missing:
@@ -31,18 +31,21 @@ class RegistryRetention(pulumi.ComponentResource):
                              "could delete an image that stack runs")
         child = pulumi.ResourceOptions(parent=self)
         labels = dict(labels)
-        account = job.service_account(settings, labels)
+        account = job.service_account(settings, namespace, labels)
         k8s.core.v1.ServiceAccount(f"{name}-account", metadata=account["metadata"],
                                    automount_service_account_token=account["automount_service_account_token"],
                                    opts=child)
         secret = k8s.core.v1.Secret(
-            f"{name}-credentials", metadata={"name": f"{name}-credentials", "labels": labels}, type="Opaque",
+            f"{name}-credentials", metadata=job.metadata(f"{name}-credentials", namespace, labels), type="Opaque",
             string_data={job.PASSWORD_KEY: pulumi.Output.secret(password)}, opts=child)
         protect = k8s.core.v1.ConfigMap(
-            f"{name}-protect", metadata={"name": f"{name}-protect", "labels": labels},
-            data={f"{stack}.json": pulumi.Output.json_dumps(protect_outputs[stack])
-                  for stack in settings.protect_stacks}, opts=child)
-        manifest = job.cron_job(settings, name, f"{name}-credentials", f"{name}-protect", labels)
+            f"{name}-protect", metadata=job.metadata(f"{name}-protect", namespace, labels),
+            # Sorted keys: outputs read through a StackReference come in no fixed order, and a different text
+            # would replace the ConfigMap at every update.
+            data={f"{stack}.json": pulumi.Output.json_dumps(
+                pulumi.Output.from_input(protect_outputs[stack]).apply(job.protected_view), sort_keys=True)
+                for stack in settings.protect_stacks}, opts=child)
+        manifest = job.cron_job(settings, name, namespace, f"{name}-credentials", f"{name}-protect", labels)
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, protect]))

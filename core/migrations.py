@@ -61,9 +61,13 @@ def previous_releases(outputs: Mapping[str, Any]) -> dict[str, PreviousRelease]:
     return releases
 
 
-def plan(settings: StackSettings, catalogue: Catalogue,
-         previous: Mapping[str, PreviousRelease]) -> dict[str, Migration]:
-    """The migration of every service that has migrations; raises ConfigError for a downgrade or early contract."""
+def plan(settings: StackSettings, catalogue: Catalogue, previous: Mapping[str, PreviousRelease],
+         pins: Mapping[tuple[str, ...], str] | None = None) -> dict[str, Migration]:
+    """The migration of every service that has migrations; raises ConfigError for a downgrade or early contract.
+
+    ``pins`` ((service, colour) -> digest, core.registry.pinning) are what the Deployments run: the Job runs the
+    same bytes as the colour that carries its image.
+    """
     migrations, problems = {}, []
     for name, release in settings.services.items():
         spec = catalogue.services[name]
@@ -71,7 +75,11 @@ def plan(settings: StackSettings, catalogue: Catalogue,
             continue
         image, found = _target(settings, name, release, spec.migrations, previous.get(name))
         problems += found
-        migrations[name] = Migration(name, image, job(settings, name, spec, image), database_secret(settings, spec))
+        digest = next((pins[(name, colour)] for colour in COLOURS if (name, colour) in (pins or {})
+                       and release.image(colour).model_copy(update={"digest": None}) ==
+                       image.model_copy(update={"digest": None})), image.digest)
+        runs = image.model_copy(update={"digest": digest})
+        migrations[name] = Migration(name, image, job(settings, name, spec, runs), database_secret(settings, spec))
     if problems:
         raise ConfigError(f'stack "{settings.stack}"', problems)
     return migrations

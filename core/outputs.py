@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
@@ -29,6 +29,9 @@ class ColourOutput(_Output):
     image: str = Field(description="Image reference the colour runs, as configured.")
     version: str = Field(description="Semantic version taken from the image tag.")
     replicas: int = Field(ge=0, description="Desired replicas; 0 when the standby is scaled down.")
+    digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] | None = Field(
+        None, description="Manifest digest the Deployment runs (image@digest); null when it runs the tag unpinned "
+                          "(digest lookups off, no digest in config or from the last update). Since 1.1.")
 
 
 class ServiceNames(_Output):
@@ -75,8 +78,11 @@ class StackOutputs(_Output):
 
 
 def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = None,
-                  migrations: Mapping[str, Migration] | None = None) -> StackOutputs:
-    """The outputs of this update; ``previous`` (the stack's last outputs) carries each service's history."""
+                  migrations: Mapping[str, Migration] | None = None,
+                  digests: Mapping[tuple[str, Colour], str] | None = None) -> StackOutputs:
+    """The outputs of this update: ``settings`` as configured, ``previous`` (the stack's last outputs) carrying each
+    service's history, the migrations applied and ``digests``, what each Deployment is pinned to."""
+    digests = digests or {}
     before = (previous or {}).get("services")
     before = before if isinstance(before, Mapping) else {}
     return StackOutputs(
@@ -93,7 +99,8 @@ def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = 
                 canary_weight=release.canary.weight,
                 colours={
                     colour: ColourOutput(image=str(release.image(colour)), version=str(release.image(colour).version),
-                                         replicas=settings.replicas_of(name, colour))
+                                         replicas=settings.replicas_of(name, colour),
+                                         digest=digests.get((name, colour)))
                     for colour in COLOURS
                 },
                 service_names=ServiceNames(active=service_name(name, "active"),

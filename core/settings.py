@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, Literal, Mapping
@@ -11,11 +10,12 @@ from pydantic import AfterValidator, AwareDatetime, Field, ValidationError, fiel
 
 from core.alerting.settings import CONFIG_KEYS as ALERTING_KEYS
 from core.policy.settings import CONFIG_KEYS as POLICY_KEYS
+from core.registry.digests import CONFIG_KEYS as DIGEST_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import ConfigError, Problem
 from core.images import ImageReference, is_registry_host
-from core.validation import key_path, problems_from
+from core.validation import key_path, problems_from, structured
 
 PROJECT = "release-infra"
 Colour = Literal["blue", "green"]
@@ -226,9 +226,9 @@ class StackSettings(Strict):
 
 CONFIG_KEYS = tuple(name for name in StackSettings.model_fields if name != "stack")
 DATABASES_KEY = "databases"  # secret database URLs for migrations (core.migrations)
-# Validated elsewhere: alerting keys by core.alerting.settings, policy keys by core.policy.settings, the database
-# URLs by core.migrations.
-SEPARATELY_VALIDATED = ALERTING_KEYS + RETENTION_KEYS + POLICY_KEYS + (DATABASES_KEY,)
+# Validated elsewhere: alerting keys by core.alerting.settings, policy keys by core.policy.settings, digest lookups
+# by core.registry.digests, the database URLs by core.migrations.
+SEPARATELY_VALIDATED = ALERTING_KEYS + RETENTION_KEYS + POLICY_KEYS + DIGEST_KEYS + (DATABASES_KEY,)
 KNOWN_KEYS = CONFIG_KEYS + SEPARATELY_VALIDATED
 
 
@@ -255,7 +255,7 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
         if key not in CONFIG_KEYS:
             problems.append(Problem(prefix + key, value, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
             continue
-        raw[key] = decode(value)
+        raw[key] = structured(value)
     try:
         settings = StackSettings.model_validate(raw)
     except ValidationError as error:
@@ -264,16 +264,6 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     if problems:
         raise ConfigError(source, problems)
     return settings
-
-
-def decode(value: Any) -> Any:
-    """Pulumi hands structured config to programs as JSON text."""
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: datetime) -> list[Problem]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +31,16 @@ def problems_from(error: ValidationError, prefix: str) -> list[Problem]:
         allowed = _allowed(item)
         problems.append(Problem(key_path(prefix, location), value, allowed))
     return problems
+
+
+def structured(value: Any) -> Any:
+    """Pulumi hands structured config to programs as JSON text; anything else is returned as it is."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def unreadable(name: str, error: Exception) -> Problem:

@@ -19,9 +19,13 @@ from core.errors import ConfigError
 from core.migrations import DATABASES_KEY, PLACEHOLDER_URL, check_databases, previous_releases
 from core.migrations import plan as migration_plan
 from core.outputs import StackOutputs, stack_outputs
+from core.registry import digests as digest_config
 from core.registry import settings as retention_config
-from core.settings import PROJECT, StackSettings, decode, load_settings
+from core.registry.pinning import pin, pinned
+from core.settings import PROJECT, StackSettings, load_settings
+from core.validation import structured
 from infra import release_policy
+from infra.image_digests import pin_images
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue.yaml"
@@ -46,14 +50,24 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
             stack, config.get(retention_config.KEY),
             {key: config[key] for key in (retention_config.PASSWORD,) if key in config},
             settings.registry, live=settings.cluster is not None)
+        digests = digest_config.load_image_digests(
+            stack, config.get(digest_config.KEY),
+            {key: config[key] for key in (digest_config.PASSWORD,) if key in config},
+            settings.registry, live=settings.cluster is not None,
+            encrypted=runtime_config.is_config_secret(f"{PROJECT}:{digest_config.PASSWORD}"))
         previous = release_policy.check(settings, config, catalogue, moment)
-        migrations = migration_plan(settings, catalogue, previous_releases(previous))
+        job_image = (retention_config.KEY, "image")
+        pins = pin_images(settings, digests, previous, {job_image: retention.image} if retention else None)
+        if retention:
+            retention = retention.model_copy(update={"image": pinned(retention.image, pins.get(job_image))})
+        migrations = migration_plan(settings, catalogue, previous_releases(previous), pins)
         databases = load_databases(settings, catalogue, config.get(DATABASES_KEY))
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     provider = kubernetes_provider(settings)
-    outputs = stack_outputs(settings, previous, migrations)
-    Environment(settings.environment.value, settings, catalogue, opts=pulumi.ResourceOptions(providers=[provider]),
+    outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
+    Environment(settings.environment.value, pin(settings, pins), catalogue,
+                opts=pulumi.ResourceOptions(providers=[provider]),
                 alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
                 retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",
                 protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None,
@@ -65,7 +79,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
 
 def load_databases(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, pulumi.Output[str]]:
     """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders."""
-    urls = decode(value)
+    urls = structured(value)
     problems = check_databases(settings, catalogue, urls, live=settings.cluster is not None)
     if problems:
         raise ConfigError(f'stack "{settings.stack}"', problems)

@@ -26,6 +26,7 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 PAGE_SIZE = 1000
+RETENTION_CREDENTIALS = "set RETENTION_REGISTRY_USERNAME and RETENTION_REGISTRY_PASSWORD or --credentials-file"
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -50,8 +51,9 @@ class ChallengeAuth(httpx.Auth):
 
     requires_response_body = True
 
-    def __init__(self, username: str | None, password: str | None):
+    def __init__(self, username: str | None, password: str | None, credentials_hint: str = RETENTION_CREDENTIALS):
         self._basic = httpx.BasicAuth(username, password or "") if username else None
+        self._hint = credentials_hint
         self._scheme: str | None = None
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -65,8 +67,8 @@ class ChallengeAuth(httpx.Auth):
         scheme, params = _parse_challenge(response.headers.get("www-authenticate", ""))
         if scheme == "basic":
             if self._basic is None:
-                raise RegistryError("the registry asks for credentials (Basic auth) and none were given: set "
-                                    "RETENTION_REGISTRY_USERNAME and RETENTION_REGISTRY_PASSWORD or --credentials-file")
+                raise RegistryError(f"the registry asks for credentials (HTTP 401, Basic auth) and none were given: "
+                                    f"{self._hint}")
             self._scheme = "basic"
         elif scheme == "bearer" and "realm" in params:
             token_request = httpx.Request("GET", params["realm"], params={
@@ -91,6 +93,9 @@ class ChallengeAuth(httpx.Auth):
                                 f"{scheme or '(none)'}; expected Basic or Bearer")
         self._authorize(request, scope)
         response = yield request
+        if response.status_code == 401 and scheme == "bearer":
+            raise RegistryError(f"the registry refused the token issued for scope {params.get('scope', '(none)')} "
+                                f"(HTTP 401) for {request.method} {request.url.path}; the user lacks that access")
         if response.status_code == 401:
             raise RegistryError(f"the registry refused the credentials (HTTP 401) for {request.method} "
                                 f"{request.url.path}; check the user name and password")
@@ -120,14 +125,15 @@ class RegistryClient:
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None, *,
                  attempts: int = 5, backoff_seconds: float = 0.5, timeout_seconds: float = 30.0,
-                 workers: int = 8, transport: httpx.BaseTransport | None = None) -> None:
+                 workers: int = 8, transport: httpx.BaseTransport | None = None,
+                 credentials_hint: str = RETENTION_CREDENTIALS) -> None:
         self.url = url.rstrip("/")
         self.requests = 0
         self._count_lock = threading.Lock()
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._http = httpx.Client(
-            base_url=self.url, auth=ChallengeAuth(username, password), timeout=timeout_seconds,
+            base_url=self.url, auth=ChallengeAuth(username, password, credentials_hint), timeout=timeout_seconds,
             follow_redirects=True, limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
             event_hooks={"request": [self._count]}, transport=transport)
 
@@ -188,6 +194,23 @@ class RegistryClient:
             "sha256:" + hashlib.sha256(response.content).hexdigest()
         config = (response.json().get("config") or {}).get("digest")
         return Manifest(digest, config)
+
+    def digest(self, repository: str, tag: str) -> str | None:
+        """The tag's manifest digest from one HEAD (Docker-Content-Digest); None when the registry has no such tag.
+
+        The Accept header names every manifest type, so the registry answers with the stored manifest's own digest
+        (an image index stays an index) rather than converting it.
+        """
+        response = self._send("HEAD", f"/v2/{repository}/manifests/{quote(tag, safe='')}",
+                              headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        if response.status_code == 404:
+            return None
+        self._expect(response, 200, f"HEAD manifest {repository}:{tag}")
+        digest = response.headers.get("docker-content-digest")
+        if digest:
+            return digest
+        manifest = self.manifest(repository, tag)  # a registry that sends no digest header: hash the manifest
+        return manifest.digest if manifest else None
 
     def created(self, repository: str, config_digest: str) -> datetime | None:
         """The image config's ``created`` time; None when the config is missing or has none."""

@@ -64,6 +64,10 @@ class ReleaseState:
     def version(self, colour: Colour) -> str:
         return str(ImageReference.parse(self.image(colour)).version)
 
+    def build(self, colour: Colour) -> str:
+        """The image without a digest: pinning a tag by its digest is no deployment (the tag cannot move)."""
+        return self.image(colour).split("@", 1)[0]
+
 
 @dataclass(frozen=True)
 class DeploymentEvent:
@@ -89,11 +93,11 @@ def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> 
                        f"{service} {after.version(active)} is live ({active}), first release here")]
     events = []
     standby = other(active)
-    if after.image(standby) != before.image(standby):
+    if after.build(standby) != before.build(standby):
         events.append(_event(EventKind.STARTED, service, after, standby, before.image(standby),
                              f"{service} {after.version(standby)} deployed to standby {standby}, not yet live"))
     previous = before.image(before.active)
-    if after.image(active) != previous:
+    if after.build(active) != before.build(before.active):
         old, new = ImageReference.parse(previous).version, ImageReference.parse(after.image(active)).version
         if new < old:
             kind, summary = EventKind.ROLLBACK, f"{service} rolled back from {old} to {new} ({active})"

@@ -19,12 +19,14 @@ PASSWORD_KEY = "password"
 Manifest = dict[str, Any]
 
 
-def _metadata(name: str, labels: dict[str, str]) -> dict[str, Any]:
-    return {"name": name, "labels": {**labels, "app.kubernetes.io/name": "registry-retention"}}
+def metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Every object of the job names its namespace, so rendered manifests land where the cluster's would."""
+    return {"name": name, "namespace": namespace, "labels": {**labels, "app.kubernetes.io/name": "registry-retention"}}
 
 
-def service_account(settings: RetentionSettings, labels: dict[str, str]) -> Manifest:
-    return {"metadata": _metadata(settings.service_account, labels), "automount_service_account_token": False}
+def service_account(settings: RetentionSettings, namespace: str, labels: dict[str, str]) -> Manifest:
+    return {"metadata": metadata(settings.service_account, namespace, labels),
+            "automount_service_account_token": False}
 
 
 def arguments(settings: RetentionSettings) -> list[str]:
@@ -34,7 +36,7 @@ def arguments(settings: RetentionSettings) -> list[str]:
     return args + (["--apply"] if settings.apply else [])
 
 
-def cron_job(settings: RetentionSettings, name: str, secret: str, protect_config_map: str,
+def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_config_map: str,
              labels: dict[str, str]) -> Manifest:
     """Daily, never two at once, stopped at the deadline; restricted pod security, read-only everything."""
     deadline = settings.deadline_minutes * 60
@@ -59,7 +61,7 @@ def cron_job(settings: RetentionSettings, name: str, secret: str, protect_config
         "volumes": [{"name": "protect", "configMap": {"name": protect_config_map}}],
     }
     return {
-        "metadata": _metadata(name, labels),
+        "metadata": metadata(name, namespace, labels),
         "spec": {
             "schedule": settings.schedule,
             "timeZone": "Etc/UTC",
@@ -70,7 +72,7 @@ def cron_job(settings: RetentionSettings, name: str, secret: str, protect_config
             "jobTemplate": {"spec": {
                 "activeDeadlineSeconds": deadline,
                 "backoffLimit": 2,  # a rerun is safe: the tool is idempotent
-                "template": {"metadata": {"labels": _metadata(name, labels)["labels"]}, "spec": pod},
+                "template": {"metadata": {"labels": metadata(name, namespace, labels)["labels"]}, "spec": pod},
             }},
         },
     }
@@ -81,3 +83,26 @@ def policy_outputs(settings: RetentionSettings) -> dict[str, Any]:
             "protect_stacks": list(settings.protect_stacks), "image": str(settings.image),
             "registry_url": settings.registry_url, "keeps": "newest keep_last builds per service, every release "
             "tag, every image any protected stack runs in either colour"}
+
+
+def protected_view(outputs: Any) -> dict[str, Any]:
+    """What the tool reads of a stack's outputs: each colour's image and pinned digest, in the outputs' own shape.
+
+    Only these parts go into the job's ConfigMap, so a colour switch or a canary step elsewhere leaves it unchanged
+    and only a new image (what retention must learn about) updates it. Anything unreadable is passed on as it is,
+    for the tool to refuse with a clear error rather than protect less.
+    """
+    if not isinstance(outputs, dict) or not isinstance(outputs.get("services"), dict):
+        return outputs if isinstance(outputs, dict) else {}
+    services = {}
+    for name, service in outputs["services"].items():
+        colours = service.get("colours") if isinstance(service, dict) else None
+        if not isinstance(colours, dict):
+            services[name] = service
+            continue
+        # A null digest is left out: the engine drops null values from outputs read through a StackReference.
+        services[name] = {"colours": {colour: {key: spec[key] for key in ("image", "digest")
+                                               if spec.get(key) is not None}
+                                      if isinstance(spec, dict) else spec for colour, spec in colours.items()}}
+    return {"schema_version": outputs.get("schema_version"), "environment": outputs.get("environment"),
+            "services": services}

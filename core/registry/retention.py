@@ -192,6 +192,9 @@ def protected_from_outputs(outputs: Mapping[str, object], source: str) -> list[P
                     else str(error)
                 raise RetentionError(f"{source}: services.{service}.colours.{colour}.image = {text!r}: "
                                      f"{message}") from None
+            digest = spec.get("digest")  # since 1.1: what the Deployment is pinned to, protected with the tag
+            if isinstance(digest, str) and reference.digest is None:
+                reference = reference.model_copy(update={"digest": digest})
             protected.append(ProtectedImage(reference, f"{environment} {service} {colour}"))
     return protected
 

@@ -8,7 +8,6 @@ which is to import this module.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal, Mapping
 
@@ -18,7 +17,7 @@ from core.catalogue import DnsLabel, Strict
 from core.errors import MISSING, ConfigError, Problem
 from core.images import ImageReference
 from core.registry.retention import DEFAULT_KEEP_LAST
-from core.validation import key_path, problems_from
+from core.validation import key_path, problems_from, structured
 
 PREFIX = "release-infra:"
 KEY = "retention"
@@ -79,11 +78,7 @@ def load_retention(stack: str, raw: Any, secrets: Mapping[str, Any], registry: s
     """
     source = f'stack "{stack}"'
     path = lambda *parts: key_path(PREFIX, parts)  # noqa: E731
-    if isinstance(raw, str) and raw[:1] == "{":
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            pass
+    raw = structured(raw)
     password = secrets.get(PASSWORD)
     if raw is None:
         if password is not None:

@@ -170,3 +170,12 @@ def test_a_contract_must_come_after_its_expand_release(tmp_path) -> None:
     (tmp_path / "catalogue.yaml").write_text(text)
     with pytest.raises(ConfigError, match="contract release 2.4.0 must come after its expand release 3.0.0"):
         Catalogue.load(tmp_path / "catalogue.yaml")
+
+
+def test_the_job_runs_the_digest_its_colour_is_pinned_to() -> None:
+    digest = "sha256:" + "e" * 64
+    current = settings("prod")
+    migration = plan(current, catalogue(), {}, {("payin-api", "green"): digest, ("payin-api", "blue"): "sha256:" + "f" * 64})
+    assert migration["payin-api"].job["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        PAYIN.format("a1b2c3d-v2.3.0") + "@" + digest  # green runs 2.3.0, the newest: its migrations run
+    assert str(migration["payin-api"].image) == PAYIN.format("a1b2c3d-v2.3.0"), "outputs keep the configured image"

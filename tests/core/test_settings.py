@@ -64,7 +64,7 @@ BAD_CONFIG = [
     ('dev', 'cluster', {'contxt': 'prod-eu'},
      'release-infra:cluster.context is missing: required; release-infra:cluster.contxt = "prod-eu": unknown key (a typo?)'),
     ('dev', 'servces', {},
-     'release-infra:servces = {}: unknown key; known keys are environment, namespace, access, regions, registry, replicas, rollback_window_minutes, cluster, gateway, services, alerting, alerting_slack_deployments_url, alerting_slack_incidents_url, alerting_slack_alerts_url, alerting_pagerduty_routing_key, alerting_watchdog_url, retention, retention_registry_password, release_policy, emergency_change, feature_flags, upstream_stack, databases'),
+     'release-infra:servces = {}: unknown key; known keys are environment, namespace, access, regions, registry, replicas, rollback_window_minutes, cluster, gateway, services, alerting, alerting_slack_deployments_url, alerting_slack_incidents_url, alerting_slack_alerts_url, alerting_pagerduty_routing_key, alerting_watchdog_url, retention, retention_registry_password, release_policy, emergency_change, feature_flags, upstream_stack, image_digests, image_digests_registry_password, databases'),
     ('dev', 'services', {},
      'release-infra:services = {}: dictionary should have at least 1 item after validation, not 0'),
     ('dev', 'services', 'payin-api',

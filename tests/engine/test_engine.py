@@ -29,11 +29,12 @@ def deployed(project: Project) -> Project:
 
 
 def changes(project: Project, stack: str) -> list[tuple[str, str, str]]:
-    """(op, kind, name) of every step of `pulumi preview --json` that is not 'same'."""
+    """(op, kind, name) of every step of `pulumi preview --json` that changes something (not 'same', nor the
+    'read' of a StackReference)."""
     preview = project.json("preview", "--json", "--stack", stack)
     steps = []
     for step in preview.get("steps", []):
-        if step["op"] == "same" or step["urn"].endswith("::release-infra-" + stack):
+        if step["op"] in ("same", "read") or step["urn"].endswith("::release-infra-" + stack):
             continue
         state = step.get("newState") or step.get("oldState") or {}
         steps.append((step["op"], state.get("type", "").rsplit(":", 1)[-1], step["urn"].rsplit("::", 1)[-1]))

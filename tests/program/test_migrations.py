@@ -79,6 +79,7 @@ def test_the_database_url_reaches_only_its_secret() -> None:
 
 def test_a_stack_with_a_cluster_needs_every_database_url() -> None:
     config = {**stack_config("test"), "cluster": {"context": "test"}, "databases": {"payin-api": "postgres://db"},
+              "image_digests": "off",
               "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"},
               **{key: "https://hooks.slack.com/services/T/B/x" for key in (
                   "alerting_slack_deployments_url", "alerting_slack_incidents_url", "alerting_slack_alerts_url")},

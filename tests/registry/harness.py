@@ -77,8 +77,10 @@ def _all(http: httpx.Client, path: str, key: str) -> list[str]:
 
 
 @contextmanager
-def running_registry(binary: str, workdir: Path, htpasswd: Path | None = None) -> Iterator[Registry]:
-    """A registry on 127.0.0.1 with deletion enabled and filesystem storage under ``workdir``."""
+def running_registry(binary: str, workdir: Path, htpasswd: Path | None = None,
+                     auth: dict | None = None) -> Iterator[Registry]:
+    """A registry on 127.0.0.1 with deletion enabled and filesystem storage under ``workdir``; ``auth`` is the
+    registry's own ``auth`` section (e.g. token), ``htpasswd`` a shorthand for Basic auth from that file."""
     port = free_port()
     storage = workdir / "storage"
     config = {
@@ -90,6 +92,8 @@ def running_registry(binary: str, workdir: Path, htpasswd: Path | None = None) -
     }
     if htpasswd is not None:
         config["auth"] = {"htpasswd": {"realm": "release-infra-test", "path": str(htpasswd)}}
+    if auth is not None:
+        config["auth"] = auth
     config_file = workdir / "registry.yml"
     config_file.write_text(yaml.safe_dump(config))
     log = workdir / "registry.log"

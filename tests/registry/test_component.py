@@ -10,6 +10,8 @@ import pytest
 from components.registry_retention import RegistryRetention
 from core.errors import ConfigError
 from core.outputs import stack_outputs
+from core.registry.job import protected_view
+from core.registry.retention import RetentionError, protected_from_outputs
 from core.registry.settings import load_retention
 from tests.support.mock_engine import run_program
 from tests.support.stacks import STACKS, settings
@@ -24,7 +26,7 @@ def register(raw: dict | None = None):
 
     def program() -> RegistryRetention:
         return RegistryRetention("prod-retention", retention, pulumi.Output.secret("hunter2-password"), outputs,
-                                 {"app.kubernetes.io/part-of": "payments"})
+                                 {"app.kubernetes.io/part-of": "payments"}, namespace="payments-prod")
 
     return run_program(program, stack="prod", config={})
 
@@ -76,7 +78,8 @@ def test_the_policy_is_in_the_outputs():
 def test_a_missing_stack_output_is_refused():
     retention = load_retention("prod", {}, {}, "registry.pay.internal", live=False)
     with pytest.raises(ValueError, match="protect_outputs lacks sandbox"):
-        run_program(lambda: RegistryRetention("r", retention, "pw", {"dev": {}, "test": {}, "prod": {}}, {}),
+        run_program(lambda: RegistryRetention("r", retention, "pw", {"dev": {}, "test": {}, "prod": {}}, {},
+                                                      namespace="payments-prod"),
                     stack="prod", config={})
 
 
@@ -112,3 +115,20 @@ def test_bad_settings_name_the_key_and_what_is_allowed(raw, secrets, live, messa
         load_retention("prod", raw, secrets, "registry.pay.internal", live=live)
     assert message in str(error.value)
     assert "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_job_gets_each_stacks_images_and_digests_and_nothing_a_colour_switch_changes(stack: str) -> None:
+    full = stack_outputs(settings(stack), digests={("payin-api", "blue"): "sha256:" + "d" * 64}).model_dump(mode="json")
+    view = protected_view(full)
+    assert protected_from_outputs(view, "view") == protected_from_outputs(full, "full")
+    assert view["services"]["payin-api"]["colours"]["blue"]["digest"] == "sha256:" + "d" * 64
+    flipped = {**full, "services": {name: {**service, "active_colour": service["standby_colour"]}
+                                    for name, service in full["services"].items()}}
+    assert protected_view(flipped) == view
+
+
+@pytest.mark.parametrize("unreadable", [None, [], {"schema_version": "1.1"}, {"services": {"x": "y"}}])
+def test_unreadable_outputs_reach_the_tool_as_they_are_for_it_to_refuse(unreadable) -> None:
+    with pytest.raises(RetentionError):
+        protected_from_outputs(protected_view(unreadable), "view")

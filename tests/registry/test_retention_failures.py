@@ -74,7 +74,7 @@ def test_without_credentials_a_401_is_a_clear_error_and_nothing_is_deleted(authe
     push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
     monkeypatch.delenv("RETENTION_REGISTRY_USERNAME", raising=False)
     assert main(command(authenticated_registry.url, stack_output_files, "--apply")[3:]) == 1
-    assert "asks for credentials (Basic auth) and none were given" in capsys.readouterr().err
+    assert "asks for credentials (HTTP 401, Basic auth) and none were given" in capsys.readouterr().err
     assert len(authenticated_registry.tags()["ledger-sync"]) == 25
 
 
@@ -132,7 +132,7 @@ def test_a_malformed_image_in_the_outputs_is_refused(registry, stack_output_file
         in capsys.readouterr().err
 
 
-# --- what a loopback registry without a token service cannot show: bearer tokens and retries, on a fake transport ---
+# --- exact request sequences of token auth and retries on a fake transport (real servers: test_token_and_retries) ---
 
 def test_bearer_challenge_fetches_a_token_per_repository_and_reuses_it():
     seen = []

@@ -88,21 +88,23 @@ class _RecordingMonitor(MockMonitor):
 
 def run_program(program: Callable[[], Any], *, stack: str, config: dict[str, Any], project: str = "release-infra",
                 preview: bool = False, keep_error: bool = False,
-                stack_outputs: dict[str, dict[str, Any]] | None = None) -> Run:
+                stack_outputs: dict[str, dict[str, Any]] | None = None, secret_keys: tuple[str, ...] = ()) -> Run:
     """Run ``program`` as Pulumi would for ``stack`` with ``config`` (keys without the project prefix).
 
     ``stack_outputs`` (stack -> outputs of its last update) is what the engine would read from the backend, this
-    stack's own previous outputs included; a stack not in it has none yet.
+    stack's own previous outputs included; a stack not in it has none yet. ``secret_keys`` are the config keys
+    set with ``--secret``.
     An error of the program is raised, or with ``keep_error`` kept in ``Run.error`` beside what was registered.
     """
-    run = contextvars.Context().run(_run, program, stack, config, project, preview, stack_outputs or {})
+    run = contextvars.Context().run(_run, program, stack, config, project, preview, stack_outputs or {},
+                                    secret_keys)
     if run.error is not None and not keep_error:
         raise run.error
     return run
 
 
 def _run(program: Callable[[], Any], stack: str, config: dict[str, Any], project: str, preview: bool,
-         stack_outputs: dict[str, dict[str, Any]]) -> Run:
+         stack_outputs: dict[str, dict[str, Any]], secret_keys: tuple[str, ...]) -> Run:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     run = Run()
@@ -111,7 +113,8 @@ def _run(program: Callable[[], Any], stack: str, config: dict[str, Any], project
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,
                                  monitor=_RecordingMonitor(mocks, run))
         pulumi.runtime.set_all_config({f"{project}:{key}": value if isinstance(value, str) else json.dumps(value)
-                                       for key, value in config.items()})
+                                       for key, value in config.items()},
+                                      [f"{project}:{key}" for key in secret_keys])
 
         def body() -> None:
             run.result = program()

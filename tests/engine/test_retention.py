@@ -1,0 +1,101 @@
+"""The registry retention job of the committed prod stack through the real engine: its StackReferences read the
+other environments' outputs, the rendered ConfigMap is what the tool protects, and the tool keeps what they run."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.registry.job import protected_view
+from release_infra_tools.retention import main as retention_main
+from tests.registry.harness import Image, install, push_all, running_registry
+from tests.support.engine import Project, make_project
+from tests.support.stacks import STACKS
+
+pytestmark = pytest.mark.engine
+
+PROTECT = "prod-registry-retention-protect"
+PROMOTED = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Project:
+    """The four committed stacks, updated in the order a new backend needs: prod, which reads the others, last."""
+    project = make_project(tmp_path_factory.mktemp("retention"), engine_env)
+    for stack in STACKS:
+        project.init(stack)
+        project.run("up", "--yes", "--stack", stack)
+    return project
+
+
+def rendered(project: Project, kind: str, name: str) -> dict[str, Any]:
+    for path in (project.manifests / "prod").rglob("*.yaml"):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document["kind"] == kind and document["metadata"]["name"] == name:
+                return document
+    raise AssertionError(f"no rendered {kind} {name}")
+
+
+def outputs(project: Project, stack: str) -> dict[str, Any]:
+    return project.json("stack", "output", "--json", "--stack", stack)
+
+
+def test_the_job_is_rendered_in_prods_namespace_with_every_stacks_images(deployed: Project) -> None:
+    job = rendered(deployed, "CronJob", "prod-registry-retention")
+    assert job["metadata"]["namespace"] == "payments-prod"
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    config_map = rendered(deployed, "ConfigMap", PROTECT)
+    assert config_map["metadata"]["namespace"] == "payments-prod"
+    # Read through StackReferences (sandbox, dev, test) and from prod's own outputs: each stack's images, exactly.
+    assert {name: json.loads(text) for name, text in config_map["data"].items()} == {
+        f"{stack}.json": protected_view(outputs(deployed, stack)) for stack in STACKS}
+
+
+def test_prod_has_no_changes_until_another_stack_runs_a_new_image(deployed: Project) -> None:
+    deployed.run("preview", "--expect-no-changes", "--stack", "prod")
+    deployed.run("config", "set", "--path", "services.payin-api.green.image", PROMOTED, "--stack", "dev")
+    deployed.run("up", "--yes", "--stack", "dev")
+    preview = deployed.json("preview", "--json", "--stack", "prod")
+    # The StackReferences are read at every update; the Kubernetes provider replaces a ConfigMap whose data changes.
+    changed = {step["urn"].rsplit("::", 1)[-1] for step in preview["steps"]
+               if step["op"] not in ("same", "read") and not step["urn"].endswith("::release-infra-prod")}
+    assert changed == {PROTECT}
+    deployed.run("up", "--yes", "--stack", "prod")
+    dev = json.loads(rendered(deployed, "ConfigMap", PROTECT)["data"]["dev.json"])
+    assert dev["services"]["payin-api"]["colours"]["green"]["image"] == PROMOTED
+
+
+def test_the_tool_keeps_every_image_the_rendered_configmap_names(deployed: Project, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The files the CronJob mounts, straight from the engine's render, protect an old image dev just promoted."""
+    data = rendered(deployed, "ConfigMap", PROTECT)["data"]
+    files = []
+    for name, text in sorted(data.items()):
+        (tmp_path / name).write_text(text)
+        files += ["--protect-outputs", str(tmp_path / name)]
+    old = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    builds = [Image("payin-api", (f"{i:07x}-v3.0.{i}",), old + timedelta(days=30 + i)) for i in range(25)]
+    promoted = Image("payin-api", (PROMOTED.rsplit(":", 1)[1],), old)  # older than all 25 builds
+    (tmp_path / "registry").mkdir()
+    with running_registry(install(), tmp_path / "registry") as registry:
+        push_all(registry, [promoted, *builds])
+        assert retention_main(["--registry", registry.url, *files, "--apply", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        survivors = registry.tags()["payin-api"]
+    assert survivors == {PROMOTED.rsplit(":", 1)[1]} | {f"{i:07x}-v3.0.{i}" for i in range(5, 25)}
+    [kept] = [k for k in report["repositories"]["payin-api"]["keep"] if k["tags"] == [PROMOTED.rsplit(":", 1)[1]]]
+    assert kept["why"] == ["runs in dev payin-api green"]
+
+
+def test_a_missing_environment_stops_prods_preview_rather_than_protect_less(tmp_path: Path,
+                                                                           engine_env: dict[str, str]) -> None:
+    project = make_project(tmp_path / "fresh", engine_env)
+    project.init("prod")
+    result = project.run("preview", "--stack", "prod", check=False)
+    assert result.returncode != 0
+    assert "sandbox" in result.stdout + result.stderr
