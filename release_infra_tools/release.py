@@ -133,6 +133,7 @@ class Target:
     canary_weight: int
     steps: list[int]
     standby_policy: dict[str, Any]
+    config: dict[str, Any]
 
     @property
     def standby(self) -> str:
@@ -154,7 +155,7 @@ def target(environments: Environments, environment: str, service: str) -> Target
                   active=release["active"], images={c: release[c]["image"] for c in COLOURS},
                   canary_weight=int(canary.get("weight", 0)),
                   steps=[int(step) for step in canary.get("steps", DEFAULT_CANARY_STEPS)],
-                  standby_policy=release.get("standby") or {"policy": "warm"})
+                  standby_policy=release.get("standby") or {"policy": "warm"}, config=config)
 
 
 def check_image(image: str, service: str) -> str:
@@ -187,8 +188,10 @@ def load_spec(project_dir: Path, service: str) -> ServiceSpec:
     return catalogue.services[service]
 
 
-def updated(environments: Environments, now: Target, changes: dict[str, str], message: str) -> None:
-    result = environments.update(now.environment, changes, message)
+def updated(environments: Environments, now: Target, changes: dict[str, str], message: str,
+            fresh: bool = False) -> None:
+    """One stack update; ``fresh`` when ``now`` was read just before, so its config is what the stack has."""
+    result = environments.update(now.environment, changes, message, before=now.config if fresh else None)
     changed = ", ".join(f"{op} {count}" for op, count in sorted(result.changes.items()) if op != "same") or "none"
     say(f"  {now.environment}: {message} (update {result.seconds:.1f}s; {changed})")
 
@@ -200,11 +203,12 @@ def rollback(environments: Environments, environment: str, service: str) -> None
     now = target(environments, environment, service)
     if now.canary_weight:
         updated(environments, now, {now.path("canary", "weight"): "0"},
-                f"rollback {service}: canary weight {now.canary_weight}% -> 0, all traffic on {now.active}")
+                f"rollback {service}: canary weight {now.canary_weight}% -> 0, all traffic on {now.active}",
+                fresh=True)
         say(f"rolled back: {service} in {environment} serves from {now.active} ({now.images[now.active]})")
         return
     updated(environments, now, {now.path("active"): now.standby},
-            f"rollback {service}: active {now.active} -> {now.standby}")
+            f"rollback {service}: active {now.active} -> {now.standby}", fresh=True)
     say(f"rolled back: {service} in {environment} serves from {now.standby} ({now.images[now.standby]})")
 
 

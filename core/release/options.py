@@ -65,7 +65,8 @@ class ReleaseOptions(BaseModel):
     def _known_placeholders(cls, template: str) -> str:
         for name in re.findall(r"{([^{}]*)}", template):
             if name not in TEMPLATE_FIELDS:
-                raise ValueError(f"unknown placeholder {{{name}}}; use {', '.join('{%s}' % f for f in TEMPLATE_FIELDS)}")
+                known = ", ".join("{%s}" % field for field in TEMPLATE_FIELDS)
+                raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
         return template
 
     @field_validator("window")
