@@ -41,7 +41,6 @@ class Environments:
             self.workspace = auto.LocalWorkspace(work_dir=str(project_dir))
         except (auto.CommandError, FileNotFoundError, auto.errors.InvalidVersionError) as error:
             raise StackError(f"cannot run the pulumi CLI: {_first_line(error)}") from None
-        self._stacks: dict[str, auto.Stack] = {}
 
     def require(self, environment: str) -> str:
         """An environment's stack name, or one line naming what is known."""
@@ -90,38 +89,35 @@ class Environments:
         """Set each config path and update the stack; on failure the previous values go back into the config.
 
         ``before`` is the config as just read, when the caller has it: one CLI call less on the rollback path.
+        The update is `pulumi up` through the Automation API's PulumiCommand rather than ``Stack.up``, which
+        reads the outputs and the history back after the update (three more CLI calls a rollback does not need).
         """
-        stack = self._stack(environment)
+        self.require(environment)
         before = self.config(environment) if before is None else before
         for path, value in changes.items():
-            self._call(lambda: stack.set_config(path, auto.ConfigValue(value), path=True),
+            self._call(lambda: self.workspace.set_config(environment, path, auto.ConfigValue(value), path=True),
                        f"set {path} on {environment}")
         started = time.monotonic()
         try:
-            result = stack.up(message=message, color="never", suppress_progress=True)
+            result = self.workspace.pulumi_command.run(
+                ["up", "--yes", "--skip-preview", "--json", "--stack", environment, "--message", message],
+                str(self.project_dir), {})
         except auto.ConcurrentUpdateError:
-            self._restore(stack, before, changes)
+            self._restore(environment, before, changes)
             raise StackError(f"stack {environment} is locked by another update; wait for it to finish, or if it "
                              f"died, clear the lock with `pulumi cancel --stack {environment}`") from None
         except auto.CommandError as error:
-            self._restore(stack, before, changes)
+            self._restore(environment, before, changes)
             raise StackError(f"update of {environment} failed, config put back: {_engine_error(error)}") from None
-        return Update(time.monotonic() - started, dict(result.summary.resource_changes or {}))
+        return Update(time.monotonic() - started, _resource_changes(result.stdout))
 
-    def _restore(self, stack: auto.Stack, before: Mapping[str, Any], changes: Mapping[str, str]) -> None:
+    def _restore(self, environment: str, before: Mapping[str, Any], changes: Mapping[str, str]) -> None:
         for path in changes:
             previous = _lookup(before, path)
             if previous is not None:
-                stack.set_config(path, auto.ConfigValue(str(previous)), path=True)
+                self.workspace.set_config(environment, path, auto.ConfigValue(str(previous)), path=True)
             else:
-                stack.remove_config(path, path=True)
-
-    def _stack(self, environment: str) -> auto.Stack:
-        if environment not in self._stacks:
-            self.require(environment)
-            self._stacks[environment] = self._call(lambda: auto.Stack.select(environment, self.workspace),
-                                                   f"select stack {environment}")
-        return self._stacks[environment]
+                self.workspace.remove_config(environment, path, path=True)
 
     def _call(self, action, what: str):  # type: ignore[no-untyped-def]
         try:
@@ -131,6 +127,14 @@ class Environments:
                              f"(`pulumi stack ls` lists the ones that do)") from None
         except auto.CommandError as error:
             raise StackError(f"cannot {what}: {_engine_error(error)}") from None
+
+
+def _resource_changes(events: str) -> dict[str, int]:
+    """Counts per operation from the engine's summary event (`pulumi up --json` streams one event per line)."""
+    for line in reversed(events.splitlines()):
+        if '"summaryEvent"' in line:
+            return dict(json.loads(line)["summaryEvent"].get("resourceChanges") or {})
+    return {}
 
 
 def _lookup(config: Mapping[str, Any], path: str) -> Any:
@@ -148,12 +152,25 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
+GENERIC = ("update failed", "an unhandled error occurred", "Program exited with non-zero exit code")
+
+
 def _engine_error(error: auto.CommandError) -> str:
-    """The engine's own error lines, without the CLI's stdout and the diagnostics' boilerplate."""
-    text = getattr(error, "stderr", "") or str(error)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    errors = [line for line in lines if "error:" in line]
-    return (errors[-1] if errors else (lines[-1] if lines else "no message"))[:400]
+    """The engine's telling error line (the program's own message when it refused the config), not its summary.
+
+    `--json` streams the diagnostics to stdout, one event per line; stderr has the CLI's last word.
+    """
+    stdout, _, stderr = str(error).partition("\n stderr: ")
+    lines = []
+    for line in stdout.splitlines():
+        if '"diagnosticEvent"' in line:
+            event = json.loads(line)["diagnosticEvent"]
+            if event.get("severity") == "error":
+                lines += event.get("message", "").splitlines()
+    lines += stderr.splitlines()
+    lines = [line.strip().removeprefix("error: ") for line in lines if line.strip() and not line.startswith("{")]
+    telling = [line for line in lines if not any(generic in line for generic in GENERIC)]
+    return ((telling or lines or ["no message"])[0])[:400]
 
 
 def _first_line(error: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -20,14 +21,19 @@ RELEASE = ROOT / ".venv" / "bin" / "release"
 ENVIRONMENT, SERVICE, NAMESPACE = "dev", "payin-api", "payments-dev"
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Project:  # noqa: F811
-    project = make_project(tmp_path_factory.mktemp("release"), engine_env)
+def deploy(directory: Path, engine_env: dict[str, str], stacks: tuple[str, ...]) -> Project:  # noqa: F811
+    project = make_project(directory, engine_env)
     project.env["RELEASE_INFRA_CATALOGUE"] = str(ROOT / "catalogue.yaml")
-    for stack in STACKS:
+    for stack in stacks:
         project.init(stack)
         project.run("up", "--yes", "--skip-preview", "--stack", stack)
     return project
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Project:  # noqa: F811
+    """All four environments, as `release status` sees them."""
+    return deploy(tmp_path_factory.mktemp("release"), engine_env, STACKS)
 
 
 @dataclass

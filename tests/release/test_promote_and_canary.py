@@ -9,12 +9,18 @@ import subprocess
 import httpx
 import pytest
 
-from tests.release.conftest import ENVIRONMENT, SERVICE, Monitored, image, release, services
+from tests.release.conftest import ENVIRONMENT, SERVICE, Monitored, deploy, image, release, services
 from core.release.dashboard import dashboard
 from tests.support.engine import Project
 from tests.support.stacks import settings
 
 pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Project:
+    """Only the environment these tests release to: three fewer stacks to deploy."""
+    return deploy(tmp_path_factory.mktemp("release"), engine_env, (ENVIRONMENT,))
 
 
 def colours(project: Project) -> tuple[dict, str, str]:

@@ -35,9 +35,10 @@ def test_status_json_is_every_stacks_outputs(deployed: Project) -> None:
             assert row["canary_weight"] == want["canary_weight"]
             assert {c: v["image"] for c, v in row["colours"].items()} == \
                 {c: v["image"] for c, v in want["colours"].items()}
-        # the stack's last update as the engine recorded it (to the second: `stack ls` drops the fraction)
+        # the stack's last update: `stack ls` stamps the checkpoint write, the history the update's end (whole
+        # seconds); they differ by the time the engine takes to close the update
         ended = datetime.fromisoformat(history[stack]["endTime"].replace("Z", "+00:00"))
-        assert abs(datetime.fromisoformat(environment["last_update"]).timestamp() - ended.timestamp()) < 1.5
+        assert abs(datetime.fromisoformat(environment["last_update"]).timestamp() - ended.timestamp()) < 5
 
 
 def test_status_table_shows_every_environment_and_service(deployed: Project) -> None:
@@ -149,3 +150,15 @@ def test_a_stack_with_pending_operations_is_refused_before_anything_changes(depl
             f"{ENVIRONMENT}-{SERVICE}-active); run `pulumi refresh --stack {ENVIRONMENT}`") in run.stderr
     assert run.stdout == ""  # refused before the first update
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+
+
+def test_an_update_the_program_refuses_puts_the_config_back(deployed: Project) -> None:
+    """The tag rule passes, the program's registry rule does not: the engine's one line, and no config change."""
+    standby = services(deployed)[SERVICE]["standby_colour"]
+    before = config_get(deployed, f"services.{SERVICE}.{standby}.image")
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, "registry.other.example/payin-api:1a2b3c4-v2.5.0")
+    assert run.code == 2
+    assert f"release promote: update of {ENVIRONMENT} failed, config put back: " in run.stderr
+    assert "must come from the private registry registry.pay.internal" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert config_get(deployed, f"services.{SERVICE}.{standby}.image") == before
