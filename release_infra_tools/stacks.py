@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
 from pulumi import automation as auto
 
 from core.release.status import ENVIRONMENTS
@@ -62,19 +63,22 @@ class Environments:
             return dict(zip(environments, pool.map(self.outputs, environments)))
 
     def config(self, environment: str) -> dict[str, Any]:
-        """The stack's release-infra config, structured values decoded (secrets stay as Pulumi shows them)."""
-        values = self._call(lambda: self.workspace.get_all_config(self.require(environment)),
-                            f"read the config of stack {environment}")
-        config = {}
-        for key, value in values.items():
-            if not key.startswith(f"{PROJECT}:") or value.secret:
-                continue
-            text = value.value
-            try:
-                config[key.split(":", 1)[1]] = json.loads(text) if text[:1] in "{[" else text
-            except ValueError:
-                config[key.split(":", 1)[1]] = text
-        return config
+        """The stack's release-infra config as its stack file has it (secure values left out).
+
+        Read from Pulumi.<env>.yaml in-process, as the Automation API's ``stack_settings`` does (which keeps
+        only plain strings and drops structured values such as ``services``): `pulumi config` would cost a CLI
+        call and a decryption on every read, the largest part of a rollback's overhead.
+        """
+        path = self.project_dir / f"Pulumi.{self.require(environment)}.yaml"
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise StackError(f"no {path.name} in {self.project_dir}: the stack has no config here") from None
+        except (OSError, yaml.YAMLError) as error:
+            raise StackError(f"{path.name} cannot be read: {_first_line(error)}") from None
+        values = document.get("config") or {}
+        return {key.split(":", 1)[1]: value for key, value in values.items()
+                if key.startswith(f"{PROJECT}:") and not (isinstance(value, dict) and "secure" in value)}
 
     def pending_operations(self, environment: str) -> list[str]:
         """Resources the engine left mid-operation (an update killed hard): updating over them is unsafe."""
