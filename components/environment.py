@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.alerting import Alerting
 from components.registry_retention import RegistryRetention
+from components.release_dashboard import ReleaseDashboard
 from components.blue_green_service import BlueGreenService
 from components.krakend_gateway import KrakenDGateway
 from core import blue_green, gateway_workload
@@ -71,6 +72,7 @@ class Environment(pulumi.ComponentResource):
         self.retention = None if retention is None else RegistryRetention(
             f"{name}-registry-retention", retention, retention_password, protect_outputs or {}, common(settings),
             opts=inside, namespace=settings.namespace)
+        ReleaseDashboard(f"{name}-release-dashboard", settings, opts=inside)
         self.register_outputs({"namespace": self.namespace.metadata["name"],
                                "retention": self.retention.policy if self.retention else None})
 

@@ -38,6 +38,12 @@ pulumi up
 PROMOTION_PLAN = """\
 ### Rollback plan: `prod`
 
+> [!WARNING]
+> **1 resource(s) created, replaced or deleted.** These are not in-place updates: a replacement deletes and \
+recreates the resource (a fixed name means delete first), and rolling back repeats that. Check each before merging.
+
+- **REPLACED** `prod-registry-retention-protect` (ConfigMap), because of `data["prod.json"]`
+
 #### payin-api
 
 - **Promotion**: blue, the standby (green takes traffic), changes image from \
@@ -99,7 +105,7 @@ def test_the_plan_of_a_captured_preview(scenario: str, expected: str) -> None:
 
 
 def test_a_preview_with_no_changes_has_nothing_to_roll_back() -> None:
-    assert captured("no-change")["changeSummary"] == {"same": 55}
+    assert captured("no-change")["changeSummary"] == {"same": 62}
     assert plan_of(captured("no-change")) == "### Rollback plan: `prod`\n\nNo changes to `prod`: nothing to roll back.\n"
 
 
@@ -141,7 +147,7 @@ def test_replaced_and_deleted_resources_are_flagged_above_everything_else() -> N
     preview["steps"].append(gone)
     plan = plan_of(preview)
     assert plan.index("> [!WARNING]") < plan.index("#### payin-api")
-    assert "> **2 resource(s) created, replaced or deleted.**" in plan
+    assert "> **3 resource(s) created, replaced or deleted.**" in plan  # with the retention job's ConfigMap
     assert "- **DELETED** `prod-payin-api-preview` (Service)\n" in plan
     assert "- **REPLACED** `prod-payin-api-blue` (Deployment), because of `spec.selector`\n" in plan
     assert "pulumi config set --path 'services.payin-api.blue.image' " in plan  # still read for the image
@@ -178,7 +184,7 @@ def test_without_stack_outputs_the_plan_says_only_what_the_steps_show() -> None:
 def test_a_migration_is_not_flagged_and_never_rolled_back_to_an_older_image() -> None:
     """The migration Job's replacement is the expected first stage of a promotion, and it cannot be undone."""
     plan = plan_of(captured("promotion"))
-    assert "[!WARNING]" not in plan and "REPLACED" not in plan
+    assert "REPLACED** `prod-payin-api-migration`" not in plan and "migrate" not in plan.split("#### payin-api")[0]
     assert "services.payin-api.blue.image" not in plan
 
 

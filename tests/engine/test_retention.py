@@ -95,6 +95,8 @@ def test_the_tool_keeps_every_image_the_rendered_configmap_names(deployed: Proje
 def test_a_missing_environment_stops_prods_preview_rather_than_protect_less(tmp_path: Path,
                                                                            engine_env: dict[str, str]) -> None:
     project = make_project(tmp_path / "fresh", engine_env)
+    project.init("test")  # prod's upstream: its lineage check passes, so the retention job's references are reached
+    project.run("up", "--yes", "--stack", "test")
     project.init("prod")
     result = project.run("preview", "--stack", "prod", check=False)
     assert result.returncode != 0

@@ -33,15 +33,18 @@ VOLATILE = ("duration",)  # differs on every run and says nothing about the chan
 REGISTRATION_SITE = ("sourcePosition", "stackTrace")
 
 
-# Prod runs only images its upstream, test, has run (docs/release-policy.md): test runs them first.
+# Prod runs only images its upstream, test, has run (docs/release-policy.md), so test runs them first; and prod's
+# retention job protects what every other environment runs, so they all exist before it.
 UPSTREAM = "test"
 UPSTREAM_RELEASES = {"services.payin-api.green.image": "registry.pay.internal/payin-api:5e6f7a8-v2.4.0"}
+BEFORE_PROD = ("sandbox", "dev", UPSTREAM)
 
 
 def deploy(project: Project) -> None:
-    """Test with the builds the scenarios promote, then prod as committed, up on the project's own backend."""
-    project.init(UPSTREAM)
-    project.run("up", "--yes", "--stack", UPSTREAM)
+    """The other stacks (test with the builds the scenarios promote), then prod as committed, on one backend."""
+    for stack in BEFORE_PROD:
+        project.init(stack)
+        project.run("up", "--yes", "--stack", stack)
     for path, value in UPSTREAM_RELEASES.items():
         project.run("config", "set", "--path", path, value, "--stack", UPSTREAM)
     project.run("up", "--yes", "--stack", UPSTREAM)

@@ -1,0 +1,1 @@
+"""Release decisions behind the `release` command: status rows, the canary schedule and the error-rate gate."""

@@ -1,0 +1,29 @@
+"""The canary walk: which weights remain, and what a person sees at each look."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from core.release.gate import GateReading
+
+
+def remaining_steps(steps: list[int], weight: int) -> list[int]:
+    """The steps still to walk from ``weight`` (0: from the start); a restarted canary resumes, never repeats."""
+    return [step for step in steps if step > weight]
+
+
+class Progress(BaseModel):
+    """One line of progress: the step, its weight, the time left in its bake and the gate's last reading."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    of: int
+    weight: int
+    left_seconds: float
+    reading: GateReading | None
+
+    def line(self) -> str:
+        minutes, secs = divmod(max(0, round(self.left_seconds)), 60)
+        gate = self.reading.describe() if self.reading else "gate: no reading yet"
+        return f"step {self.step}/{self.of}: weight {self.weight}%, bake {minutes:d}m{secs:02d}s left, {gate}"

@@ -1,0 +1,91 @@
+"""How a release reaches the service it changes: endpoint templates, Prometheus, and its timings.
+
+The defaults are for the tool running inside the cluster (CI's runner pod); every one can be overridden, so a
+test or an operator's laptop (through a port-forward) points the same code at other addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from core.release.gate import CANARY_THRESHOLD_PP, WATCH_THRESHOLD_PP
+
+_DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+TEMPLATE_FIELDS = ("service", "namespace", "environment", "colour")
+
+
+class OptionsError(Exception):
+    """A bad option: one line naming it."""
+
+
+def seconds(value: object) -> float:
+    """'15m', '90s', '500ms', '2h' or a number of seconds."""
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        match = _DURATION.match(str(value).strip())
+        if match is None:
+            raise ValueError(f"'{value}' is not a duration; use e.g. 15m, 90s, 500ms or a number of seconds")
+        number = float(match["number"]) * _UNITS[match["unit"]]
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+Seconds = Annotated[float, BeforeValidator(seconds)]
+
+
+class ReleaseOptions(BaseModel):
+    """Everything a promote or canary needs besides the stack: where to look and how long."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preview_url: str = Field("http://{service}-preview.{namespace}.svc",
+                             description="Base URL of the standby colour (the <service>-preview Service).")
+    active_url: str = Field("http://{service}.{namespace}.svc",
+                            description="Base URL of the active colour (the <service> Service).")
+    prometheus_url: str = Field("http://prometheus-operated.monitoring.svc:9090",
+                                description="Prometheus HTTP API base URL for the error-rate gate.")
+    synthetic_hook: str | None = Field(
+        None, description="Command that runs synthetic transactions against RELEASE_BASE_URL; exit 0 passes.")
+    bake: Seconds = Field(900, description="How long each canary step runs before the next (seed 000 §2: 15 min).")
+    watch: Seconds = Field(300, description="How long a promotion watches the new active colour (seed 000 §4).")
+    interval: Seconds = Field(60, description="Time between two looks at health and the gate.")
+    window: str = Field("5m", description="PromQL range of the error-rate queries.")
+    canary_threshold_pp: float = Field(CANARY_THRESHOLD_PP, ge=0, le=100)
+    watch_threshold_pp: float = Field(WATCH_THRESHOLD_PP, ge=0, le=100)
+    request_timeout: Seconds = Field(5, description="Timeout of one health, hook or Prometheus request.")
+
+    @field_validator("preview_url", "active_url")
+    @classmethod
+    def _known_placeholders(cls, template: str) -> str:
+        for name in re.findall(r"{([^{}]*)}", template):
+            if name not in TEMPLATE_FIELDS:
+                known = ", ".join("{%s}" % field for field in TEMPLATE_FIELDS)
+                raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+        return template
+
+    @field_validator("window")
+    @classmethod
+    def _promql_duration(cls, window: str) -> str:
+        if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", window):
+            raise ValueError(f"'{window}' is not a PromQL duration, e.g. 5m or 30s")
+        return window
+
+    @classmethod
+    def build(cls, **values: object) -> "ReleaseOptions":
+        """From command-line values (None means the default); a bad one is a one-line OptionsError."""
+        try:
+            return cls.model_validate({key: value for key, value in values.items() if value is not None})
+        except ValidationError as error:
+            first = error.errors()[0]
+            option = "--" + str(first["loc"][0]).replace("_", "-")
+            raise OptionsError(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
+
+    def url(self, template: str, *, service: str, namespace: str, environment: str, colour: str) -> str:
+        return template.format(service=service, namespace=namespace, environment=environment,
+                               colour=colour).rstrip("/")

@@ -1,0 +1,89 @@
+"""What a release looks at: a colour's health endpoints, the synthetic-transaction hook and Prometheus."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+import httpx
+
+from core.catalogue import ServiceSpec
+from core.release.gate import GateReading, error_ratio_query, judge, ratio_from_result
+
+SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
+
+
+class PrometheusError(Exception):
+    """Prometheus could not be asked: not the same as a question without data."""
+
+
+def health_problems(base_url: str, spec: ServiceSpec, timeout: float) -> list[str]:
+    """Every health endpoint of the catalogue must answer 200; one entry per endpoint that did not."""
+    problems = []
+    paths = [path for path in (spec.health.readiness, spec.health.liveness, spec.health.startup) if path]
+    with httpx.Client(timeout=timeout) as client:
+        for path in paths:
+            url = base_url + path
+            try:
+                status = client.get(url).status_code
+            except httpx.HTTPError as error:
+                problems.append(f"{url}: {type(error).__name__}")
+                continue
+            if status != 200:
+                problems.append(f"{url}: HTTP {status}")
+    return problems
+
+
+def synthetic_problem(hook: str | None, spec: ServiceSpec, *, service: str, environment: str, base_url: str,
+                      timeout: float) -> str | None:
+    """Run the hook for Pay-In and Pay-Out; None when it passed or the product needs none."""
+    if spec.product not in SYNTHETIC_PRODUCTS:
+        return None
+    if not hook:
+        return (f"{service} is a {spec.product} service: the standard requires synthetic transactions before a "
+                "switch; give --synthetic-hook (or RELEASE_SYNTHETIC_HOOK)")
+    env = dict(os.environ, RELEASE_BASE_URL=base_url, RELEASE_SERVICE=service, RELEASE_PRODUCT=spec.product,
+               RELEASE_ENVIRONMENT=environment)
+    try:
+        result = subprocess.run(shlex.split(hook), env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"synthetic-transaction hook did not finish in {timeout:g}s"
+    except OSError as error:
+        return f"synthetic-transaction hook cannot run: {error.strerror}"
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        return f"synthetic-transaction hook failed (exit {result.returncode})" + (f": {said[-1]}" if said else "")
+    return None
+
+
+class Prometheus:
+    """Instant queries against the HTTP API."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(timeout=timeout)
+
+    def error_ratio(self, namespace: str, service: str, colour: str, window: str) -> float | None:
+        query = error_ratio_query(namespace, service, colour, window)
+        try:
+            response = self.client.get(f"{self.url}/api/v1/query", params={"query": query})
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise PrometheusError(f"Prometheus at {self.url} cannot be queried: {type(error).__name__}") from None
+        if response.status_code != 200 or body.get("status") != "success":
+            raise PrometheusError(f"Prometheus at {self.url} refused the query: "
+                                  f"{body.get('error', response.status_code)}")
+        return ratio_from_result(body["data"]["result"])
+
+    def gate(self, namespace: str, service: str, candidate: str, baseline: str, window: str,
+             threshold_pp: float, fallback_baseline: float | None = None) -> GateReading:
+        """Candidate colour against baseline colour; a baseline without traffic (a canary at 100%, a colour
+        just switched away from) falls back to the last baseline the caller saw."""
+        baseline_ratio = self.error_ratio(namespace, service, baseline, window)
+        if baseline_ratio is None:
+            baseline_ratio = fallback_baseline
+        return judge(self.error_ratio(namespace, service, candidate, window), baseline_ratio, threshold_pp)
+
+    def close(self) -> None:
+        self.client.close()

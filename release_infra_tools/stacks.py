@@ -1,0 +1,181 @@
+"""The environments' stacks through Pulumi's Automation API: read outputs and config, change config, update.
+
+Every change a release makes is a config change followed by a stack update, so it is in the stack's history.
+When an update fails, the config it was given is put back, so the stack file always says what was last applied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pulumi import automation as auto
+
+from core.release.status import ENVIRONMENTS
+from core.settings import PROJECT
+
+
+class StackError(Exception):
+    """A stack that cannot be read or updated: one line that says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Update:
+    seconds: float
+    changes: dict[str, int]
+
+
+class Environments:
+    """The four environments' stacks of one project directory."""
+
+    def __init__(self, project_dir: Path) -> None:
+        if not (project_dir / "Pulumi.yaml").is_file():
+            raise StackError(f"{project_dir} has no Pulumi.yaml; pass --project-dir with the release-infra project")
+        self.project_dir = project_dir
+        try:
+            self.workspace = auto.LocalWorkspace(work_dir=str(project_dir))
+        except (auto.CommandError, FileNotFoundError, auto.errors.InvalidVersionError) as error:
+            raise StackError(f"cannot run the pulumi CLI: {_first_line(error)}") from None
+
+    def require(self, environment: str) -> str:
+        """An environment's stack name, or one line naming what is known."""
+        if environment not in ENVIRONMENTS:
+            raise StackError(f"unknown environment '{environment}'; known: {', '.join(ENVIRONMENTS)}")
+        return environment
+
+    def last_updates(self) -> dict[str, datetime | None]:
+        """When each existing stack was last updated (one `pulumi stack ls` for all of them)."""
+        summaries = self._call(lambda: self.workspace.list_stacks(), "list the stacks")
+        return {summary.name: _utc(summary.last_update) for summary in summaries}
+
+    def outputs(self, environment: str) -> dict[str, Any]:
+        outputs = self._call(lambda: self.workspace.stack_outputs(environment), f"read the outputs of {environment}")
+        return {key: value.value for key, value in outputs.items()}
+
+    def all_outputs(self, environments: list[str]) -> dict[str, dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return dict(zip(environments, pool.map(self.outputs, environments)))
+
+    def config(self, environment: str) -> dict[str, Any]:
+        """The stack's release-infra config as its stack file has it (secure values left out).
+
+        Read from Pulumi.<env>.yaml in-process, as the Automation API's ``stack_settings`` does (which keeps
+        only plain strings and drops structured values such as ``services``): `pulumi config` would cost a CLI
+        call and a decryption on every read, the largest part of a rollback's overhead.
+        """
+        path = self.project_dir / f"Pulumi.{self.require(environment)}.yaml"
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise StackError(f"no {path.name} in {self.project_dir}: the stack has no config here") from None
+        except (OSError, yaml.YAMLError) as error:
+            raise StackError(f"{path.name} cannot be read: {_first_line(error)}") from None
+        values = document.get("config") or {}
+        return {key.split(":", 1)[1]: value for key, value in values.items()
+                if key.startswith(f"{PROJECT}:") and not (isinstance(value, dict) and "secure" in value)}
+
+    def pending_operations(self, environment: str) -> list[str]:
+        """Resources the engine left mid-operation (an update killed hard): updating over them is unsafe."""
+        deployment = self._call(lambda: self.workspace.export_stack(environment),
+                                f"export the state of {environment}")
+        pending = (deployment.deployment or {}).get("pending_operations") or []
+        return [f"{op.get('type', '?')} {op.get('resource', {}).get('urn', '?').rsplit('::', 1)[-1]}"
+                for op in pending]
+
+    def update(self, environment: str, changes: Mapping[str, str], message: str,
+               before: Mapping[str, Any] | None = None) -> Update:
+        """Set each config path and update the stack; on failure the previous values go back into the config.
+
+        ``before`` is the config as just read, when the caller has it: one CLI call less on the rollback path.
+        The update is `pulumi up` through the Automation API's PulumiCommand rather than ``Stack.up``, which
+        reads the outputs and the history back after the update (three more CLI calls a rollback does not need).
+        """
+        self.require(environment)
+        before = self.config(environment) if before is None else before
+        for path, value in changes.items():
+            self._call(lambda: self.workspace.set_config(environment, path, auto.ConfigValue(value), path=True),
+                       f"set {path} on {environment}")
+        started = time.monotonic()
+        try:
+            result = self.workspace.pulumi_command.run(
+                ["up", "--yes", "--skip-preview", "--json", "--stack", environment, "--message", message],
+                str(self.project_dir), {})
+        except auto.ConcurrentUpdateError:
+            self._restore(environment, before, changes)
+            raise StackError(f"stack {environment} is locked by another update; wait for it to finish, or if it "
+                             f"died, clear the lock with `pulumi cancel --stack {environment}`") from None
+        except auto.CommandError as error:
+            self._restore(environment, before, changes)
+            raise StackError(f"update of {environment} failed, config put back: {_engine_error(error)}") from None
+        return Update(time.monotonic() - started, _resource_changes(result.stdout))
+
+    def _restore(self, environment: str, before: Mapping[str, Any], changes: Mapping[str, str]) -> None:
+        for path in changes:
+            previous = _lookup(before, path)
+            if previous is not None:
+                self.workspace.set_config(environment, path, auto.ConfigValue(str(previous)), path=True)
+            else:
+                self.workspace.remove_config(environment, path, path=True)
+
+    def _call(self, action, what: str):  # type: ignore[no-untyped-def]
+        try:
+            return action()
+        except auto.StackNotFoundError:
+            raise StackError(f"cannot {what}: the stack does not exist in this backend "
+                             f"(`pulumi stack ls` lists the ones that do)") from None
+        except auto.CommandError as error:
+            raise StackError(f"cannot {what}: {_engine_error(error)}") from None
+
+
+def _resource_changes(events: str) -> dict[str, int]:
+    """Counts per operation from the engine's summary event (`pulumi up --json` streams one event per line)."""
+    for line in reversed(events.splitlines()):
+        if '"summaryEvent"' in line:
+            return dict(json.loads(line)["summaryEvent"].get("resourceChanges") or {})
+    return {}
+
+
+def _lookup(config: Mapping[str, Any], path: str) -> Any:
+    value: Any = config
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+GENERIC = ("update failed", "an unhandled error occurred", "Program exited with non-zero exit code")
+
+
+def _engine_error(error: auto.CommandError) -> str:
+    """The engine's telling error line (the program's own message when it refused the config), not its summary.
+
+    `--json` streams the diagnostics to stdout, one event per line; stderr has the CLI's last word.
+    """
+    stdout, _, stderr = str(error).partition("\n stderr: ")
+    lines = []
+    for line in stdout.splitlines():
+        if '"diagnosticEvent"' in line:
+            event = json.loads(line)["diagnosticEvent"]
+            if event.get("severity") == "error":
+                lines += event.get("message", "").splitlines()
+    lines += stderr.splitlines()
+    lines = [line.strip().removeprefix("error: ") for line in lines if line.strip() and not line.startswith("{")]
+    telling = [line for line in lines if not any(generic in line for generic in GENERIC)]
+    return ((telling or lines or ["no message"])[0])[:400]
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or ["no message"])[0]

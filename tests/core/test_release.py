@@ -1,0 +1,103 @@
+"""The release decisions: status rows and metrics from outputs, the error-rate gate, options and the canary walk."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from core.outputs import stack_outputs
+from core.release.canary import Progress, remaining_steps
+from core.release.gate import error_ratio_query, judge, ratio_from_result
+from core.release.options import OptionsError, ReleaseOptions
+from core.release.status import StatusError, as_json, environment_status, metrics, table_rows
+from tests.support.stacks import STACKS, settings
+
+WHEN = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+
+
+def statuses():
+    return [environment_status(stack, stack_outputs(settings(stack)).model_dump(mode="json"), WHEN)
+            for stack in STACKS]
+
+
+def test_status_rows_come_from_the_outputs_of_every_environment() -> None:
+    prod = settings("prod")
+    [status] = [s for s in statuses() if s.environment == "prod"]
+    for row in status.services:
+        release = prod.services[row.service]
+        assert row.active_colour == release.active
+        assert row.colours[release.active].image == str(release.image(release.active))
+        assert row.canary_weight == release.canary.weight
+    rows = table_rows(statuses())
+    assert [row[0] for row in rows] == sorted(prod.services)
+    assert all(len(row) == 1 + len(STACKS) for row in rows)
+
+
+def test_json_and_metrics_say_the_same_as_the_rows() -> None:
+    document = as_json(statuses())
+    assert [e["environment"] for e in document["environments"]] == list(STACKS)
+    by_name = {metric.name: metric for metric in metrics(statuses())}
+    active = [s for s in by_name["release_infra_active_colour"].samples if s.value == 1]
+    assert len(active) == sum(len(s.services) for s in statuses())
+    info = by_name["release_infra_image_info"].samples
+    assert {s.labels["role"] for s in info} == {"active", "standby"}
+    assert by_name["release_infra_last_update_timestamp_seconds"].samples[0].value == WHEN.timestamp()
+
+
+def test_outputs_that_are_not_the_schema_are_one_line() -> None:
+    with pytest.raises(StatusError, match=r"^stack dev: outputs do not match the stack-outputs schema v1 at "):
+        environment_status("dev", {"schema_version": "1.0", "environment": "dev"}, None)
+
+
+def test_a_stack_without_outputs_has_no_services() -> None:
+    assert environment_status("dev", {}, None).services == []
+
+
+@pytest.mark.parametrize(("candidate", "baseline", "verdict"), [
+    (0.02, 0.01, "pass"),      # exactly 1 point over: allowed
+    (0.0201, 0.01, "fail"),    # more than 1 point over
+    (0.0, 0.05, "pass"),
+    (None, 0.01, "no-data"),
+    (0.5, None, "no-data"),
+])
+def test_the_gate_fails_only_beyond_the_threshold(candidate, baseline, verdict) -> None:
+    assert judge(candidate, baseline, 1.0).verdict == verdict
+
+
+def test_a_reading_describes_itself_for_people() -> None:
+    assert judge(0.031, 0.01, 1.0).describe() == "errors 3.10% vs baseline 1.00% (limit +1 pp): fail"
+    assert judge(None, 0.01, 0.5).describe() == "errors no data vs baseline 1.00% (limit +0.5 pp): no-data"
+
+
+def test_the_query_counts_a_colour_without_5xx_as_zero_and_no_requests_as_no_data() -> None:
+    query = error_ratio_query("payments-dev", "payin-api", "green", "30s")
+    assert 'namespace="payments-dev", app="payin-api", color="green", code=~"5.."' in query
+    assert "or vector(0)" in query
+    assert ratio_from_result([]) is None
+    assert ratio_from_result([{"metric": {}, "value": [1.0, "NaN"]}]) is None
+    assert ratio_from_result([{"metric": {}, "value": [1.0, "0.25"]}]) == 0.25
+
+
+def test_options_take_durations_and_refuse_bad_ones_in_one_line() -> None:
+    options = ReleaseOptions.build(bake="15m", watch="90s", interval="500ms", window=None)
+    assert (options.bake, options.watch, options.interval, options.window) == (900, 90, 0.5, "5m")
+    with pytest.raises(OptionsError, match=r"^--bake: 'soon' is not a duration"):
+        ReleaseOptions.build(bake="soon")
+    with pytest.raises(OptionsError, match=r"^--preview-url: unknown placeholder \{port\}"):
+        ReleaseOptions.build(preview_url="http://{service}:{port}")
+    with pytest.raises(OptionsError, match=r"^--window: '5 minutes' is not a PromQL duration"):
+        ReleaseOptions.build(window="5 minutes")
+
+
+def test_default_urls_are_the_in_cluster_services() -> None:
+    options = ReleaseOptions()
+    assert options.url(options.preview_url, service="payin-api", namespace="payments-dev", environment="dev",
+                       colour="green") == "http://payin-api-preview.payments-dev.svc"
+
+
+def test_a_canary_resumes_from_its_weight() -> None:
+    assert remaining_steps([5, 25, 50, 100], 0) == [5, 25, 50, 100]
+    assert remaining_steps([5, 25, 50, 100], 25) == [50, 100]
+    line = Progress(step=2, of=4, weight=25, left_seconds=754, reading=judge(0.01, 0.01, 1.0)).line()
+    assert line == "step 2/4: weight 25%, bake 12m34s left, errors 1.00% vs baseline 1.00% (limit +1 pp): pass"

@@ -1,0 +1,97 @@
+"""Fixtures of the release tier: the four stacks deployed by the real engine, the `release` command run as a
+person runs it, and a real Prometheus scraping a loopback stand-in for the dev stack's payin-api colours."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.engine.conftest import engine_env  # noqa: F401  (the session's bootstrapped engine)
+from tests.support.colour_backend import ColourBackend
+from tests.support.engine import Project, make_project
+from tests.support.prometheus import PrometheusServer
+from tests.support.stacks import ROOT, STACKS
+
+RELEASE = ROOT / ".venv" / "bin" / "release"
+ENVIRONMENT, SERVICE, NAMESPACE = "dev", "payin-api", "payments-dev"
+
+
+def deploy(directory: Path, engine_env: dict[str, str], stacks: tuple[str, ...]) -> Project:  # noqa: F811
+    project = make_project(directory, engine_env)
+    project.env["RELEASE_INFRA_CATALOGUE"] = str(ROOT / "catalogue.yaml")
+    for stack in stacks:
+        project.init(stack)
+        project.run("up", "--yes", "--skip-preview", "--stack", stack)
+    return project
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Project:  # noqa: F811
+    """All four environments, as `release status` sees them."""
+    return deploy(tmp_path_factory.mktemp("release"), engine_env, STACKS)
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def release(project: Project, *args: str, on_line: Callable[[str, subprocess.Popen], None] | None = None,
+            timeout: float = 600) -> Run:
+    """The `release` console script in the project, its output read line by line as a person would see it."""
+    process = subprocess.Popen([str(RELEASE), "--project-dir", str(project.directory), *args], env=project.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if on_line is not None:
+            on_line(line, process)
+    code = process.wait(timeout=timeout)
+    return Run(code, "".join(lines), process.stderr.read())
+
+
+def services(project: Project, stack: str = ENVIRONMENT) -> dict[str, Any]:
+    """What the stack last applied (its outputs), not what its config says."""
+    return project.json("stack", "output", "services", "--json", "--stack", stack)
+
+
+@dataclass
+class Monitored:
+    backend: ColourBackend
+    prometheus: PrometheusServer
+
+    def options(self, **overrides: str) -> list[str]:
+        values = {"preview-url": self.backend.url_template, "active-url": self.backend.url_template,
+                  "prometheus-url": self.prometheus.url,
+                  "synthetic-hook": f"{sys.executable} {ROOT / 'tests' / 'support' / 'synthetic_hook.py'}",
+                  "bake": "2s", "watch": "4s", "interval": "1s", "window": "5s", **overrides}
+        return [f"--{name}={value}" for name, value in values.items()]
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
+    with ColourBackend() as backend, \
+            PrometheusServer(tmp_path_factory.mktemp("prometheus"), backend, NAMESPACE, SERVICE) as prometheus:
+        prometheus.wait_ready()
+        yield Monitored(backend, prometheus)
+
+
+@pytest.fixture
+def healthy(monitored: Monitored) -> Iterator[Monitored]:
+    """Both colours healthy with no errors at the start of each test, and again after it."""
+    monitored.backend.reset()
+    yield monitored
+    monitored.backend.reset()
+
+
+def image(sha: str, version: str) -> str:
+    return f"registry.pay.internal/{SERVICE}:{sha}-v{version}"
+

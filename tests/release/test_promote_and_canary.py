@@ -1,0 +1,175 @@
+"""`release promote` and `release canary` end to end: the real engine on a local backend, a real Prometheus
+scraping the loopback stand-in of dev's payin-api, whose health and error rate each test sets."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import httpx
+import pytest
+
+from tests.release.conftest import ENVIRONMENT, SERVICE, Monitored, deploy, image, release, services
+from core.release.dashboard import dashboard
+from tests.support.engine import Project
+from tests.support.stacks import settings
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Project:
+    """Only the environment these tests release to: three fewer stacks to deploy."""
+    return deploy(tmp_path_factory.mktemp("release"), engine_env, (ENVIRONMENT,))
+
+
+def colours(project: Project) -> tuple[dict, str, str]:
+    """The service as last applied, its active colour and its standby colour."""
+    state = services(project)[SERVICE]
+    return state, state["active_colour"], state["standby_colour"]
+
+
+def config_weight(project: Project) -> str:
+    return project.run("config", "get", "--path", f"services.{SERVICE}.canary.weight", "--stack", ENVIRONMENT,
+                       check=False).stdout.strip()
+
+
+def test_a_failed_verification_leaves_traffic_on_the_old_colour(deployed: Project, healthy: Monitored) -> None:
+    before, old, new = colours(deployed)
+    healthy.backend.set(new, transactions_ok=False)
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, image("1a2b3c4", "2.5.0"), *healthy.options())
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"{new} failed verification: synthetic-transaction hook failed (exit 1): synthetic payin answered " \
+           f"HTTP 500; traffic stays on {old}" in run.stderr
+    # Pay-In migrates: the new image's migrations ran before verification, so its standby keeps it.
+    assert f"{new} keeps {image('1a2b3c4', '2.5.0')}: its database migrations ran and cannot be undone" in run.stderr
+    after = services(deployed)[SERVICE]
+    assert after["active_colour"] == old
+    assert after["colours"][old] == before["colours"][old]
+    assert after["colours"][new]["image"] == image("1a2b3c4", "2.5.0")
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+
+
+def test_an_unhealthy_standby_fails_verification_on_its_health_endpoints(deployed: Project,
+                                                                          healthy: Monitored) -> None:
+    before = services(deployed)[SERVICE]
+    healthy.backend.set(before["standby_colour"], healthy=False)
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, image("2b3c4d5", "2.5.0"), *healthy.options())
+    assert run.code == 1
+    assert f"/{before['standby_colour']}/health/ready: HTTP 503" in run.stderr
+    after = services(deployed)[SERVICE]
+    assert after["active_colour"] == before["active_colour"]
+    assert after["colours"][before["active_colour"]] == before["colours"][before["active_colour"]]
+
+
+def test_a_promotion_that_turns_unhealthy_during_the_watch_is_flipped_back(deployed: Project,
+                                                                           healthy: Monitored) -> None:
+    before, old, new = colours(deployed)
+    release_image = image("3c4d5e6", "2.6.0")
+
+    def break_after_the_switch(line: str, _: subprocess.Popen) -> None:
+        if line.startswith("watching"):
+            healthy.backend.set(new, error_ratio=0.3)
+
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, release_image, *healthy.options(watch="20s"),
+                  on_line=break_after_the_switch)
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"{new} broke the error-rate gate during the watch" in run.stderr
+    assert f"flipped back: traffic on {old}" in run.stderr
+    after = services(deployed)[SERVICE]
+    assert after["active_colour"] == old
+    assert after["colours"][new]["image"] == release_image  # kept for a look, no traffic
+    assert f"active {old} -> {new}" in run.stdout and f"flip back to {old}" in run.stdout
+
+
+def test_a_healthy_promotion_switches_after_the_watch(deployed: Project, healthy: Monitored) -> None:
+    before, old, new = colours(deployed)
+    release_image = image("4d5e6f7", "2.7.0")
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, release_image, *healthy.options())
+    assert run.code == 0, run.stdout + run.stderr
+    after = services(deployed)[SERVICE]
+    assert after["active_colour"] == new
+    assert after["colours"][new]["image"] == release_image
+    assert after["colours"][old]["image"] == before["colours"][old]["image"]
+    watch = [line for line in run.stdout.splitlines() if line.startswith("  watch:")]
+    assert len(watch) >= 2 and all(": pass" in line for line in watch), run.stdout
+
+
+def test_a_healthy_canary_walks_every_step_and_promotes(deployed: Project, healthy: Monitored) -> None:
+    before, stable, candidate = colours(deployed)
+    canary_image = image("5e6f7a8", "2.8.0")
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, canary_image, *healthy.options())
+    assert run.code == 0, run.stdout + run.stderr
+    for number, weight in enumerate((5, 25, 50, 100), start=1):
+        assert f"step {number}/4: weight {weight}%" in run.stdout
+        assert f"weight {(0, 5, 25, 50)[number - 1]}% -> {weight}%" in run.stdout
+    progress = [line for line in run.stdout.splitlines() if line.strip().startswith("step ")]
+    assert all(line.endswith(": pass") for line in progress), run.stdout
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (candidate, 0)
+    assert after["colours"][candidate]["image"] == canary_image
+    assert after["colours"][stable]["image"] == before["colours"][stable]["image"]
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+
+
+def test_an_unhealthy_canary_is_rolled_back_within_one_interval(deployed: Project, healthy: Monitored) -> None:
+    before, stable, candidate = colours(deployed)
+    healthy.backend.set(stable, error_ratio=0.01)
+    healthy.backend.set(candidate, error_ratio=0.05)
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, image("6f7a8b9", "2.9.0"),
+                  *healthy.options(bake="30s", interval="2s"))
+    assert run.code == 1, run.stdout + run.stderr
+    progress = [line for line in run.stdout.splitlines() if line.strip().startswith("step ")]
+    assert len(progress) == 1 and progress[0].strip().startswith("step 1/4: weight 5%, bake 0m2"), run.stdout
+    assert progress[0].endswith("(limit +1 pp): fail")
+    assert "canary at 5% broke the error-rate gate" in run.stderr
+    assert f"rolled back to weight 0, all traffic on {stable}" in run.stderr
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+
+
+def test_a_canary_without_data_is_not_promoted(deployed: Project, healthy: Monitored) -> None:
+    before, stable, candidate = colours(deployed)
+    healthy.backend.set(candidate, serving=False)
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, image("7a8b9c0", "2.9.1"), *healthy.options())
+    assert run.code == 1, run.stdout + run.stderr
+    assert "errors no data vs baseline" in run.stdout
+    assert "no error-rate data for the canary at 5% at the end of its bake" in run.stderr
+    assert "a canary is not promoted without evidence" in run.stderr
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+
+
+def test_ctrl_c_during_a_bake_rolls_the_canary_back(deployed: Project, healthy: Monitored) -> None:
+    before = services(deployed)[SERVICE]
+    stable = before["active_colour"]
+
+    def interrupt_during_the_first_bake(line: str, process: subprocess.Popen) -> None:
+        if line.strip().startswith("step 1/4"):
+            process.send_signal(signal.SIGINT)
+
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, image("8b9c0d1", "3.0.0"),
+                  *healthy.options(bake="5m"), on_line=interrupt_during_the_first_bake)
+    assert run.code == 130, run.stdout + run.stderr
+    assert f"interrupted at weight 5%: rolled back to weight 0, all traffic on {stable}" in run.stderr
+    assert "Traceback" not in run.stderr
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+    assert config_weight(deployed) == "0"
+
+
+def test_every_dashboard_query_is_promql_the_real_prometheus_accepts(monitored: Monitored) -> None:
+    document = dashboard(settings(ENVIRONMENT))
+    queries = [target["expr"] for panel in document["panels"] for target in panel["targets"]]
+    queries += [variable["query"]["query"] for variable in document["templating"]["list"] if "query" in variable
+                and isinstance(variable["query"], dict)]
+    assert len(queries) == 7
+    for query in queries:
+        query = query.replace("$environment", ENVIRONMENT).replace("$service", SERVICE)
+        endpoint = "series" if query.startswith("label_values") else "query"
+        if endpoint == "series":  # Grafana turns label_values(metric, label) into a series lookup
+            query = query[len("label_values("):].rsplit(",", 1)[0]
+            answer = httpx.get(f"{monitored.prometheus.url}/api/v1/series", params={"match[]": query}).json()
+        else:
+            answer = httpx.get(f"{monitored.prometheus.url}/api/v1/query", params={"query": query}).json()
+        assert answer["status"] == "success", (query, answer)
