@@ -6,7 +6,6 @@ program, median of 5 in one run; and `pulumi preview` at 20 and 100 services.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.synthetic import prod_config, write_catalogue
+from benchmarks.synthetic import prod_config, repeat_count, write_catalogue
 from tests.support.engine import Project, bootstrap_env, make_project
 
 EMPTY_PROGRAM = "import pulumi\n"
@@ -31,9 +30,7 @@ def timed(project: Project, *args: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+    repeat = repeat_count(__doc__)
     env = bootstrap_env()
     with tempfile.TemporaryDirectory() as workdir:
         root = Path(workdir)
@@ -44,7 +41,7 @@ def main() -> None:
             project.init("prod")
             project.run("up", "--yes", "--skip-preview", "--stack", "prod")
             previews[services] = statistics.median(timed(project, "preview", "--stack", "prod")
-                                                   for _ in range(args.repeat))
+                                                   for _ in range(repeat))
             if services == 20:
                 flip_project = project
         empty = make_project(root / "empty", env, {"prod": "config: {}\n"})
@@ -52,14 +49,14 @@ def main() -> None:
         empty.init("prod")
         flips, unchanged, baselines = [], [], []
         colours = ["blue", "green"]
-        for index in range(args.repeat):  # interleaved, so drift in the machine hits all alike
+        for index in range(repeat):  # interleaved, so drift in the machine hits all alike
             flip_project.run("config", "set", "--path", "services.service-000.active", colours[index % 2],
                              "--stack", "prod")
             flips.append(timed(flip_project, "up", "--yes", "--skip-preview", "--stack", "prod"))
             unchanged.append(timed(flip_project, "up", "--yes", "--skip-preview", "--stack", "prod"))
             baselines.append(timed(empty, "up", "--yes", "--skip-preview", "--stack", "prod"))
     flip, baseline = statistics.median(flips), statistics.median(baselines)
-    print(f"median of {args.repeat}, wall time of the pulumi CLI, local file backend, manifests rendered")
+    print(f"median of {repeat}, wall time of the pulumi CLI, local file backend, manifests rendered")
     print("| measurement | seconds |")
     print("|---|---:|")
     print(f"| `pulumi up` of a colour flip, prod with 20 services | {flip:.2f} |")

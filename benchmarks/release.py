@@ -7,13 +7,13 @@ against that `pulumi up` alone; interleaved, median of N in one run.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.synthetic import repeat_count
 from tests.support.engine import bootstrap_env, make_project
 from tests.support.stacks import ROOT
 
@@ -21,9 +21,7 @@ STACK, SERVICE = "dev", "payin-api"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+    repeat = repeat_count(__doc__)
     env = bootstrap_env()
     with tempfile.TemporaryDirectory() as workdir:
         project = make_project(Path(workdir) / "project", env)
@@ -32,7 +30,7 @@ def main() -> None:
         project.run("up", "--yes", "--skip-preview", "--stack", STACK)
         colour = project.json("stack", "output", "services", "--json", "--stack", STACK)[SERVICE]["active_colour"]
         rollbacks, flips, ups = [], [], []
-        for _ in range(args.repeat):  # interleaved, so drift in the machine hits both alike
+        for _ in range(repeat):  # interleaved, so drift in the machine hits both alike
             start = time.perf_counter()
             subprocess.run([str(ROOT / ".venv" / "bin" / "release"), "--project-dir", str(project.directory),
                             "rollback", STACK, SERVICE], env=project.env, check=True, capture_output=True)
@@ -44,7 +42,7 @@ def main() -> None:
             flips.append(time.perf_counter() - start)
             ups.append(time.perf_counter() - up_start)
     rollback, flip, up = (statistics.median(values) for values in (rollbacks, flips, ups))
-    print(f"median of {args.repeat}, wall time, dev stack (3 services), local file backend, manifests rendered")
+    print(f"median of {repeat}, wall time, dev stack (3 services), local file backend, manifests rendered")
     print("| measurement | seconds |")
     print("|---|---:|")
     print(f"| `release rollback dev {SERVICE}` (process start to exit) | {rollback:.2f} |")

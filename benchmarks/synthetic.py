@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import copy
 from pathlib import Path
 from typing import Any
@@ -37,3 +39,10 @@ def prod_config(services: int) -> dict[str, Any]:
 
 def _name(index: int) -> str:
     return f"service-{index:03d}"
+
+
+def repeat_count(doc: str, default: int = 7) -> int:
+    """The `--repeat N` of a benchmark script whose docstring's first line describes it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=default)
+    return parser.parse_args().repeat
