@@ -19,6 +19,7 @@ For an update that fails before the events are posted, the pipeline reports the 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -29,6 +30,7 @@ from typing import Any, Callable, Optional
 
 import pulumi
 import pulumi.dynamic
+from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
 from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
 
@@ -87,6 +89,18 @@ class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
                 "delivered": bool(events and url)}
 
 
+@functools.cache
+def serialized_provider() -> str:
+    """The provider as the engine stores it, pickled once per process.
+
+    ``pulumi.dynamic.Resource`` pickles its provider for every resource, and each of the SDK's pickles wraps
+    pickle's dict writer in one more sorting wrapper that it never removes: the n-th resource of a process pickles
+    through n wrappers, so n services cost O(n^2), and about 980 of them in one process raise RecursionError.
+    The provider holds no state and no secret, so one pickle is every resource's.
+    """
+    return serialize_provider(DeploymentEventsProvider())
+
+
 class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="DeploymentEvents"):
     """One service's release as the engine sees it; see the module docstring."""
 
@@ -96,10 +110,12 @@ class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="De
     def __init__(self, name: str, *, stack: str, environment: str, namespace: str, service: str,
                  release: ReleaseState, alertmanager_url: Optional[str],
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(DeploymentEventsProvider(), name, {
+        # What pulumi.dynamic.Resource.__init__ registers, with the provider pickled once (serialized_provider).
+        pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, {
             "stack": stack, "environment": environment, "namespace": namespace, "service": service,
             "active": release.active, "images": {"blue": release.blue, "green": release.green},
             "alertmanager_url": alertmanager_url, "events": None, "delivered": None,
+            PROVIDER_KEY: serialized_provider(),
         }, opts)
 
 
