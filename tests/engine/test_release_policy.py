@@ -1,4 +1,5 @@
-"""The release policy and promotion lineage through the real engine: a Test and a Prod stack on one backend."""
+"""The release policy and promotion lineage through the real engine: the four stacks on one backend (prod's
+retention job protects what the others run, so they exist before it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from core.policy.clock import CLOCK_VARIABLE
 from infra.program import main
 from tests.support.engine import Project
 from tests.support.mock_engine import run_program
-from tests.support.stacks import TRAIN, set_path, stack_config
+from tests.support.stacks import STACKS, TRAIN, set_path, stack_config
 
 pytestmark = pytest.mark.engine
 
@@ -22,12 +23,13 @@ UNTESTED = "registry.pay.internal/merchant-api:0123abc-v3.3.0"
 
 @pytest.fixture(scope="module")
 def promoted(project: Project) -> Project:
-    """test and prod from their committed files, then a new merchant-api build on test's standby colour."""
-    for stack in ("test", "prod"):
+    """The stacks from their committed files, then a new merchant-api build on test's standby colour."""
+    for stack in STACKS:
         project.init(stack)
         project.run("up", "--yes", "--stack", stack)
     project.run("config", "set", "--path", "services.merchant-api.blue.image", TESTED, "--stack", "test")
     project.run("up", "--yes", "--stack", "test")
+    project.run("up", "--yes", "--stack", "prod")  # its retention job now protects test's new build too
     return project
 
 
