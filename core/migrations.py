@@ -21,6 +21,7 @@ from core.catalogue import Catalogue, Migrations, ServiceSpec
 from core.environment import Manifest
 from core.errors import MISSING, ConfigError, Problem
 from core.images import ImageReference
+from core.registry.pinning import unpinned
 from core.pod_security import container_security_context, pod_security_context
 from core.settings import COLOURS, DATABASES_KEY, PROJECT, Colour, ServiceRelease, StackSettings
 from core.validation import key_path
@@ -75,9 +76,9 @@ def plan(settings: StackSettings, catalogue: Catalogue, previous: Mapping[str, P
             continue
         image, found = _target(settings, name, release, spec.migrations, previous.get(name))
         problems += found
-        digest = next((pins[(name, colour)] for colour in COLOURS if (name, colour) in (pins or {})
-                       and release.image(colour).model_copy(update={"digest": None}) ==
-                       image.model_copy(update={"digest": None})), image.digest)
+        digest = next((pins[(name, colour)] for colour in COLOURS
+                       if (name, colour) in (pins or {}) and unpinned(release.image(colour)) == unpinned(image)),
+                      image.digest)
         runs = image.model_copy(update={"digest": digest})
         migrations[name] = Migration(name, image, job(settings, name, spec, runs), database_secret(settings, spec))
     if problems:
