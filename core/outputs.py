@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
 from core.migrations import Migration
+from core.names import EnvironmentName
 from core.policy.history import accumulate, previous_history
 from core.settings import COLOURS, Colour, StackSettings
 
@@ -66,7 +67,7 @@ class StackOutputs(_Output):
 
     schema_version: Literal["1.1"] = Field(
         description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
-    environment: Literal["sandbox", "dev", "test", "prod"]
+    environment: EnvironmentName
     namespace: str
     access: Literal["internal", "merchants", "merchants-and-consumers"]
     regions: list[str]

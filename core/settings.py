@@ -15,11 +15,9 @@ from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import ConfigError, Problem
 from core.images import ImageReference, is_registry_host
+from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, Colour, other  # noqa: F401  (re-exported)
 from core.validation import key_path, problems_from, structured
 
-PROJECT = "release-infra"
-Colour = Literal["blue", "green"]
-COLOURS: tuple[Colour, ...] = ("blue", "green")
 Region = Literal["PK", "BD", "NP", "IQ", "EG"]
 Replicas = Annotated[int, Field(ge=1, le=50)]
 RESERVED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
@@ -48,10 +46,6 @@ STANDARD_ACCESS = {
 }
 
 
-def other(colour: Colour) -> Colour:
-    return "green" if colour == "blue" else "blue"
-
-
 class ColourSpec(Strict):
     image: ImageReference = Field(description="<registry>/<service>:<git-sha>-v<semver>, optionally @sha256:<digest>.")
 
@@ -75,9 +69,6 @@ class Standby(Strict):
         if self.policy == "warm" and (self.colour is not None or self.since is not None):
             raise ValueError("colour and since go with policy scaled-down only")
         return self
-
-
-DEFAULT_CANARY_STEPS = (5, 25, 50, 100)  # seed 000 §2
 
 
 class Canary(Strict):

@@ -27,11 +27,11 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
+from core.names import ENVIRONMENTS
 from core.registry.retention import (DEFAULT_KEEP_LAST, ProtectedImage, RepositoryPlan, RetentionError,
                                      RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs)
 from release_infra_tools.registry import RegistryClient, RegistryError
 
-ENVIRONMENTS = ("sandbox", "dev", "test", "prod")
 USERNAME_VARIABLE = "RETENTION_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "RETENTION_REGISTRY_PASSWORD"
 

@@ -15,11 +15,11 @@ from pydantic import AfterValidator, Field, ValidationError
 
 from core.catalogue import Strict
 from core.errors import MISSING, ConfigError, Problem
+from core.names import EnvironmentName
 from core.validation import key_path, problems_from
 
 PREFIX = "release-infra:"  # core.settings.PROJECT + ":"; a test keeps the two equal
 KEY = "alerting"
-EnvironmentName = Literal["sandbox", "dev", "test", "prod"]
 Severity = Literal["critical", "warning", "info"]
 Percent = Annotated[float, Field(gt=0, le=100)]
 Points = Annotated[float, Field(gt=0, le=100, description="Percentage points.")]

@@ -9,13 +9,14 @@ which is to import this module.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Mapping
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from core.catalogue import DnsLabel, Strict
 from core.errors import MISSING, ConfigError, Problem
 from core.images import ImageReference
+from core.names import ENVIRONMENTS, EnvironmentName
 from core.registry.retention import DEFAULT_KEEP_LAST
 from core.validation import key_path, problems_from, structured
 
@@ -23,8 +24,6 @@ PREFIX = "release-infra:"
 KEY = "retention"
 PASSWORD = "retention_registry_password"
 CONFIG_KEYS = (KEY, PASSWORD)
-EnvironmentName = Literal["sandbox", "dev", "test", "prod"]
-ENVIRONMENTS: tuple[EnvironmentName, ...] = ("sandbox", "dev", "test", "prod")
 DEFAULT_IMAGE = "registry.pay.internal/release-infra-retention:0000000-v0.1.0"  # replace with the built tool image
 _CRON_FIELD = r"(?:\*|[0-9]{1,2}(?:-[0-9]{1,2})?)(?:/[0-9]{1,2})?(?:,(?:\*|[0-9]{1,2}(?:-[0-9]{1,2})?)(?:/[0-9]{1,2})?)*"
 

@@ -12,9 +12,8 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.outputs import StackOutputs
-from core.settings import COLOURS, Colour
+from core.names import COLOURS, Colour
 
-ENVIRONMENTS = ("sandbox", "dev", "test", "prod")
 
 
 class StatusError(Exception):
