@@ -1,0 +1,278 @@
+"""release promote and release canary: the walks that check the standby colour before it takes traffic.
+
+Kept apart from the command line so a rollback, which runs no checks, does not pay for their imports at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core.catalogue import Catalogue, ServiceSpec
+from core.errors import ConfigError
+from core.images import ImageReference
+from core.release.canary import Progress, remaining_steps
+from core.release.gate import GateReading, judge
+from core.release.options import OptionsError, ReleaseOptions
+from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, synthetic_problem
+from release_infra_tools.release import CheckFailed, Interrupted, Target, UsageError, say, target, updated
+from release_infra_tools.stacks import Environments, StackError
+
+CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"
+
+
+def run(args: argparse.Namespace, environments: Environments, project_dir: Path) -> None:
+    """`release promote` or `release canary` from the parsed command line; bad options are usage errors."""
+    try:
+        options = ReleaseOptions.build(preview_url=args.preview_url, active_url=args.active_url,
+                                       prometheus_url=args.prometheus_url, synthetic_hook=args.synthetic_hook,
+                                       bake=args.bake, watch=args.watch, interval=args.interval, window=args.window)
+        walk = promote if args.command == "promote" else canary
+        with Stop() as stop:
+            walk(environments, project_dir, options, args.environment, args.service, args.image, stop)
+    except (OptionsError, ConfigError) as error:
+        raise UsageError(str(error)) from None
+
+
+def check_image(image: str, service: str) -> str:
+    try:
+        reference = ImageReference.parse(image)
+    except ValidationError as error:
+        raise UsageError(f"image {image}: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    if reference.service != service:
+        raise UsageError(f"image {image} is an image of '{reference.service}', not of '{service}'")
+    return str(reference)
+
+
+def ready_for_release(environments: Environments, now: Target) -> None:
+    """Refuse to start on a stack that a dead update left mid-operation, or a standby with no pods."""
+    pending = environments.pending_operations(now.environment)
+    if pending:
+        raise UsageError(f"stack {now.environment} has pending operations from an interrupted update "
+                         f"({', '.join(pending[:3])}); run `pulumi refresh --stack {now.environment}` and check "
+                         "the resources before releasing")
+    if now.standby_policy.get("policy") == "scaled-down" and now.standby_policy.get("colour") == now.standby:
+        raise UsageError(f"the standby colour {now.standby} of {now.service} in {now.environment} is scaled down; "
+                         f"set services.{now.service}.standby.policy to warm first")
+
+
+def load_spec(project_dir: Path, service: str) -> ServiceSpec:
+    path = Path(os.environ.get(CATALOGUE_VARIABLE) or project_dir / "catalogue.yaml")
+    catalogue = Catalogue.load(path)
+    if service not in catalogue.services:
+        raise UsageError(f"unknown service '{service}': not in the catalogue {path}")
+    return catalogue.services[service]
+
+
+
+# -- promote ----------------------------------------------------------------------------------------------------
+
+class Stop:
+    """Ctrl-C as a flag: the walk stops at the next safe point instead of in the middle of an update."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> "Stop":
+        self.previous = signal.signal(signal.SIGINT, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def sleep(self, seconds: float) -> None:
+        if self.event.wait(max(0.0, seconds)):
+            raise Interrupted()
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise Interrupted()
+
+
+def verify(now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str, base_url: str) -> None:
+    problems = health_problems(base_url, spec, options.request_timeout)
+    hook = synthetic_problem(options.synthetic_hook, spec, service=now.service, environment=now.environment,
+                             base_url=base_url, timeout=max(options.request_timeout, 60))
+    if hook:
+        problems.append(hook)
+    if problems:
+        raise CheckFailed(f"{colour} failed verification: " + "; ".join(problems))
+
+
+def promote(environments: Environments, project_dir: Path, options: ReleaseOptions, environment: str,
+            service: str, image: str, stop: Stop) -> None:
+    now = target(environments, environment, service)
+    image = check_image(image, service)
+    spec = load_spec(project_dir, service)
+    if now.canary_weight:
+        raise UsageError(f"a canary of {service} is running in {environment} at {now.canary_weight}%; finish it "
+                         f"or `release rollback {environment} {service}` first")
+    if now.images[now.active] == image:
+        raise UsageError(f"{service} in {environment} already serves {image} from {now.active}")
+    ready_for_release(environments, now)
+    old, new, previous_image = now.active, now.standby, now.images[now.standby]
+    # A service that migrates has applied the new image's migrations by the time it is verified; they are
+    # forward-only (docs/migrations.md), so its standby cannot go back to the older image after a failure.
+    restorable = previous_image != image and spec.migrations is None
+    left_on = f"{new} back on {previous_image}" if restorable else f"{new} keeps {image}" + (
+        ": its database migrations ran and cannot be undone" if spec.migrations is not None else "")
+    urls = {role: options.url(template, service=service, namespace=now.namespace, environment=environment,
+                              colour=colour)
+            for role, template, colour in (("preview", options.preview_url, new), ("active", options.active_url, new))}
+    prometheus = Prometheus(options.prometheus_url, options.request_timeout)
+    try:
+        if previous_image != image:
+            updated(environments, now, {now.path(new, "image"): image}, f"promote {service}: {new} runs {image}")
+        say(f"verifying {new} at {urls['preview']}")
+        try:
+            stop.check()
+            verify(now, spec, options, new, urls["preview"])
+        except (CheckFailed, Interrupted) as failure:
+            if restorable:
+                updated(environments, now, {now.path(new, "image"): previous_image},
+                        f"promote {service}: verification stopped, {left_on}")
+            if isinstance(failure, Interrupted):
+                raise Interrupted(f"interrupted before the switch: traffic stays on {old} ({now.images[old]}), "
+                                  f"{left_on}") from None
+            raise CheckFailed(f"{failure}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
+        baseline = _ratio_or_none(prometheus, now, old, options)
+        updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
+        try:
+            watch(prometheus, now, spec, options, new, urls["active"], baseline, stop)
+        except (CheckFailed, Interrupted) as failure:
+            updated(environments, now, {now.path("active"): old}, f"promote {service}: flip back to {old}")
+            if isinstance(failure, Interrupted):
+                raise Interrupted(f"interrupted during the watch: flipped back, traffic on {old} "
+                                  f"({now.images[old]})") from None
+            raise CheckFailed(f"{failure}; flipped back: traffic on {old} ({now.images[old]})") from None
+    finally:
+        prometheus.close()
+    say(f"promoted: {service} in {environment} serves {image} from {new}; {old} keeps {now.images[old]} "
+        "for a manual rollback")
+
+
+def _ratio_or_none(prometheus: Prometheus, now: Target, colour: str, options: ReleaseOptions) -> float | None:
+    try:
+        return prometheus.error_ratio(now.namespace, now.service, colour, options.window)
+    except PrometheusError as error:
+        say(f"  baseline: {error}")
+        return None
+
+
+def watch(prometheus: Prometheus, now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str,
+          base_url: str, baseline: float | None, stop: Stop) -> None:
+    """Seed 000 §2/§4: health and the error rate of the new active colour; any failure flips back."""
+    deadline = time.monotonic() + options.watch
+    say(f"watching {colour} for {options.watch:g}s (health at {base_url}, errors against a baseline of "
+        f"{'no data' if baseline is None else f'{baseline * 100:.2f}%'})")
+    while True:
+        problems = health_problems(base_url, spec, options.request_timeout)
+        if problems:
+            raise CheckFailed(f"{colour} failed its health checks during the watch: " + "; ".join(problems))
+        try:
+            reading = judge(prometheus.error_ratio(now.namespace, now.service, colour, options.window), baseline,
+                            options.watch_threshold_pp)
+        except PrometheusError as error:
+            raise CheckFailed(str(error)) from None
+        left = deadline - time.monotonic()
+        say(f"  watch: {max(0, left):.0f}s left, health ok, {reading.describe()}")
+        if reading.verdict == "fail":
+            raise CheckFailed(f"{colour} broke the error-rate gate during the watch: {reading.describe()}")
+        if left <= 0:
+            return
+        stop.sleep(min(options.interval, left))
+
+
+# -- canary -----------------------------------------------------------------------------------------------------
+
+def canary(environments: Environments, project_dir: Path, options: ReleaseOptions, environment: str,
+           service: str, image: str, stop: Stop) -> None:
+    now = target(environments, environment, service)
+    image = check_image(image, service)
+    spec = load_spec(project_dir, service)
+    stable, candidate = now.active, now.standby
+    if now.canary_weight and now.images[candidate] != image:
+        raise UsageError(f"a canary of {now.images[candidate]} is running in {environment} at "
+                         f"{now.canary_weight}%; finish it or `release rollback {environment} {service}` first")
+    if now.images[stable] == image:
+        raise UsageError(f"{service} in {environment} already serves {image} from {stable}")
+    ready_for_release(environments, now)
+    prometheus = Prometheus(options.prometheus_url, options.request_timeout)
+    weight = now.canary_weight
+    try:
+        if now.images[candidate] != image:
+            updated(environments, now, {now.path(candidate, "image"): image},
+                    f"canary {service}: {candidate} runs {image}, weight 0")
+        problems = health_problems(options.url(options.preview_url, service=service, namespace=now.namespace,
+                                               environment=environment, colour=candidate),
+                                   spec, options.request_timeout)
+        if problems:
+            raise CheckFailed(f"{candidate} is not healthy before the first step: " + "; ".join(problems))
+        steps = remaining_steps(now.steps, weight)
+        baseline: float | None = None
+        for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
+            stop.check()
+            updated(environments, now, {now.path("canary", "weight"): str(step)},
+                    f"canary {service}: weight {weight}% -> {step}%")
+            weight = step
+            baseline = bake(prometheus, now, options, number, step, candidate, stable, baseline, stop)
+        stop.check()
+        updated(environments, now, {now.path("active"): candidate, now.path("canary", "weight"): "0"},
+                f"canary {service}: promoted, active {stable} -> {candidate}, weight 0")
+        weight = 0
+    except (CheckFailed, Interrupted, PrometheusError, StackError) as failure:
+        if isinstance(failure, StackError) and stop.event.is_set():
+            failure = Interrupted()  # Ctrl-C reached the engine too and cancelled that update
+        if weight:
+            try:
+                updated(environments, now, {now.path("canary", "weight"): "0"},
+                        f"canary {service}: rolled back, weight {weight}% -> 0")
+            except StackError as error:
+                raise StackError(f"{failure}; the rollback update failed too ({error}): the stack config has "
+                                 f"canary.weight {weight}; run `release rollback {environment} {service}`") from None
+        where = f"all traffic on {stable} ({now.images[stable]}); {candidate} keeps {image}"
+        if isinstance(failure, StackError):
+            if not weight:
+                raise
+            raise StackError(f"{failure}; rolled back to weight 0, {where}") from None
+        if isinstance(failure, Interrupted):
+            raise Interrupted(f"interrupted at weight {weight}%: rolled back to weight 0, {where}") from None
+        raise CheckFailed(f"{failure}; rolled back to weight 0, {where}") from None
+    finally:
+        prometheus.close()
+    say(f"promoted: {service} in {environment} serves {image} from {candidate}; {stable} keeps "
+        f"{now.images[stable]} for a manual rollback")
+
+
+def bake(prometheus: Prometheus, now: Target, options: ReleaseOptions, number: int, weight: int, candidate: str,
+         stable: str, baseline: float | None, stop: Stop) -> float | None:
+    """One step's bake: a look every interval; a failed reading ends it at once, and the last one must pass.
+
+    No data is shown as such and does not end the bake, but a bake that ends without data does not promote:
+    a canary needs evidence. Returns the stable colour's last ratio, the baseline once it takes no traffic.
+    """
+    deadline = time.monotonic() + options.bake
+    reading: GateReading | None = None
+    while True:
+        left = deadline - time.monotonic()
+        stop.sleep(min(options.interval, max(0.0, left)))
+        left = deadline - time.monotonic()
+        reading = prometheus.gate(now.namespace, now.service, candidate, stable, options.window,
+                                  options.canary_threshold_pp, fallback_baseline=baseline)
+        if reading.baseline is not None:
+            baseline = reading.baseline
+        say("  " + Progress(step=number, of=len(now.steps), weight=weight, left_seconds=left, reading=reading).line())
+        if reading.verdict == "fail":
+            raise CheckFailed(f"canary at {weight}% broke the error-rate gate: {reading.describe()}")
+        if left <= 0:
+            break
+    if reading.verdict == "no-data":
+        raise CheckFailed(f"no error-rate data for the canary at {weight}% at the end of its bake "
+                          f"({reading.describe()}); a canary is not promoted without evidence")
+    return baseline
