@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -21,21 +19,20 @@ from core.release.canary import Progress, remaining_steps
 from core.release.gate import GateReading, judge
 from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, synthetic_problem
-from release_infra_tools.release import CheckFailed, Interrupted, Target, UsageError, say, target, updated
+from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, say, target, updated
 from release_infra_tools.stacks import Environments, StackError
 
 CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"
 
 
-def run(args: argparse.Namespace, environments: Environments, project_dir: Path) -> None:
+def run(args: argparse.Namespace, environments: Environments, project_dir: Path, stop: Stop) -> None:
     """`release promote` or `release canary` from the parsed command line; bad options are usage errors."""
     try:
         options = ReleaseOptions.build(preview_url=args.preview_url, active_url=args.active_url,
                                        prometheus_url=args.prometheus_url, synthetic_hook=args.synthetic_hook,
                                        bake=args.bake, watch=args.watch, interval=args.interval, window=args.window)
         walk = promote if args.command == "promote" else canary
-        with Stop() as stop:
-            walk(environments, project_dir, options, args.environment, args.service, args.image, stop)
+        walk(environments, project_dir, options, args.environment, args.service, args.image, stop)
     except (OptionsError, ConfigError) as error:
         raise UsageError(str(error)) from None
 
@@ -72,28 +69,6 @@ def load_spec(project_dir: Path, service: str) -> ServiceSpec:
 
 
 # -- promote ----------------------------------------------------------------------------------------------------
-
-class Stop:
-    """Ctrl-C as a flag: the walk stops at the next safe point instead of in the middle of an update."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __enter__(self) -> "Stop":
-        self.previous = signal.signal(signal.SIGINT, lambda *_: self.event.set())
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-    def sleep(self, seconds: float) -> None:
-        if self.event.wait(max(0.0, seconds)):
-            raise Interrupted()
-
-    def check(self) -> None:
-        if self.event.is_set():
-            raise Interrupted()
-
 
 def verify(now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str, base_url: str) -> None:
     problems = health_problems(base_url, spec, options.request_timeout)
@@ -204,11 +179,12 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         raise UsageError(f"{service} in {environment} already serves {image} from {stable}")
     ready_for_release(environments, now)
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
-    weight = now.canary_weight
+    weight, candidate_image = now.canary_weight, now.images[candidate]  # as applied: what a failure leaves
     try:
         if now.images[candidate] != image:
             updated(environments, now, {now.path(candidate, "image"): image},
                     f"canary {service}: {candidate} runs {image}, weight 0")
+        candidate_image = image
         problems = health_problems(options.url(options.preview_url, service=service, namespace=now.namespace,
                                                environment=environment, colour=candidate),
                                    spec, options.request_timeout)
@@ -227,8 +203,9 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
                 f"canary {service}: promoted, active {stable} -> {candidate}, weight 0")
         weight = 0
     except (CheckFailed, Interrupted, PrometheusError, StackError) as failure:
-        if isinstance(failure, StackError) and stop.event.is_set():
-            failure = Interrupted()  # Ctrl-C reached the engine too and cancelled that update
+        cancelled = isinstance(failure, StackError) and stop.event.is_set()  # Ctrl-C reached the engine too
+        if cancelled:
+            failure = Interrupted(f"{failure}; ")
         if weight:
             try:
                 updated(environments, now, {now.path("canary", "weight"): "0"},
@@ -236,13 +213,14 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
             except StackError as error:
                 raise StackError(f"{failure}; the rollback update failed too ({error}): the stack config has "
                                  f"canary.weight {weight}; run `release rollback {environment} {service}`") from None
-        where = f"all traffic on {stable} ({now.images[stable]}); {candidate} keeps {image}"
+        where = f"all traffic on {stable} ({now.images[stable]}); {candidate} keeps {candidate_image}"
         if isinstance(failure, StackError):
             if not weight:
                 raise
             raise StackError(f"{failure}; rolled back to weight 0, {where}") from None
         if isinstance(failure, Interrupted):
-            raise Interrupted(f"interrupted at weight {weight}%: rolled back to weight 0, {where}") from None
+            back = "rolled back to weight 0" if weight else "weight 0"
+            raise Interrupted(f"{failure}interrupted at weight {weight}%: {back}, {where}") from None
         raise CheckFailed(f"{failure}; rolled back to weight 0, {where}") from None
     finally:
         prometheus.close()

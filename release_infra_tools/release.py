@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +41,32 @@ class Interrupted(Exception):
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+class Stop:
+    """Ctrl-C as a flag: a walk stops at its next safe point instead of in the middle of an update.
+
+    A terminal's Ctrl-C also reaches the engine, which cancels an update between two resource operations; the
+    stack then applies its previous config again (Environments.update), and the command says where traffic is.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> "Stop":
+        self.previous = signal.signal(signal.SIGINT, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def sleep(self, seconds: float) -> None:
+        if self.event.wait(max(0.0, seconds)):
+            raise Interrupted()
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise Interrupted()
 
 
 # -- one service of one environment ----------------------------------------------------------------------------
@@ -155,11 +183,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from release_infra_tools import release_status  # each command imports what only it needs, when it runs
             release_status.status(environments, args.format, args.output)
             return 0
-        if args.command == "rollback":
-            rollback(environments, args.environment, args.service)
-            return 0
-        from release_infra_tools import promotion
-        promotion.run(args, environments, project_dir)
+        with Stop() as stop:
+            try:
+                if args.command == "rollback":
+                    rollback(environments, args.environment, args.service)
+                else:
+                    from release_infra_tools import promotion
+                    promotion.run(args, environments, project_dir, stop)
+            except StackError as error:
+                if stop.event.is_set():  # Ctrl-C reached the engine too and cancelled the update
+                    raise Interrupted(f"interrupted: {error}") from None
+                raise
         return 0
     except (CheckFailed, Interrupted, UsageError, StackError) as error:
         print(f"release {args.command}: {error}", file=sys.stderr)

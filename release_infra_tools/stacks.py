@@ -103,17 +103,35 @@ class Environments:
                        f"set {path} on {environment}")
         started = time.monotonic()
         try:
-            result = self.workspace.pulumi_command.run(
-                ["up", "--yes", "--skip-preview", "--json", "--stack", environment, "--message", message],
-                str(self.project_dir), {})
+            result = self._up(environment, message)
         except auto.ConcurrentUpdateError:
             self._restore(environment, before, changes)
             raise StackError(f"stack {environment} is locked by another update; wait for it to finish, or if it "
                              f"died, clear the lock with `pulumi cancel --stack {environment}`") from None
         except auto.CommandError as error:
             self._restore(environment, before, changes)
-            raise StackError(f"update of {environment} failed, config put back: {_engine_error(error)}") from None
+            reason = _engine_error(error)
+            if reason == CANCELLED:
+                raise StackError(self._reapply(environment, message)) from None
+            raise StackError(f"update of {environment} failed, config put back: {reason}") from None
         return Update(time.monotonic() - started, _resource_changes(result.stdout))
+
+    def _up(self, environment: str, message: str) -> auto.CommandResult:
+        return self.workspace.pulumi_command.run(
+            ["up", "--yes", "--skip-preview", "--json", "--stack", environment, "--message", message],
+            str(self.project_dir), {})
+
+    def _reapply(self, environment: str, message: str) -> str:
+        """After Ctrl-C cancelled an update: apply the config that was put back, since what the engine had
+        applied before it stopped stays applied. Returns the state the stack is in, in one line."""
+        try:
+            self._up(environment, f"{message}: interrupted; the previous config applied again")
+        except auto.CommandError as error:
+            return (f"update of {environment} was interrupted, and applying its previous config again failed "
+                    f"({_engine_error(error)}): run `pulumi up --stack {environment}` to bring the stack back to "
+                    "its config")
+        return (f"update of {environment} was interrupted: its config was put back and applied again, so the "
+                "stack is as it was before that update")
 
     def _restore(self, environment: str, before: Mapping[str, Any], changes: Mapping[str, str]) -> None:
         for path in changes:
@@ -171,6 +189,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
+CANCELLED = "update canceled"  # the engine's error when Ctrl-C stopped it between two resource operations
 GENERIC = ("update failed", "an unhandled error occurred", "Program exited with non-zero exit code")
 
 

@@ -45,9 +45,12 @@ class Run:
 
 def release(project: Project, *args: str, on_line: Callable[[str, subprocess.Popen], None] | None = None,
             timeout: float = 600) -> Run:
-    """The `release` console script in the project, its output read line by line as a person would see it."""
+    """The `release` console script in the project, its output read line by line as a person would see it.
+
+    It runs in a process group of its own, as a terminal's foreground job does, so a test can send Ctrl-C to it
+    and to the engine under it at once, as a terminal would."""
     process = subprocess.Popen([str(RELEASE), "--project-dir", str(project.directory), *args], env=project.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert process.stdout is not None and process.stderr is not None
     lines = []
     for line in process.stdout:

@@ -3,8 +3,10 @@ scraping the loopback stand-in of dev's payin-api, whose health and error rate e
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -156,6 +158,44 @@ def test_ctrl_c_during_a_bake_rolls_the_canary_back(deployed: Project, healthy: 
     after = services(deployed)[SERVICE]
     assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
     assert config_weight(deployed) == "0"
+
+
+def test_ctrl_c_during_an_update_leaves_the_stack_as_its_config_says(deployed: Project, healthy: Monitored) -> None:
+    """A terminal's Ctrl-C reaches the engine too, which cancels the step's update part-way: the config goes
+    back and is applied again, so what ran before the cancel is undone and the stack matches its config."""
+    before = services(deployed)[SERVICE]
+    stable, candidate = before["active_colour"], before["standby_colour"]
+    canary_image = image("9c0d1e2", "3.0.1")
+    locks = deployed.directory / "state" / ".pulumi" / "locks"
+
+    def interrupt_the_first_step_update(line: str, process: subprocess.Popen) -> None:
+        if f"{candidate} runs {canary_image}, weight 0" not in line:
+            return
+        deadline = time.monotonic() + 60
+        while not any(locks.rglob("*.json")):  # the engine holds the stack: the 0% -> 5% update has begun
+            assert time.monotonic() < deadline, "the first step's update never started"
+            time.sleep(0.05)
+        time.sleep(1.5)  # into the program's registrations, well before the update's end
+        os.killpg(process.pid, signal.SIGINT)
+
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, canary_image, *healthy.options(bake="5m"),
+                  on_line=interrupt_the_first_step_update)
+    assert run.code == 130, run.stdout + run.stderr
+    assert "update of dev was interrupted: its config was put back and applied again" in run.stderr
+    assert f"interrupted at weight 0%: weight 0, all traffic on {stable} ({before['colours'][stable]['image']}); " \
+           f"{candidate} keeps {canary_image}" in run.stderr
+    assert "Traceback" not in run.stderr
+    history = deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT)
+    cancelled, reapplied = history[1], history[0]  # newest first
+    assert (cancelled["result"], cancelled["message"]) == ("failed", f"canary {SERVICE}: weight 0% -> 5%")
+    assert reapplied["result"] == "succeeded"
+    assert reapplied["message"].endswith("interrupted; the previous config applied again")
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+    assert after["colours"][candidate]["image"] == canary_image
+    assert config_weight(deployed) == "0"
+    assert not any(locks.rglob("*.json"))
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
 
 
 def test_every_dashboard_query_is_promql_the_real_prometheus_accepts(monitored: Monitored) -> None:
