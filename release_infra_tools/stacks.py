@@ -7,6 +7,7 @@ When an update fails, the config it was given is put back, so the stack file alw
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from functools import cached_property
 from concurrent.futures import ThreadPoolExecutor
@@ -159,7 +160,10 @@ class _PulumiOnPath(auto.PulumiCommand):
     """
 
     def __init__(self) -> None:  # no `pulumi version` here: see above
-        self.command = "pulumi"
+        command = shutil.which("pulumi")
+        if command is None:
+            raise FileNotFoundError("no `pulumi` on PATH (scripts/bootstrap-engine.sh provides it)")
+        self.command = command
 
     @cached_property
     def version(self):  # type: ignore[no-untyped-def, override]

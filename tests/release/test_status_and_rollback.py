@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.release.conftest import ENVIRONMENT, SERVICE, release, services
+from tests.release.conftest import ENVIRONMENT, RELEASE, SERVICE, release, services
 from tests.support.engine import Project
 from tests.support.stacks import STACKS
 
@@ -106,6 +109,15 @@ def test_bad_input_is_one_line_and_changes_nothing(deployed: Project, args: tupl
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "Traceback" not in run.stderr
     assert (deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml").read_text() == config
+
+
+def test_without_the_pulumi_cli_the_command_says_so_in_one_line(deployed: Project) -> None:
+    env = dict(deployed.env, PATH=str(Path(sys.executable).parent))  # the virtualenv's tools, no `pulumi`
+    run = subprocess.run([str(RELEASE), "--project-dir", str(deployed.directory), "rollback", ENVIRONMENT, SERVICE],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr == "release rollback: cannot run the pulumi CLI: no `pulumi` on PATH " \
+                         "(scripts/bootstrap-engine.sh provides it)\n"
 
 
 def config_get(project: Project, path: str) -> str:
