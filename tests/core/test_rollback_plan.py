@@ -232,3 +232,36 @@ def test_the_plan_does_not_depend_on_the_order_of_the_steps() -> None:
 
 def test_preview_ignores_fields_it_does_not_read() -> None:
     assert Preview.model_validate({"steps": [], "changeSummary": {}, "config": {"a": "[secret]"}}).steps == []
+
+
+@pytest.mark.parametrize("edit", [
+    lambda inputs: inputs["metadata"].update(name="gateway-config"),  # a fixed name: deleted first
+    lambda inputs: inputs.update(immutable=False),  # could change in place under the pods that mount it
+    lambda inputs: inputs["metadata"].update(name="gateway-preview-config-2d8e4ba97f"),  # another ConfigMap
+])
+def test_a_config_map_replaced_other_than_by_its_content_is_flagged(edit) -> None:
+    preview = captured("canary")
+    edit(step(preview, "prod-gateway-config")["newState"]["inputs"])
+    assert "- **REPLACED** `prod-gateway-config` (ConfigMap), because of " in plan_of(preview)
+
+
+def test_new_gateway_config_that_moves_no_weight_is_listed_with_its_pods_not_flagged() -> None:
+    """A new gateway setting is no service's change: reverting it is the rollback, the new ConfigMap no surprise."""
+    preview = captured("canary")
+    config = step(preview, "prod-gateway-config")
+    config["newState"]["inputs"]["data"] = config["oldState"]["inputs"]["data"]
+    plan = plan_of(preview)
+    assert "[!WARNING]" not in plan and "#### payin-api" not in plan
+    assert plan.split("#### Other changes\n\n")[1].splitlines()[2:] == [
+        "- `prod-gateway-config` (ConfigMap): `metadata.name`",
+        "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations.release-infra/config-checksum`, "
+        "`spec.template.spec.volumes[0].configMap.name`"]
+
+
+def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> None:
+    preview = captured("canary")
+    gateway = step(preview, "prod-gateway-deployment")["newState"]["inputs"]
+    gateway["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = "gateway-config-0123456789"
+    plan = plan_of(preview)
+    assert "Updated with it" not in plan
+    assert "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations" in plan
