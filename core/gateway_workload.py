@@ -27,7 +27,7 @@ class GatewayPlan:
 
 
 CHECKSUM_ANNOTATION = "release-infra/config-checksum"  # on the gateway's pod template: any config change rolls it
-CHECKSUM_DIGITS = 10  # of a content-addressed name; enough that two contents of one prefix never share it
+CHECKSUM_DIGITS = 10  # of a content-addressed name: 40 bits, so two contents of one prefix all but never meet
 _HEX = frozenset("0123456789abcdef")
 
 

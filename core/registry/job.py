@@ -48,11 +48,11 @@ def protect_config_map(name: str, namespace: str, labels: dict[str, str], files:
             "data": files, "immutable": True}
 
 
-def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_config_map: Any,
+def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_name: Any,
              labels: dict[str, str]) -> Manifest:
     """Daily, never two at once, stopped at the deadline; restricted pod security, read-only everything.
 
-    ``protect_config_map`` is the name of the ConfigMap of outputs: a str, or in the component the Output of one,
+    ``protect_name`` is the name of the ConfigMap of outputs: a str, or in the component the Output of one,
     since that name is known only once the other stacks' outputs are.
     """
     deadline = settings.deadline_minutes * 60
@@ -74,7 +74,7 @@ def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str
         "restartPolicy": "Never",
         "securityContext": pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "protect", "configMap": {"name": protect_config_map}}],
+        "volumes": [{"name": "protect", "configMap": {"name": protect_name}}],
     }
     return {
         "metadata": metadata(name, namespace, labels),
