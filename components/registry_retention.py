@@ -16,7 +16,7 @@ class RegistryRetention(pulumi.ComponentResource):
 
     ``password`` should be a Pulumi secret (``config.require_secret``) so it stays encrypted in the state.
     ``protect_outputs`` maps each protected stack to its outputs (``StackReference.outputs`` or this stack's own);
-    they become the files the tool reads with --protect-outputs.
+    they become the files the tool reads with --protect-outputs, in a ConfigMap named after them.
     """
 
     cron_job: k8s.batch.v1.CronJob
@@ -38,14 +38,17 @@ class RegistryRetention(pulumi.ComponentResource):
         secret = k8s.core.v1.Secret(
             f"{name}-credentials", metadata=job.metadata(f"{name}-credentials", namespace, labels), type="Opaque",
             string_data={job.PASSWORD_KEY: pulumi.Output.secret(password)}, opts=child)
-        protect = k8s.core.v1.ConfigMap(
-            f"{name}-protect", metadata=job.metadata(f"{name}-protect", namespace, labels),
-            # Sorted keys: outputs read through a StackReference come in no fixed order, and a different text
-            # would replace the ConfigMap at every update.
-            data={f"{stack}.json": pulumi.Output.json_dumps(
-                pulumi.Output.from_input(protect_outputs[stack]).apply(job.protected_view), sort_keys=True)
-                for stack in settings.protect_stacks}, opts=child)
-        manifest = job.cron_job(settings, name, namespace, f"{name}-credentials", f"{name}-protect", labels)
+        # Sorted keys: outputs read through a StackReference come in no fixed order, and a different text would
+        # name a new ConfigMap at every update.
+        files = pulumi.Output.all(**{f"{stack}.json": pulumi.Output.json_dumps(
+            pulumi.Output.from_input(protect_outputs[stack]).apply(job.protected_view), sort_keys=True)
+            for stack in settings.protect_stacks})
+        # Named after the files, so known only once they are: inside an apply.
+        config_map = files.apply(lambda content: job.protect_config_map(name, namespace, labels, content))
+        protect = k8s.core.v1.ConfigMap(f"{name}-protect", metadata=config_map["metadata"], data=config_map["data"],
+                                        immutable=config_map["immutable"], opts=child)
+        manifest = job.cron_job(settings, name, namespace, f"{name}-credentials", config_map["metadata"]["name"],
+                                labels)
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, protect]))

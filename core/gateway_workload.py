@@ -26,11 +26,32 @@ class GatewayPlan:
     ingresses: dict[str, Manifest]
 
 
+CHECKSUM_ANNOTATION = "release-infra/config-checksum"  # on the gateway's pod template: any config change rolls it
+CHECKSUM_DIGITS = 10  # of a content-addressed name: 40 bits, so two contents of one prefix all but never meet
+_HEX = frozenset("0123456789abcdef")
+
+
+def content_addressed_name(prefix: str, content: dict) -> str:
+    """``<prefix>-<checksum>``: a ConfigMap named after what it holds is never changed in place. A change is a new
+    immutable ConfigMap, created before the old one is deleted, so what mounts it is never left without one; rolling
+    back is the same move to the previous name."""
+    return f"{prefix}-{checksum(content)[:CHECKSUM_DIGITS]}"
+
+
+def content_address_prefix(name: str) -> str | None:
+    """The prefix ``content_addressed_name`` was given, or None for a name that ends in no checksum."""
+    prefix, _, suffix = name.rpartition("-")
+    return prefix if prefix and len(suffix) == CHECKSUM_DIGITS and set(suffix) <= _HEX else None
+
+
+def config_map_prefix(gateway: str) -> str:
+    return f"{gateway}-config"
+
+
 def config_map_name(gateway: str, config: dict) -> str:
-    """Named after its content: KrakenD reads its config only at start, so a change is a new, immutable ConfigMap
-    that new pods mount while old pods keep theirs, and the old one goes only after the rollout (create, then
-    delete). Rolling back the config is the same rollout to the previous name."""
-    return f"{gateway}-config-{checksum(config)[:10]}"
+    """Named after its content: KrakenD reads its config only at start, so new pods mount the new ConfigMap while
+    old pods keep theirs, and the old one goes only after the rollout."""
+    return content_addressed_name(config_map_prefix(gateway), config)
 
 
 def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> GatewayPlan:
@@ -63,7 +84,7 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": metadata(name)["labels"],
-                             "annotations": {"release-infra/config-checksum": checksum(config)}},
+                             "annotations": {CHECKSUM_ANNOTATION: checksum(config)}},
                 "spec": {
                     "terminationGracePeriodSeconds": DRAIN_SECONDS + (gateway.timeout_ms // 1000) + 10,
                     "automountServiceAccountToken": False,

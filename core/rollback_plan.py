@@ -5,8 +5,11 @@ the stack file, so the plan describes what the engine is about to do rather than
 the active Service's selector gives the colour that takes traffic, each colour's Deployment gives its image, and
 the public gateway's KrakenD file gives the canary weight. Since Pulumi has no rollback command, rolling back is a
 config change back to the old values and another ``pulumi up``; replaced, deleted or created resources are not
-undone that way, so they are flagged at the top of the plan. A database migration is never undone (migrations
-are forward-only), so a service that migrates gets no command restoring an older image, and the plan says why.
+undone that way, so they are flagged at the top of the plan. Except a ConfigMap named after its content (the
+gateway's config, the retention job's list): new content is a new ConfigMap by design, created before the old one
+goes, so it and what mounts it are listed with the change that gave them new content. A database migration is
+never undone (migrations are forward-only), so a service that migrates gets no command restoring an older image,
+and the plan says why.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core import labels
 from core.blue_green import service_name
 from core.gateway import gateway_name
-from core.gateway_workload import CONFIG_FILE
+from core.gateway_workload import CHECKSUM_ANNOTATION, CONFIG_FILE, config_map_prefix, content_address_prefix
 from core.images import build_version
 from core.migrations import MIGRATION_TIER
 from core.settings import COLOURS
@@ -31,10 +34,8 @@ SERVICE = "kubernetes:core/v1:Service"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 JOB = "kubernetes:batch/v1:Job"
 STACK_RESOURCE = "pulumi:pulumi:Stack"
-GATEWAY_CONFIG_MAP = f"{gateway_name('public')}-config-"  # + its checksum; the preview gateway only reaches standbys
-# What a gateway's pod template changes when its config does (core.gateway_workload): the checksum and the volume.
-GATEWAY_ROLL_FIELDS = {"spec.template.metadata.annotations.release-infra/config-checksum",
-                       "spec.template.spec.volumes[0].configMap.name"}
+# The ConfigMap that carries the canary weights; the preview gateway's only reaches standbys.
+GATEWAY_CONFIG_MAP = config_map_prefix(gateway_name("public"))
 UNCHANGED_OPS = ("same", "read", "refresh")
 REPLACEMENT_OPS = ("replace", "create-replacement", "delete-replaced")
 # How the engine names a step that is not an in-place update, worded for a reviewer.
@@ -174,6 +175,7 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
         found = _colour_deployment(step)
         if found:
             services.setdefault(found[0], ServiceChange(found[0]))
+    renamed = {(_name(step.old_inputs), _name(step.new_inputs)) for step in steps if _content_addressed(step)}
     flagged, other, consequences = [], [], []
     for step in steps:
         migrating = _migrating_service(step)
@@ -182,14 +184,16 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
                 _name(step.new_inputs) or step.name, _image(step.old_inputs, migrating),
                 _image(step.new_inputs, migrating))
             continue
-        # A new gateway config is a new ConfigMap by design (core.gateway_workload): created before the old goes.
-        if step.op != "update" and not (_is_gateway_config(step) and step.op in REPLACEMENT_OPS):
+        # New content in a content-addressed ConfigMap (the gateway's config, the retention job's list) is a new
+        # ConfigMap by design (core.gateway_workload): created before the old goes, so it is their update.
+        updated = step.op == "update" or (step.op in REPLACEMENT_OPS and _content_addressed(step))
+        if not updated:
             flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name, tuple(step.replace_reasons)))
             if not (step.old and step.new):
                 continue  # a replacement also changes values: read on
         fields = _changed_fields(step.old_inputs, step.new_inputs)
-        leftover = _explain(step, fields, services)
-        if leftover is None or step.op != "update":
+        leftover = _explain(step, fields, services, renamed)
+        if leftover is None or not updated:
             continue
         if leftover and leftover != fields:
             other.append(Unexplained("updated", step.type, step.name, tuple(leftover)))
@@ -198,8 +202,10 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
     changed = {name: change for name, change in services.items() if change.rollback or change.migration}
     for step, fields, explained in consequences:
         owner = _owner(step.name, services)
-        # A resource named after a service moves with it; the gateway's pods roll with every canary step.
-        owners = [owner] if owner else [name for name, change in changed.items() if change.canary and explained]
+        # A resource named after a service moves with it. A content-addressed ConfigMap and what mounts it move with
+        # what they hold: the gateway's config (its pods roll) with canary steps, the retention job's with images.
+        owners = [owner] if owner else [name for name, change in changed.items()
+                                        if (change.canary or change.images) and explained]
         if owners and all(name in changed for name in owners):
             for name in owners:
                 changed[name].also_updated.append(f"`{step.name}` ({_kind(step.type)})")
@@ -234,8 +240,10 @@ def _before(preview: Preview) -> dict[str, ServiceChange]:
     return services
 
 
-def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange]) -> list[str] | None:
-    """Records what the plan understands of an update; returns the fields it does not explain (None: fully)."""
+def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
+             renamed: set[tuple[str | None, str | None]]) -> list[str] | None:
+    """Records what the plan understands of an update; returns the fields it does not explain (None: fully, []: as
+    a consequence of another change)."""
     found = _colour_deployment(step)
     if found:
         service, colour = found
@@ -260,14 +268,35 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange]) 
         moved = [service for service in sorted(new) if old.get(service, 0) != new[service]]
         for service in moved:
             services[service].canary = Change(f"services.{service}.canary.weight", old.get(service, 0), new[service])
-        return None if moved else fields
-    if step.type == DEPLOYMENT and fields and set(fields) <= GATEWAY_ROLL_FIELDS:
-        return []  # a gateway rolls when its config changes
+        if moved:
+            return None
+    if _content_addressed(step):
+        return []  # new content: it moves with what it holds
+    if fields and all(_follows(change, renamed) for change in _changes(step.old_inputs, step.new_inputs)):
+        return []  # it mounts a content-addressed ConfigMap and moves to the new one (a gateway's pods roll)
     return fields
 
 
 def _is_gateway_config(step: Step) -> bool:
-    return step.type == CONFIG_MAP and (_name(step.new_inputs) or "").startswith(GATEWAY_CONFIG_MAP)
+    return step.type == CONFIG_MAP and content_address_prefix(_name(step.new_inputs) or "") == GATEWAY_CONFIG_MAP
+
+
+def _content_addressed(step: Step) -> bool:
+    """A ConfigMap named after its content (core.gateway_workload): immutable, and its old and new names differ only
+    in the checksum. Known by that rule rather than by name, so a new one needs no entry here."""
+    old, new = _name(step.old_inputs) or "", _name(step.new_inputs) or ""
+    prefix = content_address_prefix(old)
+    return (step.type == CONFIG_MAP and prefix is not None and old != new and content_address_prefix(new) == prefix
+            and step.old_inputs.get("immutable") is True and step.new_inputs.get("immutable") is True)
+
+
+def _follows(change: tuple[str, Any, Any], renamed: set[tuple[str | None, str | None]]) -> bool:
+    """A value that changes only because a content-addressed ConfigMap got a new name: a reference to that name,
+    or the gateway's checksum annotation (the checksum the name is made of)."""
+    path, old, new = change
+    if path.endswith(f".annotations.{CHECKSUM_ANNOTATION}"):
+        return bool(renamed)
+    return isinstance(old, str) and isinstance(new, str) and (old, new) in renamed
 
 
 def _colour_deployment(step: Step) -> tuple[str, str] | None:
@@ -335,19 +364,23 @@ def _owner(name: str, services: dict[str, ServiceChange]) -> str | None:
     return None
 
 
-def _changed_fields(old: Any, new: Any, path: str = "") -> list[str]:
+def _changed_fields(old: Any, new: Any) -> list[str]:
     """Dotted paths of the inputs that differ; engine-internal keys (`__provider`) are left out."""
+    return [path for path, _, _ in _changes(old, new)]
+
+
+def _changes(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, old value, new value) of each input that differs."""
     if isinstance(old, dict) and isinstance(new, dict):
         changed = []
         for key in sorted(set(old) | set(new), key=str):
             if str(key).startswith("__"):
                 continue
-            changed += _changed_fields(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            changed += _changes(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
         return changed
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [found for index, (a, b) in enumerate(zip(old, new))
-                for found in _changed_fields(a, b, f"{path}[{index}]")]
-    return [] if old == new else [path or "(whole resource)"]
+        return [found for index, (a, b) in enumerate(zip(old, new)) for found in _changes(a, b, f"{path}[{index}]")]
+    return [] if old == new else [(path or "(whole resource)", old, new)]
 
 
 def _name(inputs: dict[str, Any]) -> str | None:

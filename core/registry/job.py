@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.gateway_workload import content_addressed_name
 from core.pod_security import container_security_context, pod_security_context
 from core.registry.settings import RetentionSettings
 
@@ -36,9 +37,24 @@ def arguments(settings: RetentionSettings) -> list[str]:
     return args + (["--apply"] if settings.apply else [])
 
 
-def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_config_map: str,
+def protect_config_map(name: str, namespace: str, labels: dict[str, str], files: dict[str, str]) -> Manifest:
+    """The stacks' outputs the job reads, in a ConfigMap named after them and immutable, like the gateway's config.
+
+    Its files change whenever any environment runs a new image. Under a fixed name the provider would replace it
+    delete-first, leaving the CronJob a window with nothing to mount; under a content-addressed name the new one is
+    created, the CronJob moved to it, and only then the old one deleted.
+    """
+    return {"metadata": metadata(content_addressed_name(f"{name}-protect", files), namespace, labels),
+            "data": files, "immutable": True}
+
+
+def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_name: Any,
              labels: dict[str, str]) -> Manifest:
-    """Daily, never two at once, stopped at the deadline; restricted pod security, read-only everything."""
+    """Daily, never two at once, stopped at the deadline; restricted pod security, read-only everything.
+
+    ``protect_name`` is the name of the ConfigMap of outputs: a str, or in the component the Output of one,
+    since that name is known only once the other stacks' outputs are.
+    """
     deadline = settings.deadline_minutes * 60
     container = {
         "name": "retention",
@@ -58,7 +74,7 @@ def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str
         "restartPolicy": "Never",
         "securityContext": pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "protect", "configMap": {"name": protect_config_map}}],
+        "volumes": [{"name": "protect", "configMap": {"name": protect_name}}],
     }
     return {
         "metadata": metadata(name, namespace, labels),

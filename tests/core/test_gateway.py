@@ -9,6 +9,7 @@ from hypothesis import given, strategies as st
 
 from core.errors import ConfigError
 from core.gateway import checksum, gateway_roles, krakend_config, weighted_hosts
+from core.gateway_workload import content_address_prefix, content_addressed_name
 from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
 
 
@@ -121,3 +122,12 @@ def test_a_canary_needs_a_warm_standby() -> None:
     with pytest.raises(ConfigError, match="release-infra:services.payout-api.canary.weight = 5: a canary runs on the "
                                           "standby colour, which is scaled down"):
         settings("prod", config)
+
+
+def test_a_content_addressed_name_gives_back_its_prefix_and_no_other_name_does() -> None:
+    name = content_addressed_name("prod-registry-retention-protect", {"prod.json": "{}"})
+    assert name == f"prod-registry-retention-protect-{checksum({'prod.json': '{}'})[:10]}"
+    assert content_address_prefix(name) == "prod-registry-retention-protect"
+    assert content_address_prefix("prod-registry-retention-protect") is None
+    assert content_address_prefix("payin-api-preview") is None
+    assert content_address_prefix("prod-payin-api-migrate-5e6f7a8") is None  # a git sha is seven digits

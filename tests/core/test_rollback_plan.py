@@ -38,12 +38,6 @@ pulumi up
 PROMOTION_PLAN = """\
 ### Rollback plan: `prod`
 
-> [!WARNING]
-> **1 resource(s) created, replaced or deleted.** These are not in-place updates: a replacement deletes and \
-recreates the resource (a fixed name means delete first), and rolling back repeats that. Check each before merging.
-
-- **REPLACED** `prod-registry-retention-protect` (ConfigMap), because of `data["prod.json"]`
-
 #### payin-api
 
 - **Promotion**: blue, the standby (green takes traffic), changes image from \
@@ -52,7 +46,8 @@ traffic stays where it is. A newer version: 2.2.4 -> 2.4.0.
 - **Migration**: `payin-api-migrate-5e6f7a8` applies the database migrations of \
 `registry.pay.internal/payin-api:5e6f7a8-v2.4.0` before the colour updates. Migrations are forward-only: rolling back \
 does not undo them, and no image older than 2.4.0 may be deployed afterwards.
-- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).
+- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), `prod-registry-retention-job` \
+(CronJob), `prod-registry-retention-protect` (ConfigMap).
 
 The image is not restored: blue keeps `registry.pay.internal/payin-api:5e6f7a8-v2.4.0`, or gets a fixed build \
 (2.4.0 or later). The migrated schema stays backward compatible, so the other colour serves it as before.
@@ -147,7 +142,7 @@ def test_replaced_and_deleted_resources_are_flagged_above_everything_else() -> N
     preview["steps"].append(gone)
     plan = plan_of(preview)
     assert plan.index("> [!WARNING]") < plan.index("#### payin-api")
-    assert "> **3 resource(s) created, replaced or deleted.**" in plan  # with the retention job's ConfigMap
+    assert "> **2 resource(s) created, replaced or deleted.**" in plan
     assert "- **DELETED** `prod-payin-api-preview` (Service)\n" in plan
     assert "- **REPLACED** `prod-payin-api-blue` (Deployment), because of `spec.selector`\n" in plan
     assert "pulumi config set --path 'services.payin-api.blue.image' " in plan  # still read for the image
@@ -179,6 +174,36 @@ def test_without_stack_outputs_the_plan_says_only_what_the_steps_show() -> None:
     assert ("- **Promotion**: blue changes image from `registry.pay.internal/payin-api:9f8e7d6-v2.2.4` to "
             "`registry.pay.internal/payin-api:5e6f7a8-v2.4.0`. A newer version: 2.2.4 -> 2.4.0.") in plan
     assert "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/" in plan
+
+
+def test_a_promotion_moves_the_retention_job_to_a_new_config_map_without_a_warning() -> None:
+    """The engine replaces the job's ConfigMap on every promotion; under a name made of its content that is a new
+    ConfigMap created before the old one goes, which the job then mounts: nothing for a reviewer to check."""
+    preview = captured("promotion")
+    protect, job = step(preview, "prod-registry-retention-protect"), step(preview, "prod-registry-retention-job")
+    assert protect["op"] == "replace" and "metadata.name" in protect["replaceReasons"]
+    old, new = (protect[state]["inputs"]["metadata"]["name"] for state in ("oldState", "newState"))
+    assert job["newState"]["inputs"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "protect", "configMap": {"name": new}}] and old != new
+    plan = plan_of(captured("promotion"))
+    assert "[!WARNING]" not in plan and "REPLACED" not in plan and "#### Other changes" not in plan
+
+
+def test_another_environments_promotion_lists_the_retention_job_under_other_changes() -> None:
+    """No service of prod changed: reverting is not prod's business, but the new ConfigMap is still no surprise."""
+    preview = captured("promotion")
+    preview["steps"] = [s for s in preview["steps"] if s["urn"].rsplit("::", 1)[-1] in
+                        ("release-infra-prod", "prod-registry-retention-protect", "prod-registry-retention-job")]
+    assert plan_of(preview) == """\
+### Rollback plan: `prod`
+
+#### Other changes
+
+No config value of a service restores these: roll them back by reverting this change and running `pulumi up` again.
+
+- `prod-registry-retention-job` (CronJob): `spec.jobTemplate.spec.template.spec.volumes[0].configMap.name`
+- `prod-registry-retention-protect` (ConfigMap): `data.prod.json`, `metadata.name`
+"""
 
 
 def test_a_migration_is_not_flagged_and_never_rolled_back_to_an_older_image() -> None:
@@ -232,3 +257,36 @@ def test_the_plan_does_not_depend_on_the_order_of_the_steps() -> None:
 
 def test_preview_ignores_fields_it_does_not_read() -> None:
     assert Preview.model_validate({"steps": [], "changeSummary": {}, "config": {"a": "[secret]"}}).steps == []
+
+
+@pytest.mark.parametrize("edit", [
+    lambda inputs: inputs["metadata"].update(name="gateway-config"),  # a fixed name: deleted first
+    lambda inputs: inputs.update(immutable=False),  # could change in place under the pods that mount it
+    lambda inputs: inputs["metadata"].update(name="gateway-preview-config-2d8e4ba97f"),  # another ConfigMap
+])
+def test_a_config_map_replaced_other_than_by_its_content_is_flagged(edit) -> None:
+    preview = captured("canary")
+    edit(step(preview, "prod-gateway-config")["newState"]["inputs"])
+    assert "- **REPLACED** `prod-gateway-config` (ConfigMap), because of " in plan_of(preview)
+
+
+def test_new_gateway_config_that_moves_no_weight_is_listed_with_its_pods_not_flagged() -> None:
+    """A new gateway setting is no service's change: reverting it is the rollback, the new ConfigMap no surprise."""
+    preview = captured("canary")
+    config = step(preview, "prod-gateway-config")
+    config["newState"]["inputs"]["data"] = config["oldState"]["inputs"]["data"]
+    plan = plan_of(preview)
+    assert "[!WARNING]" not in plan and "#### payin-api" not in plan
+    assert plan.split("#### Other changes\n\n")[1].splitlines()[2:] == [
+        "- `prod-gateway-config` (ConfigMap): `metadata.name`",
+        "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations.release-infra/config-checksum`, "
+        "`spec.template.spec.volumes[0].configMap.name`"]
+
+
+def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> None:
+    preview = captured("canary")
+    gateway = step(preview, "prod-gateway-deployment")["newState"]["inputs"]
+    gateway["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = "gateway-config-0123456789"
+    plan = plan_of(preview)
+    assert "Updated with it" not in plan
+    assert "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations" in plan

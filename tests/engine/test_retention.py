@@ -19,7 +19,8 @@ from tests.support.stacks import STACKS
 
 pytestmark = pytest.mark.engine
 
-PROTECT = "prod-registry-retention-protect"
+PROTECT = "prod-registry-retention-protect"  # the resource; the ConfigMap is this and a checksum of its files
+JOB = "prod-registry-retention-job"
 PROMOTED = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
 
 
@@ -41,6 +42,21 @@ def rendered(project: Project, kind: str, name: str) -> dict[str, Any]:
     raise AssertionError(f"no rendered {kind} {name}")
 
 
+def protect_config_map(project: Project) -> dict[str, Any]:
+    """The one rendered ConfigMap of outputs (an old one is deleted once the job mounts its successor)."""
+    found = [document for path in (project.manifests / "prod").rglob("*.yaml")
+             for document in yaml.safe_load_all(path.read_text())
+             if document and document["kind"] == "ConfigMap" and document["metadata"]["name"].startswith(f"{PROTECT}-")]
+    assert len(found) == 1, [document["metadata"]["name"] for document in found]
+    return found[0]
+
+
+def mounted(project: Project) -> str:
+    [volume] = rendered(project, "CronJob", "prod-registry-retention")["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"]["volumes"]
+    return volume["configMap"]["name"]
+
+
 def outputs(project: Project, stack: str) -> dict[str, Any]:
     return project.json("stack", "output", "--json", "--stack", stack)
 
@@ -49,8 +65,9 @@ def test_the_job_is_rendered_in_prods_namespace_with_every_stacks_images(deploye
     job = rendered(deployed, "CronJob", "prod-registry-retention")
     assert job["metadata"]["namespace"] == "payments-prod"
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
-    config_map = rendered(deployed, "ConfigMap", PROTECT)
+    config_map = protect_config_map(deployed)
     assert config_map["metadata"]["namespace"] == "payments-prod"
+    assert config_map["immutable"] is True and mounted(deployed) == config_map["metadata"]["name"]
     # Read through StackReferences (sandbox, dev, test) and from prod's own outputs: each stack's images, exactly.
     assert {name: json.loads(text) for name, text in config_map["data"].items()} == {
         f"{stack}.json": protected_view(outputs(deployed, stack)) for stack in STACKS}
@@ -60,20 +77,25 @@ def test_prod_has_no_changes_until_another_stack_runs_a_new_image(deployed: Proj
     deployed.run("preview", "--expect-no-changes", "--stack", "prod")
     deployed.run("config", "set", "--path", "services.payin-api.green.image", PROMOTED, "--stack", "dev")
     deployed.run("up", "--yes", "--stack", "dev")
+    before = protect_config_map(deployed)["metadata"]["name"]
     preview = deployed.json("preview", "--json", "--stack", "prod")
-    # The StackReferences are read at every update; the Kubernetes provider replaces a ConfigMap whose data changes.
-    changed = {step["urn"].rsplit("::", 1)[-1] for step in preview["steps"]
+    # The StackReferences are read at every update: new files are a new ConfigMap, and the job mounts it.
+    changed = {step["urn"].rsplit("::", 1)[-1]: step for step in preview["steps"]
                if step["op"] not in ("same", "read") and not step["urn"].endswith("::release-infra-prod")}
-    assert changed == {PROTECT}
+    assert {name: step["op"] for name, step in changed.items()} == {PROTECT: "replace", JOB: "update"}
+    assert "metadata.name" in changed[PROTECT]["replaceReasons"]  # a new name: created before the old goes
     deployed.run("up", "--yes", "--stack", "prod")
-    dev = json.loads(rendered(deployed, "ConfigMap", PROTECT)["data"]["dev.json"])
+    config_map = protect_config_map(deployed)
+    assert config_map["metadata"]["name"] != before and mounted(deployed) == config_map["metadata"]["name"]
+    dev = json.loads(config_map["data"]["dev.json"])
     assert dev["services"]["payin-api"]["colours"]["green"]["image"] == PROMOTED
+    deployed.run("preview", "--expect-no-changes", "--stack", "prod")
 
 
 def test_the_tool_keeps_every_image_the_rendered_configmap_names(deployed: Project, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The files the CronJob mounts, straight from the engine's render, protect an old image dev just promoted."""
-    data = rendered(deployed, "ConfigMap", PROTECT)["data"]
+    data = protect_config_map(deployed)["data"]
     files = []
     for name, text in sorted(data.items()):
         (tmp_path / name).write_text(text)

@@ -99,9 +99,16 @@ def test_a_promotion_changes_only_the_standby_deployment(stack: str) -> None:
     expected = {"Deployment": {f"{stack}-payin-api-{standby}"},
                 "DeploymentEvents": {f"{stack}-alerting-payin-api-deployment"},
                 "Job": {f"{stack}-payin-api-migration"}}
-    if "retention" in config:  # the retention job learns of the new image, so it is never deleted
+    if "retention" in config:  # the retention job learns of the new image from a new ConfigMap, and mounts that
         expected["ConfigMap"] = {f"{stack}-registry-retention-protect"}
+        expected["CronJob"] = {f"{stack}-registry-retention-job"}
     assert changed(before, after) == expected
+    if "retention" in config:
+        old, new = (run.named(f"{stack}-registry-retention-protect").inputs["metadata"]["name"]
+                    for run in (before, after))
+        assert old != new and old.startswith(f"{stack}-registry-retention-protect-")
+        pod = after.named(f"{stack}-registry-retention-job").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["volumes"] == [{"name": "protect", "configMap": {"name": new}}]
 
 
 def test_switching_to_a_scaled_down_colour_is_refused_before_anything_is_registered() -> None:

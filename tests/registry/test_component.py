@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import pulumi
@@ -9,6 +10,7 @@ import pytest
 
 from components.registry_retention import RegistryRetention
 from core.errors import ConfigError
+from core.gateway import checksum
 from core.outputs import stack_outputs
 from core.registry.job import protected_view
 from core.registry.retention import RetentionError, protected_from_outputs
@@ -19,10 +21,10 @@ from tests.support.stacks import STACKS, settings
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the mock engine marks a secret value
 
 
-def register(raw: dict | None = None):
+def register(raw: dict | None = None, outputs: dict | None = None):
     retention = load_retention("prod", raw or {"apply": True}, {"retention_registry_password": "pw"},
                                "registry.pay.internal", live=True)
-    outputs = {stack: stack_outputs(settings(stack)).model_dump(mode="json") for stack in STACKS}
+    outputs = outputs or {stack: stack_outputs(settings(stack)).model_dump(mode="json") for stack in STACKS}
 
     def program() -> RegistryRetention:
         return RegistryRetention("prod-retention", retention, pulumi.Output.secret("hunter2-password"), outputs,
@@ -67,6 +69,36 @@ def test_the_password_stays_a_secret_and_the_account_mounts_no_token():
     assert string_data[SECRET_SIG] and string_data["value"] == {"password": "hunter2-password"}
     assert run.named("prod-retention-account").inputs["automountServiceAccountToken"] is False
     assert set(run.named("prod-retention-protect").inputs["data"]) == {f"{stack}.json" for stack in STACKS}
+
+
+def every_stacks_outputs() -> dict:
+    return {stack: stack_outputs(settings(stack)).model_dump(mode="json") for stack in STACKS}
+
+
+def protect_name(outputs: dict) -> str:
+    return register(outputs=outputs).named("prod-retention-protect").inputs["metadata"]["name"]
+
+
+def test_the_outputs_are_an_immutable_config_map_named_after_them_that_the_job_mounts():
+    """A change is a new ConfigMap created before the old one goes: the job never has nothing to mount."""
+    run = register()
+    protect = run.named("prod-retention-protect").inputs
+    assert protect["immutable"] is True
+    assert protect["metadata"]["name"] == f"prod-retention-protect-{checksum(protect['data'])[:10]}"
+    pod = run.named("prod-retention-job").inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "protect", "configMap": {"name": protect["metadata"]["name"]}}]
+
+
+def test_the_config_map_gets_a_new_name_when_a_stack_runs_a_new_image_and_only_then():
+    base = every_stacks_outputs()
+    flipped = copy.deepcopy(base)
+    for service in flipped["dev"]["services"].values():  # what retention does not read: not a new ConfigMap
+        service["active_colour"], service["standby_colour"] = service["standby_colour"], service["active_colour"]
+    promoted = copy.deepcopy(base)
+    promoted["dev"]["services"]["payin-api"]["colours"]["green"]["image"] = \
+        "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
+    assert protect_name(flipped) == protect_name(base) == protect_name(every_stacks_outputs())
+    assert protect_name(promoted) != protect_name(base)
 
 
 def test_the_policy_is_in_the_outputs():
