@@ -8,13 +8,12 @@ smallest list with the right ratio gives an exact split per request.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from math import gcd
 from typing import Any, Callable, Literal
 
 from core.blue_green import SERVICE_PORT, Role, service_name
 from core.catalogue import Catalogue, Route
+from core.content_address import canonical
 from core.settings import EnvironmentKind, StackSettings
 
 GatewayRole = Literal["public", "preview"]
@@ -110,9 +109,4 @@ def _endpoint(settings: StackSettings, route: Route, hosts: list[str]) -> dict[s
 
 def render(config: dict[str, Any]) -> str:
     """The file as mounted in the gateway: canonical JSON, so equal configs are equal bytes."""
-    return json.dumps(config, indent=2, sort_keys=True) + "\n"
-
-
-def checksum(config: dict[str, Any]) -> str:
-    """Goes into the gateway's pod template: any config change rolls the gateway; nothing else does."""
-    return hashlib.sha256(render(config).encode()).hexdigest()
+    return canonical(config)

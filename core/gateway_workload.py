@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from core import labels
 from core.catalogue import Catalogue
+from core.content_address import checksum, content_addressed_name
 from core.environment import AUDIENCES, EDGE_NAMESPACES, GATEWAY_TIER, PREVIEW_GATEWAY_TIER, Manifest
 from core.pod_security import container_security_context, pod_security_context
 from core.settings import StackSettings
-from core.gateway import LISTEN_PORT, GatewayRole, checksum, gateway_name, krakend_config, render
+from core.gateway import LISTEN_PORT, GatewayRole, gateway_name, krakend_config, render
 
 CONFIG_DIR = "/etc/krakend"
 CONFIG_FILE = "krakend.json"
@@ -27,21 +28,6 @@ class GatewayPlan:
 
 
 CHECKSUM_ANNOTATION = "release-infra/config-checksum"  # on the gateway's pod template: any config change rolls it
-CHECKSUM_DIGITS = 10  # of a content-addressed name: 40 bits, so two contents of one prefix all but never meet
-_HEX = frozenset("0123456789abcdef")
-
-
-def content_addressed_name(prefix: str, content: dict) -> str:
-    """``<prefix>-<checksum>``: a ConfigMap named after what it holds is never changed in place. A change is a new
-    immutable ConfigMap, created before the old one is deleted, so what mounts it is never left without one; rolling
-    back is the same move to the previous name."""
-    return f"{prefix}-{checksum(content)[:CHECKSUM_DIGITS]}"
-
-
-def content_address_prefix(name: str) -> str | None:
-    """The prefix ``content_addressed_name`` was given, or None for a name that ends in no checksum."""
-    prefix, _, suffix = name.rpartition("-")
-    return prefix if prefix and len(suffix) == CHECKSUM_DIGITS and set(suffix) <= _HEX else None
 
 
 def config_map_prefix(gateway: str) -> str:

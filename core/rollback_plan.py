@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core import labels
 from core.blue_green import service_name
+from core.content_address import content_address_prefix
 from core.gateway import gateway_name
-from core.gateway_workload import CHECKSUM_ANNOTATION, CONFIG_FILE, config_map_prefix, content_address_prefix
+from core.gateway_workload import CHECKSUM_ANNOTATION, CONFIG_FILE, config_map_prefix
 from core.images import build_version
 from core.migrations import MIGRATION_TIER
 from core.settings import COLOURS

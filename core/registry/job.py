@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.gateway_workload import content_addressed_name
+from core.content_address import content_addressed_name
 from core.pod_security import container_security_context, pod_security_context
 from core.registry.settings import RetentionSettings
 

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from core.errors import ConfigError
-from core.gateway import checksum, gateway_roles, krakend_config, weighted_hosts
-from core.gateway_workload import content_address_prefix, content_addressed_name
+from core.content_address import checksum
+from core.gateway import gateway_roles, krakend_config, weighted_hosts
+from core.content_address import content_address_prefix, content_addressed_name
 from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
 
 

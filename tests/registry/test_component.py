@@ -10,7 +10,7 @@ import pytest
 
 from components.registry_retention import RegistryRetention
 from core.errors import ConfigError
-from core.gateway import checksum
+from core.content_address import checksum
 from core.outputs import stack_outputs
 from core.registry.job import protected_view
 from core.registry.retention import RetentionError, protected_from_outputs
