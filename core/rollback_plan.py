@@ -186,7 +186,7 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
                 _image(step.new_inputs, migrating))
             continue
         # New content in a content-addressed ConfigMap (the gateway's config, the retention job's list) is a new
-        # ConfigMap by design (core.gateway_workload): created before the old goes, so it is their update.
+        # ConfigMap by design (core.content_address): created before the old goes, so it is their update.
         updated = step.op == "update" or (step.op in REPLACEMENT_OPS and _content_addressed(step))
         if not updated:
             flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name, tuple(step.replace_reasons)))
@@ -283,7 +283,7 @@ def _is_gateway_config(step: Step) -> bool:
 
 
 def _content_addressed(step: Step) -> bool:
-    """A ConfigMap named after its content (core.gateway_workload): immutable, and its old and new names differ only
+    """A ConfigMap named after its content (core.content_address): immutable, and its old and new names differ only
     in the checksum. Known by that rule rather than by name, so a new one needs no entry here."""
     old, new = _name(step.old_inputs) or "", _name(step.new_inputs) or ""
     prefix = content_address_prefix(old)

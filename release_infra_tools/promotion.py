@@ -203,16 +203,17 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
                 f"canary {service}: promoted, active {stable} -> {candidate}, weight 0")
         weight = 0
     except (CheckFailed, Interrupted, PrometheusError, StackError) as failure:
-        cancelled = isinstance(failure, StackError) and stop.event.is_set()  # Ctrl-C reached the engine too
-        if cancelled:
-            failure = Interrupted(f"{failure}; ")
+        engine_state = ""
+        if isinstance(failure, StackError) and stop.event.is_set():  # Ctrl-C reached the engine too
+            engine_state, failure = f"{failure}; ", Interrupted()
         if weight:
             try:
                 updated(environments, now, {now.path("canary", "weight"): "0"},
                         f"canary {service}: rolled back, weight {weight}% -> 0")
             except StackError as error:
-                raise StackError(f"{failure}; the rollback update failed too ({error}): the stack config has "
-                                 f"canary.weight {weight}; run `release rollback {environment} {service}`") from None
+                raise StackError(f"{engine_state}{failure or 'interrupted'}; the rollback update failed too ({error}): "
+                                 f"the stack config has canary.weight {weight}; run `release rollback {environment} "
+                                 f"{service}`") from None
         where = f"all traffic on {stable} ({now.images[stable]}); {candidate} keeps {candidate_image}"
         if isinstance(failure, StackError):
             if not weight:
@@ -220,7 +221,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
             raise StackError(f"{failure}; rolled back to weight 0, {where}") from None
         if isinstance(failure, Interrupted):
             back = "rolled back to weight 0" if weight else "weight 0"
-            raise Interrupted(f"{failure}interrupted at weight {weight}%: {back}, {where}") from None
+            raise Interrupted(f"{engine_state}interrupted at weight {weight}%: {back}, {where}") from None
         raise CheckFailed(f"{failure}; rolled back to weight 0, {where}") from None
     finally:
         prometheus.close()
