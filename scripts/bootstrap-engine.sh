@@ -26,6 +26,7 @@
 # Environment:
 #   RELEASE_INFRA_CACHE  cache root (default: $HOME/.cache/release-infra)
 #   PULUMI_HOME          respected if set; default: <cache root>/pulumi-home
+#   RELEASE_INFRA_PULUMI_LOGS=keep  keep Pulumi's automatic log (see automatic_log)
 #   Go >= GO_MIN_VERSION (scripts/engine/versions.env) is needed only to build.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
@@ -75,6 +76,25 @@ emit_exports() {
   printf 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n'
 }
 
+# Pulumi's automatic log: the CLI writes each run's engine log at debug level to
+# PULUMI_HOME/logs, compressed and encrypted, about 10 MB per `pulumi up` of a
+# 20-service stack and a third of its time (docs/benchmarks.md). The CLI runs
+# without it when that directory cannot be made, so the cache's own PULUMI_HOME
+# gets `logs -> /dev/null`; `-v=9 --logtostderr` still logs on demand. A
+# PULUMI_HOME of the caller's own is left as it is.
+automatic_log() {
+  [[ $PULUMI_HOME == "$CACHE_ROOT/pulumi-home" ]] || return 0
+  local logs=$PULUMI_HOME/logs
+  if [[ ${RELEASE_INFRA_PULUMI_LOGS:-} == keep ]]; then
+    if [[ -L $logs ]]; then rm -f -- "$logs"; fi
+  elif [[ "$(readlink -- "$logs" || true)" != /dev/null ]]; then
+    mkdir -p -- "$PULUMI_HOME"
+    rm -rf -- "$logs"
+    ln -sfn /dev/null "$logs"
+    log "Pulumi's automatic log is off in $PULUMI_HOME (RELEASE_INFRA_PULUMI_LOGS=keep keeps it)"
+  fi
+}
+
 plugin_installed() {
   # Pulumi leaves <dir>.partial behind while (or if it failed) installing.
   [[ -x $PLUGIN_DIR/pulumi-resource-kubernetes && ! -e $PLUGIN_DIR.partial ]]
@@ -86,6 +106,7 @@ if existing=$(command -v pulumi 2>/dev/null) &&
   { [[ -x $(dirname -- "$existing")/pulumi-language-python ]] || command -v pulumi-language-python >/dev/null; } &&
   plugin_installed; then
   log "pulumi v$PULUMI_VERSION ($existing) and kubernetes plugin $PULUMI_KUBERNETES_VERSION already available"
+  automatic_log
   emit_exports ""
   exit 0
 fi
@@ -244,5 +265,6 @@ else
   plugin_installed || die "kubernetes plugin not found in $PLUGIN_DIR after install"
 fi
 
+automatic_log
 log "ready in $((SECONDS - START))s: pulumi v$PULUMI_VERSION, kubernetes plugin $PULUMI_KUBERNETES_VERSION"
 emit_exports "$PULUMI_BIN_DIR"
