@@ -45,10 +45,25 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+def quiet_sdk_debug() -> None:
+    """Drop the SDK's debug lines instead of sending each to the engine.
+
+    The SDK sends about four per resource ("registering resource", "resource registration successful", ...), each
+    a blocking RPC on the event loop that registers the resources: a tenth of a `pulumi up` of a 20-service stack
+    (docs/benchmarks.md). The engine shows them only under `--debug`; `-v=9 --logtostderr` still shows every
+    registration from the engine's side. Warnings and errors go to the engine as before."""
+    pulumi.log.debug = _no_debug
+
+
+def _no_debug(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
 def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None = None) -> StackOutputs:
     """Validate everything first: a bad value or a change the release policy refuses fails the update before a
     single resource is registered. ``now`` defaults to the real time (see release_policy.current_time)."""
     freeze_imports()
+    quiet_sdk_debug()
     stack = pulumi.get_stack()
     catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
     try:

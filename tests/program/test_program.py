@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pulumi
 import pytest
 from pulumi import RunError
+from pulumi.runtime.proto import engine_pb2
 
-from infra.program import main
+from infra.program import main, quiet_sdk_debug
 from tests.support.mock_engine import Run, run_program
 from tests.support.stacks import NOW, STACKS, catalogue, set_path, stack_config, upstream_outputs
 
@@ -174,3 +176,18 @@ def test_alerting_secrets_reach_only_the_receivers_secret() -> None:
     others = [r for r in run.registrations if r is not secret]
     assert not any(value in str(r.inputs) for r in others for value in secrets.values())
     assert not any(value in run.result.model_dump_json() for value in secrets.values())
+
+
+def test_the_sdks_debug_lines_stay_in_the_program_and_warnings_still_reach_the_engine(monkeypatch) -> None:
+    sent = []
+
+    class Engine:
+        def Log(self, request) -> None:  # noqa: N802 - the engine's RPC name
+            sent.append((request.severity, request.message))
+
+    monkeypatch.setattr(pulumi.log, "debug", pulumi.log.debug)  # put back whatever the test found
+    monkeypatch.setattr(pulumi.log, "get_engine", Engine)
+    quiet_sdk_debug()
+    pulumi.log.debug("resource registration successful: ty=kubernetes:apps/v1:Deployment")
+    pulumi.log.warn("alerting: no value for slack_webhook")
+    assert sent == [(engine_pb2.WARNING, "alerting: no value for slack_webhook")]
