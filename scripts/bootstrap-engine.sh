@@ -78,7 +78,7 @@ emit_exports() {
 
 # Pulumi's automatic log: the CLI writes each run's engine log at debug level to
 # PULUMI_HOME/logs, compressed and encrypted, about 10 MB per `pulumi up` of a
-# 20-service stack and a third of its time (docs/benchmarks.md). The CLI runs
+# 20-service stack and about 30% of its time (docs/benchmarks.md). The CLI runs
 # without it when that directory cannot be made, so the cache's own PULUMI_HOME
 # gets `logs -> /dev/null`; `-v=9 --logtostderr` still logs on demand. A
 # PULUMI_HOME of the caller's own is left as it is.
