@@ -6,6 +6,7 @@ program, median of 5 in one run; and `pulumi preview` at 20 and 100 services.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -56,7 +57,10 @@ def main() -> None:
             unchanged.append(timed(flip_project, "up", "--yes", "--skip-preview", "--stack", "prod"))
             baselines.append(timed(empty, "up", "--yes", "--skip-preview", "--stack", "prod"))
     flip, baseline = statistics.median(flips), statistics.median(baselines)
-    print(f"median of {repeat}, wall time of the pulumi CLI, local file backend, manifests rendered")
+    logs = Path(env["PULUMI_HOME"]) / "logs"
+    automatic_log = "off" if logs.is_symlink() and os.readlink(logs) == "/dev/null" else "on"
+    print(f"median of {repeat}, wall time of the pulumi CLI, local file backend, manifests rendered, "
+          f"Pulumi's automatic log {automatic_log} (scripts/engine/README.md)")
     print("| measurement | seconds |")
     print("|---|---:|")
     print(f"| `pulumi up` of a colour flip, prod with 20 services | {flip:.2f} |")
