@@ -211,7 +211,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
                 updated(environments, now, {now.path("canary", "weight"): "0"},
                         f"canary {service}: rolled back, weight {weight}% -> 0")
             except StackError as error:
-                raise StackError(f"{engine_state}{failure or 'interrupted'}; the rollback update failed too ({error}): "
+                raise StackError(f"{engine_state}{reason(failure)}; the rollback update failed too ({error}): "
                                  f"the stack config has canary.weight {weight}; run `release rollback {environment} "
                                  f"{service}`") from None
         where = f"all traffic on {stable} ({now.images[stable]}); {candidate} keeps {candidate_image}"
@@ -227,6 +227,12 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         prometheus.close()
     say(f"promoted: {service} in {environment} serves {image} from {candidate}; {stable} keeps "
         f"{now.images[stable]} for a manual rollback")
+
+
+def reason(failure: Exception) -> str:
+    """A failure in words for a longer message: a bare Ctrl-C (``Interrupted()``, as ``Stop.check`` raises it)
+    has no text of its own, and an exception object is never false, so ``failure or ...`` cannot stand in."""
+    return str(failure) or "interrupted"
 
 
 def bake(prometheus: Prometheus, now: Target, options: ReleaseOptions, number: int, weight: int, candidate: str,
