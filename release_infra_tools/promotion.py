@@ -109,23 +109,23 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
             stop.check()
             verify(now, spec, options, new, urls["preview"])
         except (CheckFailed, Interrupted) as failure:
+            what = "interrupted before the switch" if isinstance(failure, Interrupted) else str(failure)
             if restorable:
-                updated(environments, now, {now.path(new, "image"): previous_image},
-                        f"promote {service}: verification stopped, {left_on}")
-            if isinstance(failure, Interrupted):
-                raise Interrupted(f"interrupted before the switch: traffic stays on {old} ({now.images[old]}), "
-                                  f"{left_on}") from None
-            raise CheckFailed(f"{failure}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
+                undo(environments, now, {now.path(new, "image"): previous_image},
+                     f"promote {service}: verification stopped, {left_on}", failure,
+                     f"{what}; putting {previous_image} back on {new}",
+                     f"traffic stays on {old} ({now.images[old]}), {new} keeps {image}")
+            raise type(failure)(f"{what}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
         baseline = _ratio_or_none(prometheus, now, old, options)
         updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
         try:
             watch(prometheus, now, spec, options, new, urls["active"], baseline, stop)
         except (CheckFailed, Interrupted) as failure:
-            updated(environments, now, {now.path("active"): old}, f"promote {service}: flip back to {old}")
-            if isinstance(failure, Interrupted):
-                raise Interrupted(f"interrupted during the watch: flipped back, traffic on {old} "
-                                  f"({now.images[old]})") from None
-            raise CheckFailed(f"{failure}; flipped back: traffic on {old} ({now.images[old]})") from None
+            what = "interrupted during the watch" if isinstance(failure, Interrupted) else str(failure)
+            undo(environments, now, {now.path("active"): old}, f"promote {service}: flip back to {old}", failure,
+                 f"{what}; the flip back to {old}",
+                 f"traffic is on {new} ({image}); run `release rollback {environment} {service}`")
+            raise type(failure)(f"{what}; flipped back: traffic on {old} ({now.images[old]})") from None
     finally:
         prometheus.close()
     say(f"promoted: {service} in {environment} serves {image} from {new}; {old} keeps {now.images[old]} "
@@ -207,13 +207,11 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         if isinstance(failure, StackError) and stop.event.is_set():  # Ctrl-C reached the engine too
             engine_state, failure = f"{failure}; ", Interrupted()
         if weight:
-            try:
-                updated(environments, now, {now.path("canary", "weight"): "0"},
-                        f"canary {service}: rolled back, weight {weight}% -> 0")
-            except StackError as error:
-                raise StackError(f"{engine_state}{reason(failure)}; the rollback update failed too ({error}): "
-                                 f"the stack config has canary.weight {weight}; run `release rollback {environment} "
-                                 f"{service}`") from None
+            what = f"interrupted at weight {weight}%" if isinstance(failure, Interrupted) else str(failure)
+            undo(environments, now, {now.path("canary", "weight"): "0"},
+                 f"canary {service}: rolled back, weight {weight}% -> 0", failure,
+                 f"{engine_state}{what}; the rollback to weight 0",
+                 f"the stack config has canary.weight {weight}; run `release rollback {environment} {service}`")
         where = f"all traffic on {stable} ({now.images[stable]}); {candidate} keeps {candidate_image}"
         if isinstance(failure, StackError):
             if not weight:
@@ -229,10 +227,21 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         f"{now.images[stable]} for a manual rollback")
 
 
-def reason(failure: Exception) -> str:
-    """A failure in words for a longer message: a bare Ctrl-C (``Interrupted()``, as ``Stop.check`` raises it)
-    has no text of its own, and an exception object is never false, so ``failure or ...`` cannot stand in."""
-    return str(failure) or "interrupted"
+def undo(environments: Environments, now: Target, changes: dict[str, str], message: str, failure: Exception,
+         undoing: str, left: str) -> None:
+    """The update that undoes a failed or interrupted step. When it fails too (another update holds the stack,
+    the engine errs), the first failure still sets the exit status, and the message says where the stack was
+    left and what finishes the job, instead of a bare engine error that hides both."""
+    try:
+        updated(environments, now, changes, message)
+    except StackError as error:
+        kind = failure_kind(failure)
+        raise kind(f"{undoing} failed too ({error}): {left}") from None
+
+
+def failure_kind(failure: Exception) -> type[Exception]:
+    """What a failure is reported as: Ctrl-C and engine errors keep their kind, everything else is a check."""
+    return next((kind for kind in (Interrupted, StackError) if isinstance(failure, kind)), CheckFailed)
 
 
 def bake(prometheus: Prometheus, now: Target, options: ReleaseOptions, number: int, weight: int, candidate: str,

@@ -3,9 +3,12 @@ person runs it, and a real Prometheus scraping a loopback stand-in for the dev s
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -98,3 +101,20 @@ def healthy(monitored: Monitored) -> Iterator[Monitored]:
 def image(sha: str, version: str) -> str:
     return f"registry.pay.internal/{SERVICE}:{sha}-v{version}"
 
+
+
+@contextmanager
+def another_update_holds(project: Project, stack: str = ENVIRONMENT) -> Iterator[Callable[[], None]]:
+    """A colleague's update holding the stack, as the file backend records one: every `pulumi up` of the stack
+    fails while the lock lasts. Yields what takes the lock; it is released when the block ends."""
+    lock = (project.directory / "state" / ".pulumi" / "locks" / "organization" / "release-infra" / stack
+            / f"{uuid.uuid4()}.json")
+
+    def take() -> None:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text(json.dumps({"pid": 4242, "username": "colleague", "hostname": "laptop",
+                                    "timestamp": "2026-11-23T01:00:00Z"}))
+    try:
+        yield take
+    finally:
+        lock.unlink(missing_ok=True)

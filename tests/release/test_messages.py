@@ -1,13 +1,43 @@
-"""The wording of release's failure messages, where a failure is put into a longer sentence."""
+"""What release says when the update that undoes a failed step fails too: the first failure keeps its exit
+status, and the message says where the stack was left and what finishes the job."""
 
 from __future__ import annotations
 
-from release_infra_tools.promotion import reason
-from release_infra_tools.release import CheckFailed, Interrupted
+import pytest
+
+from release_infra_tools.probes import PrometheusError
+from release_infra_tools.promotion import undo
+from release_infra_tools.release import CheckFailed, Interrupted, Target
 from release_infra_tools.stacks import StackError
 
+LOCKED = "stack dev is locked by another update"
 
-def test_a_bare_ctrl_c_reads_as_interrupted_and_other_failures_keep_their_text() -> None:
-    assert reason(Interrupted()) == "interrupted"
-    assert reason(StackError("update of dev failed: lock held")) == "update of dev failed: lock held"
-    assert reason(CheckFailed("error ratio 0.2 above 0.05")) == "error ratio 0.2 above 0.05"
+
+class LockedEnvironments:
+    """Every update fails as a held lock makes it fail; the release tier's tests take a real lock."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, str]] = []
+
+    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None) -> None:
+        self.asked.append(changes)
+        raise StackError(LOCKED)
+
+
+NOW = Target(environment="dev", service="payin-api", namespace="payments-dev", active="blue",
+             images={"blue": "registry/payin-api:1.0.0", "green": "registry/payin-api:1.1.0"}, canary_weight=5,
+             steps=[5, 25, 50, 100], standby_policy={"policy": "warm"}, config={})
+
+
+@pytest.mark.parametrize(("failure", "kind"), [(Interrupted(), Interrupted), (StackError("x"), StackError),
+                                               (CheckFailed("x"), CheckFailed), (PrometheusError("x"), CheckFailed)])
+def test_a_failed_undo_keeps_the_first_failures_kind_and_says_where_the_stack_was_left(
+        failure: Exception, kind: type[Exception]) -> None:
+    environments = LockedEnvironments()
+    with pytest.raises(kind) as raised:
+        undo(environments, NOW, {"services.payin-api.canary.weight": "0"}, "canary payin-api: rolled back",  # type: ignore[arg-type]
+             failure, "interrupted at weight 5%; the rollback to weight 0", "the stack config has canary.weight 5")
+    assert type(raised.value) is kind
+    assert str(raised.value) == (f"interrupted at weight 5%; the rollback to weight 0 failed too ({LOCKED}): "
+                                 "the stack config has canary.weight 5")
+    assert environments.asked == [{"services.payin-api.canary.weight": "0"}]

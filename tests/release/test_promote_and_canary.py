@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import time
+from typing import Callable
 
 import httpx
 import pytest
 
-from tests.release.conftest import ENVIRONMENT, SERVICE, Monitored, deploy, image, release, services
+from tests.release.conftest import (ENVIRONMENT, SERVICE, Monitored, Run, another_update_holds, deploy,
+                                    image, release, services)
 from core.release.dashboard import dashboard
 from tests.support.engine import Project
 from tests.support.stacks import settings
@@ -34,6 +36,20 @@ def colours(project: Project) -> tuple[dict, str, str]:
 def config_weight(project: Project) -> str:
     return project.run("config", "get", "--path", f"services.{SERVICE}.canary.weight", "--stack", ENVIRONMENT,
                        check=False).stdout.strip()
+
+
+def promote_that_breaks_during_the_watch(project: Project, healthy: Monitored, release_image: str,
+                                         also: Callable[[], None] = lambda: None) -> Run:
+    """A promotion whose new colour starts failing once it takes traffic; ``also`` happens at the same moment."""
+    new = colours(project)[2]
+
+    def break_after_the_switch(line: str, _: subprocess.Popen) -> None:
+        if line.startswith("watching"):
+            also()
+            healthy.backend.set(new, error_ratio=0.3)
+
+    return release(project, "promote", ENVIRONMENT, SERVICE, release_image, *healthy.options(watch="20s"),
+                   on_line=break_after_the_switch)
 
 
 def test_a_failed_verification_leaves_traffic_on_the_old_colour(deployed: Project, healthy: Monitored) -> None:
@@ -68,13 +84,7 @@ def test_a_promotion_that_turns_unhealthy_during_the_watch_is_flipped_back(deplo
                                                                            healthy: Monitored) -> None:
     before, old, new = colours(deployed)
     release_image = image("3c4d5e6", "2.6.0")
-
-    def break_after_the_switch(line: str, _: subprocess.Popen) -> None:
-        if line.startswith("watching"):
-            healthy.backend.set(new, error_ratio=0.3)
-
-    run = release(deployed, "promote", ENVIRONMENT, SERVICE, release_image, *healthy.options(watch="20s"),
-                  on_line=break_after_the_switch)
+    run = promote_that_breaks_during_the_watch(deployed, healthy, release_image)
     assert run.code == 1, run.stdout + run.stderr
     assert f"{new} broke the error-rate gate during the watch" in run.stderr
     assert f"flipped back: traffic on {old}" in run.stderr
@@ -82,6 +92,25 @@ def test_a_promotion_that_turns_unhealthy_during_the_watch_is_flipped_back(deplo
     assert after["active_colour"] == old
     assert after["colours"][new]["image"] == release_image  # kept for a look, no traffic
     assert f"active {old} -> {new}" in run.stdout and f"flip back to {old}" in run.stdout
+
+
+def test_a_flip_back_that_another_update_blocks_says_traffic_is_on_the_new_colour(deployed: Project,
+                                                                                    healthy: Monitored) -> None:
+    before, old, new = colours(deployed)
+    release_image = image("1e2f3a4", "2.6.1")
+    with another_update_holds(deployed) as take_the_lock:
+        run = promote_that_breaks_during_the_watch(deployed, healthy, release_image, also=take_the_lock)
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"release promote: {new} broke the error-rate gate during the watch" in run.stderr
+    assert f": fail; the flip back to {old} failed too (stack {ENVIRONMENT} is locked by another update;" in run.stderr
+    assert f"traffic is on {new} ({release_image}); run `release rollback {ENVIRONMENT} {SERVICE}`" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert services(deployed)[SERVICE]["active_colour"] == new
+    finish = release(deployed, "rollback", ENVIRONMENT, SERVICE)
+    assert finish.code == 0, finish.stdout + finish.stderr
+    after = services(deployed)[SERVICE]
+    assert after["active_colour"] == old
+    assert after["colours"][old] == before["colours"][old]
 
 
 def test_a_healthy_promotion_switches_after_the_watch(deployed: Project, healthy: Monitored) -> None:
@@ -158,6 +187,33 @@ def test_ctrl_c_during_a_bake_rolls_the_canary_back(deployed: Project, healthy: 
     after = services(deployed)[SERVICE]
     assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
     assert config_weight(deployed) == "0"
+
+
+def test_a_canary_interrupted_while_another_update_holds_the_stack_says_how_to_finish(
+        deployed: Project, healthy: Monitored) -> None:
+    before, stable, candidate = colours(deployed)
+    with another_update_holds(deployed) as take_the_lock:
+        def interrupt_the_first_bake_while_locked(line: str, process: subprocess.Popen) -> None:
+            if line.strip().startswith("step 1/4"):
+                take_the_lock()
+                process.send_signal(signal.SIGINT)
+
+        run = release(deployed, "canary", ENVIRONMENT, SERVICE, image("0d1e2f3", "3.0.0"),
+                      *healthy.options(bake="5m"), on_line=interrupt_the_first_bake_while_locked)
+    assert run.code == 130, run.stdout + run.stderr
+    assert f"release canary: interrupted at weight 5%; the rollback to weight 0 failed too (stack {ENVIRONMENT} " \
+           "is locked by another update;" in run.stderr
+    assert f"the stack config has canary.weight 5; run `release rollback {ENVIRONMENT} {SERVICE}`" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert config_weight(deployed) == "5"
+    assert (services(deployed)[SERVICE]["active_colour"], services(deployed)[SERVICE]["canary_weight"]) == (stable, 5)
+    finish = release(deployed, "rollback", ENVIRONMENT, SERVICE)
+    assert finish.code == 0, finish.stdout + finish.stderr
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+    assert after["colours"][stable] == before["colours"][stable]
+    assert config_weight(deployed) == "0"
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
 
 
 def test_ctrl_c_during_an_update_leaves_the_stack_as_its_config_says(deployed: Project, healthy: Monitored) -> None:
