@@ -33,9 +33,12 @@ class BlueGreenService(pulumi.ComponentResource):
                                            opts=workload)
             for colour, manifest in plan.deployments.items()
         }
+        # The Services wait for both Deployments: Pulumi awaits a Deployment's rollout, so a switch onto a colour
+        # scaled up in the same update (a cold standby made active) takes traffic only once its pods are ready.
+        routing = pulumi.ResourceOptions(parent=self, depends_on=list(self.deployments.values()))
         self.services = {
             role: k8s.core.v1.Service(f"{name}-{role}", metadata=manifest["metadata"], spec=manifest["spec"],
-                                      opts=child)
+                                      opts=routing)
             for role, manifest in plan.services.items()
         }
         for colour, manifest in plan.disruption_budgets.items():

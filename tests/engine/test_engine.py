@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -68,6 +67,20 @@ def test_outputs_match_the_committed_schema(deployed: Project, stack: str) -> No
     outputs = deployed.json("stack", "output", "--json", "--stack", stack)
     jsonschema.validate(outputs, json.loads(SCHEMA_FILE.read_text()))
     assert outputs["environment"] == stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_routing_services_wait_for_both_colours_deployments(deployed: Project, stack: str) -> None:
+    """So a switch onto a colour scaled up in the same update reaches it only after the engine awaited its pods."""
+    resources = deployed.json("stack", "export", "--stack", stack)["deployment"]["resources"]
+    deployments = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in resources
+                   if r["type"] == "kubernetes:apps/v1:Deployment"}
+    routing = [r for r in resources
+               if r["type"] == "kubernetes:core/v1:Service" and r["urn"].endswith(("-active", "-preview"))]
+    assert len(routing) >= 4
+    for service in routing:
+        name = service["urn"].rsplit("::", 1)[-1].rsplit("-", 1)[0]
+        assert {deployments[f"{name}-blue"], deployments[f"{name}-green"]} <= set(service["dependencies"]), name
 
 
 def test_a_colour_flip_updates_only_the_two_routing_services(deployed: Project) -> None:
