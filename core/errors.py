@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Collection
 
 MISSING = object()  # the key is absent
 NO_VALUE = object()  # the problem is with the whole source (e.g. a file that cannot be read)
+SECRET = "[secret]"  # shown instead of a value that may be a credential
+# A key named so holds a credential wherever it is written, even where it is not allowed.
+CREDENTIAL_KEY = re.compile(r"(?:.*[_-])?(?:password|passwd|token|routing_key|webhook|webhook_url)", re.IGNORECASE)
+URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@]+@")  # the user:password@ of a URL
 
 
 @dataclass(frozen=True)
@@ -23,16 +28,31 @@ class Problem:
             return f"{self.path} is missing: {self.allowed}"
         if self.value is NO_VALUE:
             return f"{self.path}: {self.allowed}"
-        return f"{self.path} = {_show(self.value)}: {self.allowed}"
+        last = re.split(r"[:.\[]", self.path)[-1]
+        shown = json.dumps(SECRET) if CREDENTIAL_KEY.fullmatch(last) else _show(self.value)
+        return f"{self.path} = {shown}: {self.allowed}"
 
 
 class ConfigError(Exception):
     """Invalid stack config or catalogue; the program turns it into a clean failure before registering anything."""
 
+    heading = "invalid config for {source}"
+
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source
         self.problems = problems
-        super().__init__(f"invalid config for {source}: " + "; ".join(map(str, problems)))
+        super().__init__(self.heading.format(source=source) + ": " + "; ".join(map(str, problems)))
+
+    def redacted(self, prefix: str, secret_keys: Collection[str]) -> "ConfigError":
+        """The same error, with the value of every problem under a key set with ``--secret`` shown as [secret]:
+        a secret under a mistyped key name is still a secret."""
+        def secret(path: str) -> bool:
+            return path.startswith(prefix) and re.split(r"[.\[]", path[len(prefix):], maxsplit=1)[0] in secret_keys
+        error = type(self).__new__(type(self))  # a copy of whichever kind, without its __init__'s arguments
+        ConfigError.__init__(error, self.source, [
+            replace(problem, value=SECRET) if secret(problem.path) and problem.value not in (MISSING, NO_VALUE)
+            else problem for problem in self.problems])
+        return error
 
 
 def _show(value: Any) -> str:
@@ -40,4 +60,5 @@ def _show(value: Any) -> str:
         text = json.dumps(value, default=str)
     except (TypeError, ValueError):
         text = repr(value)
+    text = URL_CREDENTIALS.sub(SECRET + "@", text)
     return text if len(text) <= 120 else text[:117] + "..."

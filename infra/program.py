@@ -25,7 +25,7 @@ from core.registry import digests as digest_config
 from core.registry import settings as retention_config
 from core.registry.pinning import pin, pinned
 from core.settings import PROJECT, StackSettings, load_settings
-from core.validation import structured
+from core.validation import refuse_plain_text_secrets, structured
 from infra import release_policy
 from infra.image_digests import pin_images
 
@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue.yaml"
 RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"  # manifests go to <dir>/<stack>
 CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"  # another catalogue, for benchmarks and experiments
+# Config keys that hold credentials: each must be set with `pulumi config set --secret`.
+SECRET_CONFIG_KEYS = (*SECRET_KEYS, retention_config.PASSWORD, digest_config.PASSWORD, DATABASES_KEY)
 
 
 @functools.cache
@@ -66,10 +68,12 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     quiet_sdk_debug()
     stack = pulumi.get_stack()
     catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
+    config = stack_config()
     try:
         moment = release_policy.current_time(now)
         catalogue = Catalogue.load(catalogue_file)
-        config = stack_config()
+        refuse_plain_text_secrets(stack, f"{PROJECT}:", [key for key in SECRET_CONFIG_KEYS if key in config],
+                                  lambda key: runtime_config.is_config_secret(f"{PROJECT}:{key}"))
         settings = load_settings(stack, config, catalogue, moment)
         alerting = load_alerting(stack, settings.environment, config.get("alerting"),
                                  {key: config[key] for key in SECRET_KEYS if key in config},
@@ -81,8 +85,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         digests = digest_config.load_image_digests(
             stack, config.get(digest_config.KEY),
             {key: config[key] for key in (digest_config.PASSWORD,) if key in config},
-            settings.registry, live=settings.cluster is not None,
-            encrypted=runtime_config.is_config_secret(f"{PROJECT}:{digest_config.PASSWORD}"))
+            settings.registry, live=settings.cluster is not None)
         previous = release_policy.check(settings, config, catalogue, moment)
         job_image = (retention_config.KEY, "image")
         pins = pin_images(settings, digests, previous, {job_image: retention.image} if retention else None)
@@ -91,7 +94,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         migrations = migration_plan(settings, catalogue, previous_releases(previous), pins)
         databases = load_databases(settings, catalogue, config.get(DATABASES_KEY))
     except ConfigError as error:
-        raise pulumi.RunError(str(error)) from None
+        secret_keys = [key for key in config if runtime_config.is_config_secret(f"{PROJECT}:{key}")]
+        raise pulumi.RunError(str(error.redacted(f"{PROJECT}:", secret_keys))) from None
     provider = kubernetes_provider(settings)
     outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
     Environment(settings.environment.value, pin(settings, pins), catalogue,

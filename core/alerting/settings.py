@@ -25,7 +25,16 @@ Percent = Annotated[float, Field(gt=0, le=100)]
 Points = Annotated[float, Field(gt=0, le=100, description="Percentage points.")]
 Seconds = Annotated[float, Field(gt=0, le=600)]
 SlackChannel = Annotated[str, Field(pattern=r"^#[a-z0-9][a-z0-9._-]{0,79}$")]
-HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(?:/[^\s]*)?$", max_length=2048)]
+
+
+def _http_url(url: str) -> str:
+    """No user:password@: the URL is an input of every deployment-events resource, so it is in the state."""
+    if len(url) > 2048 or not re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s]*)?", url):
+        raise ValueError("must be an http(s) URL without credentials, e.g. http://alertmanager.monitoring:9093")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 SLACK = "a Slack incoming-webhook URL (https://...)"
 # Secret config keys -> what they hold. Each is its own key so `pulumi config set --secret KEY` encrypts it alone.

@@ -23,12 +23,10 @@ FLAG_REMOVAL = timedelta(days=30)  # seed 000 §5: flags go within 30 days of fu
 class PolicyViolation(ConfigError):
     """The update breaks the release policy; the program fails it like bad config, before registering anything."""
 
+    heading = "release policy refuses the update of {source}"
+
     def __init__(self, stack: str, problems: list[Problem]):
         super().__init__(f'stack "{stack}"', problems)
-        self.args = (f'release policy refuses the update of stack "{stack}": ' + "; ".join(map(str, problems)),)
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalogue, previous: Mapping[str, Any],

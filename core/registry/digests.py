@@ -28,9 +28,11 @@ MODES: tuple[Mode, ...] = ("lookup", "off")
 SHAPE = ("lookup or off (quote 'off' in YAML), or an object {mode: lookup | off, registry_url, username}")
 
 
-def _base_url(url: str) -> str:
+def base_url(url: str) -> str:
+    """A registry's base URL. No user:password@: a credential there would be shown in outputs, the job's spec and
+    errors; it goes in the secret password key instead."""
     if not re.fullmatch(r"https?://[^\s/?#@]+/?", url):
-        raise ValueError("must be the registry's base URL, e.g. https://registry.pay.internal")
+        raise ValueError("must be the registry's base URL without credentials, e.g. https://registry.pay.internal")
     return url.rstrip("/")
 
 
@@ -48,7 +50,7 @@ class ImageDigests(Strict):
     """Whether and how the program resolves tags to digests; the password is kept out of every repr."""
 
     mode: Mode = Field(description="lookup: pin every image by the registry's digest; off: no registry lookups.")
-    registry_url: Annotated[str, AfterValidator(_base_url)] | None = Field(
+    registry_url: Annotated[str, AfterValidator(base_url)] | None = Field(
         None, description="Base URL of the registry's v2 API; from release-infra:registry when unset.")
     username: str | None = Field(None, min_length=1, max_length=128, description="A user that may pull.")
     password: SecretStr | None = Field(None, exclude=True, repr=False)
@@ -64,12 +66,12 @@ class ImageDigests(Strict):
 
 
 def load_image_digests(stack: str, raw: Any, secrets: Mapping[str, Any], registry: str, *,
-                       live: bool, encrypted: bool = True) -> ImageDigests:
+                       live: bool) -> ImageDigests:
     """Validate ``release-infra:image_digests`` (absent, lookup/off, or an object or its JSON text).
 
-    Absent means lookup for a stack with a cluster (``live``) and off otherwise. ``encrypted`` says whether the
-    password was set with ``--secret``; in plain text in a stack file it is refused. Raises ConfigError naming every
-    problem; the password is shown as "[secret]", never itself.
+    Absent means lookup for a stack with a cluster (``live``) and off otherwise (a password in plain text is refused
+    before this, core.validation.refuse_plain_text_secrets). Raises ConfigError naming every problem; the password
+    is shown as "[secret]", never itself.
     """
     source = f'stack "{stack}"'
     path = lambda *parts: key_path(PREFIX, parts)  # noqa: E731
@@ -91,9 +93,6 @@ def load_image_digests(stack: str, raw: Any, secrets: Mapping[str, Any], registr
     if password is not None and (not isinstance(password, str) or not password.strip()):
         problems.append(Problem(path(PASSWORD), "[secret]", "must be the registry password of "
                                 f"{PREFIX}{KEY}.username"))
-    elif password is not None and not encrypted:
-        problems.append(Problem(path(PASSWORD), "[secret]", "is in plain text in the stack file: set it with "
-                                f"pulumi config set --secret {PASSWORD} ... and change the password"))
     elif password is not None and settings.username is None:
         problems.append(Problem(path(PASSWORD), "[secret]", f"is set but {PREFIX}{KEY}.username is not; set both "
                                 "for a registry that needs credentials, or neither"))

@@ -17,6 +17,7 @@ from core.catalogue import DnsLabel, Strict
 from core.errors import MISSING, ConfigError, Problem
 from core.images import ImageReference
 from core.names import ENVIRONMENTS, EnvironmentName
+from core.registry.digests import base_url
 from core.registry.retention import DEFAULT_KEEP_LAST
 from core.validation import key_path, problems_from, structured
 
@@ -35,12 +36,6 @@ def _cron(schedule: str) -> str:
     return schedule.strip()
 
 
-def _https_url(url: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/?#]+/?", url):
-        raise ValueError("must be the registry's base URL, e.g. https://registry.pay.internal")
-    return url.rstrip("/")
-
-
 class RetentionSettings(Strict):
     """The job's policy and how it runs; defaults are seed 000 §11's numbers."""
 
@@ -49,7 +44,7 @@ class RetentionSettings(Strict):
     image: ImageReference = Field(ImageReference.parse(DEFAULT_IMAGE), validate_default=True,
                                   description="The retention tool's image, under the tag rule.")
     apply: bool = Field(False, description="Delete; false runs the job as a dry run that only reports.")
-    registry_url: Annotated[str, AfterValidator(_https_url)] | None = Field(
+    registry_url: Annotated[str, AfterValidator(base_url)] | None = Field(
         None, description="Base URL of the registry; https://<release-infra:registry> when unset.")
     username: str = Field("release-infra-retention", min_length=1, max_length=128)
     protect_stacks: list[EnvironmentName] = Field(

@@ -178,6 +178,33 @@ def test_alerting_secrets_reach_only_the_receivers_secret() -> None:
     assert not any(value in run.result.model_dump_json() for value in secrets.values())
 
 
+@pytest.mark.parametrize(("key", "value"), [
+    ("alerting_slack_incidents_url", "https://hooks.slack.com/services/T/B/plain-token"),
+    ("alerting_pagerduty_routing_key", "0123456789abcdef0123456789abcdef"),
+    ("retention_registry_password", "plain-password"),
+    ("image_digests_registry_password", "plain-password"),
+    ("databases", {"payin-api": "postgres://migrate:plain-password@db/payin"}),
+])
+def test_a_credential_in_plain_text_is_refused_before_anything_is_registered(key: str, value: object) -> None:
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config={**stack_config("prod"), key: value},
+                      keep_error=True, secret_keys=())
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert str(run.error) == (f'invalid config for stack "prod": release-infra:{key} = "[secret]": is in plain text '
+                              f"in the stack file: set it with pulumi config set --secret {key} ... and rotate it")
+    secret = run_program(lambda: main(now=lambda: NOW), stack="prod", config={**stack_config("prod"), key: value},
+                         keep_error=True, secret_keys=(key,))
+    assert "plain text" not in str(secret.error)
+
+
+def test_a_secret_under_a_mistyped_key_is_refused_without_showing_it() -> None:
+    key, value = "alerting_slack_deployment_url", "https://hooks.slack.com/services/T/B/mistyped-token"
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config={**stack_config("prod"), key: value},
+                      keep_error=True, secret_keys=(key,))
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert f'release-infra:{key} = "[secret]": unknown key' in str(run.error)
+    assert "mistyped-token" not in str(run.error)
+
+
 def test_the_sdks_debug_lines_stay_in_the_program_and_warnings_still_reach_the_engine(monkeypatch) -> None:
     sent = []
 

@@ -51,7 +51,7 @@ def run(config: dict[str, Any], previous: dict | None = None, secret: bool = Tru
     """The program for the dev stack; the password key, when there, was set with --secret unless ``secret`` is off."""
     return run_program(lambda: main(now=lambda: NOW), stack="dev", config=config, keep_error=True,
                        stack_outputs={"dev": previous} if previous else None,
-                       secret_keys=(PASSWORD_KEY,) if secret else ())
+                       secret_keys=None if secret else ())
 
 
 def deployed_images(run: Run) -> dict[str, str]:
@@ -226,5 +226,4 @@ def test_a_password_in_plain_text_is_refused_before_any_lookup(authenticated_reg
     assert isinstance(result.error, RunError) and result.registrations == []
     assert str(result.error) == (
         'invalid config for stack "dev": release-infra:image_digests_registry_password = "[secret]": is in plain text '
-        "in the stack file: set it with pulumi config set --secret image_digests_registry_password ... and change "
-        "the password")
+        "in the stack file: set it with pulumi config set --secret image_digests_registry_password ... and rotate it")

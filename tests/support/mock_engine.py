@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from infra.program import SECRET_CONFIG_KEYS
 from infra.stack_state import READ_STACK_OUTPUTS
 
 
@@ -88,14 +89,17 @@ class _RecordingMonitor(MockMonitor):
 
 def run_program(program: Callable[[], Any], *, stack: str, config: dict[str, Any], project: str = "release-infra",
                 preview: bool = False, keep_error: bool = False,
-                stack_outputs: dict[str, dict[str, Any]] | None = None, secret_keys: tuple[str, ...] = ()) -> Run:
+                stack_outputs: dict[str, dict[str, Any]] | None = None,
+                secret_keys: tuple[str, ...] | None = None) -> Run:
     """Run ``program`` as Pulumi would for ``stack`` with ``config`` (keys without the project prefix).
 
     ``stack_outputs`` (stack -> outputs of its last update) is what the engine would read from the backend, this
     stack's own previous outputs included; a stack not in it has none yet. ``secret_keys`` are the config keys
-    set with ``--secret``.
+    set with ``--secret``; by default the credential keys ``config`` sets, as a stack set up right has them.
     An error of the program is raised, or with ``keep_error`` kept in ``Run.error`` beside what was registered.
     """
+    if secret_keys is None:
+        secret_keys = tuple(key for key in SECRET_CONFIG_KEYS if key in config)
     run = contextvars.Context().run(_run, program, stack, config, project, preview, stack_outputs or {},
                                     secret_keys)
     if run.error is not None and not keep_error:
