@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal, Mapping
 
@@ -75,14 +75,18 @@ class Canary(Strict):
     """Share of the service's gateway traffic sent to the standby colour; 0 means no canary."""
 
     weight: int = Field(0, ge=0, le=100, description="Percent of requests to the standby colour.")
-    steps: list[int] = Field(list(DEFAULT_CANARY_STEPS), description="The schedule a canary walks, ending at 100.")
+    steps: list[int] = Field(list(DEFAULT_CANARY_STEPS), description=(
+        "The schedule a canary walks: from at most the standard's first step (5) up to 100."))
 
     @field_validator("steps")
     @classmethod
     def _ascending_to_100(cls, steps: list[int]) -> list[int]:
+        """A schedule must start small: [100] or [50, 100] would send half or all traffic to an image no request
+        has reached yet, which is no canary, whatever the release policy asks of high-risk services."""
         if not steps or steps[-1] != 100 or any(not 0 < step <= 100 for step in steps) \
-                or any(a >= b for a, b in zip(steps, steps[1:])):
-            raise ValueError("must be ascending percentages between 1 and 100, ending at 100")
+                or any(a >= b for a, b in zip(steps, steps[1:])) or steps[0] > DEFAULT_CANARY_STEPS[0]:
+            raise ValueError(f"must be ascending percentages from 1 to 100, starting at {DEFAULT_CANARY_STEPS[0]} or "
+                             "below and ending at 100")
         return steps
 
     @model_validator(mode="after")
@@ -261,6 +265,12 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
     """Rules that need more than one value: the catalogue, the deployment standard and the clock."""
     path = lambda *parts: key_path(f"{PROJECT}:", parts)  # noqa: E731
     problems = []
+    # A stack named after an environment is that environment: one key must not drop prod's rules and paging.
+    named = {kind.value for kind in EnvironmentKind}
+    if settings.stack in named and settings.environment.value != settings.stack:
+        problems.append(Problem(path("environment"), settings.environment.value,
+                                f"the {settings.stack} stack is the {settings.stack} environment; only a stack of "
+                                f"another name (not {', '.join(sorted(named))}) may choose its environment"))
     standard = STANDARD_ACCESS[settings.environment]
     if settings.access != standard:
         problems.append(Problem(path("access"), settings.access.value,
@@ -295,8 +305,12 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
                 problems.append(Problem(path("services", name, "standby", "colour"), standby.colour,
                                         "the active colour cannot be scaled down; set standby.policy to warm "
                                         "and update before switching to it"))
+            elif standby.since > now:
+                problems.append(Problem(path("services", name, "standby", "since"), standby.since.isoformat(),
+                                        f"is in the future (now is {now.astimezone(timezone.utc):%Y-%m-%d %H:%M} "
+                                        "UTC): when the standby colour stopped taking traffic"))
             elif now < standby.since + window:
-                until = (standby.since + window).strftime("%Y-%m-%d %H:%M UTC")
+                until = (standby.since + window).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                 problems.append(Problem(path("services", name, "standby", "since"), standby.since.isoformat(),
                                         f"the standby stays runnable for the {settings.rollback_window_minutes}-"
                                         f"minute manual-rollback window: scale it down after {until}"))

@@ -102,12 +102,18 @@ def test_gateway_settings_override_only_what_they_name() -> None:
     ("services.payin-api.canary", {"weight": 10},
      'release-infra:services.payin-api.canary = {"weight": 10}: weight 10 is not a step of the schedule '
      "5 -> 25 -> 50 -> 100 (or 0 for no canary)"),
-    ("services.payin-api.canary", {"weight": 10, "steps": [10, 50]},
-     "release-infra:services.payin-api.canary.steps = [10, 50]: must be ascending percentages between 1 and 100, "
-     "ending at 100"),
-    ("services.payin-api.canary", {"weight": 10, "steps": [50, 10, 100]},
-     "release-infra:services.payin-api.canary.steps = [50, 10, 100]: must be ascending percentages between 1 and "
-     "100, ending at 100"),
+    ("services.payin-api.canary", {"weight": 5, "steps": [5, 50]},
+     "release-infra:services.payin-api.canary.steps = [5, 50]: must be ascending percentages from 1 to 100, "
+     "starting at 5 or below and ending at 100"),
+    ("services.payin-api.canary", {"weight": 5, "steps": [5, 50, 10, 100]},
+     "release-infra:services.payin-api.canary.steps = [5, 50, 10, 100]: must be ascending percentages from 1 to "
+     "100, starting at 5 or below and ending at 100"),
+    ("services.payin-api.canary", {"weight": 100, "steps": [100]},
+     "release-infra:services.payin-api.canary.steps = [100]: must be ascending percentages from 1 to 100, "
+     "starting at 5 or below and ending at 100"),
+    ("services.payin-api.canary", {"weight": 10, "steps": [10, 50, 100]},
+     "release-infra:services.payin-api.canary.steps = [10, 50, 100]: must be ascending percentages from 1 "
+     "to 100, starting at 5 or below and ending at 100"),
     ("gateway", {"timeout_ms": 0},
      "release-infra:gateway.timeout_ms = 0: input should be greater than or equal to 100"),
     ("gateway", {"rate_limit": {"max_rte": 5}}, "release-infra:gateway.rate_limit.max_rte = 5: unknown key (a typo?)"),

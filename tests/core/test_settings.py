@@ -107,6 +107,8 @@ BAD_CONFIG = [
      'release-infra:services.payin-api.blue.image = "docker.io/payin-api:a1b2c3d-v2.3.0": must come from the private registry registry.pay.internal'),
     ('dev', 'services.payin-api.blue.image', 42,
      'release-infra:services.payin-api.blue.image = 42: must be a string: <registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0'),
+    ('test', 'environment', 'dev',
+     'release-infra:environment = "dev": the test stack is the test environment; only a stack of another name (not dev, prod, sandbox, test) may choose its environment'),
     ('dev', 'services.payin-api.standby', {'policy': 'cold'},
      'release-infra:services.payin-api.standby.policy = "cold": input should be \'warm\' or \'scaled-down\''),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down'},
@@ -115,6 +117,10 @@ BAD_CONFIG = [
      'release-infra:services.payin-api.standby.colour = "blue": the active colour cannot be scaled down; set standby.policy to warm and update before switching to it'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '2026-11-22T11:30:00Z'},
      'release-infra:services.payin-api.standby.since = "2026-11-22T11:30:00+00:00": the standby stays runnable for the 60-minute manual-rollback window: scale it down after 2026-11-22 12:30 UTC'),
+    ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '2026-11-22T16:30:00+05:00'},
+     'release-infra:services.payin-api.standby.since = "2026-11-22T16:30:00+05:00": the standby stays runnable for the 60-minute manual-rollback window: scale it down after 2026-11-22 12:30 UTC'),
+    ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '9999-12-31T23:30:00Z'},
+     'release-infra:services.payin-api.standby.since = "9999-12-31T23:30:00+00:00": is in the future (now is 2026-11-22 12:00 UTC): when the standby colour stopped taking traffic'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': 'yesterday'},
      'release-infra:services.payin-api.standby.since = "yesterday": input should be a valid datetime or date, input is too short'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '2026-11-01T10:00:00'},
@@ -129,6 +135,10 @@ def test_every_real_stack_loads(stack: str) -> None:
     loaded = settings(stack)
     assert loaded.environment.value == stack
     assert set(loaded.services) <= set(catalogue().services)
+
+
+def test_a_stack_of_another_name_chooses_its_environment() -> None:
+    assert settings("prod-eu", stack_config("prod")).environment.value == "prod"
 
 
 def test_enough_distinct_bad_config_cases() -> None:
