@@ -107,7 +107,9 @@ def test_deployment_events_carry_the_release_and_no_secret() -> None:
 def test_a_preview_registers_the_same_resources() -> None:
     stack_settings = settings("prod")
     alerting = load_alerting("prod", stack_settings.environment, None, SECRETS, live=False)
-    run = run_program(lambda: Alerting("prod-alerting", stack_settings, alerting, catalogue(),
-                                       {k: pulumi.Output.secret(v) for k, v in SECRETS.items()}),
-                      stack="prod", config={}, preview=True)
-    assert Counter(r.kind for r in run.registrations)["DeploymentEvents"] == 3
+    runs = [run_program(lambda: Alerting("prod-alerting", stack_settings, alerting, catalogue(),
+                                         {k: pulumi.Output.secret(v) for k, v in SECRETS.items()}),
+                        stack="prod", config={}, preview=preview) for preview in (True, False)]
+    previewed, updated = (sorted((r.kind, r.name) for r in run.registrations) for run in runs)
+    assert previewed == updated
+    assert Counter(kind for kind, _ in previewed)["DeploymentEvents"] == 3

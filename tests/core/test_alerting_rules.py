@@ -114,7 +114,7 @@ def test_post_deploy_alerts_are_deployment_failures() -> None:
 
 
 def test_numbers_are_written_exactly() -> None:
-    assert 14.4 * (100 - 99.9) / 100 != 0.0144  # what plain floats would write
+    # Plain floats would write 14.4 * (100 - 99.9) / 100 as 0.014400000000000081.
     assert "> 0.0144 and" in alerts(specs("prod")["payin-api"])["ErrorBudgetBurnFast"]["expr"]
     assert number(10.0) == "10" and number(0.00001) == "0.00001"
 

@@ -113,8 +113,14 @@ def test_a_release_after_an_applied_contract_is_not_held_back_again() -> None:
 
 def test_skipping_past_a_contract_release_is_guarded_too() -> None:
     before = outputs_of("prod")
-    with pytest.raises(ConfigError, match="includes the contract release 3.0.0"):
+    with pytest.raises(ConfigError) as raised:
         migrate("prod", promote(stack_config("prod"), "blue", "e2e2e2e-v3.2.0"), before)
+    skipped = ('release-infra:services.payin-api.blue.image = "registry.pay.internal/payin-api:e2e2e2e-v3.2.0": 3.2.0 '
+               "includes the contract release 3.0.0, which drops schema that the expand release 2.4.0 replaced; both "
+               "colours must run 2.4.0 or later first, and {colour} runs {version} (a rollback to it would meet a "
+               "schema it cannot read): put 2.4.0 or later on {colour} and update before this release")
+    assert str(raised.value) == 'invalid config for stack "prod": ' + "; ".join(
+        skipped.format(colour=colour, version=version) for colour, version in (("blue", "2.2.4"), ("green", "2.3.0")))
 
 
 def test_the_job_runs_the_new_image_once_with_restricted_security_and_the_database_secret() -> None:
@@ -142,8 +148,13 @@ def test_outputs_of_an_older_schema_are_read_without_a_migration_record() -> Non
     old = outputs_of("prod")
     del old["migrations"]
     assert previous_releases(old)["payin-api"].migrated is None
-    with pytest.raises(ConfigError, match="last migrated payin-api to 2.3.0"):
+    with pytest.raises(ConfigError) as raised:
         migrate("prod", promote(stack_config("prod"), "blue", "0a0a0a0-v2.2.0"), old)
+    assert str(raised.value) == (
+        'invalid config for stack "prod": release-infra:services.payin-api.blue.image = '
+        '"registry.pay.internal/payin-api:0a0a0a0-v2.2.0": migrations only move forward: prod last migrated payin-api '
+        "to 2.3.0 (registry.pay.internal/payin-api:a1b2c3d-v2.3.0); an older image cannot run its migrations; "
+        "deploy 2.3.0 or later")
 
 
 @pytest.mark.parametrize(("value", "live", "message"), [

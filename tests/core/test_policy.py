@@ -60,39 +60,55 @@ def test_other_environments_deploy_continuously_unless_configured() -> None:
     assert configured.release_policy.no_deploy_weekdays == ["friday"]
 
 
+FLAG_NAMES = ("flags are named {product}-{feature} (lowercase, digits and '-'), product one of the catalogue's: "
+              "merchant, payin, payout")
+FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and only with it"
+
+
 @pytest.mark.parametrize("path, value, message", [
-    ("release_policy.train", None, 'release-infra:release_policy.train = null: prod follows the weekly release train'),
+    ("release_policy.train", None, 'release-infra:release_policy.train = null: prod follows the weekly release train; '
+     "set its window (weekday, start, duration_minutes) or leave the defaults"),
     ("release_policy.no_deploy_weekdays", ["monday"],
-     'release-infra:release_policy.no_deploy_weekdays = ["monday"]: prod never deploys on a Friday'),
+     'release-infra:release_policy.no_deploy_weekdays = ["monday"]: prod never deploys on a Friday; the list must '
+     "include friday"),
     ("release_policy.canary_for_high_risk", False,
-     "release-infra:release_policy.canary_for_high_risk = false: prod releases high-risk services as canaries"),
+     "release-infra:release_policy.canary_for_high_risk = false: prod releases high-risk services as canaries; it "
+     "cannot be switched off"),
     ("release_policy.train", {"weekday": "friday"},
      'release-infra:release_policy.train.weekday = "friday": the train cannot run on a no-deploy day'),
-    ("release_policy.train", {"start": "25:00"}, "release-infra:release_policy.train.start = \"25:00\": input should"),
+    ("release_policy.train", {"start": "25:00"},
+     'release-infra:release_policy.train.start = "25:00": input should be in a valid time format, hour value is '
+     "outside expected range of 0-23"),
     ("release_policy.freezes", [{"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", "reason": "BF"}],
-     "release-infra:release_policy.freezes[0]"),
+     'release-infra:release_policy.freezes[0] = {"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", '
+     '"reason": "BF"}: end must be after start'),
     ("release_policy.trian", {}, "release-infra:release_policy.trian = {}: unknown key (a typo?)"),
     ("feature_flags", {"refunds-fast-path": {"rollout_percent": 5}},
-     'release-infra:feature_flags = "refunds-fast-path": flags are named {product}-{feature}'),
-    ("feature_flags", {"payin": {"rollout_percent": 5}}, 'release-infra:feature_flags = "payin": flags are named'),
+     'release-infra:feature_flags = "refunds-fast-path": ' + FLAG_NAMES),
+    ("feature_flags", {"payin": {"rollout_percent": 5}}, 'release-infra:feature_flags = "payin": ' + FLAG_NAMES),
     ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 100}},
-     "full_rollout_since (a date) goes with rollout_percent 100"),
+     'release-infra:feature_flags.payin-webhook-v2 = {"rollout_percent": 100}: ' + FULL_ROLLOUT),
     ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 50, "full_rollout_since": "2026-10-01"}},
-     "full_rollout_since (a date) goes with rollout_percent 100"),
+     'release-infra:feature_flags.payin-webhook-v2 = {"rollout_percent": 50, "full_rollout_since": "2026-10-01"}: '
+     + FULL_ROLLOUT),
     ("emergency_change", {"id": "INC-1", "approver": "cdo", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
-                          "review_due": "2026-11-28T15:00:01Z"}, "at most 24 hours after it"),
+                          "review_due": "2026-11-28T15:00:01Z"},
+     'release-infra:emergency_change = {"id": "INC-1", "approver": "cdo", "reason": "P1", "approved_at": '
+     '"2026-11-27T15:00:00Z", "review_due": "2026-11-28T1...: review_due must be after approved_at and at most 24 '
+     "hours after it"),
     ("emergency_change", {"id": "INC-1", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
                           "review_due": "2026-11-28T09:00:00Z"},
      "release-infra:emergency_change.approver is missing: required"),
     ("emergency_change", {"id": "INC-1", "approver": " ", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
-                          "review_due": "2026-11-28T09:00:00Z"}, "release-infra:emergency_change.approver"),
-    ("upstream_stack", "prod", 'release-infra:upstream_stack = "prod": names the stack that images are promoted from'),
+                          "review_due": "2026-11-28T09:00:00Z"},
+     'release-infra:emergency_change.approver = " ": string should have at least 1 character'),
+    ("upstream_stack", "prod",
+     'release-infra:upstream_stack = "prod": names the stack that images are promoted from, not this one'),
 ])
 def test_policy_config_against_the_standard(path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load_policy("prod", "prod", prod_with(path, value), catalogue())
-    assert str(raised.value).startswith('invalid config for stack "prod": ')
-    assert message in str(raised.value)
+    assert str(raised.value) == 'invalid config for stack "prod": ' + message
 
 
 def test_flag_names_use_catalogue_products() -> None:
@@ -366,8 +382,12 @@ def test_flags_below_full_rollout_are_not_reported() -> None:
 
 
 def test_the_tag_rule_is_the_settings_rule() -> None:
-    with pytest.raises(ConfigError, match="'latest' is a mutable tag"):
+    with pytest.raises(ConfigError) as raised:
         settings("prod", prod_with("services.merchant-api.blue.image", "registry.pay.internal/merchant-api:latest"))
+    assert str(raised.value) == (
+        'invalid config for stack "prod": release-infra:services.merchant-api.blue.image = '
+        "\"registry.pay.internal/merchant-api:latest\": 'latest' is a mutable tag; expected "
+        "<registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0")
 
 
 def test_a_pinned_clock_must_name_its_zone() -> None:

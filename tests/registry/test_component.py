@@ -135,17 +135,24 @@ def test_absent_key_means_no_job_and_defaults_follow_the_seed():
      'release-infra:retention.image = "docker.io/acme/retention:a1b2c3d-v1.0.0": must come from the private '
      'registry registry.pay.internal'),
     ({"protect_stacks": ["prod"]}, {}, False,
-     "must name each of sandbox, dev, test, prod once"),
+     'release-infra:retention.protect_stacks = ["prod"]: must name each of sandbox, dev, test, prod once: an image '
+     "any environment runs must never be deleted (missing: sandbox, dev, test)"),
     ({"keep_lats": 20}, {}, False, "release-infra:retention.keep_lats = 20: unknown key (a typo?)"),
     ({}, {}, True, "release-infra:retention_registry_password is missing: the registry password"),
-    ({}, {"retention_registry_password": ""}, False, 'release-infra:retention_registry_password = "[secret]"'),
+    ({}, {"retention_registry_password": ""}, False,
+     'release-infra:retention_registry_password = "[secret]": must be the registry password of the retention user'),
     ("weekly", {}, False, 'release-infra:retention = "weekly": must be an object of retention settings'),
-    (None, {"retention_registry_password": "x"}, False, "is set but release-infra:retention is not"),
+    (None, {"retention_registry_password": "x"}, False,
+     'release-infra:retention_registry_password = "[secret]": is set but release-infra:retention is not; set both '
+     "to run the retention job, or neither"),
+    ({"registry_url": "https://retention:hunter2@registry.pay.internal"}, {}, False,
+     'release-infra:retention.registry_url = "https://[secret]@registry.pay.internal": must be the registry\'s base '
+     "URL without credentials, e.g. https://registry.pay.internal"),
 ])
 def test_bad_settings_name_the_key_and_what_is_allowed(raw, secrets, live, message):
-    with pytest.raises(ConfigError, match="^invalid config for stack \"prod\": ") as error:
+    with pytest.raises(ConfigError) as error:
         load_retention("prod", raw, secrets, "registry.pay.internal", live=live)
-    assert message in str(error.value)
+    assert str(error.value).startswith('invalid config for stack "prod": ' + message)
     assert "hunter2" not in str(error.value)
 
 
@@ -160,7 +167,17 @@ def test_the_job_gets_each_stacks_images_and_digests_and_nothing_a_colour_switch
     assert protected_view(flipped) == view
 
 
-@pytest.mark.parametrize("unreadable", [None, [], {"schema_version": "1.1"}, {"services": {"x": "y"}}])
-def test_unreadable_outputs_reach_the_tool_as_they_are_for_it_to_refuse(unreadable) -> None:
-    with pytest.raises(RetentionError):
+NO_SCHEMA = "view: schema_version = None: expected 1.x stack outputs (schemas/stack-outputs.v1.schema.json)"
+
+
+@pytest.mark.parametrize("unreadable, refusal", [
+    (None, NO_SCHEMA),
+    ([], NO_SCHEMA),
+    ({"services": {"x": {"colours": {}}}}, NO_SCHEMA),
+    ({"schema_version": "1.1"}, "view: services must be a non-empty object; a stack runs at least one service"),
+    ({"schema_version": "1.0", "services": {"x": "y"}}, "view: services.x.colours must be an object of colours"),
+])
+def test_unreadable_outputs_give_a_view_the_tool_refuses_rather_than_protect_less(unreadable, refusal) -> None:
+    with pytest.raises(RetentionError) as raised:
         protected_from_outputs(protected_view(unreadable), "view")
+    assert str(raised.value) == refusal

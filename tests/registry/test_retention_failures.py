@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from release_infra_tools.registry import RegistryClient, RegistryError
 from release_infra_tools.retention import main
 from tests.registry.harness import ROOT, Image, Registry, free_port, push_all
 from tests.registry.test_retention_tool import T0, build, tag
+from tests.registry.token_service import FlakyProxy, flaky_proxy
 
 
 def command(registry_url: str, outputs: list[Path], *extra: str) -> list[str]:
@@ -34,31 +34,39 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(registry, stack_outpu
     push_all(registry, images)
     expected = {f"service-{r}": {tag(i) for i in range(130, 150)} for r in range(3)}
     before = count_tags(registry)
-    process = subprocess.Popen(command(registry.url, stack_output_files, "--apply", "--workers", "2"), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if kill_when == "during the scan":
-            time.sleep(0.3)
-        else:
-            with registry.client() as http:
-                while process.poll() is None and \
-                        len(http.get("/v2/service-0/tags/list?n=1000").json().get("tags") or []) == 150:
-                    time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-        assert process.returncode == -signal.SIGKILL, "the tool finished before it could be killed"
-        interrupted = count_tags(registry)
-        if kill_when == "during the scan":
-            assert interrupted == before
-        else:
-            assert 60 < interrupted < before  # killed part-way through deleting
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with flaky_proxy(registry.url, []) as proxy:  # passes every request through, and lists them
+        process = subprocess.Popen(command(proxy.url, stack_output_files, "--apply", "--workers", "2"), cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while process.poll() is None and time.monotonic() < deadline and not killing_point(proxy, kill_when):
+                time.sleep(0.005)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            assert process.returncode == -signal.SIGKILL, "the tool finished before it could be killed"
+            asked = list(proxy.requests)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    interrupted = count_tags(registry)
+    if kill_when == "during the scan":
+        assert any("/manifests/" in path for _, path in asked), asked  # the scan had begun
+        assert not any(method == "DELETE" for method, _ in asked)
+        assert interrupted == before
+    else:
+        assert 60 < interrupted < before  # killed part-way through deleting
     rerun = subprocess.run(command(registry.url, stack_output_files, "--apply", "--json"), cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert registry.tags() == expected
+
+
+def killing_point(proxy: FlakyProxy, kill_when: str) -> bool:
+    """Mid-scan: the tool has read some manifests (of 450); after the first deletion: it has deleted one."""
+    requests = list(proxy.requests)
+    if kill_when == "during the scan":
+        return sum("/manifests/" in path for _, path in requests) >= 20
+    return any(method == "DELETE" for method, _ in requests)
 
 
 def test_an_unreachable_registry_is_a_clear_error(stack_output_files, capsys):

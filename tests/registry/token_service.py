@@ -151,10 +151,11 @@ def pusher(registry: Registry, user: str, password: str) -> httpx.Client:
 @dataclass
 class FlakyProxy:
     """Answers ``failures`` (e.g. [429, 503]) to the first requests of every distinct method and path, then passes
-    each request through to the registry; counts what it answered itself."""
+    each request through to the registry; counts what it answered itself and lists every (method, path) asked."""
 
     url: str
     answered: dict[int, int]
+    requests: list[tuple[str, str]] = field(default_factory=list)
 
 
 @contextmanager
@@ -171,6 +172,7 @@ def flaky_proxy(upstream: str, failures: list[int]) -> Iterator[FlakyProxy]:
             with lock:
                 count = seen.get((self.command, self.path), 0)
                 seen[(self.command, self.path)] = count + 1
+                proxy.requests.append((self.command, self.path))
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             if count < len(failures):
