@@ -3,17 +3,20 @@ and the migration Job that must finish before either colour's Deployment changes
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from core.blue_green import BlueGreenPlan
+from core.blue_green import BlueGreenPlan, Role
 from core.migrations import DATABASE_URL
 
 
 class BlueGreenService(pulumi.ComponentResource):
-    """Registers a BlueGreenPlan; a colour switch reaches only the two Services, never a Deployment or the Job."""
+    """Registers a BlueGreenPlan; a colour switch reaches only the two Services, never a Deployment or the Job.
+
+    The preview Service comes from ``route_preview``, once the environment's gateways exist (see there).
+    """
 
     deployments: dict[str, k8s.apps.v1.Deployment]
     services: dict[str, k8s.core.v1.Service]
@@ -33,21 +36,31 @@ class BlueGreenService(pulumi.ComponentResource):
                                            opts=workload)
             for colour, manifest in plan.deployments.items()
         }
-        # The Services wait for both Deployments: Pulumi awaits a Deployment's rollout, so a switch onto a colour
-        # scaled up in the same update (a cold standby made active) takes traffic only once its pods are ready.
-        routing = pulumi.ResourceOptions(parent=self, depends_on=list(self.deployments.values()))
-        self.services = {
-            role: k8s.core.v1.Service(f"{name}-{role}", metadata=manifest["metadata"], spec=manifest["spec"],
-                                      opts=routing)
-            for role, manifest in plan.services.items()
-        }
+        self._name, self._plan = name, plan
+        self.services = {"active": self._routing_service("active")}
         for colour, manifest in plan.disruption_budgets.items():
             k8s.policy.v1.PodDisruptionBudget(f"{name}-{colour}", metadata=manifest["metadata"],
                                               spec=manifest["spec"], opts=child)
+
+    def route_preview(self, after: Sequence[pulumi.Resource] = ()) -> k8s.core.v1.Service:
+        """The preview Service, after ``after`` (the gateways' Deployments). At the end of a canary at 100% the
+        gateway moves from the preview Service onto the active one in the same update that switches the colours;
+        its pods not yet replaced still send every request to the preview Service, so that must keep the new
+        colour until the engine has awaited the gateway's rollout. Completes the component."""
+        self.services["preview"] = self._routing_service("preview", after)
         self.register_outputs({
             "services": {role: service.metadata["name"] for role, service in self.services.items()},
             "migration": self.migration.metadata["name"] if self.migration else None,
         })
+        return self.services["preview"]
+
+    def _routing_service(self, role: Role, after: Sequence[pulumi.Resource] = ()) -> k8s.core.v1.Service:
+        """A routing Service waits for both Deployments: Pulumi awaits a Deployment's rollout, so a switch onto a
+        colour scaled up in the same update (a cold standby made active) takes traffic only once its pods are ready."""
+        manifest = self._plan.services[role]
+        return k8s.core.v1.Service(f"{self._name}-{role}", metadata=manifest["metadata"], spec=manifest["spec"],
+                                   opts=pulumi.ResourceOptions(parent=self,
+                                                               depends_on=[*self.deployments.values(), *after]))
 
     def _migration(self, name: str, plan: BlueGreenPlan, database_url: Optional[pulumi.Input[str]],
                    keep_finished_jobs: bool) -> k8s.batch.v1.Job:

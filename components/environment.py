@@ -61,11 +61,15 @@ class Environment(pulumi.ComponentResource):
                 keep_finished_jobs=settings.cluster is not None)
             for service in settings.services
         }
+        # Switching colours at the end of a canary: active Services, then the gateways' rollout, then the preview
+        # Services (BlueGreenService.route_preview), so no gateway pod sends a request to the colour switched away.
         self.gateways = {
             role: KrakenDGateway(f"{name}-{gateway_name(role)}", gateway_workload.plan(settings, catalogue, role),
-                                 opts=inside)
+                                 opts=inside, after=[pair.services["active"] for pair in self.services.values()])
             for role in gateway_roles(settings)
         }
+        for pair in self.services.values():
+            pair.route_preview(after=[gateway.deployment for gateway in self.gateways.values()])
         self.alerting = None if alerting is None else Alerting(
             f"{name}-alerting", settings, alerting, catalogue, alerting_secrets or {}, releases=self.services,
             opts=inside)

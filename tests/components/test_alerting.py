@@ -33,6 +33,8 @@ def register(stack: str = "prod", secrets: dict | None = None, with_services: bo
             releases = {name: BlueGreenService(f"{stack}-{name}", plan(stack_settings, name,
                                                                         catalogue().services[name]))
                         for name in stack_settings.services}
+            for pair in releases.values():
+                pair.route_preview()
         return Alerting(f"{stack}-alerting", stack_settings, alerting, catalogue(), read_secrets(alerting),
                         releases=releases)
 

@@ -11,9 +11,12 @@ from tests.support.stacks import catalogue, settings
 
 
 def register_pair():
-    return run_program(lambda: BlueGreenService("dev-payin-api", plan(settings("dev"), "payin-api",
-                                                                      catalogue().services["payin-api"])),
-                       stack="dev", config={})
+    def program() -> BlueGreenService:
+        pair = BlueGreenService("dev-payin-api", plan(settings("dev"), "payin-api", catalogue().services["payin-api"]))
+        pair.route_preview()
+        return pair
+
+    return run_program(program, stack="dev", config={})
 
 
 def test_registers_a_deployment_service_pair_and_budget_per_colour() -> None:

@@ -71,7 +71,8 @@ def test_outputs_match_the_committed_schema(deployed: Project, stack: str) -> No
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_routing_services_wait_for_both_colours_deployments(deployed: Project, stack: str) -> None:
-    """So a switch onto a colour scaled up in the same update reaches it only after the engine awaited its pods."""
+    """So a switch onto a colour scaled up in the same update reaches it only after the engine awaited its pods;
+    the dependencies are the state's, as the engine recorded them."""
     resources = deployed.json("stack", "export", "--stack", stack)["deployment"]["resources"]
     deployments = {r["urn"].rsplit("::", 1)[-1]: r["urn"] for r in resources
                    if r["type"] == "kubernetes:apps/v1:Deployment"}
@@ -81,6 +82,15 @@ def test_the_routing_services_wait_for_both_colours_deployments(deployed: Projec
     for service in routing:
         name = service["urn"].rsplit("::", 1)[-1].rsplit("-", 1)[0]
         assert {deployments[f"{name}-blue"], deployments[f"{name}-green"]} <= set(service["dependencies"]), name
+    # ...and at the end of a canary: active Services, then the gateways' rollout, then the preview Services.
+    gateways = {urn for name, urn in deployments.items() if name.endswith("-deployment")}
+    assert gateways
+    for resource in resources:
+        if resource["urn"] in gateways:
+            active = {r["urn"] for r in routing if r["urn"].endswith("-active")}
+            assert active <= set(resource["dependencies"]), resource["urn"]
+        if resource in routing and resource["urn"].endswith("-preview"):
+            assert gateways <= set(resource["dependencies"]), resource["urn"]
 
 
 def test_a_colour_flip_updates_only_the_two_routing_services(deployed: Project) -> None:

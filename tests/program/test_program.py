@@ -178,6 +178,21 @@ def test_alerting_secrets_reach_only_the_receivers_secret() -> None:
     assert not any(value in run.result.model_dump_json() for value in secrets.values())
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_switch_orders_active_services_then_the_gateways_then_preview_services(stack: str) -> None:
+    """So at the end of a canary no gateway pod, old or new, sends a request to the colour switched away from."""
+    run = run_stack(stack)
+    services = [r for r in run.of_kind("Service") if any(a.kind == "BlueGreenService" for a in run.ancestors(r))]
+    active = {r.urn for r in services if r.name.endswith("-active")}
+    preview = [r for r in services if r.name.endswith("-preview")]
+    gateways = [r for r in run.of_kind("Deployment") if any(a.kind == "KrakenDGateway" for a in run.ancestors(r))]
+    assert active and preview and gateways
+    for gateway in gateways:
+        assert active <= set(gateway.dependencies), gateway.name
+    for service in preview:
+        assert {gateway.urn for gateway in gateways} <= set(service.dependencies), service.name
+
+
 @pytest.mark.parametrize(("key", "value"), [
     ("alerting_slack_incidents_url", "https://hooks.slack.com/services/T/B/plain-token"),
     ("alerting_pagerduty_routing_key", "0123456789abcdef0123456789abcdef"),
