@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal, Mapping
@@ -126,21 +127,46 @@ class CircuitBreaker(Strict):
     max_errors: int = Field(ge=1, le=1000, description="Consecutive errors that open the circuit.")
 
 
+_HOST = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+_DIGEST = r"@sha256:[0-9a-f]{64}"
+_PINNED_IMAGE = re.compile(rf"[a-z0-9][a-z0-9._/:-]*(?::\w[\w.-]{{0,127}}(?:{_DIGEST})?|{_DIGEST})")
+MOVING_TAGS = ("latest", "watch")  # KrakenD's :watch reloads its config and is for development only
+
+
+def _host(value: str) -> str:
+    """Rejected here, not by the cluster after half an update: an empty or malformed host name."""
+    if not _HOST.fullmatch(value):
+        raise ValueError("must be a host name: lowercase labels of letters, digits and '-', joined by dots")
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    """The gateway's image is pinned (a version tag or a digest): a moving tag would change what runs unseen."""
+    tag = value.rsplit("/", 1)[-1].split("@")[0].partition(":")[2]
+    if not _PINNED_IMAGE.fullmatch(value) or tag in MOVING_TAGS:
+        raise ValueError("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not "
+                         f"{' or '.join(f':{tag}' for tag in MOVING_TAGS)}")
+    return value
+
+
+Host = Annotated[str, AfterValidator(_host)]
+
+
 class Otlp(Strict):
-    host: str = Field(min_length=1)
+    host: Host
     port: int = Field(ge=1, le=65535)
 
 
 class Gateway(Strict):
     """The KrakenD gateway of one environment; unset keys take the environment's defaults."""
 
-    image: str = Field(min_length=1, description="KrakenD CE image, pinned.")
+    image: Annotated[str, AfterValidator(_pinned_image)] = Field(description="KrakenD CE image, pinned.")
     replicas: Replicas
     timeout_ms: int = Field(ge=100, le=60_000, description="End-to-end timeout of one request.")
     rate_limit: RateLimit
     circuit_breaker: CircuitBreaker
     otlp: Otlp
-    public_hosts: dict[Literal["merchants", "consumers"], str] = Field(
+    public_hosts: dict[Literal["merchants", "consumers"], Host] = Field(
         description="Host name per outside audience, served through that audience's edge ingress class.")
 
 

@@ -94,6 +94,10 @@ def test_gateway_settings_override_only_what_they_name() -> None:
     assert (gateway.timeout_ms, gateway.rate_limit.max_rate, gateway.rate_limit.client_max_rate) == (2500, 50, 100)
 
 
+PINNED = "must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not :latest or :watch"
+HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots"
+
+
 @pytest.mark.parametrize(("path", "value", "expected"), [
     ("services.payin-api.canary", {"weight": 101},
      "release-infra:services.payin-api.canary.weight = 101: input should be less than or equal to 100"),
@@ -114,6 +118,14 @@ def test_gateway_settings_override_only_what_they_name() -> None:
     ("services.payin-api.canary", {"weight": 10, "steps": [10, 50, 100]},
      "release-infra:services.payin-api.canary.steps = [10, 50, 100]: must be ascending percentages from 1 "
      "to 100, starting at 5 or below and ending at 100"),
+    ("gateway", {"image": "docker.io/devopsfaith/krakend:watch"},
+     'release-infra:gateway.image = "docker.io/devopsfaith/krakend:watch": ' + PINNED),
+    ("gateway", {"image": "docker.io/devopsfaith/krakend"},
+     'release-infra:gateway.image = "docker.io/devopsfaith/krakend": ' + PINNED),
+    ("gateway", {"public_hosts": {"merchants": ""}}, 'release-infra:gateway.public_hosts.merchants = "": ' + HOST),
+    ("gateway", {"public_hosts": {"consumers": "Consumers API"}},
+     'release-infra:gateway.public_hosts.consumers = "Consumers API": ' + HOST),
+    ("gateway", {"otlp": {"host": "otel collector"}}, 'release-infra:gateway.otlp.host = "otel collector": ' + HOST),
     ("gateway", {"timeout_ms": 0},
      "release-infra:gateway.timeout_ms = 0: input should be greater than or equal to 100"),
     ("gateway", {"rate_limit": {"max_rte": 5}}, "release-infra:gateway.rate_limit.max_rte = 5: unknown key (a typo?)"),
