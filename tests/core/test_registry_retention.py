@@ -180,6 +180,17 @@ def random_scenario(rng: random.Random) -> tuple[list[TaggedImage], list[Protect
     return images, protected, rng.randint(1, 25)
 
 
+def test_the_random_scenarios_exercise_deletion_and_protection():
+    """The sweep below proves something only if its scenarios delete, and protect what would otherwise go."""
+    deleting = saved_by_protection = 0
+    for seed in range(600):
+        images, protected, keep_last = random_scenario(random.Random(seed))
+        survivors = oracle_survivors(images, protected, keep_last)
+        deleting += bool({image.tag for image in images} - survivors)
+        saved_by_protection += bool(survivors - oracle_survivors(images, [], keep_last))
+    assert deleting >= 300 and saved_by_protection >= 50, (deleting, saved_by_protection)
+
+
 @pytest.mark.parametrize("seed", range(600))
 def test_random_scenarios_agree_with_the_oracle(seed):
     images, protected, keep_last = random_scenario(random.Random(seed))

@@ -36,6 +36,8 @@ def test_krakend_check_rejects_a_broken_config(krakend: Path, tmp_path: Path) ->
     path.write_text(json.dumps(config))
     result = subprocess.run([str(krakend), "check", "-c", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
+    assert f"endpoints[{len(config['endpoints']) - 1}] GET {config['endpoints'][0]['endpoint']} duplicates " \
+           "endpoints[0]" in result.stdout + result.stderr
 
 
 class Services:

@@ -45,7 +45,9 @@ def test_every_stacks_configuration_passes_amtool_check_config(stack: str, alert
 def test_check_config_can_fail(alertmanager_amtool: str, tmp_path: Path) -> None:
     _, _, config = stack_routing("prod")
     config["route"]["routes"][0]["routes"][0]["receiver"] = "payments-prod/release-infra/nobody"
-    assert amtool(alertmanager_amtool, "check-config", str(write(tmp_path, config))).returncode != 0
+    result = amtool(alertmanager_amtool, "check-config", str(write(tmp_path, config)))
+    assert result.returncode != 0
+    assert 'undefined receiver "payments-prod/release-infra/nobody" used in route' in result.stdout + result.stderr
 
 
 def expected_receivers(alerting: AlertingSettings, labels: dict[str, str]) -> list[str]:
