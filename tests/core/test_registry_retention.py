@@ -119,14 +119,18 @@ def test_outputs_with_a_malformed_image_name_the_key():
 
 
 @pytest.mark.parametrize("outputs, message", [
-    ([], "must be a JSON object of stack outputs"),
-    ({"schema_version": "2.0", "services": {}}, "expected 1.x stack outputs"),
-    ({"schema_version": "1.0", "services": {}}, "services must be a non-empty object"),
-    ({"schema_version": "1.0", "services": {"payin-api": {}}}, "services.payin-api.colours must be an object"),
+    ([], "must be a JSON object of stack outputs (pulumi stack output --json)"),
+    ({"schema_version": "2.0", "services": {}},
+     "schema_version = '2.0': expected 1.x stack outputs (schemas/stack-outputs.v1.schema.json)"),
+    ({"schema_version": "1.0", "services": {}},
+     "services must be a non-empty object; a stack runs at least one service"),
+    ({"schema_version": "1.0", "services": {"payin-api": {}}},
+     "services.payin-api.colours must be an object of colours"),
 ])
 def test_outputs_of_the_wrong_shape_are_refused(outputs, message):
-    with pytest.raises(RetentionError, match=message):
+    with pytest.raises(RetentionError) as raised:
         protected_from_outputs(outputs, "x.json")
+    assert str(raised.value) == f"x.json: {message}"
 
 
 # --- the oracle: the seed's rule written per tag and pairwise, with no sorting and no verdict objects ---
