@@ -10,9 +10,8 @@ from typing import Any, Collection
 MISSING = object()  # the key is absent
 NO_VALUE = object()  # the problem is with the whole source (e.g. a file that cannot be read)
 SECRET = "[secret]"  # shown instead of a value that may be a credential
-# A key named so holds a credential wherever it is written, even where it is not allowed.
-CREDENTIAL_KEY = re.compile(r"(?:.*[_-])?(?:password|passwd|token|routing_key|webhook|webhook_url)", re.IGNORECASE)
-URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s@]+@")  # the user:password@ of a URL
+# The user:password@ of a URL, with or without a scheme (up to the host's @; not an image's @sha256: digest).
+URL_CREDENTIALS = re.compile(r'(?:(?<=://)[^\s"]*|(?<![\w/:.@-])[^\s/@":]+:(?!//)[^\s/@"]+)@(?!sha256:)')
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,7 @@ class Problem:
             return f"{self.path} is missing: {self.allowed}"
         if self.value is NO_VALUE:
             return f"{self.path}: {self.allowed}"
-        last = re.split(r"[:.\[]", self.path)[-1]
-        shown = json.dumps(SECRET) if CREDENTIAL_KEY.fullmatch(last) else _show(self.value)
-        return f"{self.path} = {shown}: {self.allowed}"
+        return f"{self.path} = {_show(self.value)}: {self.allowed}"
 
 
 class ConfigError(Exception):

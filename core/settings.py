@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -14,7 +15,7 @@ from core.policy.settings import CONFIG_KEYS as POLICY_KEYS
 from core.registry.digests import CONFIG_KEYS as DIGEST_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
-from core.errors import ConfigError, Problem
+from core.errors import NO_VALUE, ConfigError, Problem
 from core.images import ImageReference, is_registry_host
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, Colour, other  # noqa: F401  (re-exported)
 from core.validation import key_path, problems_from, structured
@@ -129,23 +130,36 @@ class CircuitBreaker(Strict):
 
 _HOST = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 _DIGEST = r"@sha256:[0-9a-f]{64}"
-_PINNED_IMAGE = re.compile(rf"[a-z0-9][a-z0-9._/:-]*(?::\w[\w.-]{{0,127}}(?:{_DIGEST})?|{_DIGEST})")
+_PINNED_IMAGE = re.compile(rf"[a-z0-9][a-z0-9._/:-]*(?::\w[\w.-]{{0,127}}(?:{_DIGEST})?|{_DIGEST})", re.IGNORECASE)
 MOVING_TAGS = ("latest", "watch")  # KrakenD's :watch reloads its config and is for development only
 
 
 def _host(value: str) -> str:
-    """Rejected here, not by the cluster after half an update: an empty or malformed host name."""
+    """Rejected here, not by the cluster after half an update: an empty or malformed host name (an Ingress host
+    is a lowercase DNS name)."""
     if not _HOST.fullmatch(value):
         raise ValueError("must be a host name: lowercase labels of letters, digits and '-', joined by dots")
     return value
 
 
+def _address(value: str) -> str:
+    """A host name (a fully qualified one may end in a dot) or an IP address."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOST.fullmatch(value.removesuffix(".")):
+            raise ValueError("must be a host name (lowercase labels of letters, digits and '-', joined by dots) or "
+                             "an IP address") from None
+    return value
+
+
 def _pinned_image(value: str) -> str:
     """The gateway's image is pinned (a version tag or a digest): a moving tag would change what runs unseen."""
-    tag = value.rsplit("/", 1)[-1].split("@")[0].partition(":")[2]
-    if not _PINNED_IMAGE.fullmatch(value) or tag in MOVING_TAGS:
+    name, _, digest = value.partition("@")
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    if not _PINNED_IMAGE.fullmatch(value) or (tag in MOVING_TAGS and not digest):
         raise ValueError("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not "
-                         f"{' or '.join(f':{tag}' for tag in MOVING_TAGS)}")
+                         f"{' or '.join(f':{tag}' for tag in MOVING_TAGS)} alone")
     return value
 
 
@@ -153,7 +167,7 @@ Host = Annotated[str, AfterValidator(_host)]
 
 
 class Otlp(Strict):
-    host: Host
+    host: Annotated[str, AfterValidator(_address)]
     port: int = Field(ge=1, le=65535)
 
 
@@ -274,7 +288,7 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
         if key in SEPARATELY_VALIDATED:
             continue
         if key not in CONFIG_KEYS:
-            problems.append(Problem(prefix + key, value, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
+            problems.append(Problem(prefix + key, NO_VALUE, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
             continue
         raw[key] = structured(value)
     try:

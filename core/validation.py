@@ -24,10 +24,11 @@ def key_path(prefix: str, location: tuple[Any, ...]) -> str:
 
 
 def problems_from(error: ValidationError, prefix: str) -> list[Problem]:
+    """One Problem per error. An unknown key's value is not shown: it may be a credential under a mistyped name."""
     problems = []
     for item in error.errors(include_url=False):
         location = tuple(item["loc"])
-        value = MISSING if item["type"] == "missing" else item.get("input")
+        value = {"missing": MISSING, "extra_forbidden": NO_VALUE}.get(item["type"], item.get("input"))
         allowed = _allowed(item)
         problems.append(Problem(key_path(prefix, location), value, allowed))
     return problems

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, Field, ValidationError
 
 from core.catalogue import Strict
-from core.errors import MISSING, ConfigError, Problem
+from core.errors import MISSING, NO_VALUE, ConfigError, Problem
 from core.names import EnvironmentName
 from core.validation import key_path, problems_from
 
@@ -167,7 +167,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
     merged = _merge(defaults(kind) if kind in ("sandbox", "dev", "test", "prod") else {}, raw)
     for name in raw:
         if name not in USER_KEYS:
-            problems.append(Problem(path(KEY, name), raw[name], f"unknown key; known keys are {', '.join(USER_KEYS)}"))
+            problems.append(Problem(path(KEY, name), NO_VALUE, f"unknown key; known keys are {', '.join(USER_KEYS)}"))
             merged.pop(name, None)
     configured = frozenset(key for key, value in secrets.items() if key in SECRET_KEYS and value is not None)
     problems += [problem for key in sorted(configured) if (problem := _secret_problem(key, secrets[key]))]

@@ -79,7 +79,7 @@ BAD = [
     ({"thresholds": {"p99_rollback_seconds": 5}},
      'release-infra:alerting.thresholds.p99_rollback_seconds = 5.0: must be below p99_critical_seconds (5)'),
     ({"thresholds": {"eror_rate_critical_percent": 5}},
-     'release-infra:alerting.thresholds.eror_rate_critical_percent = 5: unknown key (a typo?)'),
+     'release-infra:alerting.thresholds.eror_rate_critical_percent: unknown key (a typo?)'),
     ({"slo_percent": 100}, 'release-infra:alerting.slo_percent = 100: input should be less than 100'),
     ({"slo_percent": 0}, 'release-infra:alerting.slo_percent = 0: input should be greater than 0'),
     ({"slo_percent": -3}, 'release-infra:alerting.slo_percent = -3: input should be greater than 0'),
@@ -103,7 +103,7 @@ BAD = [
     ({"alertmanager_url": "http://ops:hunter2@alertmanager:9093"},
      'release-infra:alerting.alertmanager_url = "http://[secret]@alertmanager:9093": must be an http(s) URL without '
      "credentials, e.g. http://alertmanager.monitoring:9093"),
-    ({"stack": "prod"}, 'release-infra:alerting.stack = "prod": unknown key; known keys are slo_percent, '
+    ({"stack": "prod"}, 'release-infra:alerting.stack: unknown key; known keys are slo_percent, '
                         'min_request_rate, page_on_call, metrics_not_reporting_severity, post_deploy_window_minutes, '
                         'thresholds, channels, alertmanager_url'),
     (["slo_percent"], 'release-infra:alerting = ["slo_percent"]: must be an object of alerting settings'),

@@ -8,24 +8,32 @@ from core.errors import MISSING, ConfigError, Problem
 from core.policy.rules import PolicyViolation
 from core.registry.digests import load_image_digests
 from core.registry.settings import load_retention
+from core.alerting.settings import load_alerting
+from tests.support.stacks import settings, stack_config
 
 
-def test_a_value_under_a_credential_name_is_shown_as_secret_wherever_it_is_written() -> None:
-    assert str(Problem("release-infra:retention.password", "hunter2", "unknown key (a typo?)")) == \
-        'release-infra:retention.password = "[secret]": unknown key (a typo?)'
-    assert str(Problem("release-infra:alerting.pagerduty_routing_key", "0123abcd", "unknown key (a typo?)")) == \
-        'release-infra:alerting.pagerduty_routing_key = "[secret]": unknown key (a typo?)'
-    assert str(Problem("release-infra:alerting.slack_webhook", "https://hooks.slack.com/x", "unknown key")) == \
-        'release-infra:alerting.slack_webhook = "[secret]": unknown key'
-    assert str(Problem("release-infra:gateway.timeout_ms", 0, "at least 100")) == \
-        "release-infra:gateway.timeout_ms = 0: at least 100"
-    assert str(Problem("release-infra:feature_flags.payin-webhook-v2", {"rollout_percent": 5}, "bad")) == \
-        'release-infra:feature_flags.payin-webhook-v2 = {"rollout_percent": 5}: bad'  # a name, not a credential
+@pytest.mark.parametrize(("load", "expected"), [
+    (lambda: settings("prod", {**stack_config("prod"), "alerting_slack_deployment_url": "https://x/T/B/PLAINTOKEN"}),
+     "release-infra:alerting_slack_deployment_url: unknown key; known keys are "),
+    (lambda: load_retention("prod", {"password": "PLAINTOKEN"}, {}, "registry.pay.internal", live=False),
+     "release-infra:retention.password: unknown key (a typo?)"),
+    (lambda: load_alerting("prod", settings("prod").environment, {"pagerduty_key": "PLAINTOKEN"}, {}, live=False),
+     "release-infra:alerting.pagerduty_key: unknown key; known keys are "),
+])
+def test_an_unknown_keys_value_is_never_shown_it_may_be_a_credential(load, expected) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load()
+    assert expected in str(raised.value) and "PLAINTOKEN" not in str(raised.value)
 
 
 def test_credentials_in_a_url_are_not_shown() -> None:
-    shown = str(Problem("release-infra:alerting.alertmanager_url", "http://ops:hunter2@alertmanager:9093/x", "bad"))
-    assert shown == 'release-infra:alerting.alertmanager_url = "http://[secret]@alertmanager:9093/x": bad'
+    for value, shown in (("http://ops:hunter2@alertmanager:9093/x", "http://[secret]@alertmanager:9093/x"),
+                         ("http://ops:p@ss@alertmanager:9093", "http://[secret]@alertmanager:9093"),
+                         ("postgresql://app:ab/cd@db/payin", "postgresql://[secret]@db/payin"),
+                         ("ci:hunter2@registry.pay.internal", "[secret]@registry.pay.internal")):
+        assert str(Problem("release-infra:x", value, "bad")) == f'release-infra:x = "{shown}": bad'
+    digest = "registry.pay.internal/payin-api:a1b2c3d-v2.3.0@sha256:" + "a" * 64  # an image, no credential
+    assert str(Problem("release-infra:x", digest, "bad")) == f'release-infra:x = "{digest}": bad'
 
 
 @pytest.mark.parametrize("load", [

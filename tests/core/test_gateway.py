@@ -94,8 +94,22 @@ def test_gateway_settings_override_only_what_they_name() -> None:
     assert (gateway.timeout_ms, gateway.rate_limit.max_rate, gateway.rate_limit.client_max_rate) == (2500, 50, 100)
 
 
-PINNED = "must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not :latest or :watch"
+PINNED = ("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not :latest or :watch "
+          "alone")
 HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots"
+
+
+@pytest.mark.parametrize("gateway", [
+    {"image": "registry.pay.internal:5000/krakend:2.13.1@sha256:" + "a" * 64},
+    {"image": "docker.io/devopsfaith/krakend:latest@sha256:" + "b" * 64},  # the digest pins it
+    {"image": "Registry.Pay.Internal/krakend:2.13.1"},
+    {"otlp": {"host": "otel-collector.monitoring.svc.cluster.local.", "port": 4317}},
+    {"otlp": {"host": "fd00::1", "port": 4317}},
+    {"otlp": {"host": "10.0.0.7", "port": 4317}},
+])
+def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
+    loaded = settings("dev", set_path(stack_config("dev"), "gateway", gateway)).gateway.model_dump()
+    assert {key: loaded[key] for key in gateway} == gateway
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
@@ -125,10 +139,12 @@ HOST = "must be a host name: lowercase labels of letters, digits and '-', joined
     ("gateway", {"public_hosts": {"merchants": ""}}, 'release-infra:gateway.public_hosts.merchants = "": ' + HOST),
     ("gateway", {"public_hosts": {"consumers": "Consumers API"}},
      'release-infra:gateway.public_hosts.consumers = "Consumers API": ' + HOST),
-    ("gateway", {"otlp": {"host": "otel collector"}}, 'release-infra:gateway.otlp.host = "otel collector": ' + HOST),
+    ("gateway", {"otlp": {"host": "otel collector"}},
+     'release-infra:gateway.otlp.host = "otel collector": must be a host name (lowercase labels of letters, digits '
+     "and '-', joined by dots) or an IP address"),
     ("gateway", {"timeout_ms": 0},
      "release-infra:gateway.timeout_ms = 0: input should be greater than or equal to 100"),
-    ("gateway", {"rate_limit": {"max_rte": 5}}, "release-infra:gateway.rate_limit.max_rte = 5: unknown key (a typo?)"),
+    ("gateway", {"rate_limit": {"max_rte": 5}}, "release-infra:gateway.rate_limit.max_rte: unknown key (a typo?)"),
 ])
 def test_bad_gateway_and_canary_config(path: str, value: object, expected: str) -> None:
     with pytest.raises(ConfigError) as raised:

@@ -9,7 +9,8 @@ import pytest
 from pulumi import RunError
 from pulumi.runtime.proto import engine_pb2
 
-from infra.program import main, quiet_sdk_debug
+from core.settings import KNOWN_KEYS
+from infra.program import SECRET_CONFIG_KEYS, main, quiet_sdk_debug
 from tests.support.mock_engine import Run, run_program
 from tests.support.stacks import NOW, STACKS, catalogue, set_path, stack_config, upstream_outputs
 
@@ -211,12 +212,17 @@ def test_a_credential_in_plain_text_is_refused_before_anything_is_registered(key
     assert "plain text" not in str(secret.error)
 
 
+def test_every_credential_key_is_a_known_key() -> None:
+    """Else a correctly named credential would be reported as an unknown key."""
+    assert set(SECRET_CONFIG_KEYS) <= set(KNOWN_KEYS)
+
+
 def test_a_secret_under_a_mistyped_key_is_refused_without_showing_it() -> None:
     key, value = "alerting_slack_deployment_url", "https://hooks.slack.com/services/T/B/mistyped-token"
     run = run_program(lambda: main(now=lambda: NOW), stack="prod", config={**stack_config("prod"), key: value},
                       keep_error=True, secret_keys=(key,))
     assert isinstance(run.error, RunError) and run.registrations == []
-    assert f'release-infra:{key} = "[secret]": unknown key' in str(run.error)
+    assert f'release-infra:{key}: unknown key' in str(run.error)
     assert "mistyped-token" not in str(run.error)
 
 
