@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable
+from typing import Any, Collection, Iterable
 
 from pydantic import ValidationError
 
-from core.errors import MISSING, NO_VALUE, ConfigError, Problem
+from core.errors import MISSING, NO_VALUE, SECRET, ConfigError, Problem
 
 
 def key_path(prefix: str, location: tuple[Any, ...]) -> str:
@@ -44,12 +44,12 @@ def structured(value: Any) -> Any:
     return value
 
 
-def refuse_plain_text_secrets(stack: str, prefix: str, keys: Iterable[str], encrypted: Callable[[str], bool]) -> None:
+def refuse_plain_text_secrets(stack: str, prefix: str, keys: Iterable[str], encrypted: Collection[str]) -> None:
     """Every secret key a stack sets must have been set with ``--secret``: a value in plain text sits readable in
     the stack file and its history, so it is refused, and rotated, before anything uses it. The value is never
     shown. Pulumi counts an object as secret when any part of it is, so for an object this checks that much."""
-    problems = [Problem(f"{prefix}{key}", "[secret]", f"is in plain text in the stack file: set it with pulumi config "
-                        f"set --secret {key} ... and rotate it") for key in keys if not encrypted(key)]
+    problems = [Problem(f"{prefix}{key}", SECRET, f"is in plain text in the stack file: set it with pulumi config "
+                        f"set --secret {key} ... and rotate it") for key in keys if key not in encrypted]
     if problems:
         raise ConfigError(f'stack "{stack}"', problems)
 

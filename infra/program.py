@@ -69,11 +69,12 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     stack = pulumi.get_stack()
     catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
     config = stack_config()
+    encrypted = {key for key in config if runtime_config.is_config_secret(f"{PROJECT}:{key}")}  # set with --secret
     try:
         moment = release_policy.current_time(now)
         catalogue = Catalogue.load(catalogue_file)
         refuse_plain_text_secrets(stack, f"{PROJECT}:", [key for key in SECRET_CONFIG_KEYS if key in config],
-                                  lambda key: runtime_config.is_config_secret(f"{PROJECT}:{key}"))
+                                  encrypted)
         settings = load_settings(stack, config, catalogue, moment)
         alerting = load_alerting(stack, settings.environment, config.get("alerting"),
                                  {key: config[key] for key in SECRET_KEYS if key in config},
@@ -94,8 +95,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         migrations = migration_plan(settings, catalogue, previous_releases(previous), pins)
         databases = load_databases(settings, catalogue, config.get(DATABASES_KEY))
     except ConfigError as error:
-        secret_keys = [key for key in config if runtime_config.is_config_secret(f"{PROJECT}:{key}")]
-        raise pulumi.RunError(str(error.redacted(f"{PROJECT}:", secret_keys))) from None
+        raise pulumi.RunError(str(error.redacted(f"{PROJECT}:", encrypted))) from None
     provider = kubernetes_provider(settings)
     outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
     Environment(settings.environment.value, pin(settings, pins), catalogue,

@@ -234,14 +234,9 @@ def undo(environments: Environments, now: Target, changes: dict[str, str], messa
     left and what finishes the job, instead of a bare engine error that hides both."""
     try:
         updated(environments, now, changes, message)
-    except StackError as error:
-        kind = failure_kind(failure)
+    except StackError as error:  # Ctrl-C and engine errors keep their kind; anything else is a failed check
+        kind = next((kind for kind in (Interrupted, StackError) if isinstance(failure, kind)), CheckFailed)
         raise kind(f"{undoing} failed too ({error}): {left}") from None
-
-
-def failure_kind(failure: Exception) -> type[Exception]:
-    """What a failure is reported as: Ctrl-C and engine errors keep their kind, everything else is a check."""
-    return next((kind for kind in (Interrupted, StackError) if isinstance(failure, kind)), CheckFailed)
 
 
 def bake(prometheus: Prometheus, now: Target, options: ReleaseOptions, number: int, weight: int, candidate: str,
