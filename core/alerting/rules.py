@@ -358,13 +358,15 @@ class _Rules:
             f"exists): requests to {svc} fail.",
             color=active)]
         if self.release.standby.policy == "warm":
+            standby_up = f"up{{{self.sel(color=standby)}}}"
             result.append(self.alert(
                 "StandbyColourDown",
-                f"max by (namespace, app, color) (up{{{self.sel(color=standby)}}}) == 0",
+                f"max by (namespace, app, color) ({standby_up}) == 0 or absent({standby_up})",
                 "warning",
                 f"{svc} in {env}: the standby colour {standby} is down; a rollback would fail",
-                f"No pod of {svc}-{standby} answers: the manual rollback the standard promises for an hour after a "
-                "deploy (seed 000 §4) would switch traffic to nothing.",
+                f"No pod of {svc}-{standby} answers its metrics scrape (or none exists, e.g. all pending): the "
+                "manual rollback the standard promises for an hour after a deploy (seed 000 §4) would switch "
+                "traffic to nothing.",
                 color=standby))
         result += [
             self.alert(

@@ -278,6 +278,8 @@ class Service:
             alert = "StandbyColourDown"
             self.fires(alert, [self.up(self.active, 1, minutes), self.up(self.standby, 0, minutes)], 0,
                        self.labels(color=self.standby))
+            # No pod of the standby at all (pending, unschedulable): no `up` series, still down.
+            self.fires(alert, [self.up(self.active, 1, minutes)], 0, self.labels(color=self.standby))
             self.silent(alert, [self.up(self.active, 1, minutes), self.up(self.standby, 1, minutes)], 0)
         alert = "MetricsNotReporting"
         self.fires(alert, [series("http_requests_total", self.labels(color=self.active, code="200"),
