@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 from pulumi import automation as auto
@@ -99,9 +99,17 @@ class Environments:
         """
         self.require(environment)
         before = self.config(environment) if before is None else before
-        for path, value in changes.items():
-            self._call(lambda: self.workspace.set_config(environment, path, auto.ConfigValue(value), path=True),
-                       f"set {path} on {environment}")
+        done: list[str] = []
+        try:
+            for path, value in changes.items():
+                self._call(lambda: self.workspace.set_config(environment, path, auto.ConfigValue(value), path=True),
+                           f"set {path} on {environment}")
+                done.append(path)
+        except StackError as error:
+            # A half-set change is another change: a canary's rollback (active and weight) with only the colour
+            # set would promote the canary on the next update.
+            self._restore(environment, before, done)
+            raise StackError(f"{error}; the config is as it was, nothing was updated") from None
         started = time.monotonic()
         try:
             result = self._up(environment, message)
@@ -134,8 +142,8 @@ class Environments:
         return (f"update of {environment} was interrupted: its config was put back and applied again, so the "
                 "stack is as it was before that update")
 
-    def _restore(self, environment: str, before: Mapping[str, Any], changes: Mapping[str, str]) -> None:
-        for path in changes:
+    def _restore(self, environment: str, before: Mapping[str, Any], paths: Iterable[str]) -> None:
+        for path in paths:
             previous = _lookup(before, path)
             if previous is not None:
                 self.workspace.set_config(environment, path, auto.ConfigValue(str(previous)), path=True)

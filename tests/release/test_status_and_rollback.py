@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from release_infra_tools.stacks import Environments, StackError
 from tests.release.conftest import ENVIRONMENT, RELEASE, SERVICE, release, services
 from tests.support.engine import Project
 from tests.support.stacks import STACKS
@@ -162,6 +163,27 @@ def test_a_stack_with_pending_operations_is_refused_before_anything_changes(depl
             f"{ENVIRONMENT}-{SERVICE}-active); run `pulumi refresh --stack {ENVIRONMENT}`") in run.stderr
     assert run.stdout == ""  # refused before the first update
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+
+
+def test_a_change_the_cli_half_sets_is_put_back_whole_and_nothing_is_updated(deployed: Project,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two paths, the second refused by `pulumi config set` itself: the first must not stay set, or a canary's
+    rollback (colour and weight) with only the colour set would promote the canary on the next update."""
+    for name, value in deployed.env.items():
+        monkeypatch.setenv(name, value)
+    stack_file = deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml"
+    before, updates = stack_file.read_text(), len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
+    active = services(deployed)[SERVICE]["active_colour"]
+    standby = "green" if active == "blue" else "blue"
+    changes = {f"services.{SERVICE}.active": standby, f"services.{SERVICE}.active.weight": "0"}  # a string, no map
+    with pytest.raises(StackError) as raised:
+        Environments(deployed.directory).update(ENVIRONMENT, changes, "half-set change")
+    assert str(raised.value) == (f"cannot set services.{SERVICE}.active.weight on {ENVIRONMENT}: could not set "
+                                 f"config: services[\"{SERVICE}\"].active: expected a map; the config is as it was, "
+                                 "nothing was updated")
+    assert config_get(deployed, f"services.{SERVICE}.active") == active
+    assert stack_file.read_text() == before
+    assert len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT)) == updates
 
 
 def test_an_update_the_program_refuses_puts_the_config_back(deployed: Project) -> None:
