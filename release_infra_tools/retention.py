@@ -29,7 +29,8 @@ from pydantic import ValidationError
 
 from core.names import ENVIRONMENTS
 from core.registry.retention import (DEFAULT_KEEP_LAST, ProtectedImage, RepositoryPlan, RetentionError,
-                                     RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs)
+                                     RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs,
+                                     protected_image)
 from release_infra_tools.registry import RegistryClient, RegistryError
 
 USERNAME_VARIABLE = "RETENTION_REGISTRY_USERNAME"
@@ -97,6 +98,13 @@ def load_protection(files: Sequence[Path], required: Sequence[str], apply: bool)
     return protected, warnings
 
 
+def _protected_image(text: str) -> ProtectedImage:
+    try:
+        return protected_image(text, "a workload named by --protect-image", "--protect-image")
+    except RetentionError as error:
+        raise UsageError(str(error)) from None
+
+
 def scan(client: RegistryClient, repository: str, workers: int) -> list[TaggedImage]:
     """Every tag of a repository with its digest and creation time: one GET per tag, one per distinct config."""
     tags = client.tags(repository)
@@ -150,6 +158,9 @@ def parser() -> argparse.ArgumentParser:
                        help="registry base URL, e.g. https://registry.pay.internal (or RETENTION_REGISTRY_URL)")
     parse.add_argument("--protect-outputs", action="append", type=Path, default=[], metavar="FILE",
                        help="`pulumi stack output --json` of a stack; its images are never deleted (repeatable)")
+    parse.add_argument("--protect-image", action="append", default=[], metavar="IMAGE",
+                       help="an image that runs outside the stacks' services, such as this job's own; never deleted "
+                            "(repeatable)")
     parse.add_argument("--require-environments", default=",".join(ENVIRONMENTS),
                        help="environments whose outputs --apply insists on (default: all four)")
     parse.add_argument("--keep-last", default=str(DEFAULT_KEEP_LAST), help="build images kept per service")
@@ -180,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             raise UsageError(f"--require-environments: unknown {', '.join(unknown)}; known: {', '.join(ENVIRONMENTS)}")
         protected, warnings = load_protection(arguments.protect_outputs, required, arguments.apply)
+        protected += [_protected_image(text) for text in arguments.protect_image]
         username, password = credentials(arguments.credentials_file)
     except UsageError as error:
         print(f"release-infra-retention: error: {error}; nothing was deleted", file=sys.stderr)

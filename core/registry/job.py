@@ -31,7 +31,9 @@ def service_account(settings: RetentionSettings, namespace: str, labels: dict[st
 
 
 def arguments(settings: RetentionSettings) -> list[str]:
-    args = ["--registry", str(settings.registry_url), "--keep-last", str(settings.keep_last), "--json"]
+    # The job's own image lives in the registry it cleans, and no stack's services name it.
+    args = ["--registry", str(settings.registry_url), "--keep-last", str(settings.keep_last), "--json",
+            "--protect-image", str(settings.image)]
     for stack in settings.protect_stacks:
         args += ["--protect-outputs", f"{PROTECT_DIR}/{stack}.json"]
     return args + (["--apply"] if settings.apply else [])

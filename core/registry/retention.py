@@ -185,18 +185,22 @@ def protected_from_outputs(outputs: Mapping[str, object], source: str) -> list[P
             raise RetentionError(f"{source}: services.{service}.colours must be an object of colours")
         for colour, spec in colours.items():
             text = spec.get("image") if isinstance(spec, Mapping) else None
-            try:
-                reference = ImageReference.parse(text)  # type: ignore[arg-type]
-            except ValueError as error:
-                message = error.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(error, "errors") \
-                    else str(error)
-                raise RetentionError(f"{source}: services.{service}.colours.{colour}.image = {text!r}: "
-                                     f"{message}") from None
+            image = protected_image(text, f"{environment} {service} {colour}",
+                                    f"{source}: services.{service}.colours.{colour}.image")
             digest = spec.get("digest")  # since 1.1: what the Deployment is pinned to, protected with the tag
-            if isinstance(digest, str) and reference.digest is None:
-                reference = reference.model_copy(update={"digest": digest})
-            protected.append(ProtectedImage(reference, f"{environment} {service} {colour}"))
+            if isinstance(digest, str) and image.reference.digest is None:
+                image = ProtectedImage(image.reference.model_copy(update={"digest": digest}), image.where)
+            protected.append(image)
     return protected
+
+
+def protected_image(text: object, where: str, key: str) -> ProtectedImage:
+    """One image reference that must survive; raises RetentionError naming ``key`` and the value."""
+    try:
+        return ProtectedImage(ImageReference.parse(text), where)  # type: ignore[arg-type]
+    except ValueError as error:
+        message = error.errors()[0]["msg"].removeprefix("Value error, ") if hasattr(error, "errors") else str(error)
+        raise RetentionError(f"{key} = {text!r}: {message}") from None
 
 
 def protected_from_settings(settings: "StackSettings") -> list[ProtectedImage]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from core.registry.job import protected_view
+from core.registry.job import PROTECT_DIR, protected_view
 from release_infra_tools.retention import main as retention_main
 from tests.registry.harness import Image, install, push_all, running_registry
 from tests.support.engine import Project, make_project
@@ -94,24 +94,35 @@ def test_prod_has_no_changes_until_another_stack_runs_a_new_image(deployed: Proj
 
 def test_the_tool_keeps_every_image_the_rendered_configmap_names(deployed: Project, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """The files the CronJob mounts, straight from the engine's render, protect an old image dev just promoted."""
-    data = protect_config_map(deployed)["data"]
-    files = []
-    for name, text in sorted(data.items()):
+    """The CronJob's own arguments and the files it mounts, straight from the engine's render, protect an old
+    image dev just promoted and the job's own image, which lives in the registry it cleans."""
+    for name, text in protect_config_map(deployed)["data"].items():
         (tmp_path / name).write_text(text)
-        files += ["--protect-outputs", str(tmp_path / name)]
+    [container] = rendered(deployed, "CronJob", "prod-registry-retention")["spec"]["jobTemplate"]["spec"][
+        "template"]["spec"]["containers"]
+    job_image = container["image"]
     old = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    builds = [Image("payin-api", (f"{i:07x}-v3.0.{i}",), old + timedelta(days=30 + i)) for i in range(25)]
-    promoted = Image("payin-api", (PROMOTED.rsplit(":", 1)[1],), old)  # older than all 25 builds
+    builds = [Image(repository, (f"{i:07x}-v3.0.{i}",), old + timedelta(days=30 + i))
+              for repository in ("payin-api", "release-infra-retention") for i in range(25)]
+    # Each older than all 25 builds of its repository.
+    promoted = Image("payin-api", (PROMOTED.rsplit(":", 1)[1],), old)
+    job = Image("release-infra-retention", (job_image.rsplit(":", 1)[1],), old)
     (tmp_path / "registry").mkdir()
     with running_registry(install(), tmp_path / "registry") as registry:
-        push_all(registry, [promoted, *builds])
-        assert retention_main(["--registry", registry.url, *files, "--apply", "--json"]) == 0
+        push_all(registry, [promoted, job, *builds])
+        arguments = [registry.url if previous == "--registry" else argument.replace(PROTECT_DIR, str(tmp_path))
+                     for previous, argument in zip(["", *container["args"]], container["args"])]
+        assert retention_main([*arguments, "--apply"]) == 0
         report = json.loads(capsys.readouterr().out)
-        survivors = registry.tags()["payin-api"]
-    assert survivors == {PROMOTED.rsplit(":", 1)[1]} | {f"{i:07x}-v3.0.{i}" for i in range(5, 25)}
+        survivors = registry.tags()
+    newest = {f"{i:07x}-v3.0.{i}" for i in range(5, 25)}
+    assert survivors == {"payin-api": {PROMOTED.rsplit(":", 1)[1]} | newest,
+                         "release-infra-retention": {job_image.rsplit(":", 1)[1]} | newest}
     [kept] = [k for k in report["repositories"]["payin-api"]["keep"] if k["tags"] == [PROMOTED.rsplit(":", 1)[1]]]
     assert kept["why"] == ["runs in dev payin-api green"]
+    [kept] = [k for k in report["repositories"]["release-infra-retention"]["keep"]
+              if k["tags"] == [job_image.rsplit(":", 1)[1]]]
+    assert kept["why"] == ["runs in a workload named by --protect-image"]
 
 
 def test_a_missing_environment_stops_prods_preview_rather_than_protect_less(tmp_path: Path,

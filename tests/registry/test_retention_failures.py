@@ -124,6 +124,15 @@ def test_a_policy_keeping_fewer_than_one_is_refused(registry, stack_output_files
     assert len(registry.tags()["ledger-sync"]) == 25
 
 
+def test_a_protect_image_that_is_no_image_reference_is_refused(registry, stack_output_files, capsys):
+    push_all(registry, [build("ledger-sync", i) for i in range(25)])
+    assert main(command(registry.url, stack_output_files, "--apply", "--protect-image", "ledger-sync")[3:]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("release-infra-retention: error: --protect-image = 'ledger-sync': ")
+    assert error.rstrip().endswith("; nothing was deleted")
+    assert len(registry.tags()["ledger-sync"]) == 25
+
+
 def test_apply_without_every_environment_protected_is_refused(registry, stack_output_files, capsys):
     push_all(registry, [build("ledger-sync", i) for i in range(25)])
     assert main(command(registry.url, stack_output_files[:3], "--apply")[3:]) == 2
