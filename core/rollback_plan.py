@@ -7,7 +7,8 @@ the public gateway's KrakenD file gives the canary weight. Since Pulumi has no r
 config change back to the old values and another ``pulumi up``; replaced, deleted or created resources are not
 undone that way, so they are flagged at the top of the plan. Except a ConfigMap named after its content (the
 gateway's config, the retention job's list): new content is a new ConfigMap by design, created before the old one
-goes, so it and what mounts it are listed with the change that gave them new content. A database migration is
+goes, so it and what mounts it are listed with the change that gave them new content, when that change explains all
+of it (a gateway's new file differs only in the weighted hosts of the canaries that moved). A database migration is
 never undone (migrations are forward-only), so a service that migrates gets no command restoring an older image,
 and the plan says why.
 """
@@ -35,8 +36,9 @@ SERVICE = "kubernetes:core/v1:Service"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 JOB = "kubernetes:batch/v1:Job"
 STACK_RESOURCE = "pulumi:pulumi:Stack"
-# The ConfigMap that carries the canary weights; the preview gateway's only reaches standbys.
-GATEWAY_CONFIG_MAP = config_map_prefix(gateway_name("public"))
+# The ConfigMaps of the gateways' KrakenD files: the public gateway's carries the canary weights, the preview
+# gateway's only reaches standbys.
+GATEWAY_CONFIG_MAPS = tuple(config_map_prefix(gateway_name(role)) for role in ("public", "preview"))
 UNCHANGED_OPS = ("same", "read", "refresh")
 REPLACEMENT_OPS = ("replace", "create-replacement", "delete-replaced")
 # How the engine names a step that is not an in-place update, worded for a reviewer.
@@ -115,13 +117,22 @@ class ServiceChange:
     migration: Change | None = None  # key: the Job's name; old and new: the images whose migrations ran
 
     @property
+    def finishes_canary(self) -> bool:
+        """A canary promotion: the standby that had all the gateway traffic becomes active, the weight goes to 0."""
+        return bool(self.switch and self.canary and self.canary.old == 100 and self.canary.new == 0)
+
+    @property
     def rollback(self) -> list[Change]:
         """Restore traffic first, then images, then the canary weight: one `pulumi up` applies them together.
 
-        After a migration no older image may be deployed again, so then only traffic and the weight go back.
+        After a migration no older image may be deployed again, so then only traffic and the weight go back. After a
+        finished canary the weight stays 0: the old colour still runs what it ran and takes all traffic back, where
+        weight 100 would keep the gateway's traffic on the new colour (and the release policy would refuse it for a
+        high-risk service, whose canary starts again at its first step).
         """
         images = [] if self.migration else self.images
-        return [change for change in (self.switch, *images, self.canary) if change is not None]
+        canary = Change(self.canary.key, 0, 0) if self.finishes_canary and self.canary else self.canary
+        return [change for change in (self.switch, *images, canary) if change is not None]
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,10 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
         found = _colour_deployment(step)
         if found:
             services.setdefault(found[0], ServiceChange(found[0]))
-    renamed = {(_name(step.old_inputs), _name(step.new_inputs)) for step in steps if _content_addressed(step)}
+    # Each content-addressed ConfigMap's (old name, new name), and the services whose change explains its new content:
+    # a gateway's, set as its step is read; any other's (the retention job's list), those with new images.
+    renamed: dict[tuple[str | None, str | None], list[str] | None] = {
+        (_name(step.old_inputs), _name(step.new_inputs)): None for step in steps if _content_addressed(step)}
     flagged, other, consequences = [], [], []
     for step in steps:
         migrating = _migrating_service(step)
@@ -201,12 +215,14 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
         else:
             consequences.append((step, fields, not leftover))
     changed = {name: change for name, change in services.items() if change.rollback or change.migration}
+    imaged = [name for name, change in changed.items() if change.images]
+    renamed = {pair: imaged if carriers is None else carriers for pair, carriers in renamed.items()}
     for step, fields, explained in consequences:
         owner = _owner(step.name, services)
         # A resource named after a service moves with it. A content-addressed ConfigMap and what mounts it move with
-        # what they hold: the gateway's config (its pods roll) with canary steps, the retention job's with images.
-        owners = [owner] if owner else [name for name, change in changed.items()
-                                        if (change.canary or change.images) and explained]
+        # the changes that explain its content: the gateway's config (its pods roll) with canary steps, the
+        # retention job's with images.
+        owners = [owner] if owner else _carriers(step, renamed) if explained else []
         if owners and all(name in changed for name in owners):
             for name in owners:
                 changed[name].also_updated.append(f"`{step.name}` ({_kind(step.type)})")
@@ -242,7 +258,7 @@ def _before(preview: Preview) -> dict[str, ServiceChange]:
 
 
 def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
-             renamed: set[tuple[str | None, str | None]]) -> list[str] | None:
+             renamed: dict[tuple[str | None, str | None], list[str] | None]) -> list[str] | None:
     """Records what the plan understands of an update; returns the fields it does not explain (None: fully, []: as
     a consequence of another change)."""
     found = _colour_deployment(step)
@@ -269,6 +285,11 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
         moved = [service for service in sorted(new) if old.get(service, 0) != new[service]]
         for service in moved:
             services[service].canary = Change(f"services.{service}.canary.weight", old.get(service, 0), new[service])
+        rest = _unweighted_changes(step, moved)
+        if _content_addressed(step):
+            renamed[(_name(step.old_inputs), _name(step.new_inputs))] = [] if rest else moved
+        if rest:
+            return rest  # a gateway setting in the same file: no service's change
         if moved:
             return None
     if _content_addressed(step):
@@ -279,7 +300,41 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
 
 
 def _is_gateway_config(step: Step) -> bool:
-    return step.type == CONFIG_MAP and content_address_prefix(_name(step.new_inputs) or "") == GATEWAY_CONFIG_MAP
+    return step.type == CONFIG_MAP and content_address_prefix(_name(step.new_inputs) or "") in GATEWAY_CONFIG_MAPS
+
+
+def _unweighted_changes(step: Step, moved: list[str]) -> list[str]:
+    """What differs in a gateway's KrakenD file besides the weights of the ``moved`` canaries, as dotted paths.
+
+    A weight is how often each colour's host repeats in a backend's list, so those lists are compared as their
+    distinct hosts with the preview Service read as the active one: a new port or namespace still shows.
+    """
+    old, new = _krakend(step.old_inputs), _krakend(step.new_inputs)
+    if old is None or new is None:
+        return [] if old == new else [f"data.{CONFIG_FILE}"]
+    for config in (old, new):
+        for endpoint in config.get("endpoints", []):
+            for backend in endpoint.get("backend", []):
+                hosts = [_as_active(host, moved) for host in backend.get("host", [])]
+                backend["host"] = list(dict.fromkeys(hosts))
+    return [f"data.{CONFIG_FILE}.{path}" for path, _, _ in _changes(old, new)]
+
+
+def _as_active(host: str, services: list[str]) -> str:
+    """A preview Service's URL as its active Service's, for the ``services`` whose canary moved."""
+    label = (urlsplit(host).hostname or "").split(".")[0]
+    for service in services:
+        if label == service_name(service, "preview"):
+            return host.replace(f"//{label}.", f"//{service_name(service, 'active')}.", 1)
+    return host
+
+
+def _krakend(inputs: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        config = json.loads((inputs.get("data") or {}).get(CONFIG_FILE, ""))
+    except ValueError:
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _content_addressed(step: Step) -> bool:
@@ -291,7 +346,16 @@ def _content_addressed(step: Step) -> bool:
             and step.old_inputs.get("immutable") is True and step.new_inputs.get("immutable") is True)
 
 
-def _follows(change: tuple[str, Any, Any], renamed: set[tuple[str | None, str | None]]) -> bool:
+def _carriers(step: Step, renamed: dict[tuple[str | None, str | None], list[str]]) -> list[str]:
+    """The services whose change explains a content-addressed ConfigMap's new content, or that of every one a
+    resource moves to; none when one of them has content no service explains."""
+    pairs = [(_name(step.old_inputs), _name(step.new_inputs))] if _content_addressed(step) else [
+        (old, new) for _, old, new in _changes(step.old_inputs, step.new_inputs) if (old, new) in renamed]
+    carriers = [renamed[pair] for pair in pairs]
+    return [] if not carriers or not all(carriers) else sorted({name for names in carriers for name in names})
+
+
+def _follows(change: tuple[str, Any, Any], renamed: dict[tuple[str | None, str | None], Any]) -> bool:
     """A value that changes only because a content-addressed ConfigMap got a new name: a reference to that name,
     or the gateway's checksum annotation (the checksum the name is made of)."""
     path, old, new = change
@@ -341,10 +405,7 @@ def _routing(inputs: dict[str, Any]) -> tuple[tuple[str, str], str] | None:
 
 def _weights(inputs: dict[str, Any], services: dict[str, ServiceChange]) -> dict[str, int]:
     """Per service, the percentage of its gateway hosts that are its preview Service (the standby colour)."""
-    try:
-        config = json.loads((inputs.get("data") or {}).get(CONFIG_FILE, ""))
-    except ValueError:
-        return {}
+    config = _krakend(inputs) or {}
     weights: dict[str, int] = {}
     for endpoint in config.get("endpoints", []):
         for backend in endpoint.get("backend", []):
@@ -446,10 +507,7 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
         lines.append(f"- **Promotion**: {colour}{role} changes image from `{image.old}` to `{image.new}`"
                      f"{'; ' + effect if effect else ''}.{_direction(image.old, image.new)}")
     if change.canary:
-        standby = next((colour for colour in COLOURS if change.active_after and colour != change.active_after), None)
-        who = f"{standby}, the standby{_shown(change.images_after.get(standby))}," if standby else "the standby colour"
-        lines.append(f"- **Canary**: {who} gets {change.canary.new}% of {change.service}'s gateway traffic, "
-                     f"{'up' if change.canary.new > change.canary.old else 'down'} from {change.canary.old}%.")
+        lines.append(_canary_line(change, change.canary))
     if change.migration:
         version = _version(change.migration.new)
         lines.append(f"- **Migration**: `{change.migration.key}` applies the database migrations of "
@@ -471,6 +529,22 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
     lines += [f"pulumi config set --path '{item.key}' {item.old}" for item in change.rollback]
     lines += ["pulumi up", "```", ""]
     return lines
+
+
+def _canary_line(change: ServiceChange, canary: Change) -> str:
+    """The weight is the standby's share, so with a switch the old weight was on the colour that now takes traffic."""
+    traffic = f"of {change.service}'s gateway traffic"
+    standby = next((colour for colour in COLOURS if change.active_after and colour != change.active_after), None)
+    who = f"{standby}, the standby{_shown(change.images_after.get(standby))}," if standby else "the standby colour"
+    if change.finishes_canary and change.switch:
+        return (f"- **Canary finished**: {change.switch.new}, which had 100% {traffic} as the standby, now takes it "
+                f"as the active colour; {change.switch.old}, the new standby"
+                f"{_shown(change.images_after.get(change.switch.old))}, gets 0%.")
+    if change.switch:
+        return (f"- **Canary**: {who} gets {canary.new}% {traffic}; before the switch {change.switch.new}, then the "
+                f"standby, had {canary.old}%.")
+    return (f"- **Canary**: {who} gets {canary.new}% {traffic}, "
+            f"{'up' if canary.new > canary.old else 'down'} from {canary.old}%.")
 
 
 def _fields(paths: tuple[str, ...], most: int = 8) -> str:
@@ -505,4 +579,6 @@ def _restore(item: Change) -> str:
         return f"switch traffic back to **{item.old}**"
     if item.key.endswith(".image"):
         return f"restore {item.key.split('.')[2]}'s image `{item.old}`"
+    if item.old == item.new:  # a finished canary's: the old colour takes all traffic back
+        return f"keep the canary weight at {item.old}%"
     return f"set the canary weight back to {item.old}%"

@@ -6,14 +6,19 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.gateway import render
+from core.outputs import stack_outputs
+from core.policy.rules import PolicyViolation, evaluate
+from core.policy.settings import load_policy
 from core.rollback_plan import PreviewError, Preview, parse_preview, render_markdown, rollback_plan
-from tests.support.previews import fixture
-from tests.support.stacks import ROOT
+from tests.support.previews import UPSTREAM_RELEASES, fixture
+from tests.support.stacks import ROOT, catalogue, set_path, settings, stack_config, upstream_outputs
 
 FLIP_PLAN = """\
 ### Rollback plan: `prod`
@@ -290,3 +295,121 @@ def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> No
     plan = plan_of(preview)
     assert "Updated with it" not in plan
     assert "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations" in plan
+
+
+def krakend(config_map: dict[str, Any], state: str, edit) -> None:
+    """Edit the KrakenD document in one state of the gateway's ConfigMap step, rendered as the program renders it."""
+    data = config_map[state]["inputs"]["data"]
+    document = json.loads(data["krakend.json"])
+    edit(document)
+    data["krakend.json"] = render(document)
+
+
+def payin_hosts(hosts: list[str]):
+    def edit(document: dict[str, Any]) -> None:
+        for endpoint in document["endpoints"]:
+            for backend in endpoint["backend"]:
+                if any("//payin-api" in host for host in backend["host"]):
+                    backend["host"] = hosts
+    return edit
+
+
+def test_a_gateway_setting_changed_with_a_canary_step_is_another_change() -> None:
+    """The canary explains only its hosts: a new timeout in the same file is no service's, and its pods roll for it."""
+    preview = captured("canary")
+    krakend(step(preview, "prod-gateway-config"), "newState", lambda document: document.update(timeout="30000ms"))
+    plan = plan_of(preview)
+    assert "- **Canary**: blue, the standby" in plan and "Updated with it" not in plan
+    assert "pulumi config set --path 'services.payin-api.canary.weight' 0\n" in plan
+    assert plan.split("#### Other changes\n\n")[1].splitlines()[2:] == [
+        "- `prod-gateway-config` (ConfigMap): `data.krakend.json.timeout`",
+        "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations.release-infra/config-checksum`, "
+        "`spec.template.spec.volumes[0].configMap.name`"]
+
+
+def test_a_gateway_setting_changed_with_a_promotion_is_another_change() -> None:
+    preview = captured("promotion")
+    canary = captured("canary")
+    config, gateway = step(canary, "prod-gateway-config"), step(canary, "prod-gateway-deployment")
+    config["newState"]["inputs"]["data"] = copy.deepcopy(config["oldState"]["inputs"]["data"])
+    krakend(config, "newState", lambda document: document.update(timeout="30000ms"))
+    preview["steps"] += [config, gateway]
+    plan = plan_of(preview)
+    assert ("- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), "
+            "`prod-registry-retention-job` (CronJob), `prod-registry-retention-protect` (ConfigMap).\n") in plan
+    assert "- `prod-gateway-config` (ConfigMap): `data.krakend.json.timeout`\n" in plan.split("#### Other changes")[1]
+    assert "- `prod-gateway-deployment` (Deployment): " in plan.split("#### Other changes")[1]
+
+
+def test_a_new_backend_port_is_not_hidden_by_a_canary_step() -> None:
+    """Only the weight (how often each colour's host repeats) is the canary's: any other change to a host is not."""
+    preview = captured("canary")
+    config = step(preview, "prod-gateway-config")
+    krakend(config, "newState", lambda document: [
+        backend.update(host=[host.replace(":80", ":8080") for host in backend["host"]])
+        for endpoint in document["endpoints"] for backend in endpoint["backend"] if "payin-api" in str(backend)])
+    other = plan_of(preview).split("#### Other changes")[1]
+    assert "- `prod-gateway-config` (ConfigMap): `data.krakend.json.endpoints[" in other
+
+
+def canary_promotion() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """payin-api's canary on blue reached 100% in the last update; this one switches to blue and sets the weight to 0.
+
+    Returns the preview, the config it applies and the stack's outputs after it: the previous update's outputs are
+    the old outputs of the preview's stack resource, the flip's switch and the canary's gateway steps its steps.
+    """
+    new = UPSTREAM_RELEASES["services.payin-api.green.image"]  # the build Test runs
+    at_100 = set_path(set_path(stack_config("prod"), "services.payin-api.blue.image", new),
+                      "services.payin-api.canary", {"weight": 100})
+    before = stack_outputs(settings("prod", at_100), stack_outputs(settings("prod")).model_dump(mode="json"))
+    before = before.model_dump(mode="json")
+    promoted = set_path(set_path(copy.deepcopy(at_100), "services.payin-api.active", "blue"),
+                        "services.payin-api.canary", {"weight": 0})
+    after = stack_outputs(settings("prod", promoted), before).model_dump(mode="json")
+    preview, canary = captured("flip"), captured("canary")
+    step(preview, "release-infra-prod")["oldState"]["outputs"]["services"] = before["services"]
+    config = step(canary, "prod-gateway-config")
+    config["newState"]["inputs"]["data"] = copy.deepcopy(config["oldState"]["inputs"]["data"])
+    krakend(config, "oldState", payin_hosts(["http://payin-api-preview.payments-prod.svc.cluster.local:80"]))
+    preview["steps"] += [config, step(canary, "prod-gateway-deployment")]
+    return preview, promoted, after
+
+
+def test_a_finished_canary_rolls_back_to_the_old_colour_with_no_weight() -> None:
+    """All gateway traffic was on blue (the standby at 100%) and stays there as blue becomes active: the rollback
+    puts it all back on green, which still runs what it ran, rather than the weight back on blue."""
+    preview, _, _ = canary_promotion()
+    plan = plan_of(preview)
+    assert ("- **Canary finished**: blue, which had 100% of payin-api's gateway traffic as the standby, now takes it "
+            "as the active colour; green, the new standby (`registry.pay.internal/payin-api:a1b2c3d-v2.3.0`), "
+            "gets 0%.\n") in plan
+    assert "green, the standby" not in plan and "down from 100%" not in plan
+    assert ("Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), "
+            "`prod-alerting-payin-api-rules` (PrometheusRule), `prod-gateway-deployment` (Deployment), "
+            "`prod-payin-api-preview` (Service).\n") in plan
+    assert "To roll back, switch traffic back to **green** and keep the canary weight at 0%:" in plan
+    assert plan.split("```sh\n")[1].split("```")[0] == (
+        "pulumi stack select prod\n"
+        "pulumi config set --path 'services.payin-api.active' green\n"
+        "pulumi config set --path 'services.payin-api.canary.weight' 0\n"
+        "pulumi up\n")
+
+
+def test_the_release_policy_accepts_the_rollback_of_a_finished_canary_on_any_day() -> None:
+    """payin-api is high-risk: weight 100 on its standby again would be refused (its canary restarts at 5%)."""
+    preview, promoted, after = canary_promotion()
+    commands = [line.split()[4:] for line in plan_of(preview).splitlines()
+                if line.startswith("pulumi config set --path ")]
+
+    def judge(config: dict[str, Any]) -> list[str]:
+        policy = load_policy("prod", "prod", config, catalogue())
+        upstream = upstream_outputs("prod", {"payin-api": UPSTREAM_RELEASES["services.payin-api.green.image"]})
+        friday = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
+        return evaluate(settings("prod", config), policy, catalogue(), after, upstream["test"], friday)
+
+    rolled_back = copy.deepcopy(promoted)
+    for key, value in commands:
+        set_path(rolled_back, key.strip("'"), int(value) if value.isdigit() else value)
+    assert commands and judge(rolled_back) == []
+    with pytest.raises(PolicyViolation, match="from 0% the next step is 5%"):  # what the plan said before
+        judge(set_path(rolled_back, "services.payin-api.canary", {"weight": 100}))
