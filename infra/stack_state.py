@@ -29,7 +29,22 @@ def stack_name(stack: str) -> str:
 def read_stack_outputs(stack: str) -> dict[str, Any]:
     """The last update's outputs of ``stack`` in this project; ``{}`` before its first update."""
     result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": stack_name(stack)})
-    return dict((result.value or {}).get("outputs") or {})
+    return whole_numbers(dict((result.value or {}).get("outputs") or {}))
+
+
+def whole_numbers(value: Any) -> Any:
+    """``value`` with every integral float made an int.
+
+    An invoke's result travels as a protobuf Struct, whose only number is a double: a canary weight of 5 comes
+    back as 5.0. The outputs' numbers are counts and percentages, and the rules that read them check for ints.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 def previous_outputs() -> dict[str, Any]:

@@ -95,3 +95,23 @@ def test_a_missing_upstream_stack_fails_the_preview_with_one_line(promoted: Proj
     assert result.returncode != 0
     assert 'invalid config for stack "prod": release-infra:upstream_stack = "qa": cannot be read' in output, output
     assert "Traceback" not in output
+
+
+def test_a_high_risk_canary_walks_its_steps_and_steps_back_on_a_friday(promoted: Project) -> None:
+    """The previous weight comes back through the engine's readStackOutputs as a number like any other: each
+    update moves one step from it, and stepping back is a rollback, allowed outside the train."""
+    key = "services.payin-api.canary.weight"
+    try:
+        for weight in (5, 25):
+            promoted.run("config", "set", "--path", key, str(weight), "--stack", "prod")
+            promoted.run("up", "--yes", "--skip-preview", "--stack", "prod")
+        assert promoted.json("stack", "output", "services", "--json", "--stack", "prod")["payin-api"][
+            "canary_weight"] == 25
+        promoted.run("config", "set", "--path", key, "50", "--stack", "prod")
+        refused = at(promoted, FRIDAY).run("preview", "--stack", "prod", check=False)
+        assert refused.returncode != 0 and f"release-infra:{key} = 50: it is Friday" in refused.stdout, \
+            refused.stdout
+    finally:
+        promoted.run("config", "set", "--path", key, "0", "--stack", "prod")
+    at(promoted, FRIDAY).run("up", "--yes", "--skip-preview", "--stack", "prod")
+    at(promoted, FRIDAY).run("preview", "--expect-no-changes", "--stack", "prod")

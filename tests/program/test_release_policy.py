@@ -129,3 +129,14 @@ def test_a_malformed_pinned_clock_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     run = update_prod(stack_config("prod"), None, previous={})
     assert str(run.error) == ('invalid config for environment variable RELEASE_INFRA_CLOCK: RELEASE_INFRA_CLOCK = '
                               '"next tuesday": an ISO 8601 time with zone, e.g. 2026-11-24T10:30:00Z')
+
+
+def test_a_high_risk_canary_walks_its_steps_and_steps_back_on_a_friday() -> None:
+    """The previous weight comes back through the engine's invoke as a float (5.0): it is still the step reached."""
+    previous = None
+    for weight in (5, 25):
+        run = update_prod(set_path(stack_config("prod"), "services.payin-api.canary.weight", weight), TRAIN, previous)
+        assert run.error is None, run.error
+        previous = run.result.model_dump(mode="json")
+    run = update_prod(set_path(stack_config("prod"), "services.payin-api.canary.weight", 0), FRIDAY, previous)
+    assert run.error is None, run.error
