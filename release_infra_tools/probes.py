@@ -35,14 +35,20 @@ def health_problems(base_url: str, spec: ServiceSpec, timeout: float) -> list[st
     return problems
 
 
+def missing_hook(hook: str | None, spec: ServiceSpec, service: str) -> str | None:
+    """Why a promotion of ``service`` cannot switch without a hook; known before anything changes."""
+    if spec.product in SYNTHETIC_PRODUCTS and not hook:
+        return (f"{service} is a {spec.product} service: the standard requires synthetic transactions before a "
+                "switch; give --synthetic-hook (or RELEASE_SYNTHETIC_HOOK)")
+    return None
+
+
 def synthetic_problem(hook: str | None, spec: ServiceSpec, *, service: str, environment: str, base_url: str,
                       timeout: float) -> str | None:
     """Run the hook for Pay-In and Pay-Out; None when it passed or the product needs none."""
-    if spec.product not in SYNTHETIC_PRODUCTS:
-        return None
-    if not hook:
-        return (f"{service} is a {spec.product} service: the standard requires synthetic transactions before a "
-                "switch; give --synthetic-hook (or RELEASE_SYNTHETIC_HOOK)")
+    missing = missing_hook(hook, spec, service)
+    if missing or not hook:
+        return missing
     env = dict(os.environ, RELEASE_BASE_URL=base_url, RELEASE_SERVICE=service, RELEASE_PRODUCT=spec.product,
                RELEASE_ENVIRONMENT=environment)
     try:

@@ -18,7 +18,8 @@ from core.images import ImageReference
 from core.release.canary import Progress, remaining_steps
 from core.release.gate import GateReading, judge
 from core.release.options import OptionsError, ReleaseOptions
-from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, synthetic_problem
+from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,
+                                        synthetic_problem)
 from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, say, target, updated
 from release_infra_tools.stacks import Environments, StackError
 
@@ -90,6 +91,9 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                          f"or `release rollback {environment} {service}` first")
     if now.images[now.active] == image:
         raise UsageError(f"{service} in {environment} already serves {image} from {now.active}")
+    missing = missing_hook(options.synthetic_hook, spec, service)
+    if missing:  # before the standby's update: a migrating service's new image cannot be taken back
+        raise UsageError(missing)
     ready_for_release(environments, now)
     old, new, previous_image = now.active, now.standby, now.images[now.standby]
     # A service that migrates has applied the new image's migrations by the time it is verified; they are
@@ -108,6 +112,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
         try:
             stop.check()
             verify(now, spec, options, new, urls["preview"])
+            baseline = _baseline(prometheus, now, old, options)
         except (CheckFailed, Interrupted) as failure:
             what = "interrupted before the switch" if isinstance(failure, Interrupted) else str(failure)
             if restorable:
@@ -116,7 +121,6 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                      f"{what}; putting {previous_image} back on {new}",
                      f"traffic stays on {old} ({now.images[old]}), {new} keeps {image}")
             raise type(failure)(f"{what}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
-        baseline = _ratio_or_none(prometheus, now, old, options)
         updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
         try:
             watch(prometheus, now, spec, options, new, urls["active"], baseline, stop)
@@ -132,12 +136,13 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
         "for a manual rollback")
 
 
-def _ratio_or_none(prometheus: Prometheus, now: Target, colour: str, options: ReleaseOptions) -> float | None:
+def _baseline(prometheus: Prometheus, now: Target, colour: str, options: ReleaseOptions) -> float | None:
+    """The old colour's error ratio, None without data. A Prometheus that cannot be asked fails before the switch:
+    the watch would fail on its first reading and flip back, two traffic moves and a page for nothing."""
     try:
         return prometheus.error_ratio(now.namespace, now.service, colour, options.window)
     except PrometheusError as error:
-        say(f"  baseline: {error}")
-        return None
+        raise CheckFailed(f"the watch cannot start: {error}") from None
 
 
 def watch(prometheus: Prometheus, now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str,

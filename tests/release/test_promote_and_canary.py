@@ -68,6 +68,37 @@ def test_a_failed_verification_leaves_traffic_on_the_old_colour(deployed: Projec
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
 
 
+def test_a_payin_promotion_without_a_hook_is_refused_before_anything_changes(deployed: Project,
+                                                                             healthy: Monitored) -> None:
+    """Pay-In migrates: had the standby been updated first, its new image could not be taken back."""
+    before = services(deployed)[SERVICE]
+    updates = len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, image("9a8b7c6", "2.5.0"),
+                  *healthy.options(**{"synthetic-hook": ""}))
+    assert run.code == 2, run.stdout + run.stderr
+    assert run.stderr == (f"release promote: {SERVICE} is a payin service: the standard requires synthetic "
+                          "transactions before a switch; give --synthetic-hook (or RELEASE_SYNTHETIC_HOOK)\n")
+    assert run.stdout == ""
+    assert services(deployed)[SERVICE] == before
+    assert len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT)) == updates
+
+
+def test_a_prometheus_that_cannot_be_asked_stops_the_promotion_before_the_switch(deployed: Project,
+                                                                                  healthy: Monitored) -> None:
+    """The watch could not judge the switch: no switch, no flip back, no rollback page."""
+    before, old, new = colours(deployed)
+    release_image = image("8b7c6d5", "2.5.0")
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, release_image,
+                  *healthy.options(**{"prometheus-url": "http://127.0.0.1:9"}))
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.stderr == (f"release promote: the watch cannot start: Prometheus at http://127.0.0.1:9 cannot be "
+                          f"queried: ConnectError; traffic stays on {old} ({before['colours'][old]['image']}), {new} "
+                          f"keeps {release_image}: its database migrations ran and cannot be undone\n")
+    assert f"active {old} -> {new}" not in run.stdout
+    after = services(deployed)[SERVICE]
+    assert after["active_colour"] == old and after["colours"][old] == before["colours"][old]
+
+
 def test_an_unhealthy_standby_fails_verification_on_its_health_endpoints(deployed: Project,
                                                                           healthy: Monitored) -> None:
     before = services(deployed)[SERVICE]
