@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, Mapping
 
 from pydantic import ValidationError
 
@@ -44,12 +44,19 @@ def structured(value: Any) -> Any:
     return value
 
 
-def refuse_plain_text_secrets(stack: str, prefix: str, keys: Iterable[str], encrypted: Collection[str]) -> None:
+def refuse_plain_text_secrets(stack: str, prefix: str, values: Mapping[str, Any], encrypted: Collection[str]) -> None:
     """Every secret key a stack sets must have been set with ``--secret``: a value in plain text sits readable in
     the stack file and its history, so it is refused, and rotated, before anything uses it. The value is never
-    shown. Pulumi counts an object as secret when any part of it is, so for an object this checks that much."""
-    problems = [Problem(f"{prefix}{key}", SECRET, f"is in plain text in the stack file: set it with pulumi config "
-                        f"set --secret {key} ... and rotate it") for key in keys if key not in encrypted]
+    shown. Pulumi counts an object as secret when any part of it is, so for an object this checks that much; an
+    object's entries are named one by one, as they are set (``--secret --path``)."""
+    problems = []
+    for key, value in values.items():
+        if key in encrypted:
+            continue
+        entries = [f"{key}.{entry}" for entry in value] if isinstance(value, Mapping) and value else []
+        problems += [Problem(f"{prefix}{path}", SECRET, f"is in plain text in the stack file: set it with pulumi "
+                             f"config set --secret{' --path' if entries else ''} '{path}' ... and rotate it")
+                     for path in entries or [key]]
     if problems:
         raise ConfigError(f'stack "{stack}"', problems)
 

@@ -73,8 +73,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     try:
         moment = release_policy.current_time(now)
         catalogue = Catalogue.load(catalogue_file)
-        refuse_plain_text_secrets(stack, f"{PROJECT}:", [key for key in SECRET_CONFIG_KEYS if key in config],
-                                  encrypted)
+        credentials = {key: structured(config[key]) for key in SECRET_CONFIG_KEYS if key in config}
+        refuse_plain_text_secrets(stack, f"{PROJECT}:", credentials, encrypted)
         settings = load_settings(stack, config, catalogue, moment)
         alerting = load_alerting(stack, settings.environment, config.get("alerting"),
                                  {key: config[key] for key in SECRET_KEYS if key in config},

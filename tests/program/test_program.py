@@ -205,8 +205,9 @@ def test_a_credential_in_plain_text_is_refused_before_anything_is_registered(key
     run = run_program(lambda: main(now=lambda: NOW), stack="prod", config={**stack_config("prod"), key: value},
                       keep_error=True, secret_keys=())
     assert isinstance(run.error, RunError) and run.registrations == []
-    assert str(run.error) == (f'invalid config for stack "prod": release-infra:{key} = "[secret]": is in plain text '
-                              f"in the stack file: set it with pulumi config set --secret {key} ... and rotate it")
+    path, how = (f"{key}.payin-api", "--secret --path") if isinstance(value, dict) else (key, "--secret")
+    assert str(run.error) == (f'invalid config for stack "prod": release-infra:{path} = "[secret]": is in plain text '
+                              f"in the stack file: set it with pulumi config set {how} '{path}' ... and rotate it")
     secret = run_program(lambda: main(now=lambda: NOW), stack="prod", config={**stack_config("prod"), key: value},
                          keep_error=True, secret_keys=(key,))
     assert "plain text" not in str(secret.error)

@@ -226,4 +226,4 @@ def test_a_password_in_plain_text_is_refused_before_any_lookup(authenticated_reg
     assert isinstance(result.error, RunError) and result.registrations == []
     assert str(result.error) == (
         'invalid config for stack "dev": release-infra:image_digests_registry_password = "[secret]": is in plain text '
-        "in the stack file: set it with pulumi config set --secret image_digests_registry_password ... and rotate it")
+        "in the stack file: set it with pulumi config set --secret 'image_digests_registry_password' ... and rotate it")
