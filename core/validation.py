@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Collection, Mapping
 
 from pydantic import ValidationError
 
