@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 MISSING = object()  # the key is absent
 NO_VALUE = object()  # the problem is with the whole source (e.g. a file that cannot be read)
@@ -59,3 +59,17 @@ def _show(value: Any) -> str:
         text = repr(value)
     text = URL_CREDENTIALS.sub(SECRET + "@", text)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def together(source: str, *loaders: Callable[[], Any]) -> list[Any]:
+    """Every loader's result; their config problems raised as one error, so a stack is fixed in one round
+    rather than one section at a time."""
+    results, problems = [], []
+    for loader in loaders:
+        try:
+            results.append(loader())
+        except ConfigError as error:
+            problems += error.problems
+    if problems:
+        raise ConfigError(source, problems)
+    return results

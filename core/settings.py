@@ -17,7 +17,7 @@ from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import NO_VALUE, ConfigError, Problem
 from core.images import ImageReference, is_registry_host
-from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, Colour, other  # noqa: F401  (re-exported)
+from core.names import COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour, other  # noqa: F401  (re-exported)
 from core.validation import key_path, problems_from, structured
 
 Region = Literal["PK", "BD", "NP", "IQ", "EG"]
@@ -282,6 +282,10 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
     """
     source = f'stack "{stack}"'
     prefix = f"{PROJECT}:"
+    if not config:  # a list of every required key would hide the cause
+        raise ConfigError(source, [Problem(f"Pulumi.{stack}.yaml", NO_VALUE, f"missing, or it sets no {prefix} key: "
+                                           "a stack needs a config of its own (the committed stacks are "
+                                           f"{', '.join(ENVIRONMENTS)})")])
     raw: dict[str, Any] = {"stack": stack}
     problems: list[Problem] = []
     for key, value in config.items():

@@ -17,7 +17,7 @@ from components.alerting import read_secrets
 from components.environment import Environment
 from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import Catalogue
-from core.errors import ConfigError
+from core.errors import ConfigError, together
 from core.migrations import DATABASES_KEY, PLACEHOLDER_URL, check_databases, previous_releases
 from core.migrations import plan as migration_plan
 from core.outputs import StackOutputs, stack_outputs
@@ -76,17 +76,20 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         credentials = {key: structured(config[key]) for key in SECRET_CONFIG_KEYS if key in config}
         refuse_plain_text_secrets(stack, f"{PROJECT}:", credentials, encrypted)
         settings = load_settings(stack, config, catalogue, moment)
-        alerting = load_alerting(stack, settings.environment, config.get("alerting"),
-                                 {key: config[key] for key in SECRET_KEYS if key in config},
-                                 live=settings.cluster is not None)
-        retention = retention_config.load_retention(
-            stack, config.get(retention_config.KEY),
-            {key: config[key] for key in (retention_config.PASSWORD,) if key in config},
-            settings.registry, live=settings.cluster is not None)
-        digests = digest_config.load_image_digests(
-            stack, config.get(digest_config.KEY),
-            {key: config[key] for key in (digest_config.PASSWORD,) if key in config},
-            settings.registry, live=settings.cluster is not None)
+        live = settings.cluster is not None
+        alerting, retention, digests, _ = together(
+            f'stack "{stack}"',
+            lambda: load_alerting(stack, settings.environment, config.get("alerting"),
+                                  {key: config[key] for key in SECRET_KEYS if key in config}, live=live),
+            lambda: retention_config.load_retention(
+                stack, config.get(retention_config.KEY),
+                {key: config[key] for key in (retention_config.PASSWORD,) if key in config}, settings.registry,
+                live=live),
+            lambda: digest_config.load_image_digests(
+                stack, config.get(digest_config.KEY),
+                {key: config[key] for key in (digest_config.PASSWORD,) if key in config}, settings.registry,
+                live=live),
+            lambda: check_database_urls(settings, catalogue, config.get(DATABASES_KEY)))
         previous = release_policy.check(settings, config, catalogue, moment)
         job_image = (retention_config.KEY, "image")
         pins = pin_images(settings, digests, previous, {job_image: retention.image} if retention else None)
@@ -109,13 +112,17 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     return outputs
 
 
-def load_databases(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, pulumi.Output[str]]:
-    """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders."""
+def check_database_urls(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, Any]:
     urls = structured(value)
     problems = check_databases(settings, catalogue, urls, live=settings.cluster is not None)
     if problems:
         raise ConfigError(f'stack "{settings.stack}"', problems)
-    urls = urls or {}
+    return urls or {}
+
+
+def load_databases(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, pulumi.Output[str]]:
+    """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders."""
+    urls = check_database_urls(settings, catalogue, value)
     migrating = [name for name in settings.services if catalogue.services[name].migrations is not None]
     missing = [name for name in migrating if name not in urls]
     if missing:

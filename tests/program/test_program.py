@@ -240,3 +240,23 @@ def test_the_sdks_debug_lines_stay_in_the_program_and_warnings_still_reach_the_e
     pulumi.log.debug("resource registration successful: ty=kubernetes:apps/v1:Deployment")
     pulumi.log.warn("alerting: no value for slack_webhook")
     assert sent == [(engine_pb2.WARNING, "alerting: no value for slack_webhook")]
+
+
+def test_the_sections_a_cluster_needs_are_reported_in_one_round() -> None:
+    """Alerting, retention, digest lookup and database URLs are read independently: one update names them all."""
+    config = {**stack_config("prod"), "cluster": {"context": "prod-eu"}, "image_digests": {"mode": "always"}}
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config=config, keep_error=True)
+    assert isinstance(run.error, RunError) and run.registrations == []
+    message = str(run.error)
+    assert message.startswith('invalid config for stack "prod": ') and message.count("invalid config") == 1
+    for key in ("alerting_slack_deployments_url", "alerting.alertmanager_url", "retention_registry_password",
+                "image_digests.mode", "databases.payin-api", "databases.payout-api"):
+        assert f"release-infra:{key}" in message, key
+
+
+def test_a_stack_without_config_says_so_rather_than_list_every_required_key() -> None:
+    run = run_program(lambda: main(now=lambda: NOW), stack="staging", config={}, keep_error=True)
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert str(run.error) == ('invalid config for stack "staging": Pulumi.staging.yaml: missing, or it sets no '
+                              "release-infra: key: a stack needs a config of its own (the committed stacks are "
+                              "sandbox, dev, test, prod)")

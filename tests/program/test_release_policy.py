@@ -114,7 +114,8 @@ def test_a_stack_with_a_cluster_refuses_a_pinned_clock(monkeypatch: pytest.Monke
                "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/three",
                "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef"}
     config = {**stack_config("prod"), **secrets, "cluster": {"context": "prod-eu"},
-              "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"}, "image_digests": "off"}
+              "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"}, "image_digests": "off",
+              "databases": {name: f"postgres://db/{name}" for name in ("payin-api", "payout-api")}}
     del config["retention"]  # its registry password is another secret a live stack needs; not this test's subject
     monkeypatch.setenv(CLOCK_VARIABLE, "2026-11-24T10:30:00Z")
     run = update_prod(config, None, previous={})
