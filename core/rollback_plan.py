@@ -51,6 +51,15 @@ class PreviewError(ValueError):
     """Input that is not the JSON of `pulumi preview --json` for the named stack."""
 
 
+class FailedPreview(Exception):
+    """A preview the engine ended with errors (a policy refusal, invalid config, a program that raised): its steps
+    stop where the program did, so they would read as "no changes". ``errors`` are the engine's messages."""
+
+    def __init__(self, stack: str, errors: list[str]) -> None:
+        super().__init__(f"the preview of stack {stack!r} failed, so there is no rollback plan; the engine's errors:")
+        self.stack, self.errors = stack, errors
+
+
 class _State(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str = ""
@@ -89,9 +98,22 @@ class Step(BaseModel):
         return self.new.inputs if self.new else {}
 
 
+class Diagnostic(BaseModel):
+    """One message of the engine or the program; severity "error" means the preview failed."""
+
+    model_config = ConfigDict(extra="ignore")
+    message: str = ""
+    severity: str = ""
+
+
 class Preview(BaseModel):
     model_config = ConfigDict(extra="ignore")
     steps: list[Step] = Field(default_factory=list)
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [item.message.strip() for item in self.diagnostics if item.severity == "error"]
 
 
 @dataclass(frozen=True)
@@ -158,7 +180,8 @@ class RollbackPlan:
 
 
 def parse_preview(text: str, stack: str) -> Preview:
-    """The preview, checked to be one of ``stack``; a bad file is one line naming what is wrong."""
+    """The preview, checked to be one of ``stack`` and to have succeeded; a bad file is one line naming what is
+    wrong, a failed preview a FailedPreview with the engine's errors."""
     try:
         document = json.loads(text)
     except ValueError as error:
@@ -170,10 +193,13 @@ def parse_preview(text: str, stack: str) -> Preview:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(map(str, first["loc"]))
-        raise PreviewError(f"the preview has a bad step at {where}: {first['msg']}") from None
+        what = "step" if first["loc"][0] == "steps" else "diagnostic"
+        raise PreviewError(f"the preview has a bad {what} at {where}: {first['msg']}") from None
     stacks = sorted({step.stack for step in preview.steps})
     if stacks and stacks != [stack]:
         raise PreviewError(f"the preview is of stack {', '.join(stacks)}, not {stack!r}")
+    if preview.errors:
+        raise FailedPreview(stack, preview.errors)
     return preview
 
 

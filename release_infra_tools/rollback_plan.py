@@ -3,16 +3,18 @@
     pulumi preview --json --stack prod > preview.json
     release-infra-rollback-plan --stack prod preview.json      # or: ... | release-infra-rollback-plan --stack prod
 
-Exit status: 0 the plan is on stdout, 2 bad input (one line on stderr).
+Exit status: 0 the plan is on stdout; 1 the preview failed (`pulumi preview` exited non-zero): one line naming
+the stack, then the engine's errors, on stderr and no plan; 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from textwrap import indent
 from typing import Sequence
 
-from core.rollback_plan import PreviewError, parse_preview, render_markdown, rollback_plan
+from core.rollback_plan import FailedPreview, PreviewError, parse_preview, render_markdown, rollback_plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PreviewError as error:
         print(f"release-infra-rollback-plan: {error}", file=sys.stderr)
         return 2
+    except FailedPreview as failed:
+        print(f"release-infra-rollback-plan: {failed}", file=sys.stderr)
+        for message in failed.errors:
+            print(indent(message, "  "), file=sys.stderr)
+        return 1
     sys.stdout.write(render_markdown(plan))
     return 0
 

@@ -16,8 +16,9 @@ from core.gateway import render
 from core.outputs import stack_outputs
 from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import load_policy
-from core.rollback_plan import PreviewError, Preview, parse_preview, render_markdown, rollback_plan
-from tests.support.previews import UPSTREAM_RELEASES, fixture
+from core.rollback_plan import FailedPreview, PreviewError, Preview, parse_preview, render_markdown, rollback_plan
+from release_infra_tools.rollback_plan import main
+from tests.support.previews import FAILED, UPSTREAM_RELEASES, fixture
 from tests.support.stacks import ROOT, catalogue, set_path, settings, stack_config, upstream_outputs
 
 FLIP_PLAN = """\
@@ -230,6 +231,7 @@ def test_a_switch_to_a_migrated_colour_rolls_back_traffic_only() -> None:
     ("not json", "the preview is not JSON"),
     ("[1, 2]", "the preview is not a JSON object; pass the output of `pulumi preview --json`"),
     ('{"steps": [{"op": "update"}]}', "the preview has a bad step at steps.0.urn: Field required"),
+    ('{"diagnostics": "none"}', "the preview has a bad diagnostic at diagnostics: Input should be a valid list"),
 ])
 def test_input_that_is_not_a_preview_is_refused_in_one_line(text: str, message: str) -> None:
     with pytest.raises(PreviewError) as error:
@@ -252,6 +254,46 @@ def test_the_command_reads_a_file_or_stdin_and_refuses_bad_input_without_a_trace
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("release-infra-rollback-plan: the preview is not JSON")
     assert len(bad.stderr.splitlines()) == 1
+
+
+# The engine's errors in the failed preview (tests/support/previews.py: the canary step on a Friday).
+REFUSAL = ('error: release policy refuses the update of stack "prod": release-infra:services.payin-api.canary.weight '
+           "= 5: it is Friday 2026-11-27 15:00 UTC: no deploys on Friday (release_policy.no_deploy_weekdays); prod "
+           "changes only in the release train, Tuesday 10:00-14:00 UTC; only a rollback or a current emergency change "
+           "record (release-infra:emergency_change) may deploy now")
+ENGINE_EXIT = "error: an unhandled error occurred: Program exited with non-zero exit code: 1"
+
+
+def test_a_failed_preview_is_no_plan_but_the_engines_errors() -> None:
+    """`pulumi preview --json` exits 1 yet prints JSON whose steps stop where the program did: read as a plan, a
+    refused change would be "No changes"."""
+    preview = captured(FAILED)
+    assert preview["changeSummary"] == {"same": 1}
+    with pytest.raises(FailedPreview) as failed:
+        parse_preview(json.dumps(preview), "prod")
+    assert str(failed.value) == "the preview of stack 'prod' failed, so there is no rollback plan; the engine's errors:"
+    assert failed.value.errors == [REFUSAL, ENGINE_EXIT]  # its warnings (the pinned clock) are left out
+
+
+def test_the_command_fails_on_a_failed_preview_with_the_engines_errors_and_no_plan() -> None:
+    command = [str(ROOT / ".venv" / "bin" / "release-infra-rollback-plan"), "--stack", "prod", str(fixture(FAILED))]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("release-infra-rollback-plan: the preview of stack 'prod' failed, so there is no "
+                             f"rollback plan; the engine's errors:\n  {REFUSAL}\n  {ENGINE_EXIT}\n")
+
+
+def test_a_program_that_raises_shows_the_whole_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine's one diagnostic for an unhandled exception, as it prints it, is several lines: all are shown."""
+    preview = captured(FAILED)
+    preview["diagnostics"] = [{"severity": "error", "message": (
+        "error: Program failed with an unhandled exception:\nTraceback (most recent call last):\n"
+        '  File "/project/infra/__main__.py", line 5, in <module>\n    main()\nKeyError: \'payin-api\'\n\n')}]
+    (tmp_path / "preview.json").write_text(json.dumps(preview))
+    assert main(["--stack", "prod", str(tmp_path / "preview.json")]) == 1
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        "  error: Program failed with an unhandled exception:", "  Traceback (most recent call last):",
+        '    File "/project/infra/__main__.py", line 5, in <module>', "      main()", "  KeyError: 'payin-api'"]
 
 
 def test_the_plan_does_not_depend_on_the_order_of_the_steps() -> None:

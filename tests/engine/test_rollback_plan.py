@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from core.rollback_plan import parse_preview, render_markdown, rollback_plan
+from core.rollback_plan import FailedPreview, parse_preview, render_markdown, rollback_plan
 from tests.support.engine import Project
-from tests.support.previews import SCENARIOS, STACK, capture, deploy, fixture
+from tests.support.previews import FAILED, SCENARIOS, STACK, capture, deploy, fixture
 
 pytestmark = pytest.mark.engine
 
@@ -33,3 +33,18 @@ def test_a_fresh_preview_gives_the_plan_of_the_committed_fixture(deployed: Proje
     # drift in a part the plan happens not to read today.
     steps = lambda preview: sorted((step["op"], step["urn"]) for step in preview["steps"])  # noqa: E731
     assert steps(fresh) == steps(committed)
+
+
+def errors(preview: dict) -> list[str]:
+    with pytest.raises(FailedPreview) as failed:
+        plan(json.dumps(preview))
+    return failed.value.errors
+
+
+def test_a_fresh_failed_preview_fails_with_the_errors_of_the_committed_fixture(deployed: Project) -> None:
+    """The release policy's refusal on a Friday: `pulumi preview` exits 1, and its JSON must not read as no change."""
+    fresh, committed = capture(deployed, FAILED), json.loads(fixture(FAILED).read_text())
+    assert errors(fresh) == errors(committed) and len(errors(fresh)) == 2
+    assert fresh["changeSummary"] == committed["changeSummary"]
+    steps = [sorted((step["op"], step["urn"]) for step in preview["steps"]) for preview in (fresh, committed)]
+    assert steps[0] == steps[1]

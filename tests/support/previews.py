@@ -9,6 +9,7 @@ Re-capture them (after `scripts/bootstrap-engine.sh` has built the engine):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.policy.clock import CLOCK_VARIABLE
 from tests.support.engine import Project, bootstrap_env, make_project
 from tests.support.stacks import ROOT
 
@@ -28,6 +30,10 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "canary": {"services.payin-api.canary.weight": "5"},
     "no-change": {},
 }
+# A preview that fails: the release policy refuses the canary step on a Friday, out of Prod's train. The engine
+# still prints JSON, with its errors in `diagnostics` and only the steps it got to.
+FAILED = "friday-canary"
+FRIDAY = "2026-11-27T15:00:00Z"
 VOLATILE = ("duration",)  # differs on every run and says nothing about the change
 # Where the program registered each resource: paths of the machine that captured it, nothing about the change.
 REGISTRATION_SITE = ("sourcePosition", "stackTrace")
@@ -53,11 +59,19 @@ def deploy(project: Project) -> None:
 
 
 def capture(project: Project, scenario: str) -> dict[str, Any]:
-    """The preview of one scenario; the stack file is restored afterwards, so scenarios do not add up."""
+    """The preview of one scenario (or FAILED, on a Friday); the stack file is restored afterwards, so scenarios do
+    not add up."""
+    failed = scenario == FAILED
     try:
-        for path, value in SCENARIOS[scenario].items():
+        for path, value in SCENARIOS["canary" if failed else scenario].items():
             project.run("config", "set", "--path", path, value, "--stack", STACK)
-        preview = project.json("preview", "--json", "--stack", STACK)
+        if failed:
+            friday = dataclasses.replace(project, env={**project.env, CLOCK_VARIABLE: FRIDAY})
+            result = friday.run("preview", "--json", "--stack", STACK, check=False)
+            assert result.returncode != 0, f"the preview on a Friday did not fail:\n{result.stdout[-4000:]}"
+            preview = json.loads(result.stdout)
+        else:
+            preview = project.json("preview", "--json", "--stack", STACK)
     finally:
         shutil.copy(ROOT / f"Pulumi.{STACK}.yaml", project.directory)
     for step in preview.get("steps", []):
@@ -76,7 +90,7 @@ def main() -> int:
         project = make_project(Path(directory) / "project", bootstrap_env())
         deploy(project)
         FIXTURES.mkdir(parents=True, exist_ok=True)
-        for scenario in SCENARIOS:
+        for scenario in (*SCENARIOS, FAILED):
             fixture(scenario).write_text(json.dumps(capture(project, scenario), indent=2, sort_keys=True) + "\n")
             print(f"captured {fixture(scenario).relative_to(ROOT)}", file=sys.stderr)
     return 0
