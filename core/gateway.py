@@ -1,7 +1,8 @@
 """The KrakenD configuration of an environment's gateways, rendered from the catalogue and one stack's settings.
 
 Backends are the stable Services of each service (``<service>`` for the active colour, ``<service>-preview``
-for the standby), never a colour, so a colour switch changes no gateway config. A canary is the one thing
+for the standby), never a colour, so a colour switch changes no gateway config (and, since the gateway opens a
+connection per request, takes effect at the next request). A canary is the one thing
 that does: KrakenD round-robins over a backend's ``host`` list, so repeating hosts weights them, and the
 smallest list with the right ratio gives an exact split per request.
 """
@@ -34,7 +35,8 @@ def gateway_name(role: GatewayRole) -> str:
 
 def cluster_url(settings: StackSettings) -> BackendUrl:
     """In-cluster address of a service's active or preview Service."""
-    return lambda service, role: f"http://{service_name(service, role)}.{settings.namespace}.svc.cluster.local:{SERVICE_PORT}"
+    return lambda service, role: (f"http://{service_name(service, role)}.{settings.namespace}.svc.cluster.local:"
+                                  f"{SERVICE_PORT}")
 
 
 def weighted_hosts(stable: str, canary: str, weight: int) -> list[str]:
@@ -60,14 +62,18 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
             hosts = [url(service, "preview")]
         health = Route(method="GET", path=f"/health/{service}", service=service,
                        backend=catalogue.services[service].health.readiness)
-        for route in [*catalogue.routes_of(service), health]:
-            endpoints.append(_endpoint(settings, route, hosts))
+        endpoints += [_endpoint(settings, route, hosts) for route in catalogue.routes_of(service)]
+        endpoints.append(_endpoint(settings, health, hosts, per_client=False))
     return {
         "$schema": "https://www.krakend.io/schema/v2.13/krakend.json",
         "version": 3,
         "name": f"payments-{gateway_name(role)}-{settings.environment.value}",
         "port": LISTEN_PORT,
         "timeout": f"{gateway.timeout_ms}ms",
+        # A Service switch moves new connections only: kube-proxy keeps an open one on the pod it reached, and a
+        # gateway that reused its connections would keep most traffic on the old colour after a switch or a
+        # rollback. One connection per request makes every switch take effect at the next request.
+        "disable_keep_alives": True,
         "output_encoding": "no-op",
         "extra_config": {
             "telemetry/opentelemetry": {
@@ -82,8 +88,14 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
     }
 
 
-def _endpoint(settings: StackSettings, route: Route, hosts: list[str]) -> dict[str, Any]:
+def _endpoint(settings: StackSettings, route: Route, hosts: list[str], per_client: bool = True) -> dict[str, Any]:
+    """One route. Its per-client limit keys on Authorization, and KrakenD refuses a request without that header
+    with 429 before any service sees it; the health routes are for monitors, which send none, so they have only
+    the endpoint's limit."""
     breaker, limit = settings.gateway.circuit_breaker, settings.gateway.rate_limit
+    rate_limit: dict[str, Any] = {"max_rate": limit.max_rate}
+    if per_client:
+        rate_limit |= {"client_max_rate": limit.client_max_rate, "strategy": "header", "key": "Authorization"}
     return {
         "endpoint": route.path,
         "method": route.method,
@@ -91,8 +103,7 @@ def _endpoint(settings: StackSettings, route: Route, hosts: list[str]) -> dict[s
         "input_headers": FORWARDED_HEADERS,
         "input_query_strings": ["*"],
         "extra_config": {
-            "qos/ratelimit/router": {"max_rate": limit.max_rate, "client_max_rate": limit.client_max_rate,
-                                     "strategy": "header", "key": "Authorization"},
+            "qos/ratelimit/router": rate_limit,
         },
         "backend": [{
             "url_pattern": route.backend,

@@ -118,8 +118,11 @@ class ServiceRelease(Strict):
 
 
 class RateLimit(Strict):
-    max_rate: int = Field(ge=1, le=1_000_000, description="Requests per second per endpoint, all clients together.")
-    client_max_rate: int = Field(ge=1, le=1_000_000, description="Requests per second per client (Authorization).")
+    # KrakenD keeps its token buckets in each pod: N gateway replicas admit N times these rates.
+    max_rate: int = Field(ge=1, le=1_000_000,
+                          description="Requests per second per endpoint and gateway pod, all clients together.")
+    client_max_rate: int = Field(ge=1, le=1_000_000,
+                                 description="Requests per second per client (Authorization) and gateway pod.")
 
 
 class CircuitBreaker(Strict):

@@ -151,3 +151,27 @@ def test_the_per_client_rate_limit_answers_429(krakend: Path, tmp_path: Path, de
         other = request(port, "GET", "/v1/payins/p-1", {"Authorization": "Bearer patient"})[0]
     assert greedy.count(200) < 20 and 429 in greedy
     assert other == 200
+
+
+def test_a_monitor_without_credentials_reaches_the_health_route_and_an_api_route_refuses_it(
+        krakend: Path, tmp_path: Path, dev_services: Services) -> None:
+    """The per-client limit keys on Authorization: KrakenD answers 429 to a request without it. Health routes are
+    for monitors, so they have only the endpoint's limit."""
+    rendered = krakend_config(settings("dev"), catalogue(), url=dev_services.url)
+    stub = dev_services.stubs[("payin-api", "active")]
+    with running_gateway(krakend, rendered, tmp_path) as port:
+        health = [request(port, "GET", "/health/payin-api")[0] for _ in range(3)]
+        reached = len(stub.seen_headers)
+        api = request(port, "GET", "/v1/payins/p-1")[0]
+    assert health == [200, 200, 200] and reached == 3
+    assert api == 429 and len(stub.seen_headers) == reached  # refused at the gateway
+
+
+def test_each_request_opens_its_own_backend_connection(krakend: Path, tmp_path: Path,
+                                                       dev_services: Services) -> None:
+    """What makes a Service switch take effect at the next request: no connection outlives its request."""
+    rendered = krakend_config(settings("dev"), catalogue(), url=dev_services.url)
+    stub = dev_services.stubs[("payin-api", "active")]
+    with running_gateway(krakend, rendered, tmp_path) as port:
+        colours_seen(port, "/v1/payins/p-1", 20)
+    assert stub.connections == 20

@@ -1,7 +1,8 @@
 """A real KrakenD on loopback in front of stub backends that stand in for each service's two Services.
 
-Each stub answers as the colour its Service currently selects; switching a stub's colour is what a Kubernetes
-selector update does, so a colour flip can be exercised without touching the gateway.
+Each stub answers as the colour its Service selected when the connection opened; switching a stub's colour is
+what a Kubernetes selector update does, so a colour flip can be exercised without touching the gateway. As with
+kube-proxy, a connection that is already open stays with the colour it reached.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Stub:
     colour: str
     status: int = 200
     seen_headers: list[dict[str, str]] = field(default_factory=list)
+    connections: int = 0
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -51,12 +53,17 @@ class Stub:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out separately; without this each costs ~40 ms
 
+            def setup(self) -> None:
+                super().setup()
+                self.pod = stub.colour  # chosen when the connection opens, as kube-proxy's conntrack does
+                stub.connections += 1
+
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
                 stub.seen_headers.append(dict(self.headers))
-                body = json.dumps({"service": stub.service, "colour": stub.colour, "path": self.path}).encode()
+                body = json.dumps({"service": stub.service, "colour": self.pod, "path": self.path}).encode()
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
