@@ -1,7 +1,8 @@
 """Which stacks a change affects, so a pull request previews those and no others.
 
-A stack's own file affects that stack; what every stack is built from (the catalogue, the program, the project
-file and the pinned dependencies) affects all of them; anything else (docs, tests, scripts) affects none.
+A stack's own file affects that stack; what every stack is built from (the catalogue, the program and every module
+it imports, the project file, the pinned dependencies, and the pinned engine and Kubernetes provider) affects all
+of them; anything else (docs, tests, other scripts) affects none.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Iterable
 
 STACK_FILE = re.compile(r"Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml")
 SHARED_FILES = ("catalogue.yaml", "Pulumi.yaml", "pyproject.toml")
-SHARED_DIRECTORIES = ("core/", "components/", "infra/")
+# release_infra_tools/: the program imports its registry client (digest lookup).
+SHARED_DIRECTORIES = ("core/", "components/", "infra/", "release_infra_tools/", "scripts/engine/")
 
 
 def affected_stacks(paths: Iterable[str], stacks: Iterable[str]) -> list[str]:

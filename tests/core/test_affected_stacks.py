@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from core.affected_stacks import affected_stacks
 from release_infra_tools.affected_stacks import main
-from tests.support.stacks import STACKS
+from tests.support.stacks import ROOT, STACKS
 
 
 @pytest.mark.parametrize("paths, expected", [
@@ -21,6 +24,8 @@ from tests.support.stacks import STACKS
     (["core/gateway.py"], list(STACKS)),
     (["components/environment.py"], list(STACKS)),
     (["infra/program.py", "docs/alerting.md"], list(STACKS)),
+    (["release_infra_tools/registry.py"], list(STACKS)),  # the program's digest lookup
+    (["scripts/engine/versions.env"], list(STACKS)),  # the engine and provider every preview runs
     (["docs/pull-requests.md", "README.md"], []),
     (["tests/core/test_gateway.py", "scripts/up.sh", ".github/workflows/deploy.yml"], []),
     ([], []),
@@ -41,3 +46,15 @@ def test_the_command_reads_git_diff_output_on_stdin(monkeypatch: pytest.MonkeyPa
 def test_the_command_takes_paths_as_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["core/settings.py"]) == 0
     assert capsys.readouterr().out.split() == list(STACKS)
+
+
+def test_every_module_the_program_imports_affects_every_stack() -> None:
+    """A change to any file the program runs must be previewed on every stack; asked of a fresh interpreter."""
+    script = ("import json, sys, infra.program; print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values()) "
+              "if getattr(m, '__file__', None))))")
+    files = json.loads(subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, capture_output=True,
+                                      text=True).stdout)
+    own = [str(Path(file).relative_to(ROOT)) for file in files
+           if Path(file).is_relative_to(ROOT) and not Path(file).is_relative_to(ROOT / ".venv")]
+    assert "release_infra_tools/registry.py" in own and "infra/program.py" in own
+    assert [path for path in own if affected_stacks([path], STACKS) != list(STACKS)] == []
