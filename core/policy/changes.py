@@ -2,7 +2,7 @@
 
 The schedule rules (train, no-deploy days, freezes) judge changes, not updates: a no-change update passes on any
 day. Some changes are always safe to make, because refusing them would only keep a bad release live: a rollback
-(traffic back to the older version the other colour still runs), a canary stepping back, and a scaled-down
+(traffic back to the earlier release the other colour still runs), a canary stepping back, and a scaled-down
 standby warming up for a rollback.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from core.errors import MISSING
-from core.images import ImageReference
+from core.policy.history import is_earlier_release, previous_history
 from core.settings import COLOURS, Colour, StackSettings
 from core.validation import key_path
 
@@ -68,15 +68,13 @@ def release_changes(settings: StackSettings, previous: Mapping[str, Any]) -> lis
 
 
 def is_rollback(before: Mapping[str, Any], image: str, colour: Colour) -> bool:
-    """Traffic goes back to ``colour``, which already ran ``image``, an older version than the active one."""
+    """Traffic goes back to ``colour``, which still runs ``image``, an earlier release than the active one (see
+    history.is_earlier_release: an older version, or an earlier build of the same version)."""
     colours = mapping(before.get("colours"))
-    if mapping(colours.get(colour)).get("image") != image:
+    active = mapping(colours.get(before.get("active_colour"))).get("image")
+    if mapping(colours.get(colour)).get("image") != image or not isinstance(active, str):
         return False
-    try:
-        previous = ImageReference.parse(mapping(colours.get(before.get("active_colour"))).get("image"))
-        return ImageReference.parse(image).version < previous.version
-    except ValueError:
-        return False
+    return is_earlier_release(image, active, previous_history(before)[1])
 
 
 def _replicas_change(settings: StackSettings, name: str, colour: Colour, replicas: int, safe: bool) -> Change:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from core.images import ImageReference
+
 HISTORY_LIMIT = 100  # per service and list; the oldest go first (retention keeps 20 builds per service anyway)
 
 
@@ -45,6 +47,22 @@ def accumulate(before: list[str], now: Iterable[str]) -> list[str]:
             result.append(image)
             known.add(image_key(image))
     return result[-HISTORY_LIMIT:]
+
+
+def is_earlier_release(image: str, active: str, served: Iterable[str]) -> bool:
+    """Whether ``image`` is an earlier release than ``active``, so moving traffic to it is a rollback: an older
+    version, or another build of the same version that took traffic before ``active`` first did (``served``, oldest
+    first). A rebuild is a new tag with the same version, so the version alone cannot tell going back from
+    promoting the rebuild again. The release policy and the deployment events both decide by this rule."""
+    try:
+        new, old = ImageReference.parse(image).version, ImageReference.parse(active).version
+    except ValueError:
+        return False
+    if new != old:
+        return new < old
+    order = [image_key(item) for item in served]
+    new_key, old_key = image_key(image), image_key(active)
+    return new_key in order and old_key in order and order.index(new_key) < order.index(old_key)
 
 
 def ran_in(outputs: Mapping[str, Any], service: str) -> set[str]:

@@ -10,6 +10,7 @@ import pytest
 from core.errors import ConfigError
 from core.outputs import stack_outputs
 from core.policy.clock import pinned_time
+from core.policy.history import is_earlier_release
 from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import TrainWindow, load_policy
 from tests.support.stacks import TRAIN, catalogue, delete_path, set_path, settings, stack_config, upstream_outputs
@@ -229,6 +230,41 @@ def test_rolling_forward_again_is_a_change() -> None:
     message = refusal("prod", stack_config("prod"), outputs("prod", rolled_back, outputs("prod")), FRIDAY)
     assert message.startswith('release policy refuses the update of stack "prod": '
                               'release-infra:services.payin-api.active = "green": it is Friday')
+
+
+def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
+    """merchant-api 3.1.0 rebuilt (a new tag, the same version): back to the first build is a rollback on a Friday;
+    promoting the rebuild again is not, though it served before: it first took traffic after the first build."""
+    rebuild = "registry.pay.internal/merchant-api:0f1e2d3-v3.1.0"
+    upstream = upstream_outputs("prod", {"merchant-api": rebuild})["test"]
+    staged = prod_with("services.merchant-api.blue.image", rebuild)
+    previous = outputs("prod", staged, outputs("prod"))
+    promoted = set_path(staged, "services.merchant-api.active", "blue")
+    assert judge("prod", promoted, previous, TRAIN, upstream) == []
+    previous = outputs("prod", promoted, previous)
+    rolled_back = set_path(promoted, "services.merchant-api.active", "green")
+    assert judge("prod", rolled_back, previous, FRIDAY, upstream) == []
+    previous = outputs("prod", rolled_back, previous)
+    again = set_path(rolled_back, "services.merchant-api.active", "blue")
+    assert refusal("prod", again, previous, FRIDAY, upstream=upstream).startswith(
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.active = "blue": '
+        "it is Friday")
+
+
+@pytest.mark.parametrize(("image", "active", "served", "earlier"), [
+    ("m:aaaaaaa-v3.0.9", "m:bbbbbbb-v3.1.0", [], True),  # an older version, whatever served
+    ("m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9", ["m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9"], False),
+    ("m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0", ["m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0"], True),  # the first build
+    ("m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.1.0", ["m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0"], False),  # the rebuild again
+    ("m:aaaaaaa-v3.1.0@sha256:" + "0" * 64, "m:bbbbbbb-v3.1.0", ["m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0"], True),
+    ("m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0", ["m:bbbbbbb-v3.1.0"], False),  # never served: a promotion
+    ("m:latest", "m:bbbbbbb-v3.1.0", [], False),
+])
+def test_an_earlier_release_is_an_older_version_or_a_build_of_it_that_served_first(image, active, served,
+                                                                                   earlier) -> None:
+    registry = "registry.pay.internal/merchant-api"
+    assert is_earlier_release(image.replace("m:", registry + ":"), active.replace("m:", registry + ":"),
+                              [item.replace("m:", registry + ":") for item in served]) is earlier
 
 
 def test_a_canary_step_back_and_warming_a_standby_pass_on_any_day() -> None:
