@@ -8,7 +8,7 @@ and go only into that Secret, so the state keeps them encrypted; nothing else se
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,7 +32,8 @@ def read_secrets(alerting: AlertingSettings) -> dict[str, pulumi.Output[str]]:
 
 class Alerting(pulumi.ComponentResource):
     """Registers what core.alerting computes; ``releases`` (service -> resource) orders each service's
-    deployment events after that service's Kubernetes changes, so an event reports a change that was applied."""
+    deployment events after that service's Kubernetes changes, so an event reports a change that was applied.
+    ``served`` (service -> this update's ``history.served``) tells the events which build took traffic first."""
 
     rules: dict[str, k8s.apiextensions.CustomResource]
     routing: k8s.apiextensions.CustomResource
@@ -41,7 +42,8 @@ class Alerting(pulumi.ComponentResource):
     def __init__(self, name: str, settings: StackSettings, alerting: AlertingSettings, catalogue: Catalogue,
                  secrets: Mapping[str, pulumi.Input[str]],
                  releases: Optional[Mapping[str, pulumi.Resource]] = None,
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+                 opts: Optional[pulumi.ResourceOptions] = None,
+                 served: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         super().__init__("release-infra:alerting:Alerting", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         monitor = rules.pod_monitor(settings)
@@ -62,11 +64,12 @@ class Alerting(pulumi.ComponentResource):
             f"{name}-routing", api_version=ALERTMANAGER_CONFIG_API, kind="AlertmanagerConfig",
             metadata=config["metadata"], spec=config["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[receivers]))
-        releases = releases or {}
+        releases, served = releases or {}, served or {}
         self.deployment_events = {
             service: DeploymentEvents(
                 f"{name}-{service}-deployment", stack=settings.stack, environment=settings.environment.value,
-                namespace=settings.namespace, service=service, release=ReleaseState.of(release),
+                namespace=settings.namespace, service=service,
+                release=ReleaseState.of(release, served.get(service, ())),
                 alertmanager_url=alerting.alertmanager_url,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[releases[service]] if service in releases else []))
             for service, release in settings.services.items()

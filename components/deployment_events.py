@@ -1,10 +1,13 @@
 """DeploymentEvents: a dynamic resource per service that tells Alertmanager what each stack update deployed.
 
-Its inputs are the service's active colour and images. When an update changes them, the engine calls ``update``
-with the old and new inputs; the provider classifies the change (core.alerting.events) and posts the events to
-Alertmanager's API, which routes them to #deployments, #incidents and on-call. The engine never calls ``create``
-or ``update`` during a preview, and ``diff`` only compares, so a preview sends nothing. Without an Alertmanager URL
-(rendering manifests) the events are only recorded in the resource's outputs.
+Its inputs are the service's active colour, images and canary weight, and the order in which the colours' builds
+first took traffic (from the outputs' ``history.served``: telling a rollback to an earlier build of the same
+version from a re-promotion needs it). Each changes only with the release, so a no-change update changes nothing.
+When an update changes them, the engine calls ``update`` with the old and new inputs; the provider classifies the
+change (core.alerting.events) and posts the events to Alertmanager's API, which routes them to #deployments,
+#incidents and on-call. The engine never calls ``create`` or ``update`` during a preview, and ``diff`` only
+compares, so a preview sends nothing. Without an Alertmanager URL (rendering manifests) the events are only
+recorded in the resource's outputs.
 
 A failed post fails the update after the Kubernetes changes are applied (the resource depends on them): the
 engine keeps the old inputs, so the next ``pulumi up`` posts the same events again.
@@ -34,7 +37,8 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
 from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
 
-INPUTS = ("stack", "environment", "namespace", "service", "active", "images", "alertmanager_url")
+INPUTS = ("stack", "environment", "namespace", "service", "active", "images", "canary_weight", "served",
+          "alertmanager_url")
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10
 
@@ -114,6 +118,7 @@ class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="De
         pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, {
             "stack": stack, "environment": environment, "namespace": namespace, "service": service,
             "active": release.active, "images": {"blue": release.blue, "green": release.green},
+            "canary_weight": release.canary_weight, "served": list(release.served),
             "alertmanager_url": alertmanager_url, "events": None, "delivered": None,
             PROVIDER_KEY: serialized_provider(),
         }, opts)

@@ -6,7 +6,7 @@ built from the same validated settings, so an environment is always one tree in 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -40,7 +40,8 @@ class Environment(pulumi.ComponentResource):
                  retention: Optional[RetentionSettings] = None, retention_password: pulumi.Input[str] = "",
                  protect_outputs: Optional[Mapping[str, pulumi.Input[Any]]] = None,
                  migrations: Optional[Mapping[str, Migration]] = None,
-                 database_urls: Optional[Mapping[str, pulumi.Input[str]]] = None) -> None:
+                 database_urls: Optional[Mapping[str, pulumi.Input[str]]] = None,
+                 served: Optional[Mapping[str, Sequence[str]]] = None) -> None:
         super().__init__("release-infra:environment:Environment", name, None, opts)
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
@@ -72,7 +73,7 @@ class Environment(pulumi.ComponentResource):
             pair.route_preview(after=[gateway.deployment for gateway in self.gateways.values()])
         self.alerting = None if alerting is None else Alerting(
             f"{name}-alerting", settings, alerting, catalogue, alerting_secrets or {}, releases=self.services,
-            opts=inside)
+            opts=inside, served=served)
         self.retention = None if retention is None else RegistryRetention(
             f"{name}-registry-retention", retention, retention_password, protect_outputs or {}, common(settings),
             opts=inside, namespace=settings.namespace)

@@ -106,7 +106,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
                 alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
                 retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",
                 protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None,
-                migrations=migrations, database_urls=databases)
+                migrations=migrations, database_urls=databases,
+                served={name: service.history.served for name, service in outputs.services.items()})
     for key, value in outputs.model_dump(mode="json").items():
         pulumi.export(key, value)
     return outputs

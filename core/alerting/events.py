@@ -1,10 +1,12 @@
 """Deployment events: what a stack update did to one service, as alerts Alertmanager routes like any other.
 
-A release here is config: an image per colour and which colour is active. Comparing the state before an update
-with the state after it tells what happened:
+A release here is config: an image per colour, which colour is active and the canary weight. Comparing the state
+before an update with the state after it tells what happened:
 
-- the active colour moves to a newer version: the deployment succeeded (a promotion);
-- the active colour moves to an older version: a rollback;
+- the active colour moves to a newer release: the deployment succeeded (a promotion, or a finished canary);
+- the active colour moves to an earlier release (core.policy.history.is_earlier_release: an older version, or an
+  earlier build of the same version, by the order the builds first served): a rollback;
+- the canary weight goes down on an unchanged standby build: a rollback of the canary;
 - only the standby's image changes: a deployment started (the new build is up, not yet taking traffic);
 - a service appears: it is live for the first time, which is a successful deployment too.
 
@@ -18,10 +20,11 @@ import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from core.images import ImageReference
-from core.settings import Colour, ServiceRelease, other
+from core.policy.history import image_key, is_earlier_release
+from core.settings import COLOURS, Colour, ServiceRelease, other
 
 # An event stays active this long: a second post of the same event within it is deduplicated by Alertmanager.
 HOLD = timedelta(hours=1)
@@ -44,19 +47,29 @@ ALERT_NAMES = {
 
 @dataclass(frozen=True)
 class ReleaseState:
-    """The part of a service's config that a deployment changes."""
+    """The part of a service's config that a deployment changes, and which of the colours' builds took traffic
+    first: telling a rollback from a re-promotion of builds of one version needs that order (``served``)."""
 
     active: Colour
     blue: str
     green: str
+    canary_weight: int = 0
+    served: tuple[str, ...] = ()  # the colours' builds (no digest) that have served, in the order they first did
 
     @classmethod
-    def of(cls, release: ServiceRelease) -> "ReleaseState":
-        return cls(active=release.active, blue=str(release.blue.image), green=str(release.green.image))
+    def of(cls, release: ServiceRelease, served: Iterable[str] = ()) -> "ReleaseState":
+        """``served`` is the service's ``history.served`` as this update's outputs have it; only the colours' builds
+        are kept, so the state changes only when the release does."""
+        builds = {image_key(str(release.image(colour))) for colour in COLOURS}
+        return cls(active=release.active, blue=str(release.blue.image), green=str(release.green.image),
+                   canary_weight=release.canary.weight,
+                   served=tuple(image_key(image) for image in served if image_key(image) in builds))
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> "ReleaseState":
-        return cls(active=inputs["active"], blue=inputs["images"]["blue"], green=inputs["images"]["green"])
+        """State written before ``canary_weight`` and ``served`` were inputs has neither: weight 0, nothing served."""
+        return cls(active=inputs["active"], blue=inputs["images"]["blue"], green=inputs["images"]["green"],
+                   canary_weight=int(inputs.get("canary_weight") or 0), served=tuple(inputs.get("served") or ()))
 
     def image(self, colour: Colour) -> str:
         return self.blue if colour == "blue" else self.green
@@ -96,15 +109,26 @@ def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> 
     if after.build(standby) != before.build(standby):
         events.append(_event(EventKind.STARTED, service, after, standby, before.image(standby),
                              f"{service} {after.version(standby)} deployed to standby {standby}, not yet live"))
+    elif active == before.active and after.canary_weight < before.canary_weight:
+        events.append(_event(EventKind.ROLLBACK, service, after, active, after.image(standby),
+                             f"{service} canary rolled back from {before.canary_weight}% to {after.canary_weight}% "
+                             f"({standby} {after.version(standby)}), {100 - after.canary_weight}% on {active} "
+                             f"{after.version(active)}"))
     previous = before.image(before.active)
     if after.build(active) != before.build(before.active):
-        old, new = ImageReference.parse(previous).version, ImageReference.parse(after.image(active)).version
-        if new < old:
+        old, new = _release(previous, after.image(active)), _release(after.image(active), previous)
+        if is_earlier_release(after.image(active), previous, after.served):
             kind, summary = EventKind.ROLLBACK, f"{service} rolled back from {old} to {new} ({active})"
         else:
             kind, summary = EventKind.SUCCEEDED, f"{service} {new} is live ({active}), replacing {old}"
         events.append(_event(kind, service, after, active, previous, summary))
     return events
+
+
+def _release(image: str, other_image: str) -> str:
+    """The version, or the tag when ``other_image`` is another build of the same version."""
+    version, tag = ImageReference.parse(image).version, image_key(image).rsplit(":", 1)[-1]
+    return tag if version == ImageReference.parse(other_image).version else str(version)
 
 
 def failure(service: str, state: ReleaseState, reason: str) -> DeploymentEvent:

@@ -103,7 +103,20 @@ def test_deployment_events_carry_the_release_and_no_secret() -> None:
         "active": "green", "alertmanager_url": "http://am.test:9093",
         "images": {"blue": "registry.pay.internal/payin-api:9f8e7d6-v2.2.4",
                    "green": "registry.pay.internal/payin-api:a1b2c3d-v2.3.0"}}
+    assert (events.inputs["canary_weight"], events.inputs["served"]) == (0, [])
     assert not events.inputs["__provider"].startswith("{")  # the serialized provider, not a secret wrapper
+
+
+def test_deployment_events_get_the_served_order_of_the_colours_builds_only() -> None:
+    """So the input changes with the release only, not with every build the environment ever served."""
+    stack_settings = settings("prod")
+    alerting = load_alerting("prod", stack_settings.environment, None, SECRETS, live=False)
+    image = "registry.pay.internal/payin-api:"
+    served = {"payin-api": [image + "0000000-v2.1.0", image + "9f8e7d6-v2.2.4", image + "a1b2c3d-v2.3.0"]}
+    run = run_program(lambda: Alerting("prod-alerting", stack_settings, alerting, catalogue(), read_secrets(alerting),
+                                       served=served), stack="prod", config=SECRETS)
+    assert run.named("prod-alerting-payin-api-deployment").inputs["served"] == served["payin-api"][1:]
+    assert run.named("prod-alerting-merchant-api-deployment").inputs["served"] == []
 
 
 def test_a_preview_registers_the_same_resources() -> None:

@@ -1,12 +1,18 @@
-"""DeploymentEvents under mocks: any number of them in one process, each with the same serialized provider."""
+"""DeploymentEvents under mocks: any number of them in one process, each with the same serialized provider; the
+provider's update of existing stacks."""
 
 from __future__ import annotations
 
-from components.deployment_events import DeploymentEvents
+from typing import Any
+
+from components.deployment_events import DeploymentEvents, DeploymentEventsProvider
 from core.alerting.events import ReleaseState
 from tests.support.mock_engine import run_program
+from tests.support.servers import free_port
 
 SERVICES = 1000  # beyond the ~980 dynamic resources after which the SDK's own pickling exceeds the recursion limit
+OLD = "registry.pay.internal/payin-api:9f8e7d6-v2.2.4"
+NEW = "registry.pay.internal/payin-api:a1b2c3d-v2.3.0"
 
 
 def test_a_thousand_services_register_in_one_process() -> None:
@@ -21,3 +27,20 @@ def test_a_thousand_services_register_in_one_process() -> None:
     run = run_program(program, stack="prod", config={})
     assert len(run.registrations) == SERVICES
     assert len({registration.inputs["__provider"] for registration in run.registrations}) == 1
+
+
+def props(url: str | None, **changes: Any) -> dict[str, Any]:
+    return {"stack": "prod", "environment": "prod", "namespace": "payments-prod", "service": "payin-api",
+            "active": "green", "images": {"blue": OLD, "green": NEW}, "alertmanager_url": url,
+            "served": [OLD, NEW], "canary_weight": 0, **changes}
+
+
+def test_state_from_before_the_served_and_canary_inputs_updates_once_and_posts_nothing() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: a post would fail the update
+    provider = DeploymentEventsProvider()
+    olds = {key: value for key, value in props(url).items() if key not in ("served", "canary_weight")}
+    assert provider.diff("prod/payin-api", olds, props(url)).changes
+    result = provider.update("prod/payin-api", {**olds, "events": [], "delivered": False}, props(url))
+    assert result.outs["events"] == [] and result.outs["delivered"] is False
+    # The engine hands numbers back as floats: the same weight is no change.
+    assert not provider.diff("prod/payin-api", {**result.outs, "canary_weight": 0.0}, props(url)).changes

@@ -12,6 +12,8 @@ from tests.support.stacks import settings
 IMG = "registry.pay.internal/payin-api:"
 V220, V230, V240 = IMG + "9f8e7d6-v2.2.0", IMG + "a1b2c3d-v2.3.0", IMG + "5e6f7a8-v2.4.0"
 RC1, RC2 = IMG + "1111111-v2.4.0-rc.1", IMG + "2222222-v2.4.0-rc.2"
+V250 = IMG + "6f7a8b9-v2.5.0"
+BUILD_1, BUILD_2 = IMG + "aaaaaaa-v2.4.0", IMG + "bbbbbbb-v2.4.0"  # 2.4.0 built twice: a new tag, the same version
 LIVE = ReleaseState("blue", blue=V230, green=V220)  # 2.3.0 live on blue, 2.2.0 kept on green for rollback
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
@@ -47,6 +49,47 @@ def test_a_promotion_then_its_rollback() -> None:
     assert kinds(promoted, rolled_back) == [("rollback", "blue", "2.3.0")]
     [event] = classify("payin-api", promoted, rolled_back)
     assert event.previous_version == "2.4.0" and event.summary == "payin-api rolled back from 2.4.0 to 2.3.0 (blue)"
+
+
+def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
+    staged = ReleaseState("blue", blue=BUILD_1, green=BUILD_2, served=(BUILD_1,))
+    promoted = ReleaseState("green", blue=BUILD_1, green=BUILD_2, served=(BUILD_1, BUILD_2))
+    rolled_back = ReleaseState("blue", blue=BUILD_1, green=BUILD_2, served=(BUILD_1, BUILD_2))
+    assert kinds(staged, promoted) == [("deployment-succeeded", "green", "2.4.0")]
+    [event] = classify("payin-api", promoted, rolled_back)
+    assert (event.kind, event.colour, event.previous_image) == (EventKind.ROLLBACK, "blue", BUILD_2)
+    assert event.summary == "payin-api rolled back from bbbbbbb-v2.4.0 to aaaaaaa-v2.4.0 (blue)"
+    # Promoting the rebuild again: it served before, but after the first build did.
+    [event] = classify("payin-api", rolled_back, promoted)
+    assert event.kind == EventKind.SUCCEEDED
+    assert event.summary == "payin-api bbbbbbb-v2.4.0 is live (green), replacing aaaaaaa-v2.4.0"
+
+
+CANARY = ReleaseState("blue", blue=V230, green=V240, canary_weight=25)  # 2.4.0 on standby green has 25%
+
+
+@pytest.mark.parametrize(("after", "expected"), [
+    (ReleaseState("blue", blue=V230, green=V240, canary_weight=50), []),  # a step forward
+    (ReleaseState("blue", blue=V230, green=V240, canary_weight=0),
+     ("rollback", "payin-api canary rolled back from 25% to 0% (green 2.4.0), 100% on blue 2.3.0")),
+    (ReleaseState("blue", blue=V230, green=V240, canary_weight=5),
+     ("rollback", "payin-api canary rolled back from 25% to 5% (green 2.4.0), 95% on blue 2.3.0")),
+    # A new build on the standby starts its canary again from 0: a start, not a rollback.
+    (ReleaseState("blue", blue=V230, green=V250, canary_weight=0),
+     ("deployment-started", "payin-api 2.5.0 deployed to standby green, not yet live")),
+])
+def test_a_canary_stepping_back_is_a_rollback(after, expected) -> None:
+    events = [(e.kind.value, e.summary) for e in classify("payin-api", CANARY, after)]
+    assert events == ([expected] if expected else [])
+    if expected and expected[0] == "rollback":
+        [event] = classify("payin-api", CANARY, after)
+        assert (event.colour, event.image, event.previous_image) == ("blue", V230, V240)
+
+
+def test_a_finished_canary_is_a_successful_deployment() -> None:
+    at_100 = ReleaseState("blue", blue=V230, green=V240, canary_weight=100, served=(V230,))
+    finished = ReleaseState("green", blue=V230, green=V240, canary_weight=0, served=(V230, V240))
+    assert kinds(at_100, finished) == [("deployment-succeeded", "green", "2.4.0")]
 
 
 def test_release_candidates_order_by_semver() -> None:

@@ -68,7 +68,7 @@ CANARY_PLAN = """\
 
 - **Canary**: blue, the standby (`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`), gets 5% of payin-api's gateway \
 traffic, up from 0%.
-- Updated with it: `prod-gateway-deployment` (Deployment).
+- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), `prod-gateway-deployment` (Deployment).
 
 To roll back, set the canary weight back to 0%:
 
@@ -320,6 +320,8 @@ def test_a_config_map_replaced_other_than_by_its_content_is_flagged(edit) -> Non
 def test_new_gateway_config_that_moves_no_weight_is_listed_with_its_pods_not_flagged() -> None:
     """A new gateway setting is no service's change: reverting it is the rollback, the new ConfigMap no surprise."""
     preview = captured("canary")
+    # No weight moves, so the deployment events have nothing to update either.
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-alerting-payin-api-deployment")]
     config = step(preview, "prod-gateway-config")
     config["newState"]["inputs"]["data"] = config["oldState"]["inputs"]["data"]
     plan = plan_of(preview)
@@ -335,7 +337,7 @@ def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> No
     gateway = step(preview, "prod-gateway-deployment")["newState"]["inputs"]
     gateway["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = "gateway-config-0123456789"
     plan = plan_of(preview)
-    assert "Updated with it" not in plan
+    assert "- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).\n" in plan  # not the pods
     assert "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations" in plan
 
 
@@ -361,7 +363,8 @@ def test_a_gateway_setting_changed_with_a_canary_step_is_another_change() -> Non
     preview = captured("canary")
     krakend(step(preview, "prod-gateway-config"), "newState", lambda document: document.update(timeout="30000ms"))
     plan = plan_of(preview)
-    assert "- **Canary**: blue, the standby" in plan and "Updated with it" not in plan
+    assert "- **Canary**: blue, the standby" in plan
+    assert "- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).\n" in plan  # not the pods
     assert "pulumi config set --path 'services.payin-api.canary.weight' 0\n" in plan
     assert plan.split("#### Other changes\n\n")[1].splitlines()[2:] == [
         "- `prod-gateway-config` (ConfigMap): `data.krakend.json.timeout`",

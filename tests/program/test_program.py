@@ -133,12 +133,30 @@ def test_bad_config_registers_nothing() -> None:
     assert run.registrations == []
 
 
-def test_a_canary_step_changes_only_the_public_gateways_config_and_pods() -> None:
+def test_a_canary_step_changes_only_the_public_gateways_config_and_pods_and_the_events_weight() -> None:
     config = stack_config("test")
     before = run_stack("test", config)
     after = run_stack("test", set_path(config, "services.payout-api.canary", {"weight": 25}))
-    assert changed(before, after) == {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"}}
-    assert after.result.services["payout-api"].canary_weight == 25
+    # The events resource learns the weight, so that a step back is announced as a rollback.
+    assert changed(before, after) == {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"},
+                                      "DeploymentEvents": {"test-alerting-payout-api-deployment"}}
+    assert after.named("test-alerting-payout-api-deployment").inputs["canary_weight"] == 25
+
+
+def test_deployment_events_learn_the_served_order_from_the_outputs_history() -> None:
+    """dev serves payin-api rc.3 on blue; a flip to rc.2 on green, then back: blue's build served first."""
+    first = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"))
+    assert first.named("dev-alerting-payin-api-deployment").inputs["served"] == [
+        "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3"]
+    flipped = set_path(stack_config("dev"), "services.payin-api.active", "green")
+    previous = first.result.model_dump(mode="json")
+    second = run_program(lambda: main(now=lambda: NOW), stack="dev", config=flipped, stack_outputs={"dev": previous})
+    assert second.named("dev-alerting-payin-api-deployment").inputs["served"] == [
+        "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3", "registry.pay.internal/payin-api:3c4d5e6-v2.4.0-rc.2"]
+    back = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"),
+                       stack_outputs={"dev": second.result.model_dump(mode="json")})
+    assert back.named("dev-alerting-payin-api-deployment").inputs["served"] == \
+        second.named("dev-alerting-payin-api-deployment").inputs["served"]
 
 
 @pytest.mark.parametrize("stack", STACKS)

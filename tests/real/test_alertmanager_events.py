@@ -28,6 +28,7 @@ PREFIX = f"{NAMESPACE}/{routing.CONFIG_NAME}/"
 OLD = "registry.pay.internal/payin-api:9f8e7d6-v2.2.4"
 NEW = "registry.pay.internal/payin-api:a1b2c3d-v2.3.0"
 NEXT = "registry.pay.internal/payin-api:5e6f7a8-v2.4.0"
+REBUILD = "registry.pay.internal/payin-api:0f1e2d3-v2.3.0"  # 2.3.0 built again: a new tag, the same version
 SECRETS = {
     "alerting_slack_deployments_url": "https://hooks.slack.test/services/T0/B0/deployments",
     "alerting_slack_incidents_url": "https://hooks.slack.test/services/T0/B0/incidents",
@@ -56,9 +57,11 @@ def alertmanager_config(alertmanager_sink: Sink) -> dict[str, Any]:
     return config
 
 
-def props(url: str | None, active: str = "green", blue: str = OLD, green: str = NEW) -> dict[str, Any]:
+def props(url: str | None, active: str = "green", blue: str = OLD, green: str = NEW, canary_weight: int = 0,
+          served: tuple[str, ...] = (OLD, NEW)) -> dict[str, Any]:
     return {"stack": "prod", "environment": "prod", "namespace": NAMESPACE, "service": "payin-api",
-            "active": active, "images": {"blue": blue, "green": green}, "alertmanager_url": url}
+            "active": active, "images": {"blue": blue, "green": green}, "canary_weight": canary_weight,
+            "served": list(served), "alertmanager_url": url}
 
 
 def alerts(server: AlertmanagerServer, **labels: str) -> list[dict[str, Any]]:
@@ -104,6 +107,25 @@ def test_a_rollback_reaches_incidents_and_pages_on_call(alertmanager_server: Ale
     [page] = alertmanager_sink.wait_for("/pagerduty")
     assert page["routing_key"] == SECRETS["alerting_pagerduty_routing_key"] and page["event_action"] == "trigger"
     assert "/slack/deployments" not in alertmanager_sink.paths()
+
+
+@pytest.mark.parametrize(("before", "after", "summary"), [
+    # A rebuild of 2.3.0 was promoted; back to the first build, which served before it.
+    ({"blue": REBUILD, "served": (NEW, REBUILD), "active": "blue"}, {"blue": REBUILD, "served": (NEW, REBUILD)},
+     "rolled back from 0f1e2d3-v2.3.0 to a1b2c3d-v2.3.0 (green)"),
+    # `release canary` failing its gate at 25%: the weight goes back to 0.
+    ({"blue": NEXT, "canary_weight": 25}, {"blue": NEXT}, "canary rolled back from 25% to 0% (blue 2.4.0)"),
+])
+def test_every_kind_of_rollback_pages_on_call(alertmanager_server: AlertmanagerServer, alertmanager_sink: Sink,
+                                              before: dict[str, Any], after: dict[str, Any], summary: str) -> None:
+    url = alertmanager_server.url
+    result = DeploymentEventsProvider().update("prod/payin-api", props(url, **before), props(url, **after))
+    assert [e["kind"] for e in result.outs["events"]] == ["rollback"]
+    [alert] = alerts(alertmanager_server, event="rollback")
+    assert receivers_of(alert) == [PREFIX + "incident-events", PREFIX + "on-call-events"]
+    [text] = slack_texts(alertmanager_sink, "/slack/incidents")
+    assert summary in text
+    alertmanager_sink.wait_for("/pagerduty")
 
 
 def test_amtool_sees_the_posted_event(alertmanager_server: AlertmanagerServer, alertmanager_amtool: str) -> None:
