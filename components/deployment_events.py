@@ -12,7 +12,8 @@ recorded in the resource's outputs.
 A failed post fails the update after the Kubernetes changes are applied (the resource depends on them): the
 engine keeps the old inputs, so the next ``pulumi up`` posts the same events again.
 
-For an update that fails before the events are posted, the pipeline reports the failure itself:
+For an update that fails before the events are posted, the pipeline reports the failure itself (exit status 1 and
+one line when the post fails):
 
     python -m components.deployment_events failed --alertmanager-url URL --stack prod --environment prod \
         --namespace payments-prod --service payin-api --active green \
@@ -43,11 +44,23 @@ ATTEMPTS = 3
 TIMEOUT_SECONDS = 10
 
 
+class PostFailed(RuntimeError):
+    """Alertmanager did not take the alerts: how many, where and why, for each caller to word its own message."""
+
+    def __init__(self, count: int, url: str, reason: str) -> None:
+        super().__init__(f"posting {count} deployment event(s) to {url} failed: {reason}")
+        self.count, self.reason = count, reason
+
+
 def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
                 sleep: Callable[[float], None] = time.sleep) -> None:
-    """POST to ``/api/v2/alerts``, retrying a refused or failed request twice; raises when all attempts fail."""
-    request = urllib.request.Request(alertmanager_url.rstrip("/") + "/api/v2/alerts", method="POST",
-                                     data=json.dumps(alerts).encode(), headers={"Content-Type": "application/json"})
+    """POST to ``/api/v2/alerts``, retrying a refused or failed request twice; PostFailed when all attempts fail."""
+    try:
+        request = urllib.request.Request(alertmanager_url.rstrip("/") + "/api/v2/alerts", method="POST",
+                                         data=json.dumps(alerts).encode(),
+                                         headers={"Content-Type": "application/json"})
+    except ValueError as error:  # not a URL at all
+        raise PostFailed(len(alerts), alertmanager_url, str(error)) from error
     error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
@@ -59,8 +72,14 @@ def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
             if isinstance(caught, urllib.error.HTTPError) and caught.code < 500:
                 break  # Alertmanager refused the payload: retrying changes nothing
             sleep(2 ** attempt)
-    raise RuntimeError(f"posting {len(alerts)} deployment event(s) to {alertmanager_url} failed after the change was "
-                       f"applied: {error}; run `pulumi up` again to send them") from error
+    raise PostFailed(len(alerts), alertmanager_url, _reason(error)) from error
+
+
+def _reason(error: Exception | None) -> str:
+    """``Connection refused`` rather than ``<urlopen error [Errno 111] Connection refused>``."""
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        error = error.reason if isinstance(error.reason, Exception) else error
+    return getattr(error, "strerror", None) or str(error)
 
 
 class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
@@ -87,8 +106,13 @@ class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
         events = classify(props["service"], before, ReleaseState.from_inputs(props))
         url = props.get("alertmanager_url")
         if events and url:
-            post_alerts(url, postable_alerts(events, stack=props["stack"], environment=props["environment"],
-                                             namespace=props["namespace"], now=(self._clock or _now)()))
+            alerts = postable_alerts(events, stack=props["stack"], environment=props["environment"],
+                                     namespace=props["namespace"], now=(self._clock or _now)())
+            try:
+                post_alerts(url, alerts)
+            except PostFailed as error:
+                raise RuntimeError(f"posting {error.count} deployment event(s) to {url} failed after the change "
+                                   f"was applied: {error.reason}; run `pulumi up` again to send them") from error
         return {**{key: props.get(key) for key in INPUTS}, "events": [event.record() for event in events],
                 "delivered": bool(events and url)}
 
@@ -146,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         failed.add_argument(f"--{option}", required=True)
     failed.add_argument("--active", required=True, choices=("blue", "green"))
     args = parser.parse_args(argv)
-    event = report_failure(args.alertmanager_url, stack=args.stack, environment=args.environment,
-                           namespace=args.namespace, service=args.service,
-                           release=ReleaseState(args.active, args.blue, args.green), reason=args.reason)
+    try:
+        event = report_failure(args.alertmanager_url, stack=args.stack, environment=args.environment,
+                               namespace=args.namespace, service=args.service,
+                               release=ReleaseState(args.active, args.blue, args.green), reason=args.reason)
+    except PostFailed as error:  # `pulumi up` has already failed: say so in one line, and fail the step
+        print(f"posting deployment-failed for {args.service} to {args.alertmanager_url} failed: {error.reason}",
+              file=sys.stderr)
+        return 1
     print(f"posted {event.kind.value} for {event.service}", file=sys.stderr)
     return 0
 

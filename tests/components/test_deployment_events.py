@@ -1,11 +1,11 @@
 """DeploymentEvents under mocks: any number of them in one process, each with the same serialized provider; the
-provider's update of existing stacks."""
+provider's update of existing stacks, and the pipeline's `failed` command when Alertmanager is unreachable."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.deployment_events import DeploymentEvents, DeploymentEventsProvider
+from components.deployment_events import DeploymentEvents, DeploymentEventsProvider, main
 from core.alerting.events import ReleaseState
 from tests.support.mock_engine import run_program
 from tests.support.servers import free_port
@@ -44,3 +44,24 @@ def test_state_from_before_the_served_and_canary_inputs_updates_once_and_posts_n
     assert result.outs["events"] == [] and result.outs["delivered"] is False
     # The engine hands numbers back as floats: the same weight is no change.
     assert not provider.diff("prod/payin-api", {**result.outs, "canary_weight": 0.0}, props(url)).changes
+
+
+def test_the_failed_command_reports_an_unreachable_alertmanager_in_one_line(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("components.deployment_events.time.sleep", lambda _: None)
+    url = f"http://127.0.0.1:{free_port()}"
+    status = main(["failed", f"--alertmanager-url={url}", "--stack=prod", "--environment=prod",
+                   "--namespace=payments-prod", "--service=payin-api", "--active=green", f"--blue={OLD}",
+                   f"--green={NEW}", "--reason=pulumi up failed"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1 and "Traceback" not in err and "`pulumi up`" not in err
+    assert err.startswith(f"posting deployment-failed for payin-api to {url} failed: ")
+    assert "Connection refused" in err
+
+
+def test_the_failed_command_reports_a_malformed_url_in_one_line(capsys) -> None:
+    status = main(["failed", "--alertmanager-url=not-a-url", "--stack=prod", "--environment=prod",
+                   "--namespace=payments-prod", "--service=payin-api", "--active=green", f"--blue={OLD}",
+                   f"--green={NEW}", "--reason=pulumi up failed"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and err.startswith("posting deployment-failed for payin-api to ")
