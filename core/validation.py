@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from pydantic import ValidationError
 
@@ -44,21 +44,34 @@ def structured(value: Any) -> Any:
     return value
 
 
-def refuse_plain_text_secrets(stack: str, prefix: str, values: Mapping[str, Any], encrypted: Collection[str]) -> None:
+def refuse_plain_text_secrets(stack: str, prefix: str, values: Mapping[str, Any], encrypted: Collection[str],
+                              plain_entries: Collection[str] = ()) -> None:
     """Every secret key a stack sets must have been set with ``--secret``: a value in plain text sits readable in
     the stack file and its history, so it is refused, and rotated, before anything uses it. The value is never
-    shown. Pulumi counts an object as secret when any part of it is, so for an object this checks that much; an
-    object's entries are named one by one, as they are set (``--secret --path``)."""
+    shown. Pulumi counts an object as secret when any part of it is, so an object's entries come one by one from
+    the stack file (``plain_entries``, see plain_text_entries), and are named as they are set (``--secret --path``).
+    """
     problems = []
     for key, value in values.items():
-        if key in encrypted:
-            continue
         entries = [f"{key}.{entry}" for entry in value] if isinstance(value, Mapping) and value else []
+        plain = [path for path in entries if path in plain_entries] if key in encrypted else entries or [key]
         problems += [Problem(f"{prefix}{path}", SECRET, f"is in plain text in the stack file: set it with pulumi "
                              f"config set --secret{' --path' if entries else ''} '{path}' ... and rotate it")
-                     for path in entries or [key]]
+                     for path in plain]
     if problems:
         raise ConfigError(f'stack "{stack}"', problems)
+
+
+def plain_text_entries(stack_file: Any, prefix: str, keys: Iterable[str]) -> set[str]:
+    """``key.entry`` for every entry of an object ``key`` that a stack file (parsed) holds without ``secure:``."""
+    config = stack_file.get("config") if isinstance(stack_file, Mapping) else None
+    found = set()
+    for key in keys:
+        value = config.get(prefix + key) if isinstance(config, Mapping) else None
+        if isinstance(value, Mapping) and "secure" not in value:
+            found |= {f"{key}.{entry}" for entry, item in value.items()
+                      if not (isinstance(item, Mapping) and "secure" in item)}
+    return found
 
 
 def unreadable(name: str, error: Exception) -> Problem:

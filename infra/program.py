@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 from pulumi.runtime import config as runtime_config
 
 from components.alerting import read_secrets
@@ -25,7 +26,7 @@ from core.registry import digests as digest_config
 from core.registry import settings as retention_config
 from core.registry.pinning import pin, pinned
 from core.settings import PROJECT, StackSettings, load_settings
-from core.validation import refuse_plain_text_secrets, structured
+from core.validation import plain_text_entries, refuse_plain_text_secrets, structured
 from infra import release_policy
 from infra.image_digests import pin_images
 
@@ -74,7 +75,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         moment = release_policy.current_time(now)
         catalogue = Catalogue.load(catalogue_file)
         credentials = {key: structured(config[key]) for key in SECRET_CONFIG_KEYS if key in config}
-        refuse_plain_text_secrets(stack, f"{PROJECT}:", credentials, encrypted)
+        refuse_plain_text_secrets(stack, f"{PROJECT}:", credentials, encrypted,
+                                  plain_text_entries(read_stack_file(stack), f"{PROJECT}:", credentials))
         settings = load_settings(stack, config, catalogue, moment)
         live = settings.cluster is not None
         alerting, retention, digests, _ = together(
@@ -140,6 +142,16 @@ def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, A
     return {stack: own.model_dump(mode="json") if stack == pulumi.get_stack() else
             pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}").outputs
             for stack in stacks}
+
+
+def read_stack_file(stack: str) -> Any:
+    """The stack's file as written, for what the engine's view of the config hides (which entries are secure);
+    None when the program runs without one (a config passed another way, or under mocks)."""
+    root = pulumi.get_root_directory()
+    try:
+        return yaml.safe_load((Path(root) / f"Pulumi.{stack}.yaml").read_text()) if root else None
+    except (OSError, yaml.YAMLError):
+        return None  # the engine read it, or reports why it could not
 
 
 def stack_config() -> dict[str, Any]:

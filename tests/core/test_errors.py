@@ -9,6 +9,7 @@ from core.policy.rules import PolicyViolation
 from core.registry.digests import load_image_digests
 from core.registry.settings import load_retention
 from core.alerting.settings import load_alerting
+from core.validation import plain_text_entries, refuse_plain_text_secrets
 from tests.support.stacks import settings, stack_config
 
 
@@ -66,3 +67,22 @@ def test_redacting_keys_set_as_secrets_keeps_the_errors_kind_and_wording() -> No
             'release-infra:databases_x = "kept": unknown key (a typo?); '
             "release-infra:alerting_slack_alerts_url is missing: required")
         assert "hooks.slack.com" in str(error)  # the original is unchanged
+
+
+def test_plain_entries_of_an_object_come_from_the_stack_file() -> None:
+    """Pulumi reports `databases` secret when any entry is; the file says which entries are not."""
+    stack_file = {"config": {
+        "release-infra:databases": {"payin-api": "postgres://plain", "payout-api": {"secure": "v1:x"}},
+        "release-infra:retention_registry_password": {"secure": "v1:y"}}}
+    keys = ["databases", "retention_registry_password"]
+    assert plain_text_entries(stack_file, "release-infra:", keys) == {"databases.payin-api"}
+    whole = {"config": {"release-infra:databases": {"secure": "v1:z"}}}  # set as one secret JSON string
+    assert plain_text_entries(whole, "release-infra:", keys) == set()
+    assert plain_text_entries(None, "release-infra:", keys) == set()
+    values = {"databases": {"payin-api": "postgres://plain", "payout-api": "postgres://secret"}}
+    with pytest.raises(ConfigError) as raised:
+        refuse_plain_text_secrets("prod", "release-infra:", values, {"databases"}, {"databases.payin-api"})
+    assert str(raised.value) == ('invalid config for stack "prod": release-infra:databases.payin-api = "[secret]": is '
+                                 "in plain text in the stack file: set it with pulumi config set --secret --path "
+                                 "'databases.payin-api' ... and rotate it")
+    refuse_plain_text_secrets("prod", "release-infra:", values, {"databases"}, set())  # all entries secure: passes

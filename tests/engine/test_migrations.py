@@ -87,3 +87,22 @@ def test_the_database_url_stays_a_secret(stack: Project) -> None:
     assert url not in stack.run("stack", "export", "--stack", "test").stdout
     assert url not in stack.run("stack", "output", "--json", "--show-secrets", "--stack", "test").stdout
     assert url not in (stack.directory / "Pulumi.test.yaml").read_text()
+
+
+def test_a_plain_database_url_beside_a_secret_one_is_refused(stack: Project) -> None:
+    """Pulumi marks the whole `databases` object secret when one entry is; the stack file shows the plain one."""
+    url = "postgres://payin:in-plain-sight-5c2a@db.payments-test:5432/payin"
+    stack.run("config", "set", "--secret", "--path", "databases.payout-api",
+              "postgres://payout:secret-ok@db.payments-test:5432/payout", "--stack", "test")
+    stack.run("config", "set", "--path", "databases.payin-api", url, "--stack", "test")
+    try:
+        result = stack.run("preview", "--stack", "test", check=False)
+    finally:
+        stack.run("config", "rm", "--path", "databases.payin-api", "--stack", "test")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert ('invalid config for stack "test": release-infra:databases.payin-api = "[secret]": is in plain text in '
+            "the stack file: set it with pulumi config set --secret --path 'databases.payin-api' ... and rotate "
+            "it") in output, output
+    assert url not in output and "in-plain-sight" not in output
+    stack.run("preview", "--stack", "test")  # the secret entry alone passes
