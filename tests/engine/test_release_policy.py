@@ -86,13 +86,7 @@ def test_a_change_on_a_friday_fails_the_preview(promoted: Project) -> None:
 
 
 def test_a_missing_upstream_stack_fails_the_preview_with_one_line(promoted: Project) -> None:
-    promoted.run("config", "set", "upstream_stack", "qa", "--stack", "prod")
-    try:
-        result = promoted.run("preview", "--stack", "prod", check=False)
-    finally:
-        promoted.run("config", "set", "upstream_stack", "test", "--stack", "prod")
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
+    output = promoted.refused_preview("prod", ("set", "upstream_stack", "qa"), ("set", "upstream_stack", "test"))
     assert 'invalid config for stack "prod": release-infra:upstream_stack = "qa": cannot be read' in output, output
     assert "Traceback" not in output
 

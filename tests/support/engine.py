@@ -51,6 +51,17 @@ class Project:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args).stdout)
 
+    def refused_preview(self, stack: str, change: tuple[str, ...], undo: tuple[str, ...]) -> str:
+        """The output of a `pulumi preview` of ``stack`` that must fail after the config command ``change``
+        (`pulumi config <change>`); ``undo`` puts the config back whatever happens."""
+        self.run("config", *change, "--stack", stack)
+        try:
+            result = self.run("preview", "--stack", stack, check=False)
+        finally:
+            self.run("config", *undo, "--stack", stack)
+        assert result.returncode != 0, result.stdout
+        return result.stdout + result.stderr
+
     def init(self, stack: str) -> None:
         self.run("stack", "init", stack, "--secrets-provider", "passphrase")
 
