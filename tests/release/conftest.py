@@ -22,6 +22,7 @@ from tests.support.stacks import ROOT, STACKS
 
 RELEASE = ROOT / ".venv" / "bin" / "release"
 ENVIRONMENT, SERVICE, NAMESPACE = "dev", "payin-api", "payments-dev"
+SYNTHETIC_HOOK = f"{sys.executable} {ROOT / 'tests' / 'support' / 'synthetic_hook.py'}"  # Pay-In promotions need one
 
 
 def deploy(directory: Path, engine_env: dict[str, str], stacks: tuple[str, ...]) -> Project:  # noqa: F811
@@ -77,7 +78,7 @@ class Monitored:
     def options(self, **overrides: str) -> list[str]:
         values = {"preview-url": self.backend.url_template, "active-url": self.backend.url_template,
                   "prometheus-url": self.prometheus.url,
-                  "synthetic-hook": f"{sys.executable} {ROOT / 'tests' / 'support' / 'synthetic_hook.py'}",
+                  "synthetic-hook": SYNTHETIC_HOOK,
                   "bake": "2s", "watch": "4s", "interval": "1s", "window": "5s", **overrides}
         return [f"--{name}={value}" for name, value in values.items()]
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from release_infra_tools.stacks import Environments, StackError
-from tests.release.conftest import ENVIRONMENT, RELEASE, SERVICE, release, services
+from tests.release.conftest import ENVIRONMENT, RELEASE, SERVICE, SYNTHETIC_HOOK, release, services
 from tests.support.engine import Project
 from tests.support.stacks import STACKS
 
@@ -155,7 +155,8 @@ def test_a_stack_with_pending_operations_is_refused_before_anything_changes(depl
     latest["pending_operations"] = [{"resource": service, "type": "updating"}]
     checkpoint.write_text(json.dumps(state))
     try:
-        run = release(deployed, "promote", ENVIRONMENT, SERVICE, "registry.pay.internal/payin-api:9a8b7c6-v9.0.0")
+        run = release(deployed, "promote", ENVIRONMENT, SERVICE, "registry.pay.internal/payin-api:9a8b7c6-v9.0.0",
+                      f"--synthetic-hook={SYNTHETIC_HOOK}")
     finally:
         checkpoint.write_text(original)
     assert run.code == 2, run.stdout + run.stderr
@@ -190,7 +191,8 @@ def test_an_update_the_program_refuses_puts_the_config_back(deployed: Project) -
     """The tag rule passes, the program's registry rule does not: the engine's one line, and no config change."""
     standby = services(deployed)[SERVICE]["standby_colour"]
     before = config_get(deployed, f"services.{SERVICE}.{standby}.image")
-    run = release(deployed, "promote", ENVIRONMENT, SERVICE, "registry.other.example/payin-api:1a2b3c4-v2.5.0")
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, "registry.other.example/payin-api:1a2b3c4-v2.5.0",
+                  f"--synthetic-hook={SYNTHETIC_HOOK}")
     assert run.code == 2
     assert f"release promote: update of {ENVIRONMENT} failed, config put back: " in run.stderr
     assert "must come from the private registry registry.pay.internal" in run.stderr
