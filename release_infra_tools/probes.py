@@ -46,9 +46,8 @@ def missing_hook(hook: str | None, spec: ServiceSpec, service: str) -> str | Non
 def synthetic_problem(hook: str | None, spec: ServiceSpec, *, service: str, environment: str, base_url: str,
                       timeout: float) -> str | None:
     """Run the hook for Pay-In and Pay-Out; None when it passed or the product needs none."""
-    missing = missing_hook(hook, spec, service)
-    if missing or not hook:
-        return missing
+    if spec.product not in SYNTHETIC_PRODUCTS or not hook:
+        return missing_hook(hook, spec, service)
     env = dict(os.environ, RELEASE_BASE_URL=base_url, RELEASE_SERVICE=service, RELEASE_PRODUCT=spec.product,
                RELEASE_ENVIRONMENT=environment)
     try:

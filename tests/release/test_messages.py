@@ -1,14 +1,16 @@
-"""What release says when the update that undoes a failed step fails too: the first failure keeps its exit
-status, and the message says where the stack was left and what finishes the job."""
+"""What release says, without the engine: when the update that undoes a failed step fails too (the first failure
+keeps its exit status, and the message says where the stack was left and what finishes the job), and which
+services need the synthetic-transaction hook."""
 
 from __future__ import annotations
 
 import pytest
 
-from release_infra_tools.probes import PrometheusError
+from release_infra_tools.probes import PrometheusError, missing_hook, synthetic_problem
 from release_infra_tools.promotion import undo
 from release_infra_tools.release import CheckFailed, Interrupted, Target
 from release_infra_tools.stacks import StackError
+from tests.support.stacks import catalogue
 
 LOCKED = "stack dev is locked by another update"
 
@@ -41,3 +43,15 @@ def test_a_failed_undo_keeps_the_first_failures_kind_and_says_where_the_stack_wa
     assert str(raised.value) == (f"interrupted at weight 5%; the rollback to weight 0 failed too ({LOCKED}): "
                                  "the stack config has canary.weight 5")
     assert environments.asked == [{"services.payin-api.canary.weight": "0"}]
+
+
+def test_the_synthetic_hook_is_required_and_run_for_payments_services_only() -> None:
+    """A merchant service promotes without the hook even when one is exported for the payments services."""
+    services = catalogue().services
+    common = {"service": "x", "environment": "dev", "base_url": "http://127.0.0.1:9", "timeout": 10}
+    assert synthetic_problem("false", services["merchant-api"], **common) is None
+    assert missing_hook(None, services["merchant-api"], "merchant-api") is None
+    assert synthetic_problem("false", services["payin-api"], **common) == "synthetic-transaction hook failed (exit 1)"
+    assert missing_hook(None, services["payout-api"], "payout-api") == (
+        "payout-api is a payout service: the standard requires synthetic transactions before a switch; give "
+        "--synthetic-hook (or RELEASE_SYNTHETIC_HOOK)")
