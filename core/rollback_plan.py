@@ -39,6 +39,7 @@ STACK_RESOURCE = "pulumi:pulumi:Stack"
 # The ConfigMaps of the gateways' KrakenD files: the public gateway's carries the canary weights, the preview
 # gateway's only reaches standbys.
 GATEWAY_CONFIG_MAPS = tuple(config_map_prefix(gateway_name(role)) for role in ("public", "preview"))
+WEIGHTED_CONFIG_MAP = GATEWAY_CONFIG_MAPS[0]
 UNCHANGED_OPS = ("same", "read", "refresh")
 REPLACEMENT_OPS = ("replace", "create-replacement", "delete-replaced")
 # How the engine names a step that is not an in-place update, worded for a reviewer.
@@ -307,8 +308,10 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
             return rest  # the preview Service follows the switch to the other colour
         return fields
     if _is_gateway_config(step):
-        old, new = _weights(step.old_inputs, services), _weights(step.new_inputs, services)
-        moved = [service for service in sorted(new) if old.get(service, 0) != new[service]]
+        moved: list[str] = []
+        if content_address_prefix(_name(step.new_inputs) or "") == WEIGHTED_CONFIG_MAP:
+            old, new = _weights(step.old_inputs, services), _weights(step.new_inputs, services)
+            moved = [service for service in sorted(new) if old.get(service, 0) != new[service]]
         for service in moved:
             services[service].canary = Change(f"services.{service}.canary.weight", old.get(service, 0), new[service])
         rest = _unweighted_changes(step, moved)

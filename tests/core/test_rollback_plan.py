@@ -458,3 +458,20 @@ def test_the_release_policy_accepts_the_rollback_of_a_finished_canary_on_any_day
     assert commands and judge(rolled_back) == []
     with pytest.raises(PolicyViolation, match="from 0% the next step is 5%"):  # what the plan said before
         judge(set_path(rolled_back, "services.payin-api.canary", {"weight": 100}))
+
+
+def test_the_preview_gateways_file_carries_no_canary_weight() -> None:
+    """Its hosts are all preview Services: a service that appears in it is not a canary at 100%."""
+    preview = captured("canary")
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-alerting-payin-api-deployment")]
+    config = step(preview, "prod-gateway-config")
+    config["newState"]["inputs"]["data"] = copy.deepcopy(config["oldState"]["inputs"]["data"])
+    for state in ("oldState", "newState"):
+        config[state]["inputs"]["metadata"]["name"] = config[state]["inputs"]["metadata"]["name"].replace(
+            "gateway-config-", "gateway-preview-config-")
+    krakend(config, "oldState", lambda document: document.update(
+        endpoints=[e for e in document["endpoints"] if "payin-api" not in str(e["backend"])]))
+    krakend(config, "newState", payin_hosts(["http://payin-api-preview.payments-prod.svc.cluster.local:80"]))
+    plan = plan_of(preview)
+    assert "Canary" not in plan and "canary.weight" not in plan
+    assert "- `prod-gateway-config` (ConfigMap): `data.krakend.json.endpoints" in plan.split("#### Other changes")[1]
