@@ -117,7 +117,9 @@ def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> 
     previous = before.image(before.active)
     if after.build(active) != before.build(before.active):
         old, new = _release(previous, after.image(active)), _release(after.image(active), previous)
-        if is_earlier_release(after.image(active), previous, after.served):
+        # Both states' builds: an update that switches back and replaces the other build keeps neither's order alone.
+        served = dict.fromkeys([*before.served, *after.served])
+        if is_earlier_release(after.image(active), previous, served):
             kind, summary = EventKind.ROLLBACK, f"{service} rolled back from {old} to {new} ({active})"
         else:
             kind, summary = EventKind.SUCCEEDED, f"{service} {new} is live ({active}), replacing {old}"

@@ -65,6 +65,14 @@ def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
     assert event.summary == "payin-api bbbbbbb-v2.4.0 is live (green), replacing aaaaaaa-v2.4.0"
 
 
+def test_back_to_the_first_build_while_replacing_the_other_is_a_rollback_as_the_policy_says() -> None:
+    """The rebuild leaves both colours in the same update, so only the state before knows it served second."""
+    promoted = ReleaseState("green", blue=BUILD_1, green=BUILD_2, served=(BUILD_1, BUILD_2))
+    rebuilt = BUILD_2.replace("bbbbbbb", "ccccccc")
+    back = ReleaseState("blue", blue=BUILD_1, green=rebuilt, served=(BUILD_1,))
+    assert [event.kind for event in classify("payin-api", promoted, back)] == [EventKind.STARTED, EventKind.ROLLBACK]
+
+
 CANARY = ReleaseState("blue", blue=V230, green=V240, canary_weight=25)  # 2.4.0 on standby green has 25%
 
 
