@@ -11,7 +11,8 @@ import re
 from typing import Iterable
 
 STACK_FILE = re.compile(r"Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml")
-SHARED_FILES = ("catalogue.yaml", "Pulumi.yaml", "pyproject.toml")
+# The last: the Pulumi CLI the workflows install.
+SHARED_FILES = ("catalogue.yaml", "Pulumi.yaml", "pyproject.toml", ".github/actions/setup/action.yml")
 # release_infra_tools/: the program imports its registry client (digest lookup).
 SHARED_DIRECTORIES = ("core/", "components/", "infra/", "release_infra_tools/", "scripts/engine/")
 

@@ -26,6 +26,7 @@ from tests.support.stacks import ROOT, STACKS
     (["infra/program.py", "docs/alerting.md"], list(STACKS)),
     (["release_infra_tools/registry.py"], list(STACKS)),  # the program's digest lookup
     (["scripts/engine/versions.env"], list(STACKS)),  # the engine and provider every preview runs
+    ([".github/actions/setup/action.yml"], list(STACKS)),  # the CLI the workflows install
     (["docs/pull-requests.md", "README.md"], []),
     (["tests/core/test_gateway.py", "scripts/up.sh", ".github/workflows/deploy.yml"], []),
     ([], []),
