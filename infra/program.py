@@ -146,12 +146,16 @@ def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, A
 
 def read_stack_file(stack: str) -> Any:
     """The stack's file as written, for what the engine's view of the config hides (which entries are secure);
-    None when the program runs without one (a config passed another way, or under mocks)."""
+    None under mocks. A config passed another way is said to be unchecked rather than passed in silence."""
     root = pulumi.get_root_directory()
+    if not root:
+        return None
     try:
-        return yaml.safe_load((Path(root) / f"Pulumi.{stack}.yaml").read_text()) if root else None
-    except (OSError, yaml.YAMLError):
-        return None  # the engine read it, or reports why it could not
+        return yaml.safe_load((Path(root) / f"Pulumi.{stack}.yaml").read_text())
+    except (OSError, yaml.YAMLError) as error:
+        pulumi.log.warn(f"Pulumi.{stack}.yaml cannot be read ({type(error).__name__}): a plain-text entry of an "
+                        "object secret (databases) beside a secret one cannot be refused")
+        return None
 
 
 def stack_config() -> dict[str, Any]:

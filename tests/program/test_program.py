@@ -278,3 +278,14 @@ def test_a_stack_without_config_says_so_rather_than_list_every_required_key() ->
     assert str(run.error) == ('invalid config for stack "staging": Pulumi.staging.yaml: missing, or it sets no '
                               "release-infra: key: a stack needs a config of its own (the committed stacks are "
                               "sandbox, dev, test, prod)")
+
+
+def test_a_stack_file_that_cannot_be_read_is_said_to_leave_plain_entries_unchecked(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    logged: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: logged.append(message))
+    monkeypatch.setattr(pulumi, "get_root_directory", lambda: str(tmp_path))  # a project root with no Pulumi.dev.yaml
+    run = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"), keep_error=True)
+    assert run.error is None
+    assert ("Pulumi.dev.yaml cannot be read (FileNotFoundError): a plain-text entry of an object secret (databases) "
+            "beside a secret one cannot be refused") in logged
