@@ -7,7 +7,7 @@ import gc
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -79,7 +79,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
                                   plain_text_entries(read_stack_file(stack), f"{PROJECT}:", credentials))
         settings = load_settings(stack, config, catalogue, moment)
         live = settings.cluster is not None
-        alerting, retention, digests, _ = together(
+        alerting, retention, digests, database_urls = together(
             f'stack "{stack}"',
             lambda: load_alerting(stack, settings.environment, config.get("alerting"),
                                   {key: config[key] for key in SECRET_KEYS if key in config}, live=live),
@@ -98,7 +98,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         if retention:
             retention = retention.model_copy(update={"image": pinned(retention.image, pins.get(job_image))})
         migrations = migration_plan(settings, catalogue, previous_releases(previous), pins)
-        databases = load_databases(settings, catalogue, config.get(DATABASES_KEY))
+        databases = load_databases(settings, catalogue, database_urls)
     except ConfigError as error:
         raise pulumi.RunError(str(error.redacted(f"{PROJECT}:", encrypted))) from None
     provider = kubernetes_provider(settings)
@@ -116,6 +116,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
 
 
 def check_database_urls(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, Any]:
+    """The configured database URL per service (service -> URL), or ConfigError."""
     urls = structured(value)
     problems = check_databases(settings, catalogue, urls, live=settings.cluster is not None)
     if problems:
@@ -123,9 +124,10 @@ def check_database_urls(settings: StackSettings, catalogue: Catalogue, value: An
     return urls or {}
 
 
-def load_databases(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, pulumi.Output[str]]:
-    """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders."""
-    urls = check_database_urls(settings, catalogue, value)
+def load_databases(settings: StackSettings, catalogue: Catalogue,
+                   urls: Mapping[str, Any]) -> dict[str, pulumi.Output[str]]:
+    """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders.
+    ``urls``: as check_database_urls returned them."""
     migrating = [name for name in settings.services if catalogue.services[name].migrations is not None]
     missing = [name for name in migrating if name not in urls]
     if missing:
