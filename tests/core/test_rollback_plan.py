@@ -317,19 +317,31 @@ def test_a_config_map_replaced_other_than_by_its_content_is_flagged(edit) -> Non
     assert "- **REPLACED** `prod-gateway-config` (ConfigMap), because of " in plan_of(preview)
 
 
-def test_new_gateway_config_that_moves_no_weight_is_listed_with_its_pods_not_flagged() -> None:
-    """A new gateway setting is no service's change: reverting it is the rollback, the new ConfigMap no surprise."""
+GATEWAY_PODS_ROLL = ("- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations.release-infra/"
+                     "config-checksum`, `spec.template.spec.volumes[0].configMap.name`")
+
+
+def other_changes(plan: str) -> list[str]:
+    """The lines listed under Other changes, after its heading's explanation."""
+    return plan.split("#### Other changes\n\n")[1].splitlines()[2:]
+
+
+def canary_without_weight() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The captured canary preview with its weight unmoved (the gateway's new file as its old one, so no events
+    update either), and its gateway ConfigMap step to edit."""
     preview = captured("canary")
-    # No weight moves, so the deployment events have nothing to update either.
     preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-alerting-payin-api-deployment")]
     config = step(preview, "prod-gateway-config")
-    config["newState"]["inputs"]["data"] = config["oldState"]["inputs"]["data"]
+    config["newState"]["inputs"]["data"] = copy.deepcopy(config["oldState"]["inputs"]["data"])
+    return preview, config
+
+
+def test_new_gateway_config_that_moves_no_weight_is_listed_with_its_pods_not_flagged() -> None:
+    """A new gateway setting is no service's change: reverting it is the rollback, the new ConfigMap no surprise."""
+    preview, _ = canary_without_weight()
     plan = plan_of(preview)
     assert "[!WARNING]" not in plan and "#### payin-api" not in plan
-    assert plan.split("#### Other changes\n\n")[1].splitlines()[2:] == [
-        "- `prod-gateway-config` (ConfigMap): `metadata.name`",
-        "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations.release-infra/config-checksum`, "
-        "`spec.template.spec.volumes[0].configMap.name`"]
+    assert other_changes(plan) == ["- `prod-gateway-config` (ConfigMap): `metadata.name`", GATEWAY_PODS_ROLL]
 
 
 def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> None:
@@ -366,10 +378,8 @@ def test_a_gateway_setting_changed_with_a_canary_step_is_another_change() -> Non
     assert "- **Canary**: blue, the standby" in plan
     assert "- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).\n" in plan  # not the pods
     assert "pulumi config set --path 'services.payin-api.canary.weight' 0\n" in plan
-    assert plan.split("#### Other changes\n\n")[1].splitlines()[2:] == [
-        "- `prod-gateway-config` (ConfigMap): `data.krakend.json.timeout`",
-        "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations.release-infra/config-checksum`, "
-        "`spec.template.spec.volumes[0].configMap.name`"]
+    assert other_changes(plan) == ["- `prod-gateway-config` (ConfigMap): `data.krakend.json.timeout`",
+                                   GATEWAY_PODS_ROLL]
 
 
 def test_a_gateway_setting_changed_with_a_promotion_is_another_change() -> None:
@@ -462,10 +472,7 @@ def test_the_release_policy_accepts_the_rollback_of_a_finished_canary_on_any_day
 
 def test_the_preview_gateways_file_carries_no_canary_weight() -> None:
     """Its hosts are all preview Services: a service that appears in it is not a canary at 100%."""
-    preview = captured("canary")
-    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-alerting-payin-api-deployment")]
-    config = step(preview, "prod-gateway-config")
-    config["newState"]["inputs"]["data"] = copy.deepcopy(config["oldState"]["inputs"]["data"])
+    preview, config = canary_without_weight()
     for state in ("oldState", "newState"):
         config[state]["inputs"]["metadata"]["name"] = config[state]["inputs"]["metadata"]["name"].replace(
             "gateway-config-", "gateway-preview-config-")
