@@ -88,8 +88,4 @@ class Alerting(pulumi.ComponentResource):
                 data[data_key] = routing.placeholder(config_key)
             else:
                 data[data_key] = pulumi.Output.secret(secrets[config_key])
-        if alerting.placeholder_secrets:
-            pulumi.log.warn("alerting: no value for " + ", ".join(sorted(alerting.placeholder_secrets)) +
-                            f"; the rendered receivers point at {routing.PLACEHOLDER_HOST} and deliver nothing",
-                            resource=self)
         return data

@@ -16,6 +16,7 @@ from pulumi.runtime import config as runtime_config
 
 from components.alerting import read_secrets
 from components.environment import Environment
+from core.alerting.routing import PLACEHOLDER_HOST
 from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import Catalogue
 from core.errors import ConfigError, together
@@ -102,11 +103,15 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     except ConfigError as error:
         raise pulumi.RunError(str(error.redacted(f"{PROJECT}:", encrypted))) from None
     provider = kubernetes_provider(settings)
+    if not live:
+        warn_credentials_withheld(settings, [
+            *(key for key in sorted(credentials) if key not in (digest_config.PASSWORD, DATABASES_KEY)),
+            *(f"{DATABASES_KEY}.{name}" for name in sorted(database_urls))])
     outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
     Environment(settings.environment.value, pin(settings, pins), catalogue,
                 opts=pulumi.ResourceOptions(providers=[provider]),
-                alerting=alerting, alerting_secrets=read_secrets(alerting), retention=retention,
-                retention_password=pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "",
+                alerting=alerting, alerting_secrets=read_secrets(alerting) if live else {}, retention=retention,
+                retention_password=(pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "") if live else "",
                 protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None,
                 migrations=migrations, database_urls=databases,
                 served={name: service.history.served for name, service in outputs.services.items()})
@@ -126,17 +131,24 @@ def check_database_urls(settings: StackSettings, catalogue: Catalogue, value: An
 
 def load_databases(settings: StackSettings, catalogue: Catalogue,
                    urls: Mapping[str, Any]) -> dict[str, pulumi.Output[str]]:
-    """The database URL of every service that migrates, as secret Outputs; rendered stacks may use placeholders.
-    ``urls``: as check_database_urls returned them."""
+    """The database URL of every service that migrates, as secret Outputs; placeholders when rendering manifests.
+    ``urls``: as check_database_urls returned them (with a cluster, one for every service that migrates)."""
     migrating = [name for name in settings.services if catalogue.services[name].migrations is not None]
-    missing = [name for name in migrating if name not in urls]
-    if missing:
-        pulumi.log.warn(f"migrations: no database URL for {', '.join(missing)}; the rendered Jobs point at "
-                        "migrations.invalid and migrate nothing")
+    if settings.cluster is None:
+        return {name: pulumi.Output.secret(PLACEHOLDER_URL.format(service=name)) for name in migrating}
     configured = pulumi.Config(PROJECT).get_secret_object(DATABASES_KEY)
-    return {name: pulumi.Output.secret(PLACEHOLDER_URL.format(service=name)) if name in missing
-            else configured.apply(lambda secret, name=name: secret[name])  # type: ignore[union-attr]
+    return {name: configured.apply(lambda secret, name=name: secret[name])  # type: ignore[union-attr]
             for name in migrating}
+
+
+def warn_credentials_withheld(settings: StackSettings, configured: list[str]) -> None:
+    """A rendered file holds Secrets in plain text (base64), so no credential is written to one: the rendered
+    Secrets hold placeholders that reach nothing. ``configured``: the credentials the stack sets, left out."""
+    pulumi.log.warn(
+        f"no cluster: manifests are rendered to {render_directory(settings)}, and a rendered file holds Secrets in "
+        f"plain text, so theirs are placeholders: alert receivers point at {PLACEHOLDER_HOST} and deliver nothing, "
+        f"migration Jobs at {PLACEHOLDER_URL.format(service='<service>')} and migrate nothing, the retention job "
+        "has no registry password" + (f"; configured, not written: {', '.join(configured)}" if configured else ""))
 
 
 def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, Any]:
@@ -175,5 +187,9 @@ def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
     if settings.cluster is not None:
         return k8s.Provider("kubernetes", context=settings.cluster.context, kubeconfig=settings.cluster.kubeconfig,
                             namespace=settings.namespace)
-    directory = Path(os.environ.get(RENDER_DIR_VARIABLE) or ROOT / "build" / "manifests") / settings.stack
-    return k8s.Provider("kubernetes", render_yaml_to_directory=str(directory), namespace=settings.namespace)
+    return k8s.Provider("kubernetes", render_yaml_to_directory=str(render_directory(settings)),
+                        namespace=settings.namespace)
+
+
+def render_directory(settings: StackSettings) -> Path:
+    return Path(os.environ.get(RENDER_DIR_VARIABLE) or ROOT / "build" / "manifests") / settings.stack

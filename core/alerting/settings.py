@@ -112,7 +112,8 @@ class AlertingSettings(Strict):
         "Alertmanager that deployment events are posted to; without it events are only recorded."))
     configured_secrets: frozenset[str] = frozenset()
     placeholder_secrets: frozenset[str] = Field(frozenset(), description=(
-        "Secrets a receiver needs but the stack lacks; allowed only when rendering manifests (no cluster)."))
+        "Secrets the receivers get placeholders for: all of them when rendering manifests (no cluster), since a "
+        "rendered file would hold them in plain text."))
 
     @property
     def error_budget(self) -> float:
@@ -152,8 +153,8 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
 
     ``secrets`` maps the secret keys the stack sets to their values; the values are checked for shape and never
     kept or shown. ``live`` is true when the stack deploys to a cluster: notifications are then delivered, so every
-    secret a receiver needs and the Alertmanager URL must be set. When rendering manifests, a missing secret
-    becomes a placeholder that cannot deliver (an ``.invalid`` host).
+    secret a receiver needs and the Alertmanager URL must be set. When rendering manifests, every secret becomes a
+    placeholder that cannot deliver (an ``.invalid`` host): a rendered file holds Secrets in plain text.
     """
     source = f'stack "{stack}"'
     kind = getattr(environment, "value", environment)
@@ -180,9 +181,8 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
         if getattr(settings.thresholds, low) >= getattr(settings.thresholds, high):
             problems.append(Problem(path(KEY, "thresholds", low), getattr(settings.thresholds, low),
                                     f"must be below {high} ({getattr(settings.thresholds, high):g})"))
-    missing = [key for key in required_secrets(settings) if key not in configured]
     if live:
-        for key in missing:
+        for key in (key for key in required_secrets(settings) if key not in configured):
             problems.append(Problem(path(key), MISSING, f"a secret holding {SECRET_KEYS[key]} (pulumi config set "
                                     f"--secret {key} ...); a stack with a cluster delivers notifications"))
         if settings.alertmanager_url is None:
@@ -190,7 +190,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
                                     "posted to; a stack with a cluster delivers notifications"))
     if problems:
         raise ConfigError(source, problems)
-    return settings.model_copy(update={"placeholder_secrets": frozenset(missing)})
+    return settings.model_copy(update={"placeholder_secrets": frozenset() if live else frozenset(SECRET_KEYS)})
 
 
 def _secret_problem(key: str, value: Any) -> Problem | None:

@@ -25,7 +25,7 @@ def register(stack: str = "prod", secrets: dict | None = None, with_services: bo
     stack_settings = settings(stack)
     secrets = SECRETS if secrets is None else secrets
     alerting = load_alerting(stack, stack_settings.environment, {"alertmanager_url": "http://am.test:9093"},
-                             secrets, live=False)
+                             secrets, live=bool(secrets))  # with a cluster a stack sets them all
 
     def program() -> Alerting:
         releases = {}
@@ -79,11 +79,23 @@ def test_secret_values_live_only_in_the_secret_and_are_marked_secret() -> None:
         assert not any(value in text for value in SECRETS.values()), registration.name
 
 
-def test_without_secrets_the_rendered_receivers_cannot_deliver() -> None:
+def test_rendered_receivers_cannot_deliver() -> None:
     run = register("dev", secrets={})
     data = run.named("dev-alerting-receivers").inputs["stringData"]["value"]  # a Secret's data is always secret
     assert set(data) == {"slack-deployments-url", "slack-incidents-url", "slack-alerts-url"}  # dev does not page
     assert all(value.startswith("https://placeholder.invalid/") for value in data.values())
+
+
+def test_rendered_receivers_hold_no_configured_secret() -> None:
+    """A rendered file holds a Secret in plain text: configured values stay out of it."""
+    stack_settings = settings("prod")
+    alerting = load_alerting("prod", stack_settings.environment, None, SECRETS, live=False)
+    run = run_program(lambda: Alerting("prod-alerting", stack_settings, alerting, catalogue(), read_secrets(alerting)),
+                      stack="prod", config=SECRETS)
+    data = run.named("prod-alerting-receivers").inputs["stringData"]["value"]
+    assert set(data) == {"slack-deployments-url", "slack-incidents-url", "slack-alerts-url", "pagerduty-routing-key"}
+    assert data["slack-incidents-url"] == "https://placeholder.invalid/alerting_slack_incidents_url"
+    assert not any(value in json.dumps(r.inputs, default=str) for r in run.registrations for value in SECRETS.values())
 
 
 def test_rules_and_routing_are_the_core_plan() -> None:

@@ -65,16 +65,15 @@ def test_a_premature_contract_fails_before_anything_is_registered() -> None:
     assert "both colours must run 2.4.0 or later first, and blue runs 2.3.0" in str(run.error)
 
 
-def test_the_database_url_reaches_only_its_secret() -> None:
+def test_a_rendered_stack_writes_placeholder_database_urls() -> None:
+    """With a cluster each URL reaches only its Secret (tests/program/test_program.py); rendered, none is written."""
     url = "postgres://payin:s3cret@db.payments-test:5432/payin"
     run = update({**stack_config("test"), "databases": {"payin-api": url}})
-    secret = run.named("test-payin-api-database")
-    assert secret.inputs["stringData"]["value"] == {"DATABASE_URL": url}
-    assert SECRET_SIGNATURE in secret.inputs["stringData"], "the state must keep it encrypted"
-    assert not any(url in str(r.inputs) for r in run.registrations if r is not secret)
-    assert url not in run.result.model_dump_json()
-    placeholder = run.named("test-payout-api-database").inputs["stringData"]["value"]["DATABASE_URL"]
-    assert placeholder == "postgres://migrations.invalid/payout-api"
+    for service in ("payin-api", "payout-api"):
+        secret = run.named(f"test-{service}-database").inputs["stringData"]
+        assert secret["value"] == {"DATABASE_URL": f"postgres://migrations.invalid/{service}"}
+        assert SECRET_SIGNATURE in secret
+    assert not any(url in str(r.inputs) for r in run.registrations)
 
 
 def test_a_stack_with_a_cluster_needs_every_database_url() -> None:

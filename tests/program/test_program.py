@@ -12,7 +12,8 @@ from pulumi.runtime.proto import engine_pb2
 from core.settings import KNOWN_KEYS
 from infra.program import SECRET_CONFIG_KEYS, main, quiet_sdk_debug
 from tests.support.mock_engine import Run, run_program
-from tests.support.stacks import NOW, STACKS, catalogue, set_path, stack_config, upstream_outputs
+from tests.support.stacks import (CREDENTIALS, NOW, STACKS, catalogue, live_config, set_path, stack_config,
+                                  upstream_outputs)
 
 ROUTING_KINDS = {"Service", "PrometheusRule", "DeploymentEvents"}  # rules watch the active colour; events report it
 
@@ -184,17 +185,36 @@ def test_a_stack_with_a_cluster_refuses_to_run_without_its_secrets() -> None:
     assert "release-infra:alerting_slack_deployments_url is missing" in str(run.error)
 
 
-def test_alerting_secrets_reach_only_the_receivers_secret() -> None:
-    secrets = {"alerting_slack_deployments_url": "https://hooks.slack.com/services/T/B/one",
-               "alerting_slack_incidents_url": "https://hooks.slack.com/services/T/B/two",
-               "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/three",
-               "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef"}
-    run = run_stack("prod", {**stack_config("prod"), **secrets})
-    [secret] = [r for r in run.of_kind("Secret") if r.name == "prod-alerting-receivers"]
-    assert set(secret.inputs["stringData"]["value"].values()) == set(secrets.values())
-    others = [r for r in run.registrations if r is not secret]
-    assert not any(value in str(r.inputs) for r in others for value in secrets.values())
-    assert not any(value in run.result.model_dump_json() for value in secrets.values())
+@pytest.mark.parametrize("stack", STACKS)
+def test_with_a_cluster_each_credential_reaches_only_its_secret(stack: str) -> None:
+    config = live_config(stack)
+    run = run_stack(stack, config)
+    assert run.error is None
+    databases = {f"{stack}-{name}-database": {"DATABASE_URL": url} for name, url in config["databases"].items()}
+    written = {r.name: r.inputs["stringData"]["value"] for r in run.of_kind("Secret")}
+    assert {name: written[name] for name in databases} == databases
+    receivers = set(written[f"{stack}-alerting-receivers"].values())
+    assert receivers == {value for key, value in CREDENTIALS.items() if key.startswith("alerting_")} - (
+        set() if stack == "prod" else {CREDENTIALS["alerting_pagerduty_routing_key"]})  # only prod pages
+    if "retention" in config:
+        assert written[f"{stack}-registry-retention-credentials"] == {"password": CREDENTIALS["retention_registry_password"]}
+    values = [*CREDENTIALS.values(), *config["databases"].values()]
+    others = [r for r in run.registrations if r.kind != "Secret"]
+    assert not any(value in str(r.inputs) for r in others for value in values)
+    assert not any(value in run.result.model_dump_json() for value in values)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendered_manifests_hold_no_credential(stack: str, warnings: list[str]) -> None:
+    """A rendered file holds a Secret in plain text, so a stack without a cluster writes placeholders."""
+    config = {key: value for key, value in live_config(stack).items() if key != "cluster"}
+    run = run_stack(stack, config)
+    assert run.error is None and run.of_kind("Secret")
+    values = [*CREDENTIALS.values(), *config["databases"].values()]
+    assert not any(value in str(r.inputs) for r in run.registrations for value in values)
+    [warning] = [w for w in warnings if w.startswith("no cluster: manifests are rendered to")]
+    assert warning.endswith("; configured, not written: " + ", ".join(
+        [*sorted(key for key in CREDENTIALS if key in config), *(f"databases.{name}" for name in config["databases"])]))
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -281,11 +301,9 @@ def test_a_stack_without_config_says_so_rather_than_list_every_required_key() ->
 
 
 def test_a_stack_file_that_cannot_be_read_is_said_to_leave_plain_entries_unchecked(
-        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    logged: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: logged.append(message))
+        monkeypatch: pytest.MonkeyPatch, tmp_path, warnings: list[str]) -> None:
     monkeypatch.setattr(pulumi, "get_root_directory", lambda: str(tmp_path))  # a project root with no Pulumi.dev.yaml
     run = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"), keep_error=True)
     assert run.error is None
     assert ("Pulumi.dev.yaml cannot be read (FileNotFoundError): a plain-text entry of an object secret (databases) "
-            "beside a secret one cannot be refused") in logged
+            "beside a secret one cannot be refused") in warnings

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import pulumi
 import pytest
 from pulumi import RunError
 
@@ -14,7 +13,7 @@ from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import load_policy
 from infra.program import main
 from tests.support.mock_engine import Run, run_program
-from tests.support.stacks import TRAIN, catalogue, set_path, settings, stack_config, upstream_outputs
+from tests.support.stacks import TRAIN, catalogue, live_config, set_path, settings, stack_config, upstream_outputs
 
 FRIDAY = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
 NEW_MERCHANT = "registry.pay.internal/merchant-api:f3a4b5c-v3.2.0"
@@ -28,13 +27,6 @@ def update_prod(config: dict[str, Any], now: datetime | None, previous: dict[str
                                stack_outputs=stacks).result.model_dump(mode="json")
     return run_program(lambda: main(now=None if now is None else lambda: now), stack="prod", config=config,
                        stack_outputs={**stacks, "prod": previous}, keep_error=True)
-
-
-@pytest.fixture
-def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    logged: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: logged.append(message))
-    return logged
 
 
 def test_the_committed_prod_stack_is_promoted_from_test() -> None:
@@ -109,14 +101,7 @@ def test_a_pinned_clock_is_used_and_announced(monkeypatch: pytest.MonkeyPatch, w
 
 
 def test_a_stack_with_a_cluster_refuses_a_pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    secrets = {"alerting_slack_deployments_url": "https://hooks.slack.com/services/T/B/one",
-               "alerting_slack_incidents_url": "https://hooks.slack.com/services/T/B/two",
-               "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/three",
-               "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef"}
-    config = {**stack_config("prod"), **secrets, "cluster": {"context": "prod-eu"},
-              "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"}, "image_digests": "off",
-              "databases": {name: f"postgres://db/{name}" for name in ("payin-api", "payout-api")}}
-    del config["retention"]  # its registry password is another secret a live stack needs; not this test's subject
+    config = {**live_config("prod"), "cluster": {"context": "prod-eu"}}
     monkeypatch.setenv(CLOCK_VARIABLE, "2026-11-24T10:30:00Z")
     run = update_prod(config, None, previous={})
     assert isinstance(run.error, RunError) and run.registrations == []

@@ -29,6 +29,24 @@ def stack_config(stack: str) -> dict[str, Any]:
     return copy.deepcopy({key.split(":", 1)[1]: value for key, value in config.items()})
 
 
+CREDENTIALS = {"alerting_slack_deployments_url": "https://hooks.slack.com/services/T/B/one",
+               "alerting_slack_incidents_url": "https://hooks.slack.com/services/T/B/two",
+               "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/three",
+               "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef",
+               "retention_registry_password": "registry-password-7c1e"}
+
+
+def live_config(stack: str) -> dict[str, Any]:
+    """The stack's config as a real environment sets it: a cluster, every credential (``CREDENTIALS`` and a
+    database URL per service that migrates) and the Alertmanager URL; image digests off (no registry to ask)."""
+    config = stack_config(stack)
+    credentials = {key: value for key, value in CREDENTIALS.items() if "retention" in config or "retention" not in key}
+    return {**config, **credentials, "cluster": {"context": stack}, "image_digests": "off",
+            "alerting": {**config.get("alerting", {}), "alertmanager_url": "http://alertmanager.monitoring:9093"},
+            "databases": {name: f"postgres://migrate:db-password-{name}@db/{name}" for name in settings(stack).services
+                          if catalogue().services[name].migrations is not None}}
+
+
 def settings(stack: str, config: dict[str, Any] | None = None) -> StackSettings:
     return load_settings(stack, stack_config(stack) if config is None else config, catalogue(), NOW)
 
