@@ -188,15 +188,26 @@ class Catalogue(Strict):
         return catalogue
 
 
+def health_path(service: str) -> str:
+    """The gateway's own monitor route of a service (GET, to its readiness path; core.gateway adds it)."""
+    return f"/health/{service}"
+
+
 def _route_problems(catalogue: Catalogue, source: str) -> list[Problem]:
-    """Every route goes to a known service, and no two routes claim the same method and path."""
+    """Every route goes to a known service, and no two routes claim the same method and path, nor one of the
+    gateway's health routes (KrakenD refuses a config with a duplicate endpoint, so its pods would not start)."""
     problems, seen = [], {}
+    health = {("GET", health_path(service)) for service in catalogue.services}
     for index, route in enumerate(catalogue.routes):
         if route.service not in catalogue.services:
             problems.append(Problem(f"{source}:routes[{index}].service", route.service,
                                     f"unknown service; known: {', '.join(catalogue.services)}"))
         key = (route.method, _PARAMETER.sub("{}", route.path))
-        if key in seen:
+        if key in health:
+            problems.append(Problem(f"{source}:routes[{index}].path", route.path,
+                                    f"{route.method} {route.path} is the gateway's health route of "
+                                    f"{route.path.rsplit('/', 1)[1]}, added for every service; use another path"))
+        elif key in seen:
             problems.append(Problem(f"{source}:routes[{index}].path", route.path,
                                     f"{route.method} {route.path} is already routed by routes[{seen[key]}]"))
         seen.setdefault(key, index)

@@ -13,7 +13,7 @@ from math import gcd
 from typing import Any, Callable, Literal
 
 from core.blue_green import SERVICE_PORT, Role, service_name
-from core.catalogue import Catalogue, Route
+from core.catalogue import Catalogue, Route, health_path
 from core.content_address import canonical
 from core.settings import EnvironmentKind, StackSettings
 
@@ -60,7 +60,7 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
             hosts = weighted_hosts(url(service, "active"), url(service, "preview"), release.canary.weight)
         else:
             hosts = [url(service, "preview")]
-        health = Route(method="GET", path=f"/health/{service}", service=service,
+        health = Route(method="GET", path=health_path(service), service=service,
                        backend=catalogue.services[service].health.readiness)
         endpoints += [_endpoint(settings, route, hosts) for route in catalogue.routes_of(service)]
         endpoints.append(_endpoint(settings, health, hosts, per_client=False))

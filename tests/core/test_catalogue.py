@@ -37,6 +37,9 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
      'catalogue.yaml:routes[6].path = "/v1/payins/{ref}": GET /v1/payins/{ref} is already routed by routes[1]'),
     (lambda raw: raw["routes"].append(dict(PAYIN_GET, service="refunds-api", path="/v1/refunds", backend="/refunds")),
      'catalogue.yaml:routes[6].service = "refunds-api": unknown service; known: merchant-api, payin-api, payout-api'),
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/health/payin-api", backend="/health/ready")),
+     'catalogue.yaml:routes[6].path = "/health/payin-api": GET /health/payin-api is the gateway\'s health route of '
+     "payin-api, added for every service; use another path"),
     (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="v1/refunds")),
      'catalogue.yaml:routes[6].path = "v1/refunds": must start with /'),
     (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/v1/refunds", backend="/refunds/{id}")),
