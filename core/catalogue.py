@@ -26,7 +26,25 @@ def _dns_label(value: str) -> str:
 
 
 DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: the catalogue grows
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml when built in (the catalogue grows), refusing a key twice in one mapping: YAML would keep the last
+    one, so a service block copied without renaming it would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(problem=(
+                    f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first on line "
+                    f"{seen[key].line + 1}): each key may appear once in a mapping"))
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+_YAML_LOADER = _UniqueKeyLoader
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 

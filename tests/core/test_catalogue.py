@@ -63,3 +63,17 @@ def test_an_unreadable_catalogue_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("services: [unclosed")
     with pytest.raises(ConfigError, match="catalogue.yaml: cannot be read: while parsing a flow sequence"):
         Catalogue.load(path)
+
+
+def test_a_key_given_twice_is_refused_rather_than_the_last_one_kept(tmp_path: Path) -> None:
+    """A service block copied to add a new service and left under the old name would replace that service."""
+    text = (ROOT / "catalogue.yaml").read_text()
+    payin = text[text.index("  payin-api:\n"):text.index("  payout-api:\n")]
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(text.replace("\n# Gateway routes", "\n" + payin + "# Gateway routes", 1))
+    first, second = (index + 1 for index, line in enumerate(path.read_text().splitlines()) if line == "  payin-api:")
+    with pytest.raises(ConfigError) as raised:
+        Catalogue.load(path)
+    assert str(raised.value) == (f"invalid config for {path}: catalogue.yaml: cannot be read: duplicate key "
+                                 f"'payin-api' on line {second} (first on line {first}): each key may appear once "
+                                 "in a mapping")
