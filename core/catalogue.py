@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 import semver
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from core.errors import ConfigError, Problem
 from core.validation import problems_from, unreadable
@@ -26,6 +27,35 @@ def _dns_label(value: str) -> str:
 
 
 DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
+# Kubernetes names made from a service's name: the Services <service> and <service>-preview (DNS-1035 labels:
+# at most 63 characters, starting with a letter), beside the gateway's own Services.
+_LONGEST_SUFFIX = "-preview"
+RESERVED_SERVICE_NAMES = ("gateway", "gateway-preview")
+
+
+def _service_name(value: str) -> str:
+    _dns_label(value)
+    if not value[0].isalpha():
+        raise ValueError("must start with a letter: it names the service's Kubernetes Services")
+    if len(value) > 63 - len(_LONGEST_SUFFIX):
+        raise ValueError(f"must be at most {63 - len(_LONGEST_SUFFIX)} characters, so that its Service "
+                         f"{value}{_LONGEST_SUFFIX} stays within the 63 a Kubernetes name may have")
+    if value in RESERVED_SERVICE_NAMES:
+        raise ValueError(f"is the name of a gateway Service; {' and '.join(RESERVED_SERVICE_NAMES)} are reserved")
+    return value
+
+
+ServiceName = Annotated[str, AfterValidator(_service_name)]
+
+
+def _not_a_boolean(value: object) -> object:
+    """YAML's true and false would pass as the integers 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a port number from 1 to 65535, not a boolean")
+    return value
+
+
+Port = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=65535)]
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -45,7 +75,6 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
 
 
 _YAML_LOADER = _UniqueKeyLoader
-Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class Strict(BaseModel):
@@ -183,7 +212,7 @@ class ServiceSpec(Strict):
 
 
 class Catalogue(Strict):
-    services: dict[DnsLabel, ServiceSpec] = Field(min_length=1)
+    services: dict[ServiceName, ServiceSpec] = Field(min_length=1)
     routes: list[Route] = Field(default_factory=list)
 
     def routes_of(self, service: str) -> list[Route]:
@@ -200,10 +229,18 @@ class Catalogue(Strict):
             catalogue = cls.model_validate(raw)
         except ValidationError as error:
             raise ConfigError(str(path), problems_from(error, prefix=path.name + ":")) from None
-        problems = _route_problems(catalogue, path.name)
+        problems = _port_problems(catalogue, path.name) + _route_problems(catalogue, path.name)
         if problems:
             raise ConfigError(str(path), problems)
         return catalogue
+
+
+def _port_problems(catalogue: Catalogue, source: str) -> list[Problem]:
+    """The metrics port is opened to the monitoring namespace (allow-monitoring): on the HTTP port that would let it
+    call the API, and the scrapes would count as requests."""
+    return [Problem(f"{source}:services.{name}.metrics_port", spec.metrics_port,
+                    f"must differ from port ({spec.port}): the monitoring namespace may reach the metrics port")
+            for name, spec in catalogue.services.items() if spec.metrics_port == spec.port]
 
 
 def health_path(service: str) -> str:

@@ -14,6 +14,8 @@ def key_path(prefix: str, location: tuple[Any, ...]) -> str:
     """('services', 'payin-api', 'blue', 'image') -> 'release-infra:services.payin-api.blue.image'."""
     path = prefix
     for part in location:
+        if part == "[key]":  # pydantic's marker of a mapping's key: the path so far names it already
+            continue
         if isinstance(part, int):
             path += f"[{part}]"
         elif path.endswith(":") or not path:

@@ -48,6 +48,20 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
     (lambda raw: raw["services"]["payin-api"]["shutdown"].update(grace_seconds=10),
      'catalogue.yaml:services.payin-api.shutdown = {"drain_seconds": 10, "grace_seconds": 10}: grace_seconds (10) '
      "must be longer than drain_seconds (10) so in-flight requests finish after the drain"),
+    (lambda raw: raw["services"]["payin-api"].update(port=True),
+     "catalogue.yaml:services.payin-api.port = true: must be a port number from 1 to 65535, not a boolean"),
+    (lambda raw: raw["services"]["payin-api"].update(metrics_port=8080),
+     "catalogue.yaml:services.payin-api.metrics_port = 8080: must differ from port (8080): the monitoring namespace "
+     "may reach the metrics port"),
+    (lambda raw: raw["services"].update({"2fa-api": raw["services"]["merchant-api"]}),
+     'catalogue.yaml:services.2fa-api = "2fa-api": must start with a letter: it names the service\'s Kubernetes '
+     "Services"),
+    (lambda raw: raw["services"].update({"m" * 56: raw["services"]["merchant-api"]}),
+     f'catalogue.yaml:services.{"m" * 56} = "{"m" * 56}": must be at most 55 characters, so that its Service '
+     f"{'m' * 56}-preview stays within the 63 a Kubernetes name may have"),
+    (lambda raw: raw["services"].update({"gateway": raw["services"]["merchant-api"]}),
+     'catalogue.yaml:services.gateway = "gateway": is the name of a gateway Service; gateway and gateway-preview are '
+     "reserved"),
     (lambda raw: raw["services"]["payin-api"]["health"].update(readiness="ready"),
      'catalogue.yaml:services.payin-api.health.readiness = "ready": must be an absolute path starting with /'),
 ])
