@@ -176,12 +176,12 @@ class RegistryClient:
     def repositories(self) -> list[str]:
         return list(self._paged("/v2/_catalog", "repositories"))
 
-    def tags(self, repository: str) -> list[str]:
-        """Tags of a repository; none when the repository is unknown (e.g. every image already deleted)."""
+    def tags(self, repository: str) -> list[str] | None:
+        """Tags of a repository; None when the registry knows no such repository (or every image is deleted)."""
         try:
             return list(self._paged(f"/v2/{repository}/tags/list", "tags"))
         except _NotFound:
-            return []
+            return None
 
     def manifest(self, repository: str, tag: str) -> Manifest | None:
         """The tag's manifest digest and config digest in one GET; None when the tag no longer resolves."""

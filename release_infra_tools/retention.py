@@ -107,7 +107,7 @@ def _protected_image(text: str) -> ProtectedImage:
 
 def scan(client: RegistryClient, repository: str, workers: int) -> list[TaggedImage]:
     """Every tag of a repository with its digest and creation time: one GET per tag, one per distinct config."""
-    tags = client.tags(repository)
+    tags = client.tags(repository) or []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         manifests = list(pool.map(lambda tag: client.manifest(repository, tag), tags))
         configs = sorted({m.config_digest for m in manifests if m is not None and m.config_digest})
@@ -119,6 +119,10 @@ def scan(client: RegistryClient, repository: str, workers: int) -> list[TaggedIm
 def run(client: RegistryClient, policy: RetentionPolicy, protected: list[ProtectedImage], *, apply: bool,
         repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None) -> Run:
     started = time.monotonic()
+    unknown = [name for name in repositories if client.tags(name) is None]
+    if unknown:  # a typo would otherwise read as a repository with nothing to delete
+        raise RetentionError(f"--repository {', '.join(unknown)}: the registry has no such repository (repositories "
+                             "are named after services, e.g. payin-api); nothing was deleted")
     names = sorted(repositories or client.repositories())
     scanned = {name: scan(client, name, workers) for name in names}
     plans = [plan_repository(name, scanned[name], protected, policy) for name in names]  # all before any delete
@@ -128,7 +132,7 @@ def run(client: RegistryClient, policy: RetentionPolicy, protected: list[Protect
         for index, plan in enumerate(plans):
             if not plan.deleted:
                 continue
-            if set(client.tags(plan.repository)) != {image.tag for image in scanned[plan.repository]}:
+            if set(client.tags(plan.repository) or []) != {image.tag for image in scanned[plan.repository]}:
                 # Tags changed since the scan (a push, a retag): decide this repository again on what is there now.
                 plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, workers),
                                                       protected, policy)

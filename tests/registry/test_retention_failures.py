@@ -116,6 +116,17 @@ def test_a_malformed_tag_anywhere_stops_the_run_before_any_deletion(registry, st
     assert len(registry.tags()["ledger-sync"]) == 25
 
 
+def test_an_unknown_repository_is_refused_not_reported_empty(registry, stack_output_files, capsys):
+    push_all(registry, [build("ledger-sync", i) for i in range(25)])
+    arguments = command(registry.url, stack_output_files, "--apply", "--repository", "ledger-sync")[3:]
+    assert main([*arguments, "--repository", "ledger_sync"]) == 2
+    assert capsys.readouterr().err == ("release-infra-retention: error: --repository ledger_sync: the registry has no "
+                                       "such repository (repositories are named after services, e.g. payin-api); "
+                                       "nothing was deleted\n")
+    assert len(registry.tags()["ledger-sync"]) == 25
+    assert main(arguments) == 0 and len(registry.tags()["ledger-sync"]) == 20
+
+
 @pytest.mark.parametrize("keep_last", ["0", "-3", "twenty"])
 def test_a_policy_keeping_fewer_than_one_is_refused(registry, stack_output_files, capsys, keep_last):
     push_all(registry, [build("ledger-sync", i) for i in range(25)])
