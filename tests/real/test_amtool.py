@@ -141,3 +141,7 @@ def test_routes_test_can_fail(alertmanager_amtool: str, tmp_path: Path) -> None:
                     "--verify.receivers=payments-prod/release-infra/deployments", "namespace=payments-prod",
                     "event=rollback")
     assert result.returncode != 0
+    # Refused because the receivers differ, not e.g. for a config file amtool could not read.
+    assert result.stdout.splitlines() == [
+        "payments-prod/release-infra/incident-events,payments-prod/release-infra/on-call-events",
+        "WARNING: Expected receivers did not match resolved receivers."], result.stdout + result.stderr

@@ -61,7 +61,11 @@ def test_promtool_rejects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     """The check above can fail: a rule with a parse error is refused."""
     broken = tmp_path / "broken.rules.yaml"
     broken.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"alert": "X", "expr": "rate(up[5m]"}]}]}))
-    assert run([promtool, "check", "rules", str(broken)]).returncode != 0
+    result = run([promtool, "check", "rules", str(broken)])
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    # Refused for the parse error, not e.g. for a file promtool could not read.
+    assert '"X": could not parse expression: 1:12: parse error: unclosed left parenthesis' in output, output
 
 
 # Synthetic series. --------------------------------------------------------------------------------------------
