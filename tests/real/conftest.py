@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-from tests.support.servers import free_port, stop
+from tests.support.servers import free_port, listens, stop
 
 INSTALL = "run scripts/debian-packages.sh prometheus prometheus-alertmanager"
 
@@ -132,7 +132,7 @@ def alertmanager_server(alertmanager_binary: str, tmp_path: Path, request: pytes
                 pytest.fail(f"alertmanager exited with {process.returncode}: {log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(server.url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
+                    if response.status == 200 and listens(process, port):
                         break
             except OSError:
                 pass

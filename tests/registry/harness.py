@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import httpx
 import yaml
-from tests.support.servers import free_port, stop
+from tests.support.servers import free_port, listens, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("docker-registry", "apache2-utils")  # the registry; htpasswd for the auth tests
@@ -107,7 +107,7 @@ def running_registry(binary: str, workdir: Path, htpasswd: Path | None = None,
             if process.poll() is not None:
                 raise RuntimeError(f"registry exited with {process.returncode}: {log.read_text()[-2000:]}")
             try:
-                if httpx.get(registry.url + "/v2/", timeout=1).status_code in (200, 401):
+                if httpx.get(registry.url + "/v2/", timeout=1).status_code in (200, 401) and listens(process, port):
                     break
             except httpx.TransportError:
                 pass

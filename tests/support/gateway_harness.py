@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tests.support.stacks import ROOT
-from tests.support.servers import free_port, stop
+from tests.support.servers import free_port, listens, stop
 
 
 def krakend_binary() -> Path:
@@ -99,7 +99,7 @@ def running_gateway(binary: Path, config: dict[str, Any], workdir: Path) -> Iter
         deadline = time.monotonic() + 30
         while True:
             try:
-                if request(port, "GET", "/__health")[0] == 200:
+                if request(port, "GET", "/__health")[0] == 200 and listens(process, port):
                     break
             except OSError:
                 pass

@@ -15,7 +15,7 @@ import httpx
 import yaml
 
 from tests.support.colour_backend import ColourBackend
-from tests.support.servers import free_port, stop
+from tests.support.servers import free_port, listens, stop
 
 SCRAPE_INTERVAL = "1s"
 INSTALL = "run scripts/debian-packages.sh prometheus"
@@ -54,7 +54,8 @@ class PrometheusServer:
                 raise AssertionError(f"prometheus exited with {self.process.returncode}; see {self.log.name}")
             try:
                 result = httpx.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=2).json()
-                if result["data"]["result"] and float(result["data"]["result"][0]["value"][1]) >= 2:
+                if result["data"]["result"] and float(result["data"]["result"][0]["value"][1]) >= 2 \
+                        and listens(self.process, self.port):
                     return
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
