@@ -3,11 +3,18 @@
 A skipped test (a missing tool, an empty parameter set, a module skipped at import) and an expected failure
 (xfail, or an xfail that passed) are not passes here: the run fails and names them, so a tier that silently
 stopped running cannot look green.
+
+Nor does a unit test assert on time: Hypothesis's per-example deadline is off for every property test (speed is
+measured by the scripts in benchmarks/, on a machine whose load a test does not control).
 """
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("release-infra", deadline=None)
+settings.load_profile("release-infra")
 
 _not_run: dict[str, str] = {}  # node id -> what happened instead of a pass
 
