@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import semver
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
 from core.errors import ConfigError, Problem
@@ -48,14 +49,7 @@ def _service_name(value: str) -> str:
 ServiceName = Annotated[str, AfterValidator(_service_name)]
 
 
-def _not_a_boolean(value: object) -> object:
-    """YAML's true and false would pass as the integers 1 and 0."""
-    if isinstance(value, bool):
-        raise ValueError("must be a port number from 1 to 65535, not a boolean")
-    return value
-
-
-Port = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=65535)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -78,9 +72,27 @@ _YAML_LOADER = _UniqueKeyLoader
 
 
 class Strict(BaseModel):
-    """Base for config models: unknown keys are typos, and typos are errors."""
+    """Base for config models: unknown keys are typos, and typos are errors; so is true or false for a number,
+    which pydantic would take as 1 or 0."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("must be a number, not true or false")
+        return value
+
+
+def _numeric(annotation: object) -> bool:
+    """int or float, constrained (Annotated) or optional."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _numeric(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return any(_numeric(arg) for arg in get_args(annotation))
+    return annotation in (int, float)
 
 
 class Risk(str, Enum):

@@ -49,7 +49,9 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
      'catalogue.yaml:services.payin-api.shutdown = {"drain_seconds": 10, "grace_seconds": 10}: grace_seconds (10) '
      "must be longer than drain_seconds (10) so in-flight requests finish after the drain"),
     (lambda raw: raw["services"]["payin-api"].update(port=True),
-     "catalogue.yaml:services.payin-api.port = true: must be a port number from 1 to 65535, not a boolean"),
+     "catalogue.yaml:services.payin-api.port = true: must be a number, not true or false"),
+    (lambda raw: raw["services"]["payin-api"]["shutdown"].update(drain_seconds=True),
+     "catalogue.yaml:services.payin-api.shutdown.drain_seconds = true: must be a number, not true or false"),
     (lambda raw: raw["services"]["payin-api"].update(metrics_port=8080),
      "catalogue.yaml:services.payin-api.metrics_port = 8080: must differ from port (8080): the monitoring namespace "
      "may reach the metrics port"),
