@@ -240,7 +240,7 @@ class Catalogue(Strict):
         try:
             catalogue = cls.model_validate(raw)
         except ValidationError as error:
-            raise ConfigError(str(path), problems_from(error, prefix=path.name + ":")) from None
+            raise ConfigError(str(path), problems_from(error, path.name + ":", cls)) from None
         problems = _port_problems(catalogue, path.name) + _route_problems(catalogue, path.name)
         if problems:
             raise ConfigError(str(path), problems)

@@ -18,7 +18,7 @@ from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import NO_VALUE, ConfigError, Problem
 from core.images import ImageReference, is_registry_host
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour, other  # noqa: F401  (re-exported)
-from core.validation import key_path, problems_from, structured
+from core.validation import key_path, problems_from, structured, unknown_key
 
 Region = Literal["PK", "BD", "NP", "IQ", "EG"]
 Replicas = Annotated[int, Field(ge=1, le=50)]
@@ -295,13 +295,13 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
         if key in SEPARATELY_VALIDATED:
             continue
         if key not in CONFIG_KEYS:
-            problems.append(Problem(prefix + key, NO_VALUE, f"unknown key; known keys are {', '.join(KNOWN_KEYS)}"))
+            problems.append(Problem(prefix + key, NO_VALUE, unknown_key(key, KNOWN_KEYS)))
             continue
         raw[key] = structured(value)
     try:
         settings = StackSettings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(source, problems + problems_from(error, prefix)) from None
+        raise ConfigError(source, problems + problems_from(error, prefix, StackSettings)) from None
     problems += _check_against_standard(settings, catalogue, now)
     if problems:
         raise ConfigError(source, problems)

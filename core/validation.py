@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
-from typing import Any, Collection, Iterable, Mapping
+from types import UnionType
+from typing import Annotated, Any, Collection, Iterable, Mapping, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from core.errors import MISSING, NO_VALUE, SECRET, ConfigError, Problem
 
@@ -25,15 +27,58 @@ def key_path(prefix: str, location: tuple[Any, ...]) -> str:
     return path
 
 
-def problems_from(error: ValidationError, prefix: str) -> list[Problem]:
-    """One Problem per error. An unknown key's value is not shown: it may be a credential under a mistyped name."""
+def problems_from(error: ValidationError, prefix: str, model: type[BaseModel]) -> list[Problem]:
+    """One Problem per error. An unknown key's value is not shown: it may be a credential under a mistyped name.
+    ``model`` is the model that was validated: an unknown key's Problem lists the keys known where it is."""
     problems = []
     for item in error.errors(include_url=False):
         location = tuple(item["loc"])
         value = {"missing": MISSING, "extra_forbidden": NO_VALUE}.get(item["type"], item.get("input"))
         allowed = _allowed(item)
+        known = known_keys(model, location[:-1]) if item["type"] == "extra_forbidden" else None
+        if known:
+            allowed = unknown_key(str(location[-1]), known)
         problems.append(Problem(key_path(prefix, location), value, allowed))
     return problems
+
+
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """What is allowed instead of an unknown key: the nearest known key first, when one is near."""
+    known = list(known)
+    near = difflib.get_close_matches(key, known, n=1)
+    return f"unknown key{f' (did you mean {near[0]}?)' if near else ''}; known keys are {', '.join(known)}"
+
+
+def known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str] | None:
+    """The keys of the model found at ``location`` inside ``model`` (through fields, mappings and lists), or None
+    where the path is not a plain walk (a union pydantic tried several ways)."""
+    annotation: Any = model
+    for part in location:
+        annotation = _unwrapped(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if part not in annotation.model_fields:
+                return None
+            annotation = annotation.model_fields[part].annotation
+        elif get_origin(annotation) in (dict, Mapping) and isinstance(part, str):
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) is list and isinstance(part, int):
+            annotation = get_args(annotation)[0]
+        else:
+            return None
+    annotation = _unwrapped(annotation)
+    return list(annotation.model_fields) if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """The type inside Annotated[...] and Optional[...]."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType) and len(args := [
+                arg for arg in get_args(annotation) if arg is not type(None)]) == 1:
+            annotation = args[0]
+        else:
+            return annotation
 
 
 def structured(value: Any) -> Any:

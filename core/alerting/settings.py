@@ -16,7 +16,7 @@ from pydantic import AfterValidator, Field, ValidationError
 from core.catalogue import Strict
 from core.errors import MISSING, NO_VALUE, ConfigError, Problem
 from core.names import EnvironmentName
-from core.validation import key_path, problems_from
+from core.validation import key_path, problems_from, unknown_key
 
 PREFIX = "release-infra:"  # core.settings.PROJECT + ":"; a test keeps the two equal
 KEY = "alerting"
@@ -168,7 +168,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
     merged = _merge(defaults(kind) if kind in ("sandbox", "dev", "test", "prod") else {}, raw)
     for name in raw:
         if name not in USER_KEYS:
-            problems.append(Problem(path(KEY, name), NO_VALUE, f"unknown key; known keys are {', '.join(USER_KEYS)}"))
+            problems.append(Problem(path(KEY, name), NO_VALUE, unknown_key(name, USER_KEYS)))
             merged.pop(name, None)
     configured = frozenset(key for key, value in secrets.items() if key in SECRET_KEYS and value is not None)
     problems += [problem for key in sorted(configured) if (problem := _secret_problem(key, secrets[key]))]
@@ -176,7 +176,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
         settings = AlertingSettings.model_validate(
             {**merged, "stack": stack, "environment": kind, "configured_secrets": configured})
     except ValidationError as error:
-        raise ConfigError(source, problems + problems_from(error, PREFIX + KEY)) from None
+        raise ConfigError(source, problems + problems_from(error, PREFIX + KEY, AlertingSettings)) from None
     for low, high in ORDERED_LEVELS:
         if getattr(settings.thresholds, low) >= getattr(settings.thresholds, high):
             problems.append(Problem(path(KEY, "thresholds", low), getattr(settings.thresholds, low),

@@ -136,7 +136,7 @@ def load_policy(stack: str, environment: str, config: Mapping[str, Any], catalog
     try:
         policy = PolicySettings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f'stack "{stack}"', problems_from(error, PREFIX)) from None
+        raise ConfigError(f'stack "{stack}"', problems_from(error, PREFIX, PolicySettings)) from None
     problems = _against_standard(stack, environment, policy, catalogue)
     if problems:
         raise ConfigError(f'stack "{stack}"', problems)

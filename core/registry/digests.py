@@ -87,7 +87,7 @@ def load_image_digests(stack: str, raw: Any, secrets: Mapping[str, Any], registr
     try:
         settings = ImageDigests.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(source, problems_from(error, PREFIX + KEY)) from None
+        raise ConfigError(source, problems_from(error, PREFIX + KEY, ImageDigests)) from None
     password = secrets.get(PASSWORD)
     problems = []
     if password is not None and (not isinstance(password, str) or not password.strip()):

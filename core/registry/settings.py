@@ -85,7 +85,7 @@ def load_retention(stack: str, raw: Any, secrets: Mapping[str, Any], registry: s
     try:
         settings = RetentionSettings.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(source, problems_from(error, PREFIX + KEY)) from None
+        raise ConfigError(source, problems_from(error, PREFIX + KEY, RetentionSettings)) from None
     problems = []
     if settings.image.registry != registry:
         problems.append(Problem(path(KEY, "image"), str(settings.image),

@@ -78,7 +78,11 @@ BAD = [
     ({"thresholds": {"p99_rollback_seconds": 5}},
      'release-infra:alerting.thresholds.p99_rollback_seconds = 5.0: must be below p99_critical_seconds (5)'),
     ({"thresholds": {"eror_rate_critical_percent": 5}},
-     'release-infra:alerting.thresholds.eror_rate_critical_percent: unknown key (a typo?)'),
+     'release-infra:alerting.thresholds.eror_rate_critical_percent: unknown key (did you mean '
+     'error_rate_critical_percent?); known keys are error_rate_critical_percent, error_rate_warning_percent, '
+     'error_rate_rollback_percent, baseline_error_increase_points, canary_error_increase_points, '
+     'baseline_p95_increase_percent, p99_rollback_seconds, p99_critical_seconds, p95_warning_seconds, '
+     'resource_critical_percent, resource_warning_percent'),
     ({"slo_percent": 100}, 'release-infra:alerting.slo_percent = 100: input should be less than 100'),
     ({"slo_percent": 0}, 'release-infra:alerting.slo_percent = 0: input should be greater than 0'),
     ({"slo_percent": -3}, 'release-infra:alerting.slo_percent = -3: input should be greater than 0'),

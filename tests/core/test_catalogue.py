@@ -50,6 +50,10 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
      "must be longer than drain_seconds (10) so in-flight requests finish after the drain"),
     (lambda raw: raw["services"]["payin-api"].update(port=True),
      "catalogue.yaml:services.payin-api.port = true: must be a number, not true or false"),
+    (lambda raw: raw["services"]["payin-api"].update(helth=raw["services"]["payin-api"].pop("health")),
+     "catalogue.yaml:services.payin-api.health is missing: required; catalogue.yaml:services.payin-api.helth: unknown "
+     "key (did you mean health?); known keys are product, description, port, metrics_port, health, risk, resources, "
+     "shutdown, migrations"),
     (lambda raw: raw["services"]["payin-api"]["shutdown"].update(drain_seconds=True),
      "catalogue.yaml:services.payin-api.shutdown.drain_seconds = true: must be a number, not true or false"),
     (lambda raw: raw["services"]["payin-api"].update(metrics_port=8080),

@@ -15,9 +15,10 @@ from tests.support.stacks import settings, stack_config
 
 @pytest.mark.parametrize(("load", "expected"), [
     (lambda: settings("prod", {**stack_config("prod"), "alerting_slack_deployment_url": "https://x/T/B/PLAINTOKEN"}),
-     "release-infra:alerting_slack_deployment_url: unknown key; known keys are "),
+     "release-infra:alerting_slack_deployment_url: unknown key (did you mean alerting_slack_deployments_url?); "
+     "known keys are "),
     (lambda: load_retention("prod", {"password": "PLAINTOKEN"}, {}, "registry.pay.internal", live=False),
-     "release-infra:retention.password: unknown key (a typo?)"),
+     "release-infra:retention.password: unknown key; known keys are keep_last, "),
     (lambda: load_alerting("prod", settings("prod").environment, {"pagerduty_key": "PLAINTOKEN"}, {}, live=False),
      "release-infra:alerting.pagerduty_key: unknown key; known keys are "),
 ])

@@ -144,7 +144,9 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
      "and '-', joined by dots) or an IP address"),
     ("gateway", {"timeout_ms": 0},
      "release-infra:gateway.timeout_ms = 0: input should be greater than or equal to 100"),
-    ("gateway", {"rate_limit": {"max_rte": 5}}, "release-infra:gateway.rate_limit.max_rte: unknown key (a typo?)"),
+    ("gateway", {"rate_limit": {"max_rte": 5}},
+     "release-infra:gateway.rate_limit.max_rte: unknown key (did you mean max_rate?); known keys are max_rate, "
+     "client_max_rate"),
 ])
 def test_bad_gateway_and_canary_config(path: str, value: object, expected: str) -> None:
     with pytest.raises(ConfigError) as raised:

@@ -81,7 +81,8 @@ def test_an_explicit_url_and_credentials_are_kept_and_the_password_never_shown()
     ({"mode": "always"}, {}, "release-infra:image_digests.mode = \"always\": input should be 'lookup' or 'off'"),
     ({"mode": "lookup", "registry_url": "registry.pay.internal"}, {},
      'release-infra:image_digests.registry_url = "registry.pay.internal": must be the registry\'s base URL'),
-    ({"mode": "lookup", "usr": "x"}, {}, 'release-infra:image_digests.usr: unknown key (a typo?)'),
+    ({"mode": "lookup", "usr": "x"}, {},
+     'release-infra:image_digests.usr: unknown key; known keys are mode, registry_url, username, password'),
     ({"mode": "lookup", "password": "hunter2"}, {},
      'release-infra:image_digests.password = "[secret]": the password is the secret '
      'release-infra:image_digests_registry_password'),

@@ -83,7 +83,8 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
     ("release_policy.freezes", [{"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", "reason": "BF"}],
      'release-infra:release_policy.freezes[0] = {"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", '
      '"reason": "BF"}: end must be after start'),
-    ("release_policy.trian", {}, "release-infra:release_policy.trian: unknown key (a typo?)"),
+    ("release_policy.trian", {}, "release-infra:release_policy.trian: unknown key (did you mean train?); known "
+     "keys are train, no_deploy_weekdays, freezes, canary_for_high_risk"),
     ("feature_flags", {"refunds-fast-path": {"rollout_percent": 5}},
      'release-infra:feature_flags = "refunds-fast-path": ' + FLAG_NAMES),
     ("feature_flags", {"payin": {"rollout_percent": 5}}, 'release-infra:feature_flags = "payin": ' + FLAG_NAMES),

@@ -66,9 +66,10 @@ BAD_CONFIG = [
     ('dev', 'cluster', {'context': ''},
      'release-infra:cluster.context = "": string should have at least 1 character'),
     ('dev', 'cluster', {'contxt': 'prod-eu'},
-     'release-infra:cluster.context is missing: required; release-infra:cluster.contxt: unknown key (a typo?)'),
+     'release-infra:cluster.context is missing: required; release-infra:cluster.contxt: unknown key (did you mean '
+     'context?); known keys are context, kubeconfig'),
     ('dev', 'servces', {},
-     'release-infra:servces: unknown key; known keys are environment, namespace, access, regions, registry, replicas, rollback_window_minutes, cluster, gateway, services, alerting, alerting_slack_deployments_url, alerting_slack_incidents_url, alerting_slack_alerts_url, alerting_pagerduty_routing_key, alerting_watchdog_url, retention, retention_registry_password, release_policy, emergency_change, feature_flags, upstream_stack, image_digests, image_digests_registry_password, databases'),
+     'release-infra:servces: unknown key (did you mean services?); known keys are environment, namespace, access, regions, registry, replicas, rollback_window_minutes, cluster, gateway, services, alerting, alerting_slack_deployments_url, alerting_slack_incidents_url, alerting_slack_alerts_url, alerting_pagerduty_routing_key, alerting_watchdog_url, retention, retention_registry_password, release_policy, emergency_change, feature_flags, upstream_stack, image_digests, image_digests_registry_password, databases'),
     ('dev', 'services', {},
      'release-infra:services = {}: dictionary should have at least 1 item after validation, not 0'),
     ('dev', 'services', 'payin-api',
@@ -80,7 +81,8 @@ BAD_CONFIG = [
     ('dev', 'services.payin-api.active', DELETE,
      'release-infra:services.payin-api.active is missing: required'),
     ('dev', 'services.payin-api.actve', 'blue',
-     'release-infra:services.payin-api.actve: unknown key (a typo?)'),
+     'release-infra:services.payin-api.actve: unknown key (did you mean active?); known keys are active, blue, '
+     'green, replicas, standby, canary'),
     ('dev', 'services.payin-api.green', DELETE,
      'release-infra:services.payin-api.green is missing: required'),
     ('dev', 'services.payin-api.blue.image', 'registry.pay.internal/payin-api:latest',

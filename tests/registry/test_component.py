@@ -137,7 +137,9 @@ def test_absent_key_means_no_job_and_defaults_follow_the_seed():
     ({"protect_stacks": ["prod"]}, {}, False,
      'release-infra:retention.protect_stacks = ["prod"]: must name each of sandbox, dev, test, prod once: an image '
      "any environment runs must never be deleted (missing: sandbox, dev, test)"),
-    ({"keep_lats": 20}, {}, False, "release-infra:retention.keep_lats: unknown key (a typo?)"),
+    ({"keep_lats": 20}, {}, False,
+     "release-infra:retention.keep_lats: unknown key (did you mean keep_last?); known keys are keep_last, schedule, "
+     "image, apply, registry_url, username, protect_stacks, deadline_minutes, service_account"),
     ({}, {}, True, "release-infra:retention_registry_password is missing: the registry password"),
     ({}, {"retention_registry_password": ""}, False,
      'release-infra:retention_registry_password = "[secret]": must be the registry password of the retention user'),
