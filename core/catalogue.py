@@ -54,13 +54,20 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """libyaml when built in (the catalogue grows), refusing a key twice in one mapping: YAML would keep the last
-    one, so a service block copied without renaming it would silently replace the first."""
+    one, so a service block copied without renaming it would silently replace the first. A merge key
+    (``<<: *anchor``) is no duplicate, nor is a key that overrides one it merges."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
-            if key in seen:
+            try:
+                duplicate = key in seen
+            except TypeError:  # a list or mapping as a key: the base class refuses it, naming where it is
+                continue
+            if duplicate:
                 raise yaml.constructor.ConstructorError(problem=(
                     f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first on line "
                     f"{seen[key].line + 1}): each key may appear once in a mapping"))

@@ -97,3 +97,23 @@ def test_a_key_given_twice_is_refused_rather_than_the_last_one_kept(tmp_path: Pa
     assert str(raised.value) == (f"invalid config for {path}: catalogue.yaml: cannot be read: duplicate key "
                                  f"'payin-api' on line {second} (first on line {first}): each key may appear once "
                                  "in a mapping")
+
+
+
+def test_anchors_and_merge_keys_read_as_yaml_defines_them(tmp_path: Path) -> None:
+    """A merge key is no duplicate, and a key beside it overrides the merged one rather than repeating it."""
+    text = yaml.safe_dump(BASE, sort_keys=False).replace("  payin-api:\n", "  payin-api: &payin\n", 1)
+    copied = "  payin-copy:\n    <<: *payin\n    description: Pay-In under another name\n"
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(text.replace("\nroutes:\n", "\n" + copied + "routes:\n", 1))
+    services = Catalogue.load(path).services
+    renamed = services["payin-api"].model_copy(update={"description": "Pay-In under another name"})
+    assert services["payin-copy"] == renamed
+
+
+def test_a_list_as_a_key_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.yaml"
+    path.write_text("services:\n  ? [payin-api, payout-api]\n  : {}\n")
+    with pytest.raises(ConfigError, match="catalogue.yaml: cannot be read: while constructing a mapping.*found "
+                                          "unhashable key"):
+        Catalogue.load(path)
