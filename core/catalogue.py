@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from types import UnionType
@@ -87,19 +88,27 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
-            raise ValueError("must be a number, not true or false")
+        if info.field_name and _boolean_for_number(cls.model_fields[info.field_name].annotation, value):
+            raise ValueError("must be a number, not true or false" if isinstance(value, bool) else
+                             "must hold numbers, not true or false")
         return value
 
 
-def _numeric(annotation: object) -> bool:
-    """int or float, constrained (Annotated) or optional."""
-    origin = get_origin(annotation)
+def _boolean_for_number(annotation: object, value: object) -> bool:
+    """Whether ``value`` has true or false where ``annotation`` wants an int or float: constrained (Annotated),
+    optional, or as the items of a list, tuple or set or the values of a mapping."""
+    origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
-        return _numeric(get_args(annotation)[0])
+        return _boolean_for_number(args[0], value)
     if origin in (Union, UnionType):
-        return any(_numeric(arg) for arg in get_args(annotation))
-    return annotation in (int, float)
+        return any(_boolean_for_number(arg, value) for arg in args)
+    if isinstance(value, bool):
+        return annotation in (int, float)
+    if origin in (list, tuple, set, frozenset) and isinstance(value, (list, tuple, set, frozenset)):
+        return any(_boolean_for_number(arg, item) for arg in args if arg is not Ellipsis for item in value)
+    if origin in (dict, Mapping) and isinstance(value, Mapping):
+        return any(_boolean_for_number(args[1], item) for item in value.values())
+    return False
 
 
 class Risk(str, Enum):

@@ -53,6 +53,8 @@ BAD_CONFIG = [
      'release-infra:replicas = true: must be a number, not true or false'),
     ('dev', 'services.payin-api.replicas', False,
      'release-infra:services.payin-api.replicas = false: must be a number, not true or false'),
+    ('dev', 'services.payin-api.canary', {'steps': [True, 50, 100]},
+     'release-infra:services.payin-api.canary.steps = [true, 50, 100]: must hold numbers, not true or false'),
     ('dev', 'replicas', 0,
      'release-infra:replicas = 0: input should be greater than or equal to 1'),
     ('dev', 'replicas', 51,
