@@ -51,7 +51,8 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
 
 def known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str] | None:
     """The keys of the model found at ``location`` inside ``model`` (through fields, mappings and lists), or None
-    where the path is not a plain walk (a union pydantic tried several ways)."""
+    where the path is not a plain walk (a union pydantic tried several ways). A field excluded from dumps is the
+    program's own (image_digests.password comes from a secret key), so it is no key to suggest."""
     annotation: Any = model
     for part in location:
         annotation = _unwrapped(annotation)
@@ -66,7 +67,9 @@ def known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str] |
         else:
             return None
     annotation = _unwrapped(annotation)
-    return list(annotation.model_fields) if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return None
+    return [name for name, field in annotation.model_fields.items() if not field.exclude]
 
 
 def _unwrapped(annotation: Any) -> Any:

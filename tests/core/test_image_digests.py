@@ -82,7 +82,9 @@ def test_an_explicit_url_and_credentials_are_kept_and_the_password_never_shown()
     ({"mode": "lookup", "registry_url": "registry.pay.internal"}, {},
      'release-infra:image_digests.registry_url = "registry.pay.internal": must be the registry\'s base URL'),
     ({"mode": "lookup", "usr": "x"}, {},
-     'release-infra:image_digests.usr: unknown key; known keys are mode, registry_url, username, password'),
+     'release-infra:image_digests.usr: unknown key; known keys are mode, registry_url, username'),
+    ({"mode": "lookup", "passwd": "hunter2"}, {},  # no hint to write the password into the stack file
+     'release-infra:image_digests.passwd: unknown key; known keys are mode, registry_url, username'),
     ({"mode": "lookup", "password": "hunter2"}, {},
      'release-infra:image_digests.password = "[secret]": the password is the secret '
      'release-infra:image_digests_registry_password'),
