@@ -106,7 +106,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     if not live:
         warn_credentials_withheld(settings, [
             *(key for key in sorted(credentials) if key not in (digest_config.PASSWORD, DATABASES_KEY)),
-            *(f"{DATABASES_KEY}.{name}" for name in sorted(database_urls))])
+            *(f"{DATABASES_KEY}.{name}" for name in sorted(database_urls))], retention=retention is not None,
+            migrating=bool(databases))
     outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
     Environment(settings.environment.value, pin(settings, pins), catalogue,
                 opts=pulumi.ResourceOptions(providers=[provider]),
@@ -141,14 +142,20 @@ def load_databases(settings: StackSettings, catalogue: Catalogue,
             for name in migrating}
 
 
-def warn_credentials_withheld(settings: StackSettings, configured: list[str]) -> None:
+def warn_credentials_withheld(settings: StackSettings, configured: list[str], *, retention: bool,
+                              migrating: bool) -> None:
     """A rendered file holds Secrets in plain text (base64), so no credential is written to one: the rendered
-    Secrets hold placeholders that reach nothing. ``configured``: the credentials the stack sets, left out."""
+    Secrets hold placeholders that reach nothing. ``configured``: the credentials the stack sets, left out;
+    ``retention`` and ``migrating``: whether the stack has a retention job and migration Jobs to name."""
+    placeholders = [f"alert receivers point at {PLACEHOLDER_HOST} and deliver nothing"]
+    if migrating:
+        placeholders.append(f"migration Jobs at {PLACEHOLDER_URL.format(service='<service>')} and migrate nothing")
+    if retention:
+        placeholders.append("the retention job has no registry password")
     pulumi.log.warn(
         f"no cluster: manifests are rendered to {render_directory(settings)}, and a rendered file holds Secrets in "
-        f"plain text, so theirs are placeholders: alert receivers point at {PLACEHOLDER_HOST} and deliver nothing, "
-        f"migration Jobs at {PLACEHOLDER_URL.format(service='<service>')} and migrate nothing, the retention job "
-        "has no registry password" + (f"; configured, not written: {', '.join(configured)}" if configured else ""))
+        f"plain text, so theirs are placeholders: {', '.join(placeholders)}"
+        + (f"; configured, not written: {', '.join(configured)}" if configured else ""))
 
 
 def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, Any]:

@@ -213,6 +213,7 @@ def test_rendered_manifests_hold_no_credential(stack: str, warnings: list[str]) 
     values = [*CREDENTIALS.values(), *config["databases"].values()]
     assert not any(value in str(r.inputs) for r in run.registrations for value in values)
     [warning] = [w for w in warnings if w.startswith("no cluster: manifests are rendered to")]
+    assert ("the retention job" in warning) == ("retention" in config)  # dev and sandbox run none
     assert warning.endswith("; configured, not written: " + ", ".join(
         [*sorted(key for key in CREDENTIALS if key in config), *(f"databases.{name}" for name in config["databases"])]))
 
