@@ -197,7 +197,8 @@ def test_with_a_cluster_each_credential_reaches_only_its_secret(stack: str) -> N
     assert receivers == {value for key, value in CREDENTIALS.items() if key.startswith("alerting_")} - (
         set() if stack == "prod" else {CREDENTIALS["alerting_pagerduty_routing_key"]})  # only prod pages
     if "retention" in config:
-        assert written[f"{stack}-registry-retention-credentials"] == {"password": CREDENTIALS["retention_registry_password"]}
+        password = CREDENTIALS["retention_registry_password"]
+        assert written[f"{stack}-registry-retention-credentials"] == {"password": password}
     values = [*CREDENTIALS.values(), *config["databases"].values()]
     others = [r for r in run.registrations if r.kind != "Secret"]
     assert not any(value in str(r.inputs) for r in others for value in values)
