@@ -31,7 +31,8 @@ def _dns_label(value: str) -> str:
 DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
 # Kubernetes names made from a service's name: the Services <service> and <service>-preview (DNS-1035 labels:
 # at most 63 characters, starting with a letter), beside the gateway's own Services.
-_LONGEST_SUFFIX = "-preview"
+PREVIEW_SUFFIX = "-preview"  # core.blue_green names the standby colour's Service so
+_LONGEST_SUFFIX = PREVIEW_SUFFIX
 RESERVED_SERVICE_NAMES = ("gateway", "gateway-preview")
 
 
@@ -257,10 +258,19 @@ class Catalogue(Strict):
             catalogue = cls.model_validate(raw)
         except ValidationError as error:
             raise ConfigError(str(path), problems_from(error, path.name + ":", cls)) from None
-        problems = _port_problems(catalogue, path.name) + _route_problems(catalogue, path.name)
+        problems = (_name_problems(catalogue, path.name) + _port_problems(catalogue, path.name)
+                    + _route_problems(catalogue, path.name))
         if problems:
             raise ConfigError(str(path), problems)
         return catalogue
+
+
+def _name_problems(catalogue: Catalogue, source: str) -> list[Problem]:
+    """No service is named after another's preview Service: both would be one Kubernetes Service."""
+    return [Problem(f"{source}:services.{name}", name, f"is the name of the preview Service of "
+                    f"{name.removesuffix(PREVIEW_SUFFIX)}; choose another name")
+            for name in catalogue.services
+            if name.endswith(PREVIEW_SUFFIX) and name.removesuffix(PREVIEW_SUFFIX) in catalogue.services]
 
 
 def _port_problems(catalogue: Catalogue, source: str) -> list[Problem]:

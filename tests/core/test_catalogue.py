@@ -65,6 +65,9 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
     (lambda raw: raw["services"].update({"m" * 56: raw["services"]["merchant-api"]}),
      f'catalogue.yaml:services.{"m" * 56} = "{"m" * 56}": must be at most 55 characters, so that its Service '
      f"{'m' * 56}-preview stays within the 63 a Kubernetes name may have"),
+    (lambda raw: raw["services"].update({"payin-api-preview": raw["services"]["merchant-api"]}),
+     'catalogue.yaml:services.payin-api-preview = "payin-api-preview": is the name of the preview Service of '
+     "payin-api; choose another name"),
     (lambda raw: raw["services"].update({"gateway": raw["services"]["merchant-api"]}),
      'catalogue.yaml:services.gateway = "gateway": is the name of a gateway Service; gateway and gateway-preview are '
      "reserved"),
