@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core import labels
-from core.catalogue import ServiceSpec
+from core.catalogue import PREVIEW_SUFFIX, ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
 from core.migrations import Migration
 from core.pod_security import NONROOT_UID, container_security_context, pod_security_context
@@ -34,7 +34,7 @@ class BlueGreenPlan:
 
 def service_name(service: str, role: Role) -> str:
     """Stable DNS names: the gateway routes to `<service>`, release checks call `<service>-preview`."""
-    return service if role == "active" else f"{service}-preview"
+    return service if role == "active" else f"{service}{PREVIEW_SUFFIX}"
 
 
 def selector(service: str, colour: Colour) -> dict[str, str]:

@@ -31,8 +31,7 @@ def _dns_label(value: str) -> str:
 DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
 # Kubernetes names made from a service's name: the Services <service> and <service>-preview (DNS-1035 labels:
 # at most 63 characters, starting with a letter), beside the gateway's own Services.
-PREVIEW_SUFFIX = "-preview"  # core.blue_green names the standby colour's Service so
-_LONGEST_SUFFIX = PREVIEW_SUFFIX
+PREVIEW_SUFFIX = "-preview"  # the standby colour's Service: <service>-preview (core.blue_green.service_name)
 RESERVED_SERVICE_NAMES = ("gateway", "gateway-preview")
 
 
@@ -40,9 +39,9 @@ def _service_name(value: str) -> str:
     _dns_label(value)
     if not value[0].isalpha():
         raise ValueError("must start with a letter: it names the service's Kubernetes Services")
-    if len(value) > 63 - len(_LONGEST_SUFFIX):
-        raise ValueError(f"must be at most {63 - len(_LONGEST_SUFFIX)} characters, so that its Service "
-                         f"{value}{_LONGEST_SUFFIX} stays within the 63 a Kubernetes name may have")
+    if len(value) > 63 - len(PREVIEW_SUFFIX):
+        raise ValueError(f"must be at most {63 - len(PREVIEW_SUFFIX)} characters, so that its Service "
+                         f"{value}{PREVIEW_SUFFIX} stays within the 63 a Kubernetes name may have")
     if value in RESERVED_SERVICE_NAMES:
         raise ValueError(f"is the name of a gateway Service; {' and '.join(RESERVED_SERVICE_NAMES)} are reserved")
     return value
