@@ -52,10 +52,16 @@ class Migration:
 
 
 def previous_releases(outputs: Mapping[str, Any]) -> dict[str, PreviousRelease]:
-    """Read the last update's outputs; fields an older output schema lacks are simply absent."""
+    """Read the last update's outputs; fields an older output schema lacks are simply absent.
+
+    A service the stack no longer runs keeps its migration record (stack_outputs carries it): its database outlives
+    its Deployments, so running it again must not migrate that database backwards.
+    """
     migrated = outputs.get("migrations") or {}
+    services = outputs.get("services") or {}
     releases = {}
-    for name, service in (outputs.get("services") or {}).items():
+    for name in [*services, *(name for name in migrated if name not in services)]:
+        service = services.get(name) or {}
         images = {colour: image for colour in COLOURS
                   if (image := _image((service.get("colours") or {}).get(colour, {}).get("image")))}
         releases[name] = PreviousRelease(images, _image((migrated.get(name) or {}).get("image")))

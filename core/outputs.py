@@ -111,11 +111,27 @@ def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = 
             for name, release in settings.services.items()
         },
         migrations={
-            name: MigrationOutput(image=str(migration.image), version=str(migration.image.version),
-                                  job=migration.job["metadata"]["name"])
-            for name, migration in (migrations or {}).items()
+            **_retired_migrations(settings, previous or {}),
+            **{name: MigrationOutput(image=str(migration.image), version=str(migration.image.version),
+                                     job=migration.job["metadata"]["name"])
+               for name, migration in (migrations or {}).items()},
         },
     )
+
+
+def _retired_migrations(settings: StackSettings, previous: Mapping[str, Any]) -> dict[str, MigrationOutput]:
+    """The migration records of services the stack no longer runs, as the last update left them: the database
+    outlives the service's Deployments, so running the service again must not migrate it backwards."""
+    before = previous.get("migrations")
+    records = {}
+    for name, record in (before.items() if isinstance(before, Mapping) else ()):
+        if name in settings.services:
+            continue
+        try:
+            records[name] = MigrationOutput.model_validate(record)
+        except ValueError:
+            continue  # not a record this schema wrote: nothing to carry
+    return records
 
 
 def _history(settings: StackSettings, name: str, before: Any) -> ServiceHistory:

@@ -77,6 +77,22 @@ def test_a_downgrade_migration_is_refused() -> None:
            'migrations only move forward: prod last migrated payin-api to 2.3.0' in str(error.value)
 
 
+def test_a_service_removed_and_run_again_does_not_migrate_its_database_backwards() -> None:
+    """The database outlives the service's Deployments: removing the service keeps its migration record."""
+    promoted = outputs_of("prod", promote(stack_config("prod"), "blue", "5e6f7a8-v2.4.0"), outputs_of("prod"))
+    retired = stack_config("prod")
+    del retired["services"]["payin-api"]
+    after_removal = outputs_of("prod", retired, promoted)
+    assert "payin-api" not in after_removal["services"]
+    assert after_removal["migrations"]["payin-api"] == promoted["migrations"]["payin-api"]
+    assert outputs_of("prod", retired, after_removal)["migrations"] == after_removal["migrations"]
+    with pytest.raises(ConfigError) as error:
+        migrate("prod", stack_config("prod"), after_removal)  # back, with 2.2.4 and 2.3.0 on its colours
+    assert "migrations only move forward: prod last migrated payin-api to 2.4.0" in str(error.value)
+    again = promote(promote(stack_config("prod"), "blue", "5e6f7a8-v2.4.0"), "green", "5e6f7a8-v2.4.0")
+    assert str(migrate("prod", again, after_removal)["payin-api"].image) == PAYIN.format("5e6f7a8-v2.4.0")
+
+
 def test_a_new_build_of_the_same_version_runs_its_migrations() -> None:
     before = outputs_of("prod")
     rebuilt = promote(stack_config("prod"), "blue", "b0b0b0b-v2.3.0")
