@@ -483,11 +483,12 @@ def _kind(resource_type: str) -> str:
 
 
 def _unique(items: list[Unexplained]) -> list[Unexplained]:
-    """A replacement shows as several steps of one resource; report it once."""
-    seen: dict[str, Unexplained] = {}
+    """A replacement shows as several steps of one resource; report it once. A colour's Deployment and its
+    PodDisruptionBudget share a name, so a resource is its type and name."""
+    seen: dict[tuple[str, str], Unexplained] = {}
     for item in items:
-        seen.setdefault(item.name, item)
-    return sorted(seen.values(), key=lambda item: (item.what, item.name))
+        seen.setdefault((item.type, item.name), item)
+    return sorted(seen.values(), key=lambda item: (item.what, item.name, item.type))
 
 
 def render_markdown(plan: RollbackPlan) -> str:

@@ -154,6 +154,22 @@ def test_replaced_and_deleted_resources_are_flagged_above_everything_else() -> N
     assert "pulumi config set --path 'services.payin-api.blue.image' " in plan  # still read for the image
 
 
+def test_a_deleted_deployment_and_its_disruption_budget_of_the_same_name_are_both_flagged() -> None:
+    """Removing a service deletes each colour's Deployment and PodDisruptionBudget, named alike."""
+    preview = without_migration(captured("promotion"))
+    deployment = copy.deepcopy(step(preview, "prod-payin-api-blue"))
+    deployment["op"], deployment["newState"] = "delete", None
+    budget_type = "kubernetes:policy/v1:PodDisruptionBudget"
+    budget = {"op": "delete", "urn": deployment["urn"].replace("kubernetes:apps/v1:Deployment", budget_type),
+              "oldState": {"type": budget_type, "inputs": {"metadata": {"name": "payin-api-blue"}}}}
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-payin-api-blue")]
+    preview["steps"] += [deployment, budget]
+    plan = plan_of(preview)
+    assert "> **2 resource(s) created, replaced or deleted.**" in plan
+    assert "- **DELETED** `prod-payin-api-blue` (Deployment)\n" in plan
+    assert "- **DELETED** `prod-payin-api-blue` (PodDisruptionBudget)\n" in plan
+
+
 def test_an_update_the_plan_cannot_restore_from_config_is_listed_with_its_fields() -> None:
     preview = captured("promotion")
     blue = step(preview, "prod-payin-api-blue")
