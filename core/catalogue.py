@@ -258,6 +258,7 @@ class Catalogue(Strict):
         except ValidationError as error:
             raise ConfigError(str(path), problems_from(error, path.name + ":", cls)) from None
         problems = (_name_problems(catalogue, path.name) + _port_problems(catalogue, path.name)
+                    + _database_secret_problems(catalogue, path.name)
                     + _route_problems(catalogue, path.name))
         if problems:
             raise ConfigError(str(path), problems)
@@ -278,6 +279,22 @@ def _port_problems(catalogue: Catalogue, source: str) -> list[Problem]:
     return [Problem(f"{source}:services.{name}.metrics_port", spec.metrics_port,
                     f"must differ from port ({spec.port}): the monitoring namespace may reach the metrics port")
             for name, spec in catalogue.services.items() if spec.metrics_port == spec.port]
+
+
+def _database_secret_problems(catalogue: Catalogue, source: str) -> list[Problem]:
+    """Each service's migrations read their own Secret: under one name, a stack running both services would keep
+    one Secret holding one of the two database URLs, and the other service's migrations would run against it."""
+    problems, owners = [], {}
+    for name, spec in catalogue.services.items():
+        if spec.migrations is None:
+            continue
+        secret = spec.migrations.database_secret
+        if secret in owners:
+            problems.append(Problem(f"{source}:services.{name}.migrations.database_secret", secret,
+                                    f"is already the database Secret of {owners[secret]}; each service that "
+                                    "migrates needs its own"))
+        owners.setdefault(secret, name)
+    return problems
 
 
 def health_path(service: str) -> str:

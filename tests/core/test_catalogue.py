@@ -71,6 +71,9 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
     (lambda raw: raw["services"].update({"gateway": raw["services"]["merchant-api"]}),
      'catalogue.yaml:services.gateway = "gateway": is the name of a gateway Service; gateway and gateway-preview are '
      "reserved"),
+    (lambda raw: raw["services"]["payout-api"]["migrations"].update(database_secret="payin-api-database"),
+     'catalogue.yaml:services.payout-api.migrations.database_secret = "payin-api-database": is already the '
+     "database Secret of payin-api; each service that migrates needs its own"),
     (lambda raw: raw["services"]["payin-api"]["health"].update(readiness="ready"),
      'catalogue.yaml:services.payin-api.health.readiness = "ready": must be an absolute path starting with /'),
 ])
