@@ -108,13 +108,13 @@ def test_a_key_given_twice_is_refused_rather_than_the_last_one_kept(tmp_path: Pa
 
 def test_anchors_and_merge_keys_read_as_yaml_defines_them(tmp_path: Path) -> None:
     """A merge key is no duplicate, and a key beside it overrides the merged one rather than repeating it."""
-    text = yaml.safe_dump(BASE, sort_keys=False).replace("  payin-api:\n", "  payin-api: &payin\n", 1)
-    copied = "  payin-copy:\n    <<: *payin\n    description: Pay-In under another name\n"
+    text = yaml.safe_dump(BASE, sort_keys=False).replace("  merchant-api:\n", "  merchant-api: &merchant\n", 1)
+    copied = "  merchant-copy:\n    <<: *merchant\n    description: Merchant under another name\n"
     path = tmp_path / "catalogue.yaml"
     path.write_text(text.replace("\nroutes:\n", "\n" + copied + "routes:\n", 1))
     services = Catalogue.load(path).services
-    renamed = services["payin-api"].model_copy(update={"description": "Pay-In under another name"})
-    assert services["payin-copy"] == renamed
+    renamed = services["merchant-api"].model_copy(update={"description": "Merchant under another name"})
+    assert services["merchant-copy"] == renamed
 
 
 def test_a_list_as_a_key_is_a_config_error(tmp_path: Path) -> None:
