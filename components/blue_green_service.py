@@ -68,13 +68,20 @@ class BlueGreenService(pulumi.ComponentResource):
 
         With ``keep_finished_jobs`` a Job that a newer image's Job replaces is left in the cluster, with its logs,
         until its TTL; rendered manifests have no logs to keep, so there the replaced Job's file goes.
+
+        The Secret is named after its Kubernetes name, not the service: the database outlives a rename of the
+        service, and under a new name Pulumi would create the same Secret and then delete it.
         """
         migration = plan.migration
         assert migration is not None
-        secret = k8s.core.v1.Secret(f"{name}-database", metadata=migration.database_secret["metadata"],
+        secret_name = f"{pulumi.get_stack()}-{migration.database_secret['metadata']['name']}"
+        before = f"{name}-database"  # how it was named first: after the service
+        secret = k8s.core.v1.Secret(secret_name, metadata=migration.database_secret["metadata"],
                                     type=migration.database_secret["type"],
                                     string_data={DATABASE_URL: pulumi.Output.secret(database_url or "")},
-                                    opts=pulumi.ResourceOptions(parent=self))
+                                    opts=pulumi.ResourceOptions(
+                                        parent=self, aliases=[pulumi.Alias(name=before)] if before != secret_name
+                                        else None))
         return k8s.batch.v1.Job(f"{name}-migration", metadata=migration.job["metadata"], spec=migration.job["spec"],
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[secret],
                                                             retain_on_delete=keep_finished_jobs))

@@ -5,12 +5,14 @@ On the test stack, which has no upstream and no train: these tests are about mig
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pulumi import RunError
 from pulumi.runtime.rpc import _special_sig_key as SECRET_SIGNATURE
 
-from infra.program import main
+from infra.program import CATALOGUE, main
 from tests.support.mock_engine import Run, run_program
 from tests.support.stacks import NOW, set_path, stack_config
 
@@ -86,3 +88,26 @@ def test_a_stack_with_a_cluster_needs_every_database_url() -> None:
     run = update(config)
     assert isinstance(run.error, RunError) and run.registrations == []
     assert "release-infra:databases.payout-api is missing" in str(run.error)
+
+
+def test_a_renamed_service_keeps_its_database_secret(tmp_path: Path) -> None:
+    """The Secret is named after its Kubernetes name: under the service's new name Pulumi would create the same
+    Secret, then delete it, and the renamed service's migrations would find no database URL."""
+    raw = yaml.safe_load(CATALOGUE.read_text())
+    raw["services"]["payouts-api"] = raw["services"].pop("payout-api")
+    raw["routes"] = [{**route, "service": "payouts-api"} if route["service"] == "payout-api" else route
+                     for route in raw["routes"]]
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(yaml.safe_dump(raw))
+    config = stack_config("test")
+    config["services"]["payouts-api"] = yaml.safe_load(
+        yaml.safe_dump(config["services"].pop("payout-api")).replace("/payout-api:", "/payouts-api:"))
+    before = update(stack_config("test"))
+    after = run_program(lambda: main(now=lambda: NOW, catalogue_file=catalogue), stack="test", config=config,
+                        stack_outputs={"test": before.result.model_dump(mode="json")}, keep_error=True)
+    assert after.error is None
+    secrets = [(r.name, r.inputs["metadata"]["name"]) for r in after.of_kind("Secret") if "payout" in r.name]
+    assert secrets == [("test-payout-api-database", "payout-api-database")]
+    assert "test-payout-api-database" in [r.name for r in before.of_kind("Secret")]
+    [job] = [r for r in after.of_kind("Job") if r.name == "test-payouts-api-migration"]
+    assert "payout-api-database" in str(job.inputs["spec"])
