@@ -77,6 +77,16 @@ def test_an_unreachable_registry_is_a_clear_error(stack_output_files, capsys):
     assert f"cannot reach the registry at {url} (ConnectError" in error and "after 2 attempts" in error
 
 
+@pytest.mark.parametrize("scheme", ["http", "https", "ftp"])
+def test_credentials_in_the_registry_url_are_refused_and_never_printed(stack_output_files, capsys, scheme):
+    url = f"{scheme}://retention:pass-in-url-7c1e@127.0.0.1:{free_port()}"
+    assert main(["--registry", url, "--attempts", "1",
+                 *(a for f in stack_output_files for a in ("--protect-outputs", str(f)))]) == 2
+    output = capsys.readouterr()
+    assert "pass-in-url-7c1e" not in output.err + output.out
+    assert "[secret]@127.0.0.1" in output.err and "RETENTION_REGISTRY_PASSWORD" in output.err
+
+
 def test_without_credentials_a_401_is_a_clear_error_and_nothing_is_deleted(authenticated_registry, stack_output_files,
                                                                             capsys, monkeypatch):
     push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
