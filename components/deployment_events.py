@@ -37,6 +37,7 @@ import pulumi.dynamic
 from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
 from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
+from core.errors import without_credentials
 
 INPUTS = ("stack", "environment", "namespace", "service", "active", "images", "canary_weight", "served",
           "alertmanager_url")
@@ -48,7 +49,7 @@ class PostFailed(RuntimeError):
     """Alertmanager did not take the alerts: how many, where and why, for each caller to word its own message."""
 
     def __init__(self, count: int, url: str, reason: str) -> None:
-        super().__init__(f"posting {count} deployment event(s) to {url} failed: {reason}")
+        super().__init__(f"posting {count} deployment event(s) to {without_credentials(url)} failed: {reason}")
         self.count, self.reason = count, reason
 
 
@@ -175,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                                namespace=args.namespace, service=args.service,
                                release=ReleaseState(args.active, args.blue, args.green), reason=args.reason)
     except PostFailed as error:  # `pulumi up` has already failed: say so in one line, and fail the step
-        print(f"posting deployment-failed for {args.service} to {args.alertmanager_url} failed: {error.reason}",
-              file=sys.stderr)
+        print(f"posting deployment-failed for {args.service} to {without_credentials(args.alertmanager_url)} failed: "
+              f"{error.reason}", file=sys.stderr)
         return 1
     print(f"posted {event.kind.value} for {event.service}", file=sys.stderr)
     return 0

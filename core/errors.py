@@ -52,12 +52,17 @@ class ConfigError(Exception):
         return error
 
 
+def without_credentials(text: str) -> str:
+    """``text`` with every ``user:password@`` of a URL in it shown as ``[secret]@``."""
+    return URL_CREDENTIALS.sub(SECRET + "@", text)
+
+
 def _show(value: Any) -> str:
     try:
         text = json.dumps(value, default=str)
     except (TypeError, ValueError):
         text = repr(value)
-    text = URL_CREDENTIALS.sub(SECRET + "@", text)
+    text = without_credentials(text)
     return text if len(text) <= 120 else text[:117] + "..."
 
 

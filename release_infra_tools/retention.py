@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
-from core.errors import SECRET, URL_CREDENTIALS
+from core.errors import URL_CREDENTIALS, without_credentials
 from core.names import ENVIRONMENTS
 from core.registry.retention import (DEFAULT_KEEP_LAST, ProtectedImage, RepositoryPlan, RetentionError,
                                      RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs,
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not arguments.registry:
             raise UsageError("--registry is missing: the registry's base URL, e.g. https://registry.pay.internal")
         if URL_CREDENTIALS.search(arguments.registry):  # every message would show them; the job's spec holds them
-            raise UsageError(f"--registry {URL_CREDENTIALS.sub(SECRET + '@', arguments.registry)}: must hold no "
+            raise UsageError(f"--registry {without_credentials(arguments.registry)}: must hold no "
                              f"credentials (user:password@); {RETENTION_CREDENTIALS}")
         if not arguments.registry.startswith(("http://", "https://")):
             raise UsageError(f"--registry {arguments.registry}: must be an http:// or https:// URL")

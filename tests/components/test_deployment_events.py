@@ -59,6 +59,17 @@ def test_the_failed_command_reports_an_unreachable_alertmanager_in_one_line(monk
     assert "Connection refused" in err
 
 
+def test_the_failed_command_never_prints_credentials_of_the_url(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("components.deployment_events.time.sleep", lambda _: None)
+    port = free_port()
+    status = main(["failed", f"--alertmanager-url=http://events:pa55w0rd@127.0.0.1:{port}", "--stack=prod",
+                   "--environment=prod", "--namespace=payments-prod", "--service=payin-api", "--active=green",
+                   f"--blue={OLD}", f"--green={NEW}", "--reason=pulumi up failed"])
+    err = capsys.readouterr().err
+    assert status == 1 and "pa55w0rd" not in err
+    assert err.startswith(f"posting deployment-failed for payin-api to http://[secret]@127.0.0.1:{port} failed: ")
+
+
 def test_the_failed_command_reports_a_malformed_url_in_one_line(capsys) -> None:
     status = main(["failed", "--alertmanager-url=not-a-url", "--stack=prod", "--environment=prod",
                    "--namespace=payments-prod", "--service=payin-api", "--active=green", f"--blue={OLD}",
