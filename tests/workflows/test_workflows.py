@@ -82,8 +82,27 @@ def test_prod_runs_on_the_tuesday_train_or_on_demand_after_approval() -> None:
     assert deploy["on"]["workflow_dispatch"]["inputs"]["reason"]["required"] is True
     plan, prod = deploy["jobs"]["prod-plan"], deploy["jobs"]["prod"]
     assert plan["if"] == "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
-    assert "environment" not in plan  # the plan is in the run's summary before anyone approves
+    assert plan["environment"] == "prod-plan"  # no reviewers: the plan is in the run's summary before they approve
     assert prod["needs"] == "prod-plan" and prod["environment"] == "prod"
+
+
+def test_a_job_holds_only_its_own_stacks_passphrase() -> None:
+    """Each stack's passphrase is the secret of the job's GitHub environment: none is set for a whole workflow, and
+    a job that runs no stack gets none."""
+    passphrase = "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+    deploy, pull_request = load(WORKFLOWS / "deploy.yml"), load(WORKFLOWS / "pull-request.yml")
+    for workflow in (deploy, pull_request):
+        assert "PULUMI_CONFIG_PASSPHRASE" not in workflow["env"]
+    environments = {name: job.get("environment") for name, job in deploy["jobs"].items()}
+    assert environments == {"sandbox": "sandbox", "dev": "dev", "test": "test", "prod-plan": "prod-plan",
+                            "prod": "prod"}
+    for job in deploy["jobs"].values():
+        assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
+    preview = pull_request["jobs"]["preview"]
+    assert preview["environment"] == "preview-${{ matrix.stack }}"
+    assert preview["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
+    for name in ("affected", "comment"):
+        assert "PULUMI_CONFIG_PASSPHRASE" not in str(pull_request["jobs"][name])
 
 
 def test_pull_requests_get_one_comment_edited_on_each_push() -> None:
