@@ -168,16 +168,27 @@ class Unexplained:
     fields: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class RemovedService:
+    """A service the update takes out of the stack: both colours' Deployments are deleted. ``active``: the colour
+    that took traffic; ``images``: colour -> what it ran."""
+
+    service: str
+    active: str | None
+    images: dict[str, str | None]
+
+
 @dataclass
 class RollbackPlan:
     stack: str
     services: list[ServiceChange]
     flagged: list[Unexplained]
     other: list[Unexplained]
+    removed: list[RemovedService] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.services or self.flagged or self.other)
+        return not (self.services or self.flagged or self.other or self.removed)
 
 
 def parse_preview(text: str, stack: str) -> Preview:
@@ -259,7 +270,26 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
         change.active_after = change.switch.new if change.switch else change.active_after
         change.images_after.update({image.key.split(".")[2]: image.new for image in change.images})
     return RollbackPlan(stack, [changed[name] for name in sorted(changed)],
-                        _unique(flagged), sorted(other, key=lambda item: item.name))
+                        _unique(flagged), sorted(other, key=lambda item: item.name), _removed(steps, services))
+
+
+def _removed(steps: list[Step], services: dict[str, ServiceChange]) -> list[RemovedService]:
+    """Services whose two colours' Deployments the update deletes, with what they ran and which took traffic (from
+    the last outputs, else from the deleted active Service's selector)."""
+    deleted: dict[str, dict[str, str | None]] = {}
+    active: dict[str, str] = {}
+    for step in steps:
+        if step.op != "delete":
+            continue
+        found = _colour_deployment(step)
+        if found:
+            deleted.setdefault(found[0], {})[found[1]] = _image(step.old_inputs, found[0])
+        routing = _routing(step.old_inputs) if step.type == SERVICE else None
+        if routing and routing[0][1] == "active":
+            active[routing[0][0]] = routing[1]
+    return [RemovedService(name, services[name].active_after if name in services and services[name].active_after
+                           else active.get(name), dict(sorted(images.items())))
+            for name, images in sorted(deleted.items()) if set(images) == set(COLOURS)]
 
 
 def _before(preview: Preview) -> dict[str, ServiceChange]:
@@ -505,6 +535,8 @@ def render_markdown(plan: RollbackPlan) -> str:
         lines += [f"- **{item.what.upper()}** `{item.name}` ({_kind(item.type)})"
                   + (f", because of {_fields(item.fields)}" if item.fields else "") for item in plan.flagged]
         lines.append("")
+    for removed in plan.removed:
+        lines += _removed_section(plan.stack, removed)
     for change in plan.services:
         lines += _service_section(plan.stack, change)
     if plan.other:
@@ -559,6 +591,23 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
     lines += [f"pulumi config set --path '{item.key}' {item.old}" for item in change.rollback]
     lines += ["pulumi up", "```", ""]
     return lines
+
+
+def _removed_section(stack: str, removed: RemovedService) -> list[str]:
+    ran = "; ".join(f"{colour} ran `{image or 'an unknown image'}`"
+                    + (" and took traffic" if colour == removed.active else "")
+                    for colour, image in removed.images.items())
+    lines = [f"#### {removed.service} (removed)", "",
+             f"- **Removed**: both colours' Deployments go, with the Services that route to them: {ran}.", "",
+             "Only adding it back restores a removed service, and that is a new change: the release policy judges "
+             "it as a service new to the stack, and its resources are created anew. Its other settings (replicas, "
+             "a canary) are in the stack file's history. To add it back as it ran:", "",
+             "```sh", f"pulumi stack select {stack}"]
+    if removed.active:
+        lines.append(f"pulumi config set --path 'services.{removed.service}.active' {removed.active}")
+    lines += [f"pulumi config set --path 'services.{removed.service}.{colour}.image' {image}"
+              for colour, image in removed.images.items() if image]
+    return lines + ["pulumi up", "```", ""]
 
 
 def _canary_line(change: ServiceChange, canary: Change) -> str:

@@ -498,3 +498,27 @@ def test_the_preview_gateways_file_carries_no_canary_weight() -> None:
     plan = plan_of(preview)
     assert "Canary" not in plan and "canary.weight" not in plan
     assert "- `prod-gateway-config` (ConfigMap): `data.krakend.json.endpoints" in plan.split("#### Other changes")[1]
+
+
+def test_a_removed_service_gets_the_commands_that_add_it_back_as_it_ran() -> None:
+    preview = without_migration(captured("promotion"))
+    blue = copy.deepcopy(step(preview, "prod-payin-api-blue"))
+    blue["op"], blue["newState"] = "delete", None
+    green = copy.deepcopy(blue)
+    green["urn"] = green["urn"].replace("prod-payin-api-blue", "prod-payin-api-green")
+    green["oldState"]["inputs"]["spec"]["selector"]["matchLabels"]["color"] = "green"
+    green["oldState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        "registry.pay.internal/payin-api:a1b2c3d-v2.3.0")
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-payin-api-blue")]
+    plan = plan_of({**preview, "steps": [*preview["steps"], blue, green]})
+    assert ("#### payin-api (removed)\n\n- **Removed**: both colours' Deployments go, with the Services that route "
+            "to them: blue ran `registry.pay.internal/payin-api:9f8e7d6-v2.2.4`; green ran "
+            "`registry.pay.internal/payin-api:a1b2c3d-v2.3.0` and took traffic.\n") in plan
+    assert plan.split("```sh\n")[1].split("```")[0] == (
+        "pulumi stack select prod\n"
+        "pulumi config set --path 'services.payin-api.active' green\n"
+        "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4\n"
+        "pulumi config set --path 'services.payin-api.green.image' registry.pay.internal/payin-api:a1b2c3d-v2.3.0\n"
+        "pulumi up\n")
+    # One colour's Deployment deleted is no removal of the service.
+    assert "(removed)" not in plan_of({**preview, "steps": [*preview["steps"], blue]})
