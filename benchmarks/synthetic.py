@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import copy
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from tests.support.stacks import ROOT, stack_config
 
 def write_catalogue(directory: Path, services: int) -> Path:
     template = yaml.safe_load((ROOT / "catalogue.yaml").read_text())["services"]["payin-api"]
-    catalogue = {"services": {_name(i): copy.deepcopy(template) for i in range(services)}}
+    catalogue = {"services": {_name(i): _own_database(copy.deepcopy(template), _name(i)) for i in range(services)}}
     path = directory / f"catalogue-{services}.yaml"
     path.write_text(yaml.safe_dump(catalogue))
     return path
@@ -35,6 +34,13 @@ def prod_config(services: int) -> dict[str, Any]:
         for i in range(services)
     }
     return config
+
+
+def _own_database(service: dict[str, Any], name: str) -> dict[str, Any]:
+    """Each service that migrates has a database Secret of its own (the catalogue refuses one for two)."""
+    if service.get("migrations"):
+        service["migrations"]["database_secret"] = f"{name}-database"
+    return service
 
 
 def _name(index: int) -> str:
