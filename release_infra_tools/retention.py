@@ -106,9 +106,8 @@ def _protected_image(text: str) -> ProtectedImage:
         raise UsageError(str(error)) from None
 
 
-def scan(client: RegistryClient, repository: str, workers: int) -> list[TaggedImage]:
-    """Every tag of a repository with its digest and creation time: one GET per tag, one per distinct config."""
-    tags = client.tags(repository) or []
+def scan(client: RegistryClient, repository: str, tags: list[str], workers: int) -> list[TaggedImage]:
+    """Each listed tag of a repository with its digest and creation time: one GET per tag, one per distinct config."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         manifests = list(pool.map(lambda tag: client.manifest(repository, tag), tags))
         configs = sorted({m.config_digest for m in manifests if m is not None and m.config_digest})
@@ -120,12 +119,13 @@ def scan(client: RegistryClient, repository: str, workers: int) -> list[TaggedIm
 def run(client: RegistryClient, policy: RetentionPolicy, protected: list[ProtectedImage], *, apply: bool,
         repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None) -> Run:
     started = time.monotonic()
-    unknown = [name for name in repositories if client.tags(name) is None]
+    names = sorted(repositories or client.repositories())
+    listed = {name: client.tags(name) for name in names}
+    unknown = [name for name in repositories if listed[name] is None]
     if unknown:  # a typo would otherwise read as a repository with nothing to delete
         raise RetentionError(f"--repository {', '.join(unknown)}: the registry has no such repository (repositories "
                              "are named after services, e.g. payin-api); nothing was deleted")
-    names = sorted(repositories or client.repositories())
-    scanned = {name: scan(client, name, workers) for name in names}
+    scanned = {name: scan(client, name, listed[name] or [], workers) for name in names}
     plans = [plan_repository(name, scanned[name], protected, policy) for name in names]  # all before any delete
     deleted, gone = [], []
     warnings = list(warnings or [])
@@ -133,9 +133,10 @@ def run(client: RegistryClient, policy: RetentionPolicy, protected: list[Protect
         for index, plan in enumerate(plans):
             if not plan.deleted:
                 continue
-            if set(client.tags(plan.repository) or []) != {image.tag for image in scanned[plan.repository]}:
+            now = client.tags(plan.repository) or []
+            if set(now) != {image.tag for image in scanned[plan.repository]}:
                 # Tags changed since the scan (a push, a retag): decide this repository again on what is there now.
-                plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, workers),
+                plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, now, workers),
                                                       protected, policy)
                 warnings.append(f"{plan.repository}: tags changed during the run; planned again")
             for verdict in sorted(plan.deleted, key=lambda v: v.digest):
