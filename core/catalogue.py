@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Literal
 
 import semver
 import yaml
@@ -15,7 +13,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from core.errors import ConfigError, Problem
-from core.validation import problems_from, unreadable
+from core.validation import boolean_for_number, problems_from, unreadable
 
 _PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -88,27 +86,10 @@ class Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
-        if info.field_name and _boolean_for_number(cls.model_fields[info.field_name].annotation, value):
+        if info.field_name and boolean_for_number(cls.model_fields[info.field_name].annotation, value):
             raise ValueError("must be a number, not true or false" if isinstance(value, bool) else
                              "must hold numbers, not true or false")
         return value
-
-
-def _boolean_for_number(annotation: object, value: object) -> bool:
-    """Whether ``value`` has true or false where ``annotation`` wants an int or float: constrained (Annotated),
-    optional, or as the items of a list, tuple or set or the values of a mapping."""
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Annotated:
-        return _boolean_for_number(args[0], value)
-    if origin in (Union, UnionType):
-        return any(_boolean_for_number(arg, value) for arg in args)
-    if isinstance(value, bool):
-        return annotation in (int, float)
-    if origin in (list, tuple, set, frozenset) and isinstance(value, (list, tuple, set, frozenset)):
-        return any(_boolean_for_number(arg, item) for arg in args if arg is not Ellipsis for item in value)
-    if origin in (dict, Mapping) and isinstance(value, Mapping):
-        return any(_boolean_for_number(args[1], item) for item in value.values())
-    return False
 
 
 class Risk(str, Enum):

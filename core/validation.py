@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Collection, Iterable, Mapping
 from types import UnionType
-from typing import Annotated, Any, Collection, Iterable, Mapping, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -70,6 +71,22 @@ def known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str] |
     if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         return None
     return [name for name, field in annotation.model_fields.items() if not field.exclude]
+
+
+def boolean_for_number(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` has true or false where ``annotation`` wants an int or float (pydantic would take it as 1
+    or 0): itself, or as the items of a list, tuple or set or the values of a mapping."""
+    annotation = _unwrapped(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, UnionType):
+        return any(boolean_for_number(arg, value) for arg in args)
+    if isinstance(value, bool):
+        return annotation in (int, float)
+    if origin in (list, tuple, set, frozenset) and isinstance(value, (list, tuple, set, frozenset)):
+        return any(boolean_for_number(arg, item) for arg in args if arg is not Ellipsis for item in value)
+    if origin in (dict, Mapping) and isinstance(value, Mapping):
+        return any(boolean_for_number(args[1], item) for item in value.values())
+    return False
 
 
 def _unwrapped(annotation: Any) -> Any:
