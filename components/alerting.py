@@ -84,8 +84,6 @@ class Alerting(pulumi.ComponentResource):
                      secrets: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
         data: dict[str, pulumi.Input[str]] = {}
         for data_key, config_key in routing.secret_data_keys(alerting).items():
-            if config_key in alerting.placeholder_secrets:
-                data[data_key] = routing.placeholder(config_key)
-            else:
-                data[data_key] = pulumi.Output.secret(secrets[config_key])
+            data[data_key] = (pulumi.Output.secret(secrets[config_key]) if config_key in secrets
+                              else routing.placeholder(config_key))
         return data

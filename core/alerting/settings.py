@@ -111,9 +111,6 @@ class AlertingSettings(Strict):
     alertmanager_url: HttpUrl | None = Field(None, description=(
         "Alertmanager that deployment events are posted to; without it events are only recorded."))
     configured_secrets: frozenset[str] = frozenset()
-    placeholder_secrets: frozenset[str] = Field(frozenset(), description=(
-        "Secrets the receivers get placeholders for: all of them when rendering manifests (no cluster), since a "
-        "rendered file would hold them in plain text."))
 
     @property
     def error_budget(self) -> float:
@@ -125,7 +122,7 @@ class AlertingSettings(Strict):
 
 
 USER_KEYS = tuple(name for name in AlertingSettings.model_fields
-                  if name not in {"stack", "environment", "configured_secrets", "placeholder_secrets"})
+                  if name not in {"stack", "environment", "configured_secrets"})
 
 
 def defaults(environment: EnvironmentName) -> dict[str, Any]:
@@ -153,8 +150,8 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
 
     ``secrets`` maps the secret keys the stack sets to their values; the values are checked for shape and never
     kept or shown. ``live`` is true when the stack deploys to a cluster: notifications are then delivered, so every
-    secret a receiver needs and the Alertmanager URL must be set. When rendering manifests, every secret becomes a
-    placeholder that cannot deliver (an ``.invalid`` host): a rendered file holds Secrets in plain text.
+    secret a receiver needs and the Alertmanager URL must be set. When rendering manifests the program hands the
+    receivers no secret at all (a rendered file holds Secrets in plain text), so none needs to be set.
     """
     source = f'stack "{stack}"'
     kind = getattr(environment, "value", environment)
@@ -190,7 +187,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
                                     "posted to; a stack with a cluster delivers notifications"))
     if problems:
         raise ConfigError(source, problems)
-    return settings.model_copy(update={"placeholder_secrets": frozenset() if live else frozenset(SECRET_KEYS)})
+    return settings
 
 
 def _secret_problem(key: str, value: Any) -> Problem | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from core.alerting.settings import PREFIX, SECRET_KEYS, AlertingSettings, load_alerting
+from core.alerting.settings import PREFIX, AlertingSettings, load_alerting
 from core.errors import ConfigError
 from core.settings import PROJECT, EnvironmentKind
 from tests.support.stacks import STACKS, settings
@@ -38,7 +38,7 @@ def test_every_real_stack_needs_no_alerting_config(stack: str) -> None:
     environment = settings(stack).environment
     alerting = load_alerting(stack, environment, None, {}, live=False)
     assert alerting.thresholds.error_rate_critical_percent == 5 and alerting.thresholds.p99_rollback_seconds == 1
-    assert alerting.placeholder_secrets == set(SECRET_KEYS)  # rendered: a file would hold them in plain text
+    assert alerting.configured_secrets == frozenset()
 
 
 def test_seed_numbers_are_the_defaults() -> None:
@@ -125,7 +125,7 @@ def test_a_stack_with_a_cluster_needs_every_secret_and_the_alertmanager_url() ->
         assert (f"release-infra:{key} is missing: a secret holding" in message
                 and f"(pulumi config set --secret {key} ...)" in message)
     assert "release-infra:alerting.alertmanager_url is missing" in message
-    assert load(LIVE, ALL_SECRETS, live=True).placeholder_secrets == frozenset()
+    assert load(LIVE, ALL_SECRETS, live=True).configured_secrets == set(ALL_SECRETS)
 
 
 def test_a_missing_secret_is_named_alone() -> None:
