@@ -55,7 +55,8 @@ class PostFailed(RuntimeError):
 
 def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
                 sleep: Callable[[float], None] = time.sleep) -> None:
-    """POST to ``/api/v2/alerts``, retrying a refused or failed request twice; PostFailed when all attempts fail."""
+    """POST to ``/api/v2/alerts``, retrying twice when Alertmanager cannot be reached or answers 5xx (a 4xx refusal
+    is final); PostFailed when no attempt succeeds."""
     try:
         request = urllib.request.Request(alertmanager_url.rstrip("/") + "/api/v2/alerts", method="POST",
                                          data=json.dumps(alerts).encode(),
