@@ -52,7 +52,8 @@ def protect_config_map(name: str, namespace: str, labels: dict[str, str], files:
 
 def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_name: Any,
              labels: dict[str, str]) -> Manifest:
-    """Daily, never two at once, stopped at the deadline; restricted pod security, read-only everything.
+    """On the configured schedule (daily by default), never two at once, stopped at the deadline; restricted pod
+    security, read-only everything.
 
     ``protect_name`` is the name of the ConfigMap of outputs: a str, or in the component the Output of one,
     since that name is known only once the other stacks' outputs are.
