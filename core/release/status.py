@@ -78,7 +78,8 @@ def as_json(statuses: list[EnvironmentStatus]) -> dict[str, Any]:
 
 
 def table_rows(statuses: list[EnvironmentStatus]) -> list[tuple[str, ...]]:
-    """(service, then per environment 'active colour version, standby version, canary, last update') for a table."""
+    """(service, then per environment 'active colour and version, standby colour and version, canary') for a table;
+    the last update goes in each environment's column heading, not in these cells."""
     services = sorted({row.service for status in statuses for row in status.services})
     rows = []
     for service in services:
