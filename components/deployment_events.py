@@ -73,7 +73,8 @@ def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
             error = caught
             if isinstance(caught, urllib.error.HTTPError) and caught.code < 500:
                 break  # Alertmanager refused the payload: retrying changes nothing
-            sleep(2 ** attempt)
+            if attempt + 1 < ATTEMPTS:  # no wait after the last attempt: the update fails at once
+                sleep(2 ** attempt)
     raise PostFailed(len(alerts), alertmanager_url, _reason(error)) from error
 
 
