@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from core.errors import ConfigError
-from core.settings import load_settings
+from core.settings import GATEWAY_DEFAULTS, load_settings
 from tests.support.stacks import NOW, STACKS, catalogue, delete_path, set_path, settings, stack_config
 
 DELETE = object()
@@ -230,3 +231,25 @@ def test_no_input_gives_a_traceback(mutations: list[tuple[str, object]]) -> None
         assert error.problems and "\n" not in str(error)
     else:
         assert loaded.stack == "dev"
+
+
+def test_the_readme_gateway_table_states_each_environments_defaults() -> None:
+    """The README's table is what operators read before overriding a key; it must not drift from the code."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0].startswith("`") and cells[0].count("`") == 2:
+            rows[cells[0].strip("`")] = cells[2:]
+    number = {"replicas": ("replicas",), "timeout_ms": ("timeout_ms",),
+              "rate_limit.max_rate": ("rate_limit", "max_rate"),
+              "rate_limit.client_max_rate": ("rate_limit", "client_max_rate")}
+    for key, path in number.items():
+        for environment, cell in zip(("sandbox", "dev", "test", "prod"), rows[key]):
+            value = GATEWAY_DEFAULTS[environment]
+            for part in path:
+                value = value[part]
+            assert cell.replace(",", "") == str(value), (key, environment)
+    assert rows["image"][0] == f"`{GATEWAY_DEFAULTS['prod']['image']}`"
+    assert set(rows["image"][1:]) == {"same"}  # one image for every environment
+    assert len({GATEWAY_DEFAULTS[environment]["image"] for environment in GATEWAY_DEFAULTS}) == 1
