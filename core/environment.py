@@ -86,8 +86,10 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
                 {"key": labels.TIER, "operator": "In", "values": [GATEWAY_TIER, PREVIEW_GATEWAY_TIER]}]}}],
             service_ports),
         "allow-release-checks": _allow({labels.TIER: SERVICE_TIER}, [internal], service_ports),
+        # Only the pods the PodMonitor scrapes: the gateways, Jobs and their ports stay closed to monitoring.
         "allow-monitoring": _allow(
-            {}, [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
+            {labels.TIER: SERVICE_TIER},
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
             metrics_ports),
     }
     if settings.environment != EnvironmentKind.PROD:

@@ -38,9 +38,16 @@ def test_services_accept_only_the_gateway_release_checks_and_monitoring() -> Non
     policies = environment.network_policies(settings("prod"), catalogue())
     to_services = sorted(name for name, policy in policies.items()
                          if policy["spec"]["podSelector"].get("matchLabels") == {"release-infra/tier": "service"})
-    assert to_services == ["allow-gateway-to-services", "allow-release-checks"]
+    assert to_services == ["allow-gateway-to-services", "allow-monitoring", "allow-release-checks"]
     assert policies["allow-gateway-to-services"]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]
     assert policies["allow-monitoring"]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]
+
+
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
+def test_monitoring_reaches_only_the_pods_it_scrapes(stack: str) -> None:
+    """The PodMonitor scrapes service pods; the gateways, migration Jobs and the retention job stay closed to it."""
+    policy = environment.network_policies(settings(stack), catalogue())["allow-monitoring"]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"release-infra/tier": "service"}}
 
 
 def test_quota_fits_both_colours_at_full_size_with_headroom() -> None:
