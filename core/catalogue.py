@@ -255,11 +255,23 @@ def _name_problems(catalogue: Catalogue, source: str) -> list[Problem]:
 
 
 def _port_problems(catalogue: Catalogue, source: str) -> list[Problem]:
-    """The metrics port is opened to the monitoring namespace (allow-monitoring): on the HTTP port that would let it
-    call the API, and the scrapes would count as requests."""
-    return [Problem(f"{source}:services.{name}.metrics_port", spec.metrics_port,
-                    f"must differ from port ({spec.port}): the monitoring namespace may reach the metrics port")
-            for name, spec in catalogue.services.items() if spec.metrics_port == spec.port]
+    """The metrics ports are opened to the monitoring namespace (allow-monitoring), all of them on every service's
+    pods: on an HTTP port, the service's own or another's, that would let it call an API around the gateway, and the
+    scrapes would count as requests."""
+    serving: dict[int, str] = {}
+    for name, spec in catalogue.services.items():
+        serving.setdefault(spec.port, name)
+    problems = []
+    for name, spec in catalogue.services.items():
+        path = f"{source}:services.{name}.metrics_port"
+        if spec.metrics_port == spec.port:
+            problems.append(Problem(path, spec.metrics_port, f"must differ from port ({spec.port}): the monitoring "
+                                    "namespace may reach the metrics port"))
+        elif spec.metrics_port in serving:
+            problems.append(Problem(path, spec.metrics_port, f"must differ from every service's port "
+                                    f"({serving[spec.metrics_port]} serves HTTP on {spec.metrics_port}): the "
+                                    "monitoring namespace may reach the metrics ports of every service"))
+    return problems
 
 
 def _database_secret_problems(catalogue: Catalogue, source: str) -> list[Problem]:

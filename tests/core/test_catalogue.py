@@ -59,6 +59,9 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
     (lambda raw: raw["services"]["payin-api"].update(metrics_port=8080),
      "catalogue.yaml:services.payin-api.metrics_port = 8080: must differ from port (8080): the monitoring namespace "
      "may reach the metrics port"),
+    (lambda raw: raw["services"]["merchant-api"].update(port=8081, metrics_port=8080),
+     "catalogue.yaml:services.merchant-api.metrics_port = 8080: must differ from every service's port (payin-api "
+     "serves HTTP on 8080): the monitoring namespace may reach the metrics ports of every service"),
     (lambda raw: raw["services"].update({"2fa-api": raw["services"]["merchant-api"]}),
      'catalogue.yaml:services.2fa-api = "2fa-api": must start with a letter: it names the service\'s Kubernetes '
      "Services"),
