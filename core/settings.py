@@ -15,7 +15,7 @@ from core.policy.settings import CONFIG_KEYS as POLICY_KEYS
 from core.registry.digests import CONFIG_KEYS as DIGEST_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
-from core.errors import NO_VALUE, ConfigError, Problem
+from core.errors import NO_VALUE, SECRET, ConfigError, Problem
 from core.images import ImageReference, is_registry_host
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour, other  # noqa: F401  (re-exported)
 from core.validation import key_path, problems_from, structured, unknown_key
@@ -210,7 +210,7 @@ class Cluster(Strict):
     """A cluster to deploy to; without one, the program renders manifests to a directory."""
 
     context: str = Field(min_length=1)
-    kubeconfig: str | None = None
+    kubeconfig: str | None = Field(None, description="Path of a kubeconfig file; unset: KUBECONFIG or ~/.kube/config.")
 
 
 class StackSettings(Strict):
@@ -323,6 +323,12 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
         problems.append(Problem(path("access"), settings.access.value,
                                 f"a {settings.environment.value} environment has access '{standard.value}' "
                                 "under the deployment standard"))
+    kubeconfig = settings.cluster.kubeconfig if settings.cluster else None
+    if kubeconfig is not None and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("{")):
+        problems.append(Problem(path("cluster", "kubeconfig"), SECRET,
+                                "must be the path of a kubeconfig file, not its contents: they hold the cluster's "
+                                "credentials, and the stack file keeps this key in plain text (leave it unset to use "
+                                "KUBECONFIG)"))
     minimum = 2 if settings.environment == EnvironmentKind.PROD else 1
     if settings.replicas < minimum:
         problems.append(Problem(path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))

@@ -68,6 +68,14 @@ BAD_CONFIG = [
      'release-infra:rollback_window_minutes = 30: input should be greater than or equal to 60'),
     ('dev', 'cluster', {'context': ''},
      'release-infra:cluster.context = "": string should have at least 1 character'),
+    ('dev', 'cluster', {'context': 'dev', 'kubeconfig': 'apiVersion: v1\nusers:\n- user: {token: eyJhbGciOi}\n'},
+     'release-infra:cluster.kubeconfig = "[secret]": must be the path of a kubeconfig file, not its contents: they '
+     'hold the cluster\'s credentials, and the stack file keeps this key in plain text (leave it unset to use '
+     'KUBECONFIG)'),
+    ('dev', 'cluster', {'context': 'dev', 'kubeconfig': '{"apiVersion": "v1", "users": [{"user": {"token": "t"}}]}'},
+     'release-infra:cluster.kubeconfig = "[secret]": must be the path of a kubeconfig file, not its contents: they '
+     'hold the cluster\'s credentials, and the stack file keeps this key in plain text (leave it unset to use '
+     'KUBECONFIG)'),
     ('dev', 'cluster', {'contxt': 'prod-eu'},
      'release-infra:cluster.context is missing: required; release-infra:cluster.contxt: unknown key (did you mean '
      'context?); known keys are context, kubeconfig'),
@@ -164,6 +172,11 @@ def test_bad_config_fails_with_one_clear_line(stack: str, path: str, value: obje
     message = str(raised.value)
     assert message == f'invalid config for stack "{stack}": {expected}'
     assert "\n" not in message
+
+
+def test_a_kubeconfig_path_is_accepted() -> None:
+    config = set_path(stack_config("dev"), "cluster", {"context": "dev", "kubeconfig": "~/.kube/pay-dev.yaml"})
+    assert settings("dev", config).cluster.kubeconfig == "~/.kube/pay-dev.yaml"
 
 
 def test_all_problems_are_reported_together() -> None:
