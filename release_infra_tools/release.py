@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.names import COLOURS, DEFAULT_CANARY_STEPS, other
+from core.errors import MISSING, ConfigError, Problem
+from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other
 from release_infra_tools.stacks import Environments, StackError
 
 
@@ -100,12 +101,49 @@ def target(environments: Environments, environment: str, service: str) -> Target
         known = ", ".join(sorted(services)) if isinstance(services, dict) else "none"
         raise UsageError(f"unknown service '{service}' in {environment}; known: {known}")
     release = services[service]
+    problems = _release_problems(service, release)
+    if problems:  # a stack file edited by hand: one line, before anything changes
+        raise UsageError(str(ConfigError(f'stack "{environment}"', problems)))
     canary = release.get("canary") or {}
     return Target(environment=environment, service=service, namespace=str(config.get("namespace", "")),
                   active=release["active"], images={c: release[c]["image"] for c in COLOURS},
                   canary_weight=int(canary.get("weight", 0)),
                   steps=[int(step) for step in canary.get("steps", DEFAULT_CANARY_STEPS)],
                   standby_policy=release.get("standby") or {"policy": "warm"}, config=config)
+
+
+def _release_problems(service: str, release: Any) -> list[Problem]:
+    """What the release steps read of a service's config, checked as the program would: a colour that is not
+    blue or green would flip to the wrong one, a missing image or a weight that is no number would be a traceback.
+    """
+    def key(*parts: str) -> str:
+        return ".".join((f"{PROJECT}:services", service, *parts))
+    if not isinstance(release, dict):
+        return [Problem(key(), release, "expected a map with active, blue and green")]
+    problems = []
+    if release.get("active", MISSING) not in COLOURS:
+        problems.append(Problem(key("active"), release.get("active", MISSING), "expected blue or green"))
+    for colour in COLOURS:
+        spec = release.get(colour)
+        image = spec.get("image", MISSING) if isinstance(spec, dict) else MISSING
+        if not isinstance(image, str):
+            problems.append(Problem(key(colour, "image"), image,
+                                    "both colours need an image, <registry>/<service>:<git-sha>-v<semver>"))
+    canary = release.get("canary") or {}
+    if not isinstance(canary, dict):
+        return problems + [Problem(key("canary"), canary, "expected a map with weight and steps")]
+    steps = canary.get("steps", DEFAULT_CANARY_STEPS)
+    steps = steps if isinstance(steps, (list, tuple)) else []
+    for name, numbers in (("weight", [canary.get("weight", 0)]), ("steps", steps)):
+        if not numbers or not all(_is_integer(number) for number in numbers):
+            problems.append(Problem(key("canary", name), canary.get(name), "expected whole percentages, 0 to 100"))
+    if not isinstance(release.get("standby") or {}, dict):
+        problems.append(Problem(key("standby"), release.get("standby"), "expected a map with policy"))
+    return problems
+
+
+def _is_integer(value: Any) -> bool:
+    return not isinstance(value, bool) and str(value).strip().isdigit()
 
 
 def updated(environments: Environments, now: Target, changes: dict[str, str], message: str,

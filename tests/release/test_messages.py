@@ -1,6 +1,6 @@
 """What release says, without the engine: when the update that undoes a failed step fails too (the first failure
-keeps its exit status, and the message says where the stack was left and what finishes the job), and which
-services need the synthetic-transaction hook."""
+keeps its exit status, and the message says where the stack was left and what finishes the job), which
+services need the synthetic-transaction hook, and a stack file edited by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from release_infra_tools.probes import PrometheusError, missing_hook, synthetic_problem
 from release_infra_tools.promotion import undo
-from release_infra_tools.release import CheckFailed, Interrupted, Target
+from release_infra_tools.release import CheckFailed, Interrupted, Target, UsageError, rollback
 from release_infra_tools.stacks import StackError
 from tests.support.stacks import catalogue
 
@@ -55,3 +55,41 @@ def test_the_synthetic_hook_is_required_and_run_for_payments_services_only() -> 
     assert missing_hook(None, services["payout-api"], "payout-api") == (
         "payout-api is a payout service: the standard requires synthetic transactions before a switch; give "
         "--synthetic-hook (or RELEASE_SYNTHETIC_HOOK)")
+
+
+class StackFile:
+    """The environments as a hand-edited stack file has them; any update is a failure of the test."""
+
+    def __init__(self, services: dict[str, object]) -> None:
+        self.services = services
+
+    def require(self, environment: str) -> str:
+        return environment
+
+    def config(self, environment: str) -> dict[str, object]:
+        return {"namespace": "payments-dev", "services": self.services}
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a hand-edited stack file must not be updated")
+
+
+BLUE, GREEN = "registry.pay.internal/payin-api:4d5e6f7-v2.4.0", "registry.pay.internal/payin-api:3c4d5e6-v2.3.0"
+
+
+@pytest.mark.parametrize(("release", "problem"), [
+    ({"active": "blue", "blue": {"image": BLUE}},
+     "release-infra:services.payin-api.green.image is missing: both colours need an image, "
+     "<registry>/<service>:<git-sha>-v<semver>"),
+    ({"active": "Blue", "blue": {"image": BLUE}, "green": {"image": GREEN}},
+     'release-infra:services.payin-api.active = "Blue": expected blue or green'),
+    ({"blue": {"image": BLUE}, "green": {"image": GREEN}},
+     "release-infra:services.payin-api.active is missing: expected blue or green"),
+    ({"active": "blue", "blue": {"image": BLUE}, "green": {"image": GREEN}, "canary": {"weight": "five"}},
+     'release-infra:services.payin-api.canary.weight = "five": expected whole percentages, 0 to 100'),
+    ("blue", 'release-infra:services.payin-api = "blue": expected a map with active, blue and green'),
+])
+def test_a_hand_edited_service_is_one_line_naming_the_key_before_anything_changes(release: object,
+                                                                                 problem: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        rollback(StackFile({"payin-api": release}), "dev", "payin-api")  # type: ignore[arg-type]
+    assert str(raised.value) == f'invalid config for stack "dev": {problem}'
