@@ -165,9 +165,27 @@ def rollback(environments: Environments, environment: str, service: str) -> None
                 fresh=True)
         say(f"rolled back: {service} in {environment} serves from {now.active} ({now.images[now.active]})")
         return
+    back_to, active = now.images[now.standby], now.images[now.active]
+    if not _earlier_release(environments, now):  # a second rollback would put the newer release back on traffic
+        raise UsageError(f"{now.standby} of {service} in {environment} runs {back_to}, not an earlier release than "
+                         f"the active {now.active} ({active}): flipping to it is no rollback (was it rolled back "
+                         f"already?); to release it again with its checks: `release promote {environment} {service} "
+                         f"{back_to}`")
     updated(environments, now, {now.path("active"): now.standby},
             f"rollback {service}: active {now.active} -> {now.standby}", fresh=True)
     say(f"rolled back: {service} in {environment} serves from {now.standby} ({now.images[now.standby]})")
+
+
+def _earlier_release(environments: Environments, now: Target) -> bool:
+    """Whether the standby runs an earlier release than the active colour, by the rule the release policy and the
+    deployment events use; the stack's outputs (its `history.served`) are read only when the versions are equal."""
+    from core.policy.history import is_earlier_release, previous_history  # the flip's path only
+    standby, active = now.images[now.standby], now.images[now.active]
+    if is_earlier_release(standby, active, []):
+        return True
+    services = environments.outputs(now.environment).get("services")
+    served = previous_history(services.get(now.service) if isinstance(services, dict) else None)[1]
+    return is_earlier_release(standby, active, served)
 
 
 # -- command line -----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from release_infra_tools.probes import PrometheusError, missing_hook, synthetic_problem
 from release_infra_tools.promotion import undo
 from release_infra_tools.release import CheckFailed, Interrupted, Target, UsageError, rollback
-from release_infra_tools.stacks import StackError
+from release_infra_tools.stacks import StackError, Update
 from tests.support.stacks import catalogue
 
 LOCKED = "stack dev is locked by another update"
@@ -74,6 +74,7 @@ class StackFile:
 
 
 BLUE, GREEN = "registry.pay.internal/payin-api:4d5e6f7-v2.4.0", "registry.pay.internal/payin-api:3c4d5e6-v2.3.0"
+REBUILD = "registry.pay.internal/payin-api:5e6f7a8-v2.3.0"
 
 
 @pytest.mark.parametrize(("release", "problem"), [
@@ -93,3 +94,47 @@ def test_a_hand_edited_service_is_one_line_naming_the_key_before_anything_change
     with pytest.raises(UsageError) as raised:
         rollback(StackFile({"payin-api": release}), "dev", "payin-api")  # type: ignore[arg-type]
     assert str(raised.value) == f'invalid config for stack "dev": {problem}'
+
+
+class Deployed(StackFile):
+    """A valid stack file, its last outputs' `history.served`, and the updates asked for."""
+
+    def __init__(self, active: str, served: list[str]) -> None:
+        super().__init__({"payin-api": {"active": active, "blue": {"image": BLUE}, "green": {"image": GREEN}}})
+        self.served, self.asked = served, []  # type: list[str], list[dict[str, str]]
+
+    def outputs(self, environment: str) -> dict[str, object]:
+        return {"services": {"payin-api": {"history": {"ran": self.served, "served": self.served}}}}
+
+    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None) -> Update:
+        self.asked.append(changes)
+        return Update(1.0, {"update": 4})
+
+
+def test_a_rollback_flips_to_the_earlier_release_on_the_standby() -> None:
+    stack = Deployed("blue", [GREEN, BLUE])
+    rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert stack.asked == [{"services.payin-api.active": "green"}]
+
+
+def test_a_second_rollback_is_refused_rather_than_putting_the_newer_release_back_unchecked() -> None:
+    stack = Deployed("green", [GREEN, BLUE])  # the first rollback left 2.3.0 active, 2.4.0 on the standby
+    with pytest.raises(UsageError) as raised:
+        rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"blue of payin-api in dev runs {BLUE}, not an earlier release than the active green ({GREEN}): flipping "
+        "to it is no rollback (was it rolled back already?); to release it again with its checks: "
+        f"`release promote dev payin-api {BLUE}`")
+    assert stack.asked == []
+
+
+@pytest.mark.parametrize(("served", "allowed"), [([GREEN, REBUILD], True), ([REBUILD, GREEN], False)])
+def test_a_rebuild_of_the_same_version_is_judged_by_which_served_first(served: list[str], allowed: bool) -> None:
+    stack = Deployed("blue", served)
+    stack.services["payin-api"]["blue"] = {"image": REBUILD}  # type: ignore[index]
+    if allowed:
+        rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    else:
+        with pytest.raises(UsageError, match="not an earlier release"):
+            rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert stack.asked == ([{"services.payin-api.active": "green"}] if allowed else [])

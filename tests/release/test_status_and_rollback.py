@@ -79,16 +79,26 @@ def test_status_prometheus_parses_with_the_real_parser(deployed: Project, tmp_pa
     assert release(deployed, "status", "--format", "prometheus").stdout == target.read_text()
 
 
-def test_rollback_flips_the_active_colour_and_back(deployed: Project) -> None:
+def test_rollback_flips_the_active_colour_back_once(deployed: Project) -> None:
+    """The second rollback would flip to the newer release just rolled back, with no checks: it is refused."""
     before = services(deployed)[SERVICE]
     run = release(deployed, "rollback", ENVIRONMENT, SERVICE)
     assert run.code == 0, run.stderr
     after = services(deployed)[SERVICE]
     assert after["active_colour"] == before["standby_colour"]
     assert f"serves from {after['active_colour']}" in run.stdout
-    assert release(deployed, "rollback", ENVIRONMENT, SERVICE).code == 0
-    assert services(deployed)[SERVICE]["active_colour"] == before["active_colour"]
+    config = (deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml").read_text()
+    again = release(deployed, "rollback", ENVIRONMENT, SERVICE)
+    assert again.code == 2, again.stdout + again.stderr
+    newer = before["colours"][before["active_colour"]]["image"]
+    assert again.stderr.strip().endswith(f"to release it again with its checks: `release promote {ENVIRONMENT} "
+                                         f"{SERVICE} {newer}`")
+    assert (deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml").read_text() == config
+    assert services(deployed)[SERVICE]["active_colour"] == after["active_colour"]
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+    deployed.run("config", "set", "--path", f"services.{SERVICE}.active", before["active_colour"],
+                 "--stack", ENVIRONMENT)  # as it was, for the tests after this one
+    deployed.run("up", "--yes", "--skip-preview", "--stack", ENVIRONMENT)
 
 
 @pytest.mark.parametrize(("args", "message"), [
