@@ -121,7 +121,10 @@ class Environments:
             self._restore(environment, before, changes)
             reason = _engine_error(error)
             if reason == CANCELLED:
-                raise StackError(self._reapply(environment, message)) from None
+                raise StackError(self._reapply(environment, message, "was interrupted", "interrupted")) from None
+            if _applied_some(error):  # a resource failed after others were changed: undo those too
+                raise StackError(self._reapply(environment, message, f"failed after applying part of it ({reason})",
+                                               "failed midway")) from None
             raise StackError(f"update of {environment} failed, config put back: {reason}") from None
         return Update(time.monotonic() - started, _resource_changes(result.stdout))
 
@@ -130,16 +133,17 @@ class Environments:
             ["up", "--yes", "--skip-preview", "--json", "--stack", environment, "--message", message],
             str(self.project_dir), {})
 
-    def _reapply(self, environment: str, message: str) -> str:
-        """After Ctrl-C cancelled an update: apply the config that was put back, since what the engine had
-        applied before it stopped stays applied. Returns the state the stack is in, in one line."""
+    def _reapply(self, environment: str, message: str, what: str, note: str) -> str:
+        """After an update stopped midway (Ctrl-C cancelled it, or a resource failed): apply the config that was
+        put back, since what the engine had applied before it stopped stays applied. Returns the state the stack
+        is in, in one line."""
         try:
-            self._up(environment, f"{message}: interrupted; the previous config applied again")
+            self._up(environment, f"{message}: {note}; the previous config applied again")
         except auto.CommandError as error:
-            return (f"update of {environment} was interrupted, and applying its previous config again failed "
+            return (f"update of {environment} {what}, and applying its previous config again failed "
                     f"({_engine_error(error)}): run `pulumi up --stack {environment}` to bring the stack back to "
                     "its config")
-        return (f"update of {environment} was interrupted: its config was put back and applied again, so the "
+        return (f"update of {environment} {what}: its config was put back and applied again, so the "
                 "stack is as it was before that update")
 
     def _restore(self, environment: str, before: Mapping[str, Any], paths: Iterable[str]) -> None:
@@ -184,6 +188,12 @@ def _resource_changes(events: str) -> dict[str, int]:
         if '"summaryEvent"' in line:
             return dict(json.loads(line)["summaryEvent"].get("resourceChanges") or {})
     return {}
+
+
+def _applied_some(error: auto.CommandError) -> bool:
+    """Whether a failed update changed any resource before it stopped, by its summary event."""
+    stdout = str(error).partition("\n stderr: ")[0]
+    return any(op != "same" and count for op, count in _resource_changes(stdout).items())
 
 
 def _lookup(config: Mapping[str, Any], path: str) -> Any:

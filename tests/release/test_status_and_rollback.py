@@ -208,3 +208,29 @@ def test_an_update_the_program_refuses_puts_the_config_back(deployed: Project) -
     assert "must come from the private registry registry.pay.internal" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
     assert config_get(deployed, f"services.{SERVICE}.{standby}.image") == before
+
+
+def test_an_update_that_fails_midway_is_undone_so_the_stack_is_as_its_config_says(deployed: Project) -> None:
+    """The active Service is switched, then the preview Service cannot be written: putting the config back alone
+    would leave traffic on the other colour while the stack file and the message said nothing had changed."""
+    before = services(deployed)[SERVICE]
+    manifests = deployed.manifests / ENVIRONMENT / "1-manifest"
+    preview = manifests / f"v1-service-payments-{ENVIRONMENT}-{SERVICE}-preview.yaml"
+    rendered = preview.read_text()
+    preview.unlink()
+    preview.mkdir()  # the provider cannot write it, root or not
+    try:
+        run = release(deployed, "rollback", ENVIRONMENT, SERVICE)
+    finally:
+        preview.rmdir()
+        preview.write_text(rendered)
+    assert run.code == 2, run.stdout + run.stderr
+    assert f"release rollback: update of {ENVIRONMENT} failed after applying part of it (failed to write YAML " \
+           f"file" in run.stderr
+    assert run.stderr.strip().endswith("its config was put back and applied again, so the stack is as it was "
+                                       "before that update"), run.stderr
+    assert config_get(deployed, f"services.{SERVICE}.active") == before["active_colour"]
+    assert services(deployed)[SERVICE]["active_colour"] == before["active_colour"]
+    active = (manifests / f"v1-service-payments-{ENVIRONMENT}-{SERVICE}.yaml").read_text()
+    assert f"color: {before['active_colour']}" in active
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
