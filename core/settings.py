@@ -310,61 +310,83 @@ def load_settings(stack: str, config: Mapping[str, Any], catalogue: Catalogue, n
 
 def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: datetime) -> list[Problem]:
     """Rules that need more than one value: the catalogue, the deployment standard and the clock."""
-    path = lambda *parts: key_path(f"{PROJECT}:", parts)  # noqa: E731
     problems = []
     # A stack named after an environment is that environment: one key must not drop prod's rules and paging.
     named = {kind.value for kind in EnvironmentKind}
     if settings.stack in named and settings.environment.value != settings.stack:
-        problems.append(Problem(path("environment"), settings.environment.value,
+        problems.append(Problem(_path("environment"), settings.environment.value,
                                 f"the {settings.stack} stack is the {settings.stack} environment; only a stack of "
                                 f"another name (not {', '.join(sorted(named))}) may choose its environment"))
     standard = STANDARD_ACCESS[settings.environment]
     if settings.access != standard:
-        problems.append(Problem(path("access"), settings.access.value,
+        problems.append(Problem(_path("access"), settings.access.value,
                                 f"a {settings.environment.value} environment has access '{standard.value}' "
                                 "under the deployment standard"))
     kubeconfig = settings.cluster.kubeconfig if settings.cluster else None
     if kubeconfig is not None and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("{")):
-        problems.append(Problem(path("cluster", "kubeconfig"), SECRET,
+        problems.append(Problem(_path("cluster", "kubeconfig"), SECRET,
                                 "must be the path of a kubeconfig file, not its contents: they hold the cluster's "
                                 "credentials, and the stack file keeps this key in plain text (leave it unset to use "
                                 "KUBECONFIG)"))
-    minimum = 2 if settings.environment == EnvironmentKind.PROD else 1
-    if settings.replicas < minimum:
-        problems.append(Problem(path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))
-    window = timedelta(minutes=settings.rollback_window_minutes)
-    for name, release in settings.services.items():
-        if name not in catalogue.services:
-            problems.append(Problem(path("services"), name,
-                                    f"'{name}' is not in the catalogue; known: {', '.join(catalogue.services)}"))
-        if release.replicas is not None and release.replicas < minimum:
-            problems.append(Problem(path("services", name, "replicas"), release.replicas,
-                                    "prod runs at least 2 replicas per colour"))
-        for colour in ("blue", "green"):
-            image = release.image(colour)
-            if image.registry != settings.registry:
-                problems.append(Problem(path("services", name, colour, "image"), str(image),
-                                        f"must come from the private registry {settings.registry}"))
-            if image.service != name:
-                problems.append(Problem(path("services", name, colour, "image"), str(image),
-                                        f"is an image of '{image.service}', not of '{name}'"))
-        standby = release.standby
-        if release.canary.weight and standby.policy != "warm":
-            problems.append(Problem(path("services", name, "canary", "weight"), release.canary.weight,
-                                    "a canary runs on the standby colour, which is scaled down; set "
-                                    "standby.policy to warm first"))
-        if standby.policy == "scaled-down":
-            if standby.colour == release.active:
-                problems.append(Problem(path("services", name, "standby", "colour"), standby.colour,
-                                        "the active colour cannot be scaled down; set standby.policy to warm "
-                                        "and update before switching to it"))
-            elif standby.since > now:
-                problems.append(Problem(path("services", name, "standby", "since"), standby.since.isoformat(),
-                                        f"is in the future (now is {now.astimezone(timezone.utc):%Y-%m-%d %H:%M} "
-                                        "UTC): when the standby colour stopped taking traffic"))
-            elif now < standby.since + window:
-                until = (standby.since + window).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                problems.append(Problem(path("services", name, "standby", "since"), standby.since.isoformat(),
-                                        f"the standby stays runnable for the {settings.rollback_window_minutes}-"
-                                        f"minute manual-rollback window: scale it down after {until}"))
+    if settings.replicas < _minimum_replicas(settings):
+        problems.append(Problem(_path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))
+    for name in settings.services:
+        problems += _check_service(settings, name, catalogue, now)
     return problems
+
+
+def _minimum_replicas(settings: StackSettings) -> int:
+    return 2 if settings.environment == EnvironmentKind.PROD else 1
+
+
+def _check_service(settings: StackSettings, name: str, catalogue: Catalogue, now: datetime) -> list[Problem]:
+    """One service's release against the catalogue, the stack's registry and the standby rules."""
+    release = settings.services[name]
+    problems = []
+    if name not in catalogue.services:
+        problems.append(Problem(_path("services"), name,
+                                f"'{name}' is not in the catalogue; known: {', '.join(catalogue.services)}"))
+    if release.replicas is not None and release.replicas < _minimum_replicas(settings):
+        problems.append(Problem(_path("services", name, "replicas"), release.replicas,
+                                "prod runs at least 2 replicas per colour"))
+    for colour in COLOURS:
+        image = release.image(colour)
+        if image.registry != settings.registry:
+            problems.append(Problem(_path("services", name, colour, "image"), str(image),
+                                    f"must come from the private registry {settings.registry}"))
+        if image.service != name:
+            problems.append(Problem(_path("services", name, colour, "image"), str(image),
+                                    f"is an image of '{image.service}', not of '{name}'"))
+    if release.canary.weight and release.standby.policy != "warm":
+        problems.append(Problem(_path("services", name, "canary", "weight"), release.canary.weight,
+                                "a canary runs on the standby colour, which is scaled down; set "
+                                "standby.policy to warm first"))
+    if release.standby.policy == "scaled-down":
+        problems += _check_scaled_down(settings, name, now)
+    return problems
+
+
+def _check_scaled_down(settings: StackSettings, name: str, now: datetime) -> list[Problem]:
+    """A colour is scaled down only as the standby, and only once the manual-rollback window has passed."""
+    release = settings.services[name]
+    standby = release.standby
+    window = timedelta(minutes=settings.rollback_window_minutes)
+    if standby.colour == release.active:
+        return [Problem(_path("services", name, "standby", "colour"), standby.colour,
+                        "the active colour cannot be scaled down; set standby.policy to warm and update before "
+                        "switching to it")]
+    if standby.since > now:
+        return [Problem(_path("services", name, "standby", "since"), standby.since.isoformat(),
+                        f"is in the future (now is {now.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC): when the "
+                        "standby colour stopped taking traffic")]
+    if now < standby.since + window:
+        until = (standby.since + window).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return [Problem(_path("services", name, "standby", "since"), standby.since.isoformat(),
+                        f"the standby stays runnable for the {settings.rollback_window_minutes}-minute "
+                        f"manual-rollback window: scale it down after {until}")]
+    return []
+
+
+def _path(*parts: str) -> str:
+    """A config key path as the stack file spells it (``release-infra:services.payin-api.replicas``)."""
+    return key_path(f"{PROJECT}:", parts)
