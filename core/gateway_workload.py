@@ -45,8 +45,27 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
     config = krakend_config(settings, catalogue, role)
     selector = {labels.APP: name}
     tier = GATEWAY_TIER if role == "public" else PREVIEW_GATEWAY_TIER
-    metadata = lambda resource: {"name": resource, "namespace": settings.namespace,  # noqa: E731
-                                 "labels": {**labels.common(settings), **selector, labels.TIER: tier}}
+    return GatewayPlan(
+        config_map={"metadata": _metadata(settings, config_map_name(name, config), selector, tier),
+                    "data": {CONFIG_FILE: render(config)}, "immutable": True},
+        deployment=_deployment(settings, name, config, selector, tier),
+        service={"metadata": _metadata(settings, name, selector, tier),
+                 "spec": {"type": "ClusterIP", "selector": selector,
+                          "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}},
+        disruption_budget={"metadata": _metadata(settings, name, selector, tier),
+                           "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}},
+        ingresses=_ingresses(settings, name, selector, tier) if role == "public" else {},
+    )
+
+
+def _metadata(settings: StackSettings, resource: str, selector: dict[str, str], tier: str) -> dict:
+    """Every object of a gateway carries its selector and tier: the network policies admit traffic by tier."""
+    return {"name": resource, "namespace": settings.namespace,
+            "labels": {**labels.common(settings), **selector, labels.TIER: tier}}
+
+
+def _deployment(settings: StackSettings, name: str, config: dict, selector: dict[str, str], tier: str) -> Manifest:
+    """The config's checksum on the pod template rolls the gateway on every config change, and on nothing else."""
     gateway = settings.gateway
     container = {
         "name": "krakend",
@@ -62,14 +81,14 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
-    deployment = {
-        "metadata": metadata(name),
+    return {
+        "metadata": _metadata(settings, name, selector, tier),
         "spec": {
             "replicas": gateway.replicas,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": metadata(name)["labels"],
+                "metadata": {"labels": _metadata(settings, name, selector, tier)["labels"],
                              "annotations": {CHECKSUM_ANNOTATION: checksum(config)}},
                 "spec": {
                     "terminationGracePeriodSeconds": DRAIN_SECONDS + (gateway.timeout_ms // 1000) + 10,
@@ -81,26 +100,19 @@ def plan(settings: StackSettings, catalogue: Catalogue, role: GatewayRole) -> Ga
             },
         },
     }
-    ingresses = {}
-    if role == "public":
-        for audience in AUDIENCES[settings.access]:
-            ingresses[audience] = {
-                "metadata": metadata(f"{name}-{audience}"),
-                "spec": {
-                    "ingressClassName": EDGE_NAMESPACES[audience],
-                    "rules": [{"host": gateway.public_hosts[audience], "http": {"paths": [{
-                        "path": "/", "pathType": "Prefix",
-                        "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}],
-                },
-            }
-    return GatewayPlan(
-        config_map={"metadata": metadata(config_map_name(name, config)), "data": {CONFIG_FILE: render(config)},
-                    "immutable": True},
-        deployment=deployment,
-        service={"metadata": metadata(name),
-                 "spec": {"type": "ClusterIP", "selector": selector,
-                          "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}},
-        disruption_budget={"metadata": metadata(name),
-                           "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}},
-        ingresses=ingresses,
-    )
+
+
+def _ingresses(settings: StackSettings, name: str, selector: dict[str, str], tier: str) -> dict[str, Manifest]:
+    """One Ingress per outside audience the environment's access admits, through that audience's edge class."""
+    return {
+        audience: {
+            "metadata": _metadata(settings, f"{name}-{audience}", selector, tier),
+            "spec": {
+                "ingressClassName": EDGE_NAMESPACES[audience],
+                "rules": [{"host": settings.gateway.public_hosts[audience], "http": {"paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}],
+            },
+        }
+        for audience in AUDIENCES[settings.access]
+    }
