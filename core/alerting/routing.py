@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from core.alerting import settings as secrets
+from core.alerting.events import EventKind
 from core.alerting.rules import WATCHDOG, metadata
 from core.alerting.settings import AlertingSettings
 from core.environment import Manifest
@@ -34,7 +35,6 @@ from core.settings import StackSettings
 
 CONFIG_NAME = "release-infra"
 SECRET_NAME = "release-infra-alerting"
-EVENTS = ("deployment-started", "deployment-succeeded", "deployment-failed", "rollback")
 PLACEHOLDER_HOST = "placeholder.invalid"  # RFC 2606: never resolves, so a placeholder can never deliver
 
 # Secret config key -> key inside the Kubernetes Secret the receivers read.
@@ -102,24 +102,24 @@ def plan(alerting: AlertingSettings) -> Routing:
         receivers += [Receiver("on-call", "pagerduty", secrets.PAGERDUTY),
                       Receiver("on-call-events", "pagerduty", secrets.PAGERDUTY, send_resolved=False)]
 
-    def event(name: str, receiver: str, continue_: bool = False) -> Route:
+    def event(kind: EventKind, receiver: str, continue_: bool = False) -> Route:
         # One notification per event: group by every label, send after a short wait, never repeat.
-        return Route(receiver, (("event", "=", name),), continue_, ("...",), "5s", "1m", "24h")
+        return Route(receiver, (("event", "=", kind.value),), continue_, ("...",), "5s", "1m", "24h")
 
-    rollback = [event("rollback", "incident-events", continue_=page)]
+    rollback = [event(EventKind.ROLLBACK, "incident-events", continue_=page)]
     critical = [Route("incidents", (("severity", "=", "critical"),), group_by=("namespace", "service"))]
     if page:
-        rollback.append(event("rollback", "on-call-events"))
+        rollback.append(event(EventKind.ROLLBACK, "on-call-events"))
         # One outage is one page: everything critical in the environment joins one group (one incident).
         critical.insert(0, Route("on-call", (("severity", "=", "critical"),), continue_=True,
                                  group_by=("namespace",)))
     routes = (
         Route("watchdog", (("alertname", "=", WATCHDOG),), group_by=("namespace",), group_wait="0s",
               group_interval="1m", repeat_interval="5m"),
-        event("deployment-started", "deployments"),
-        event("deployment-succeeded", "deployments"),
-        event("deployment-failed", "deployments", continue_=True),
-        event("deployment-failed", "incident-events"),
+        event(EventKind.STARTED, "deployments"),
+        event(EventKind.SUCCEEDED, "deployments"),
+        event(EventKind.FAILED, "deployments", continue_=True),
+        event(EventKind.FAILED, "incident-events"),
         *rollback,
         *critical,
         Route("alerts", (("severity", "=", "warning"),)),

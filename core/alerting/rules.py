@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from core import labels
+from core.alerting.events import EventKind
 from core.alerting.settings import AlertingSettings
 from core.catalogue import Catalogue, ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
@@ -237,7 +238,7 @@ class _Rules:
         baseline_p95 = (f"histogram_quantile(0.95, sum by (namespace, app, le) "
                         f"(rate({DURATION_BUCKETS}{{{s}}}[{BASELINE_WINDOW}] offset {window})))")
         growth = number(1 + Decimal(str(t.baseline_p95_increase_percent)) / 100)
-        failed = {"event": "deployment-failed"}
+        failed = {"event": EventKind.FAILED.value}
         return [
             self.alert(
                 "PostDeployErrorRateAboveBaseline",
