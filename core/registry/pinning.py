@@ -60,15 +60,14 @@ def resolve(settings: StackSettings, digests: ImageDigests, previous: Mapping[st
                 previous_digest(previous, service, colour, release.image(colour)))
                for service, release in settings.services.items() for colour in COLOURS]
     targets += [(parts, parts, image, None) for parts, image in (others or {}).items()]
+    if not digests.lookup:  # offline: what the config pins, else what the last update ran for the same tag
+        return {key: image.digest or earlier for key, _, image, earlier in targets  # type: ignore[misc]
+                if image.digest or earlier}
     pins: Pins = {}
     problems: list[Problem] = []
     found: dict[ImageReference, str | None] = {}
     for key, parts, image, earlier in targets:
         path = key_path(PREFIX, parts)
-        if not digests.lookup:
-            if image.digest or earlier:
-                pins[key] = image.digest or earlier  # type: ignore[index]
-            continue
         tag = unpinned(image)
         if tag not in found:
             try:
@@ -79,22 +78,29 @@ def resolve(settings: StackSettings, digests: ImageDigests, previous: Mapping[st
                     f"cannot look up its digest: {reason}; {PREFIX}{KEY} = off skips the lookups "
                     "(offline preview)"))]) from None
         digest = found[tag]
-        if digest is None:
-            problems.append(Problem(path, str(image), f"tag not found in the registry {digests.registry_url}: "
-                                    "push the image first or correct the tag"))
-        elif image.digest and image.digest != digest:
-            problems.append(Problem(path, str(image), f"the tag was overwritten: the registry now resolves it "
-                                    f"to {digest}, not the pinned {image.digest}; tags are immutable, so push "
-                                    "a new tag (or keep running the pinned digest with lookups off)"))
-        elif not image.digest and earlier and earlier != digest:
-            problems.append(Problem(path, str(image), f"the tag was overwritten: the last update ran {earlier} "
-                                    f"and the registry now resolves it to {digest}; tags are immutable, so push "
-                                    f"a new tag (or pin {earlier} in config and turn lookups off)"))
+        refusal = _refusal(image, digest, earlier, digests.registry_url)
+        if refusal:
+            problems.append(Problem(path, str(image), refusal))
         else:
             pins[key] = digest  # type: ignore[index]
     if problems:
         raise ConfigError(source, problems)
     return pins
+
+
+def _refusal(image: ImageReference, digest: str | None, earlier: str | None,
+             registry_url: str | None) -> str | None:
+    """Why the registry's ``digest`` for the image's tag cannot be pinned, or None when it can: a tag the registry
+    does not have, or one overwritten since the config pinned it or the last update ran it (tags are immutable)."""
+    if digest is None:
+        return f"tag not found in the registry {registry_url}: push the image first or correct the tag"
+    if image.digest and image.digest != digest:
+        return (f"the tag was overwritten: the registry now resolves it to {digest}, not the pinned {image.digest}; "
+                "tags are immutable, so push a new tag (or keep running the pinned digest with lookups off)")
+    if not image.digest and earlier and earlier != digest:
+        return (f"the tag was overwritten: the last update ran {earlier} and the registry now resolves it to "
+                f"{digest}; tags are immutable, so push a new tag (or pin {earlier} in config and turn lookups off)")
+    return None
 
 
 def pinned(image: ImageReference, digest: str | None) -> ImageReference:
