@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Mapping
 
 import semver
 import yaml
@@ -31,6 +31,13 @@ DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
 # at most 63 characters, starting with a letter), beside the gateway's own Services.
 PREVIEW_SUFFIX = "-preview"  # the standby colour's Service: <service>-preview (core.blue_green.service_name)
 RESERVED_SERVICE_NAMES = ("gateway", "gateway-preview")
+CATALOGUE_FILE = "catalogue.yaml"  # at the project's root: every stack is built from the one catalogue
+CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"  # another catalogue, for benchmarks and experiments
+
+
+def catalogue_path(project_dir: Path, environ: Mapping[str, str]) -> Path:
+    """The catalogue the program and the release command both read, so a release checks what the stacks run."""
+    return Path(environ.get(CATALOGUE_VARIABLE) or project_dir / CATALOGUE_FILE)
 
 
 def _service_name(value: str) -> str:

@@ -18,7 +18,7 @@ from components.alerting import read_secrets
 from components.environment import Environment
 from core.alerting.routing import PLACEHOLDER_HOST
 from core.alerting.settings import SECRET_KEYS, load_alerting
-from core.catalogue import Catalogue
+from core.catalogue import CATALOGUE_FILE, Catalogue, catalogue_path
 from core.errors import ConfigError, together
 from core.migrations import DATABASES_KEY, PLACEHOLDER_URL, check_databases, previous_releases
 from core.migrations import plan as migration_plan
@@ -32,9 +32,8 @@ from infra import release_policy
 from infra.image_digests import pin_images
 
 ROOT = Path(__file__).resolve().parent.parent
-CATALOGUE = ROOT / "catalogue.yaml"
+CATALOGUE = ROOT / CATALOGUE_FILE
 RENDER_DIR_VARIABLE = "RELEASE_INFRA_RENDER_DIR"  # manifests go to <dir>/<stack>
-CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"  # another catalogue, for benchmarks and experiments
 # Config keys that hold credentials: each must be set with `pulumi config set --secret`.
 SECRET_CONFIG_KEYS = (*SECRET_KEYS, retention_config.PASSWORD, digest_config.PASSWORD, DATABASES_KEY)
 
@@ -69,7 +68,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
     freeze_imports()
     quiet_sdk_debug()
     stack = pulumi.get_stack()
-    catalogue_file = catalogue_file or Path(os.environ.get(CATALOGUE_VARIABLE) or CATALOGUE)
+    catalogue_file = catalogue_file or catalogue_path(ROOT, os.environ)
     config = stack_config()
     encrypted = {key for key in config if runtime_config.is_config_secret(f"{PROJECT}:{key}")}  # set with --secret
     try:

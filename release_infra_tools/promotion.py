@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.catalogue import Catalogue, ServiceSpec
+from core.catalogue import Catalogue, ServiceSpec, catalogue_path
 from core.errors import ConfigError
 from core.images import ImageReference
 from core.release.canary import Progress, remaining_steps
@@ -22,8 +22,6 @@ from release_infra_tools.probes import (Prometheus, PrometheusError, health_prob
                                         synthetic_problem)
 from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, say, target, updated
 from release_infra_tools.stacks import Environments, StackError
-
-CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"
 
 
 def run(args: argparse.Namespace, environments: Environments, project_dir: Path, stop: Stop) -> None:
@@ -61,7 +59,7 @@ def ready_for_release(environments: Environments, now: Target) -> None:
 
 
 def load_spec(project_dir: Path, service: str) -> ServiceSpec:
-    path = Path(os.environ.get(CATALOGUE_VARIABLE) or project_dir / "catalogue.yaml")
+    path = catalogue_path(project_dir, os.environ)
     catalogue = Catalogue.load(path)
     if service not in catalogue.services:
         raise UsageError(f"unknown service '{service}': not in the catalogue {path}")
