@@ -227,9 +227,31 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
             services.setdefault(found[0], ServiceChange(found[0]))
     # Each content-addressed ConfigMap's (old name, new name), and the services whose change explains its new content:
     # a gateway's, set as its step is read; any other's (the retention job's list), those with new images.
-    renamed: dict[tuple[str | None, str | None], list[str] | None] = {
+    renamed: _Renamed = {
         (_name(step.old_inputs), _name(step.new_inputs)): None for step in steps if _content_addressed(step)}
-    flagged, other, consequences = [], [], []
+    flagged, other, consequences = _classify(steps, services, renamed)
+    changed = _attribute(consequences, services, renamed, other)
+    for change in changed.values():
+        change.active_after = change.switch.new if change.switch else change.active_after
+        change.images_after.update({image.key.split(".")[2]: image.new for image in change.images})
+    return RollbackPlan(stack, [changed[name] for name in sorted(changed)],
+                        _unique(flagged), sorted(other, key=lambda item: item.name), _removed(steps, services))
+
+
+# An update that follows a service's change: its step, its changed fields, and whether that change explains them all.
+_Consequence = tuple[Step, list[str], bool]
+# A content-addressed ConfigMap's (old name, new name) -> the services whose change explains its new content.
+_Renamed = dict[tuple[str | None, str | None], list[str] | None]
+
+
+def _classify(steps: list[Step], services: dict[str, ServiceChange],
+              renamed: _Renamed) -> tuple[list[Unexplained], list[Unexplained], list[_Consequence]]:
+    """Each step once: what a service's switch, images or canary weight explains is recorded on that service, a
+    migration Job too. Returns what is left: the steps to flag (not updates), the updates no service explains,
+    and the updates that belong to whichever service they follow, known only once every step is read."""
+    flagged: list[Unexplained] = []
+    other: list[Unexplained] = []
+    consequences: list[_Consequence] = []
     for step in steps:
         migrating = _migrating_service(step)
         if migrating:  # a new image's migration Job: expected with a promotion, not a surprise to flag
@@ -241,7 +263,8 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
         # ConfigMap by design (core.content_address): created before the old goes, so it is their update.
         updated = step.op == "update" or (step.op in REPLACEMENT_OPS and _content_addressed(step))
         if not updated:
-            flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name, tuple(step.replace_reasons)))
+            flagged.append(Unexplained(FLAGGED.get(step.op, step.op), step.type, step.name,
+                                       tuple(step.replace_reasons)))
             if not (step.old and step.new):
                 continue  # a replacement also changes values: read on
         fields = _changed_fields(step.old_inputs, step.new_inputs)
@@ -252,25 +275,28 @@ def rollback_plan(stack: str, preview: Preview) -> RollbackPlan:
             other.append(Unexplained("updated", step.type, step.name, tuple(leftover)))
         else:
             consequences.append((step, fields, not leftover))
+    return flagged, other, consequences
+
+
+def _attribute(consequences: list[_Consequence], services: dict[str, ServiceChange], renamed: _Renamed,
+               other: list[Unexplained]) -> dict[str, ServiceChange]:
+    """The services that change, each with the updates that move with it; an update that follows no changed
+    service joins ``other``."""
     changed = {name: change for name, change in services.items() if change.rollback or change.migration}
     imaged = [name for name, change in changed.items() if change.images]
-    renamed = {pair: imaged if carriers is None else carriers for pair, carriers in renamed.items()}
+    carried = {pair: imaged if carriers is None else carriers for pair, carriers in renamed.items()}
     for step, fields, explained in consequences:
         owner = _owner(step.name, services)
         # A resource named after a service moves with it. A content-addressed ConfigMap and what mounts it move with
         # the changes that explain its content: the gateway's config (its pods roll) with canary steps, the
         # retention job's with images.
-        owners = [owner] if owner else _carriers(step, renamed) if explained else []
+        owners = [owner] if owner else _carriers(step, carried) if explained else []
         if owners and all(name in changed for name in owners):
             for name in owners:
                 changed[name].also_updated.append(f"`{step.name}` ({_kind(step.type)})")
         else:
             other.append(Unexplained("updated", step.type, step.name, tuple(fields)))
-    for change in changed.values():
-        change.active_after = change.switch.new if change.switch else change.active_after
-        change.images_after.update({image.key.split(".")[2]: image.new for image in change.images})
-    return RollbackPlan(stack, [changed[name] for name in sorted(changed)],
-                        _unique(flagged), sorted(other, key=lambda item: item.name), _removed(steps, services))
+    return changed
 
 
 def _removed(steps: list[Step], services: dict[str, ServiceChange]) -> list[RemovedService]:
