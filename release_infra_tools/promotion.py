@@ -53,7 +53,7 @@ def ready_for_release(environments: Environments, now: Target) -> None:
         raise UsageError(f"stack {now.environment} has pending operations from an interrupted update "
                          f"({', '.join(pending[:3])}); run `pulumi refresh --stack {now.environment}` and check "
                          "the resources before releasing")
-    if now.standby_policy.get("policy") == "scaled-down" and now.standby_policy.get("colour") == now.standby:
+    if now.standby_scaled_down:
         raise UsageError(f"the standby colour {now.standby} of {now.service} in {now.environment} is scaled down; "
                          f"set services.{now.service}.standby.policy to warm first")
 
@@ -64,7 +64,6 @@ def load_spec(project_dir: Path, service: str) -> ServiceSpec:
     if service not in catalogue.services:
         raise UsageError(f"unknown service '{service}': not in the catalogue {path}")
     return catalogue.services[service]
-
 
 
 # -- promote ----------------------------------------------------------------------------------------------------

@@ -93,6 +93,11 @@ class Target:
     def path(self, *parts: str) -> str:
         return ".".join(("services", self.service, *parts))
 
+    @property
+    def standby_scaled_down(self) -> bool:
+        """A scaled-down standby has no pods to take traffic: neither a promotion nor a rollback can use it."""
+        return self.standby_policy.get("policy") == "scaled-down" and self.standby_policy.get("colour") == self.standby
+
 
 def target(environments: Environments, environment: str, service: str) -> Target:
     config = environments.config(environments.require(environment))
@@ -165,6 +170,10 @@ def rollback(environments: Environments, environment: str, service: str) -> None
                 fresh=True)
         say(f"rolled back: {service} in {environment} serves from {now.active} ({now.images[now.active]})")
         return
+    if now.standby_scaled_down:  # refused here, not by the program after a whole engine run
+        raise UsageError(f"the standby colour {now.standby} of {service} in {environment} is scaled down, so it has "
+                         f"no pod to take traffic; set services.{service}.standby.policy to warm and `pulumi up` "
+                         "first")
     back_to, active = now.images[now.standby], now.images[now.active]
     if not _earlier_release(environments, now):  # a second rollback would put the newer release back on traffic
         raise UsageError(f"{now.standby} of {service} in {environment} runs {back_to}, not an earlier release than "

@@ -138,3 +138,15 @@ def test_a_rebuild_of_the_same_version_is_judged_by_which_served_first(served: l
         with pytest.raises(UsageError, match="not an earlier release"):
             rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
     assert stack.asked == ([{"services.payin-api.active": "green"}] if allowed else [])
+
+
+def test_a_rollback_to_a_scaled_down_standby_is_refused_before_any_update() -> None:
+    stack = Deployed("blue", [GREEN, BLUE])
+    stack.services["payin-api"]["standby"] = {"policy": "scaled-down", "colour": "green",  # type: ignore[index]
+                                              "since": "2026-11-20T10:00:00Z"}
+    with pytest.raises(UsageError) as raised:
+        rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "the standby colour green of payin-api in dev is scaled down, so it has no pod to take traffic; set "
+        "services.payin-api.standby.policy to warm and `pulumi up` first")
+    assert stack.asked == []
