@@ -75,8 +75,9 @@ def limit_range(settings: StackSettings) -> Manifest:
 
 def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str, Manifest]:
     """Default deny for ingress, then exactly the paths the access class needs."""
-    service_ports = sorted({spec.port for name, spec in catalogue.services.items() if name in settings.services})
-    metrics_ports = sorted({spec.metrics_port for name, spec in catalogue.services.items() if name in settings.services})
+    specs = [spec for name, spec in catalogue.services.items() if name in settings.services]
+    service_ports = sorted({spec.port for spec in specs})
+    metrics_ports = sorted({spec.metrics_port for spec in specs})
     internal = {"namespaceSelector": {"matchLabels": {labels.ZONE: labels.INTERNAL_ZONE}}}
     policies = {
         "default-deny": {"podSelector": {}, "policyTypes": ["Ingress"]},

@@ -359,7 +359,8 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
             service, role = old[0]
             rest = [path for path in fields if path != f"spec.selector.{labels.COLOR}"]
             if role == "active":
-                services.setdefault(service, ServiceChange(service)).switch = Change(f"services.{service}.active", old[1], new[1])
+                switch = Change(f"services.{service}.active", old[1], new[1])
+                services.setdefault(service, ServiceChange(service)).switch = switch
                 return rest or None
             return rest  # the preview Service follows the switch to the other colour
         return fields

@@ -148,7 +148,9 @@ class RegistryClient:
         """One request, retried with exponential backoff and jitter on 429, 5xx and transport errors."""
         retrying = Retrying(retry=retry_if_exception_type((_Retryable, httpx.TransportError)),
                             stop=stop_after_attempt(self._attempts),
-                            wait=wait_exponential_jitter(multiplier=self._backoff, max=10 * self._backoff, jitter=self._backoff), reraise=True)
+                            wait=wait_exponential_jitter(multiplier=self._backoff, max=10 * self._backoff,
+                                                         jitter=self._backoff),
+                            reraise=True)
         try:
             for attempt in retrying:
                 with attempt:

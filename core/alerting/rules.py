@@ -176,7 +176,8 @@ class _Rules:
             name = f"p{quantile[2:]}_5m"
             rules += [
                 (f"namespace_app:http_request_duration_seconds:{name}",
-                 f"histogram_quantile({quantile}, namespace_app_le:http_request_duration_seconds_bucket:rate5m{{{s}}})"),
+                 f"histogram_quantile({quantile}, "
+                 f"namespace_app_le:http_request_duration_seconds_bucket:rate5m{{{s}}})"),
                 (f"namespace_app_color:http_request_duration_seconds:{name}",
                  f"histogram_quantile({quantile}, "
                  f"namespace_app_color_le:http_request_duration_seconds_bucket:rate5m{{{s}}})"),

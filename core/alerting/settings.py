@@ -183,8 +183,9 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
             problems.append(Problem(path(key), MISSING, f"a secret holding {SECRET_KEYS[key]} (pulumi config set "
                                     f"--secret {key} ...); a stack with a cluster delivers notifications"))
         if settings.alertmanager_url is None:
-            problems.append(Problem(path(KEY, "alertmanager_url"), MISSING, "the Alertmanager URL deployment events are "
-                                    "posted to; a stack with a cluster delivers notifications"))
+            problems.append(Problem(path(KEY, "alertmanager_url"), MISSING,
+                                    "the Alertmanager URL deployment events are posted to; a stack with a cluster "
+                                    "delivers notifications"))
     if problems:
         raise ConfigError(source, problems)
     return settings
