@@ -112,8 +112,8 @@ def target(environments: Environments, environment: str, service: str) -> Target
     canary = release.get("canary") or {}
     return Target(environment=environment, service=service, namespace=str(config.get("namespace", "")),
                   active=release["active"], images={c: release[c]["image"] for c in COLOURS},
-                  canary_weight=int(canary.get("weight", 0)),
-                  steps=[int(step) for step in canary.get("steps", DEFAULT_CANARY_STEPS)],
+                  canary_weight=int(float(canary.get("weight", 0))),
+                  steps=[int(float(step)) for step in canary.get("steps", DEFAULT_CANARY_STEPS)],
                   standby_policy=release.get("standby") or {"policy": "warm"}, config=config)
 
 
@@ -140,15 +140,20 @@ def _release_problems(service: str, release: Any) -> list[Problem]:
     steps = canary.get("steps", DEFAULT_CANARY_STEPS)
     steps = steps if isinstance(steps, (list, tuple)) else []
     for name, numbers in (("weight", [canary.get("weight", 0)]), ("steps", steps)):
-        if not numbers or not all(_is_integer(number) for number in numbers):
+        if not numbers or not all(_is_percentage(number) for number in numbers):
             problems.append(Problem(key("canary", name), canary.get(name), "expected whole percentages, 0 to 100"))
     if not isinstance(release.get("standby") or {}, dict):
         problems.append(Problem(key("standby"), release.get("standby"), "expected a map with policy"))
     return problems
 
 
-def _is_integer(value: Any) -> bool:
-    return not isinstance(value, bool) and str(value).strip().isdigit()
+def _is_percentage(value: Any) -> bool:
+    """A whole number from 0 to 100, as the program reads it (``5.0`` is 5; ``true`` is no number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool) and number.is_integer() and 0 <= number <= 100
 
 
 def updated(environments: Environments, now: Target, changes: dict[str, str], message: str,
@@ -187,7 +192,8 @@ def rollback(environments: Environments, environment: str, service: str) -> None
 
 def _earlier_release(environments: Environments, now: Target) -> bool:
     """Whether the standby runs an earlier release than the active colour, by the rule the release policy and the
-    deployment events use; the stack's outputs (its `history.served`) are read only when the versions are equal."""
+    deployment events use; the stack's outputs (its `history.served`) are read only when the versions alone do not
+    make it one."""
     from core.policy.history import is_earlier_release, previous_history  # the flip's path only
     standby, active = now.images[now.standby], now.images[now.active]
     if is_earlier_release(standby, active, []):

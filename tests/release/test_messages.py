@@ -87,6 +87,10 @@ REBUILD = "registry.pay.internal/payin-api:5e6f7a8-v2.3.0"
      "release-infra:services.payin-api.active is missing: expected blue or green"),
     ({"active": "blue", "blue": {"image": BLUE}, "green": {"image": GREEN}, "canary": {"weight": "five"}},
      'release-infra:services.payin-api.canary.weight = "five": expected whole percentages, 0 to 100'),
+    ({"active": "blue", "blue": {"image": BLUE}, "green": {"image": GREEN}, "canary": {"weight": 150}},
+     "release-infra:services.payin-api.canary.weight = 150: expected whole percentages, 0 to 100"),
+    ({"active": "blue", "blue": {"image": BLUE}, "green": {"image": GREEN}, "canary": {"steps": [5, 2.5, 100]}},
+     "release-infra:services.payin-api.canary.steps = [5, 2.5, 100]: expected whole percentages, 0 to 100"),
     ("blue", 'release-infra:services.payin-api = "blue": expected a map with active, blue and green'),
 ])
 def test_a_hand_edited_service_is_one_line_naming_the_key_before_anything_changes(release: object,
@@ -150,3 +154,10 @@ def test_a_rollback_to_a_scaled_down_standby_is_refused_before_any_update() -> N
         "the standby colour green of payin-api in dev is scaled down, so it has no pod to take traffic; set "
         "services.payin-api.standby.policy to warm and `pulumi up` first")
     assert stack.asked == []
+
+
+def test_a_whole_number_written_as_a_float_is_a_percentage_as_the_program_reads_it() -> None:
+    stack = Deployed("blue", [GREEN, BLUE])
+    stack.services["payin-api"]["canary"] = {"weight": 5.0}  # type: ignore[index]
+    rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert stack.asked == [{"services.payin-api.canary.weight": "0"}]
