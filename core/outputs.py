@@ -15,7 +15,7 @@ from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
 from core.migrations import Migration
 from core.names import EnvironmentName
-from core.policy.history import accumulate, previous_history
+from core.policy.history import accumulate, first_served, previous_history
 from core.settings import COLOURS, Colour, StackSettings
 
 SCHEMA_VERSION = "1.1"
@@ -44,7 +44,9 @@ class ServiceHistory(_Output):
     """What the environment has run of the service, accumulated over its updates (promotion lineage reads it)."""
 
     ran: list[str] = Field(description="Images that have run on a colour with pods, oldest first (at most 100).")
-    served: list[str] = Field(description="Images that have been the active colour, oldest first (at most 100).")
+    served: list[str] = Field(description=(
+        "Images that have been the active colour, oldest first (at most 100); a service's first update counts an "
+        "older standby image as the release the active one replaced."))
 
 
 class ServiceOutput(_Output):
@@ -135,11 +137,14 @@ def _retired_migrations(settings: StackSettings, previous: Mapping[str, Any]) ->
 
 
 def _history(settings: StackSettings, name: str, before: Any) -> ServiceHistory:
+    """``before``: the service's previous outputs; None for its first update here, which starts its history."""
     ran, served = previous_history(before)
     release = settings.services[name]
     running = [str(release.image(colour)) for colour in COLOURS if settings.replicas_of(name, colour) > 0]
-    return ServiceHistory(ran=accumulate(ran, running),
-                          served=accumulate(served, [str(release.image(release.active))]))
+    active = str(release.image(release.active))
+    if not isinstance(before, Mapping):
+        served = first_served(str(release.image(release.standby_colour)), active)
+    return ServiceHistory(ran=accumulate(ran, running), served=accumulate(served, [active]))
 
 
 def json_schema() -> str:

@@ -191,16 +191,12 @@ def rollback(environments: Environments, environment: str, service: str) -> None
 
 
 def _earlier_release(environments: Environments, now: Target) -> bool:
-    """Whether the standby runs an earlier release than the active colour, by the rule the release policy and the
-    deployment events use; the stack's outputs (its `history.served`) are read only when the versions alone do not
-    make it one."""
+    """Whether the standby runs an earlier release than the active colour: one that served this environment before
+    it, by the stack's `history.served`, the rule the release policy and the deployment events use."""
     from core.policy.history import is_earlier_release, previous_history  # the flip's path only
-    standby, active = now.images[now.standby], now.images[now.active]
-    if is_earlier_release(standby, active, []):
-        return True
     services = environments.outputs(now.environment).get("services")
     served = previous_history(services.get(now.service) if isinstance(services, dict) else None)[1]
-    return is_earlier_release(standby, active, served)
+    return is_earlier_release(now.images[now.standby], now.images[now.active], served)
 
 
 # -- command line -----------------------------------------------------------------------------------------------

@@ -35,8 +35,12 @@ def previous_history(service: Any) -> tuple[list[str], list[str]]:
     running = [colour.get("image") for colour in colours.values()
                if isinstance(colour, Mapping) and isinstance(colour.get("replicas"), int) and colour["replicas"] > 0]
     active = colours.get(service.get("active_colour"))
-    return (accumulate(ran, _strings(running)),
-            accumulate(served, _strings([active.get("image")] if isinstance(active, Mapping) else [])))
+    active_image = active.get("image") if isinstance(active, Mapping) else None
+    if "history" not in service and isinstance(active_image, str):  # outputs from before the history field
+        standby = [colour.get("image") for name, colour in colours.items()
+                   if name != service.get("active_colour") and isinstance(colour, Mapping)]
+        served = first_served(next(iter(_strings(standby)), None), active_image)
+    return accumulate(ran, _strings(running)), accumulate(served, _strings([active_image]))
 
 
 def accumulate(before: list[str], now: Iterable[str]) -> list[str]:
@@ -49,17 +53,23 @@ def accumulate(before: list[str], now: Iterable[str]) -> list[str]:
     return result[-HISTORY_LIMIT:]
 
 
-def is_earlier_release(image: str, active: str, served: Iterable[str]) -> bool:
-    """Whether ``image`` is an earlier release than ``active``, so moving traffic to it is a rollback: an older
-    version, or another build of the same version that took traffic before ``active`` first did (``served``, oldest
-    first). A rebuild is a new tag with the same version, so the version alone cannot tell going back from
-    promoting the rebuild again. The release policy and the deployment events both decide by this rule."""
+def first_served(standby: str | None, active: str) -> list[str]:
+    """What a service's first record takes to have served, oldest first: the active image, after the standby's when
+    that is an older version. In the standard's blue/green process the older standby is the release the active one
+    replaced, and without this a service's first rollback would have no history to be one."""
     try:
-        new, old = ImageReference.parse(image).version, ImageReference.parse(active).version
+        older = standby is not None and ImageReference.parse(standby).version < ImageReference.parse(active).version
     except ValueError:
-        return False
-    if new != old:
-        return new < old
+        older = False
+    return [standby, active] if older and standby is not None else [active]
+
+
+def is_earlier_release(image: str, active: str, served: Iterable[str]) -> bool:
+    """Whether ``image`` is an earlier release than ``active``, so moving traffic to it is a rollback: it took this
+    environment's traffic before ``active`` first did (``served``, oldest first). History decides, not versions: a
+    hotfix built on an older line (2.2.5 while 2.3.0 serves) has never served, so putting it live is a release,
+    judged as one; and going back to 2.3.0 after 2.2.5 was released is a rollback. The release policy and the
+    deployment events both decide by this rule."""
     order = [image_key(item) for item in served]
     new_key, old_key = image_key(image), image_key(active)
     return new_key in order and old_key in order and order.index(new_key) < order.index(old_key)

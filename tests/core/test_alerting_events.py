@@ -14,7 +14,8 @@ V220, V230, V240 = IMG + "9f8e7d6-v2.2.0", IMG + "a1b2c3d-v2.3.0", IMG + "5e6f7a
 RC1, RC2 = IMG + "1111111-v2.4.0-rc.1", IMG + "2222222-v2.4.0-rc.2"
 V250 = IMG + "6f7a8b9-v2.5.0"
 BUILD_1, BUILD_2 = IMG + "aaaaaaa-v2.4.0", IMG + "bbbbbbb-v2.4.0"  # 2.4.0 built twice: a new tag, the same version
-LIVE = ReleaseState("blue", blue=V230, green=V220)  # 2.3.0 live on blue, 2.2.0 kept on green for rollback
+# 2.3.0 live on blue, 2.2.0, which served before it, kept on green for rollback
+LIVE = ReleaseState("blue", blue=V230, green=V220, served=(V220, V230))
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
 
@@ -22,29 +23,46 @@ def kinds(before: ReleaseState | None, after: ReleaseState) -> list[tuple[str, s
     return [(e.kind.value, e.colour, e.version) for e in classify("payin-api", before, after)]
 
 
+def after_live(active: str, blue: str, green: str) -> ReleaseState:
+    """An update after LIVE, with the history its outputs carry (ReleaseState.of keeps the colours' builds)."""
+    state = ReleaseState(active, blue=blue, green=green)  # type: ignore[arg-type]
+    served = dict.fromkeys([*LIVE.served, state.image(state.active)])
+    return ReleaseState(active, blue=blue, green=green,  # type: ignore[arg-type]
+                        served=tuple(image for image in served if image in (blue, green)))
+
+
 @pytest.mark.parametrize(("after", "expected"), [
-    (LIVE, []),
+    (("blue", V230, V220), []),
     # README's step 1: a new build on the standby colour; traffic stays.
-    (ReleaseState("blue", blue=V230, green=V240), [("deployment-started", "green", "2.4.0")]),
-    # Switching to the colour that keeps the older build is a rollback.
-    (ReleaseState("green", blue=V230, green=V220), [("rollback", "green", "2.2.0")]),
-    # The live colour's image replaced in place: judged by version too.
-    (ReleaseState("blue", blue=V240, green=V220), [("deployment-succeeded", "blue", "2.4.0")]),
-    (ReleaseState("blue", blue=V220, green=V220), [("rollback", "blue", "2.2.0")]),
+    (("blue", V230, V240), [("deployment-started", "green", "2.4.0")]),
+    # Switching to the colour that keeps the build that served before is a rollback.
+    (("green", V230, V220), [("rollback", "green", "2.2.0")]),
+    # The live colour's image replaced in place: judged by what served before too.
+    (("blue", V240, V220), [("deployment-succeeded", "blue", "2.4.0")]),
+    (("blue", V220, V220), [("rollback", "blue", "2.2.0")]),
     # New build and switch in one update: straight to live.
-    (ReleaseState("green", blue=V230, green=V240), [("deployment-succeeded", "green", "2.4.0")]),
-    # Switch, and the old colour gets the next build at once: a start and a promotion.
-    (ReleaseState("green", blue=V240, green=V220),
-     [("deployment-started", "blue", "2.4.0"), ("rollback", "green", "2.2.0")]),
+    (("green", V230, V240), [("deployment-succeeded", "green", "2.4.0")]),
+    # Switch back, and the old colour gets the next build at once: a start and a rollback.
+    (("green", V240, V220), [("deployment-started", "blue", "2.4.0"), ("rollback", "green", "2.2.0")]),
 ])
 def test_an_update_is_classified_by_what_moved_and_in_which_direction(after, expected) -> None:
-    assert kinds(LIVE, after) == expected
+    assert kinds(LIVE, after_live(*after)) == expected
+
+
+def test_an_older_version_that_never_served_goes_live_as_a_release() -> None:
+    """A hotfix on an older line (2.2.5 while 2.3.0 serves) is a release, announced as one; going back to 2.3.0
+    after it is the rollback."""
+    hotfix = IMG + "7a7a7a7-v2.2.5"
+    staged = ReleaseState("blue", blue=V230, green=hotfix, served=(V230,))
+    released = ReleaseState("green", blue=V230, green=hotfix, served=(V230, hotfix))
+    assert kinds(staged, released) == [("deployment-succeeded", "green", "2.2.5")]
+    assert kinds(released, staged) == [("rollback", "blue", "2.3.0")]
 
 
 def test_a_promotion_then_its_rollback() -> None:
-    staged = ReleaseState("blue", blue=V230, green=V240)
-    promoted = ReleaseState("green", blue=V230, green=V240)
-    rolled_back = ReleaseState("blue", blue=V230, green=V240)
+    staged = ReleaseState("blue", blue=V230, green=V240, served=(V230,))
+    promoted = ReleaseState("green", blue=V230, green=V240, served=(V230, V240))
+    rolled_back = ReleaseState("blue", blue=V230, green=V240, served=(V230, V240))
     assert kinds(staged, promoted) == [("deployment-succeeded", "green", "2.4.0")]
     assert kinds(promoted, rolled_back) == [("rollback", "blue", "2.3.0")]
     [event] = classify("payin-api", promoted, rolled_back)
@@ -100,10 +118,13 @@ def test_a_finished_canary_is_a_successful_deployment() -> None:
     assert kinds(at_100, finished) == [("deployment-succeeded", "green", "2.4.0")]
 
 
-def test_release_candidates_order_by_semver() -> None:
-    assert kinds(ReleaseState("blue", RC1, RC2), ReleaseState("green", RC1, RC2))[0][0] == "deployment-succeeded"
-    assert kinds(ReleaseState("green", RC1, RC2), ReleaseState("blue", RC1, RC2))[0][0] == "rollback"
-    assert kinds(ReleaseState("blue", V230, RC2), ReleaseState("green", V230, RC2))[0][0] == "deployment-succeeded"
+def test_release_candidates_are_releases_like_any_other() -> None:
+    assert kinds(ReleaseState("blue", RC1, RC2, served=(RC1,)),
+                 ReleaseState("green", RC1, RC2, served=(RC1, RC2)))[0][0] == "deployment-succeeded"
+    assert kinds(ReleaseState("green", RC1, RC2, served=(RC1, RC2)),
+                 ReleaseState("blue", RC1, RC2, served=(RC1, RC2)))[0][0] == "rollback"
+    assert kinds(ReleaseState("blue", V230, RC2, served=(V230,)),
+                 ReleaseState("green", V230, RC2, served=(V230, RC2)))[0][0] == "deployment-succeeded"
 
 
 def test_a_new_service_is_a_successful_deployment() -> None:

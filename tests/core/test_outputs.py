@@ -42,7 +42,17 @@ def test_history_starts_with_what_the_first_update_runs() -> None:
     payout = stack_outputs(settings("prod")).services["payout-api"]
     # green is scaled down in prod: it has a Deployment but no pods, so prod has not run its image.
     assert payout.history.ran == ["registry.pay.internal/payout-api:0a1b2c3-v1.8.2"]
-    assert payout.history.served == ["registry.pay.internal/payout-api:0a1b2c3-v1.8.2"]
+    # Its older image is taken as the release the active one replaced, so going back to it is a rollback.
+    assert payout.history.served == ["registry.pay.internal/payout-api:f6e5d4c-v1.8.1",
+                                     "registry.pay.internal/payout-api:0a1b2c3-v1.8.2"]
+
+
+def test_a_first_record_counts_only_an_older_standby_as_served() -> None:
+    """A newer standby is a release waiting for its switch, not one that served."""
+    config = set_path(stack_config("prod"), "services.payout-api.green.image",
+                      "registry.pay.internal/payout-api:5e6f7a8-v1.9.0")
+    assert stack_outputs(settings("prod", config)).services["payout-api"].history.served == [
+        "registry.pay.internal/payout-api:0a1b2c3-v1.8.2"]
 
 
 def test_history_accumulates_over_updates_and_a_no_change_update_keeps_it() -> None:
@@ -56,7 +66,8 @@ def test_history_accumulates_over_updates_and_a_no_change_update_keeps_it() -> N
     assert history["ran"] == ["registry.pay.internal/payin-api:a1b2c3d-v2.3.0",
                               "registry.pay.internal/payin-api:9f8e7d6-v2.2.4",
                               "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"]
-    assert history["served"] == ["registry.pay.internal/payin-api:a1b2c3d-v2.3.0",
+    assert history["served"] == ["registry.pay.internal/payin-api:9f8e7d6-v2.2.4",
+                                 "registry.pay.internal/payin-api:a1b2c3d-v2.3.0",
                                  "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"]
     assert stack_outputs(settings("test", config), flipped).model_dump(mode="json") == flipped  # config is flipped
 
@@ -69,7 +80,9 @@ def test_outputs_of_schema_1_0_count_what_they_ran() -> None:
     history = stack_outputs(settings("test"), old).services["merchant-api"].history
     assert set(history.ran) == {"registry.pay.internal/merchant-api:d0e1f2a-v3.0.9",
                                 "registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"}
-    assert history.served == ["registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"]
+    # The older standby is taken as the release the active one replaced, as in a first record.
+    assert history.served == ["registry.pay.internal/merchant-api:d0e1f2a-v3.0.9",
+                              "registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"]
 
 
 def test_history_keeps_the_newest_images_and_ignores_malformed_entries() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -233,6 +234,28 @@ def test_rolling_forward_again_is_a_change() -> None:
                               'release-infra:services.payin-api.active = "green": it is Friday')
 
 
+def test_an_older_version_that_never_served_is_a_release_not_a_rollback() -> None:
+    """A hotfix on the 2.2 line while 2.3.0 serves: putting it live is judged (no Friday, a canary for Pay-In), and
+    going back to 2.3.0 once it is live is the rollback."""
+    hotfix = "registry.pay.internal/payin-api:7a7a7a7-v2.2.5"
+    upstream = upstream_outputs("prod", {"payin-api": hotfix})["test"]
+    staged = prod_with("services.payin-api.blue.image", hotfix)
+    assert judge("prod", staged, outputs("prod"), TRAIN, upstream) == []
+    previous = outputs("prod", staged, outputs("prod"))
+    live = set_path(copy.deepcopy(staged), "services.payin-api.active", "blue")
+    assert "it is Friday" in refusal("prod", live, previous, FRIDAY, upstream=upstream)
+    assert "payin-api is high-risk: traffic moves to " + hotfix + " only after its canary" in refusal(
+        "prod", live, previous, TRAIN, upstream=upstream)
+    for weight in (5, 25, 50, 100):
+        walked = set_path(copy.deepcopy(staged), "services.payin-api.canary", {"weight": weight})
+        assert judge("prod", walked, previous, TRAIN, upstream) == []
+        previous = outputs("prod", walked, previous)
+    assert judge("prod", live, previous, TRAIN, upstream) == []
+    previous = outputs("prod", live, previous)
+    back = set_path(copy.deepcopy(live), "services.payin-api.active", "green")
+    assert judge("prod", back, previous, FRIDAY, upstream) == []
+
+
 def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
     """merchant-api 3.1.0 rebuilt (a new tag, the same version): back to the first build is a rollback on a Friday;
     promoting the rebuild again is not, though it served before: it first took traffic after the first build."""
@@ -253,16 +276,17 @@ def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
 
 
 @pytest.mark.parametrize(("image", "active", "served", "earlier"), [
-    ("m:aaaaaaa-v3.0.9", "m:bbbbbbb-v3.1.0", [], True),  # an older version, whatever served
-    ("m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9", ["m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9"], False),
+    ("m:aaaaaaa-v3.0.9", "m:bbbbbbb-v3.1.0", ["m:aaaaaaa-v3.0.9", "m:bbbbbbb-v3.1.0"], True),
+    ("m:aaaaaaa-v3.0.9", "m:bbbbbbb-v3.1.0", ["m:bbbbbbb-v3.1.0"], False),  # an older version that never served
+    ("m:aaaaaaa-v3.0.9", "m:bbbbbbb-v3.1.0", ["m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9"], False),  # a hotfix released
+    ("m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9", ["m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.0.9"], True),  # back from it
     ("m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0", ["m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0"], True),  # the first build
     ("m:bbbbbbb-v3.1.0", "m:aaaaaaa-v3.1.0", ["m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0"], False),  # the rebuild again
     ("m:aaaaaaa-v3.1.0@sha256:" + "0" * 64, "m:bbbbbbb-v3.1.0", ["m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0"], True),
     ("m:aaaaaaa-v3.1.0", "m:bbbbbbb-v3.1.0", ["m:bbbbbbb-v3.1.0"], False),  # never served: a promotion
     ("m:latest", "m:bbbbbbb-v3.1.0", [], False),
 ])
-def test_an_earlier_release_is_an_older_version_or_a_build_of_it_that_served_first(image, active, served,
-                                                                                   earlier) -> None:
+def test_an_earlier_release_is_one_that_served_before_the_active_one(image, active, served, earlier) -> None:
     registry = "registry.pay.internal/merchant-api"
     assert is_earlier_release(image.replace("m:", registry + ":"), active.replace("m:", registry + ":"),
                               [item.replace("m:", registry + ":") for item in served]) is earlier

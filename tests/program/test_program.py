@@ -145,16 +145,19 @@ def test_a_canary_step_changes_only_the_public_gateways_config_and_pods_and_the_
 
 
 def test_deployment_events_learn_the_served_order_from_the_outputs_history() -> None:
-    """dev serves payin-api rc.3 on blue; a flip to rc.2 on green, then back: blue's build served first."""
+    """dev serves payin-api rc.3 on blue and keeps the older rc.2 on green, taken to have served first; rc.4 on green
+    and a flip to it, then back to rc.3: the order the builds first served is kept."""
+    rc2, rc3, rc4 = (f"registry.pay.internal/payin-api:{tag}" for tag in
+                     ("3c4d5e6-v2.4.0-rc.2", "4d5e6f7-v2.4.0-rc.3", "5e6f7a8-v2.4.0-rc.4"))
     first = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"))
-    assert first.named("dev-alerting-payin-api-deployment").inputs["served"] == [
-        "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3"]
-    flipped = set_path(stack_config("dev"), "services.payin-api.active", "green")
+    assert first.named("dev-alerting-payin-api-deployment").inputs["served"] == [rc2, rc3]
+    flipped = set_path(set_path(stack_config("dev"), "services.payin-api.green.image", rc4),
+                       "services.payin-api.active", "green")
     previous = first.result.model_dump(mode="json")
     second = run_program(lambda: main(now=lambda: NOW), stack="dev", config=flipped, stack_outputs={"dev": previous})
-    assert second.named("dev-alerting-payin-api-deployment").inputs["served"] == [
-        "registry.pay.internal/payin-api:4d5e6f7-v2.4.0-rc.3", "registry.pay.internal/payin-api:3c4d5e6-v2.4.0-rc.2"]
-    back = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"),
+    assert second.named("dev-alerting-payin-api-deployment").inputs["served"] == [rc3, rc4]
+    flipped = set_path(flipped, "services.payin-api.active", "blue")
+    back = run_program(lambda: main(now=lambda: NOW), stack="dev", config=flipped,
                        stack_outputs={"dev": second.result.model_dump(mode="json")})
     assert back.named("dev-alerting-payin-api-deployment").inputs["served"] == \
         second.named("dev-alerting-payin-api-deployment").inputs["served"]
