@@ -15,7 +15,7 @@ from core.policy.changes import Change, mapping, path, release_changes
 from core.policy.history import image_key, previous_history
 from core.policy.lineage import lineage_problems
 from core.policy.settings import EMERGENCY, WEEKDAYS, PolicySettings
-from core.settings import StackSettings
+from core.settings import DEFAULT_CANARY_STEPS, StackSettings
 
 FLAG_REMOVAL = timedelta(days=30)  # seed 000 §5: flags go within 30 days of full rollout
 
@@ -94,7 +94,8 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
 
     From the previous outputs alone: the canary weight on an unchanged standby image advances one step per
     update, and the active colour may take an image that has not served this environment only if the previous
-    update had that image on the standby colour at 100%. Rollbacks and services new to the environment pass.
+    update had that image on the standby colour at 100%. Rollbacks and services new to the environment pass. A
+    schedule (``canary.steps``) may add steps to the standard's, never leave one out.
     """
     if not policy.release_policy.canary_for_high_risk:
         return []
@@ -102,10 +103,19 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
     for name, release in settings.services.items():
         before = mapping(previous.get("services")).get(name)
         spec = catalogue.services.get(name)
-        if spec is None or spec.risk != Risk.HIGH or not isinstance(before, Mapping):
+        if spec is None or spec.risk != Risk.HIGH:
             continue
         steps = release.canary.steps
         schedule = " -> ".join(f"{step}%" for step in steps)
+        skipped = [step for step in DEFAULT_CANARY_STEPS if step not in steps]
+        if skipped:  # a schedule may add steps, never leave out the standard's
+            problems.append(Problem(path("services", name, "canary", "steps"), steps,
+                                    f"{name} is high-risk: its canary walks every step of the standard "
+                                    f"({' -> '.join(f'{step}%' for step in DEFAULT_CANARY_STEPS)}, seed 000 §2) and "
+                                    f"may add more; this schedule leaves out "
+                                    f"{', '.join(f'{step}%' for step in skipped)}"))
+        if not isinstance(before, Mapping):
+            continue
         standby = release.standby_colour
         carried = _weight_on(before, standby, str(release.image(standby)))
         if release.canary.weight > carried:

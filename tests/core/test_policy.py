@@ -256,6 +256,19 @@ def test_an_older_version_that_never_served_is_a_release_not_a_rollback() -> Non
     assert judge("prod", back, previous, FRIDAY, upstream) == []
 
 
+@pytest.mark.parametrize(("steps", "accepted"), [
+    ([5, 25, 50, 100], True), ([1, 5, 10, 25, 50, 75, 100], True), ([5, 50, 100], False), ([1, 100], False)])
+def test_a_high_risk_canary_walks_every_step_of_the_standard(steps: list[int], accepted: bool) -> None:
+    config = prod_with("services.payin-api.canary", {"steps": steps})
+    if accepted:
+        assert judge("prod", config, outputs("prod"), TRAIN) == []
+    else:
+        assert refusal("prod", config, outputs("prod"), TRAIN).startswith(
+            'release policy refuses the update of stack "prod": release-infra:services.payin-api.canary.steps = '
+            f"{steps}: payin-api is high-risk: its canary walks every step of the standard (5% -> 25% -> 50% -> "
+            "100%, seed 000 §2) and may add more; this schedule leaves out ")
+
+
 def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
     """merchant-api 3.1.0 rebuilt (a new tag, the same version): back to the first build is a rollback on a Friday;
     promoting the rebuild again is not, though it served before: it first took traffic after the first build."""
