@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AwareDatetime, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from core.catalogue import Catalogue, Strict
 from core.errors import ConfigError, Problem
@@ -38,6 +38,15 @@ class TrainWindow(Strict):
     weekday: Weekday = "tuesday"
     start: time = Field(time(10, 0), description="UTC, HH:MM.")
     duration_minutes: int = Field(240, ge=30, le=720)
+
+    @field_validator("start")
+    @classmethod
+    def _in_utc(cls, start: time) -> time:
+        """The window is in UTC: "10:00+05:00" would otherwise open at 10:00 UTC while it read as 05:00 UTC."""
+        if start.tzinfo is not None and start.utcoffset() != timedelta(0):
+            utc = datetime.combine(date(2000, 1, 3), start).astimezone(timezone.utc)
+            raise ValueError(f"must be in UTC, HH:MM without an offset: {start:%H:%M%z} is {utc:%H:%M} UTC")
+        return start.replace(tzinfo=None)
 
     def contains(self, now: datetime) -> bool:
         """Whether ``now`` is inside a train that started today or, for a window past midnight, yesterday."""

@@ -269,6 +269,15 @@ def test_a_high_risk_canary_walks_every_step_of_the_standard(steps: list[int], a
             "100%, seed 000 §2) and may add more; this schedule leaves out ")
 
 
+def test_the_train_is_given_in_utc() -> None:
+    config = prod_with("release_policy.train", {"start": "10:00+05:00"})
+    with pytest.raises(ConfigError) as raised:
+        load_policy("prod", "prod", config, catalogue())
+    assert "release-infra:release_policy.train.start" in str(raised.value)
+    assert "must be in UTC, HH:MM without an offset: 10:00+0500 is 05:00 UTC" in str(raised.value)
+    assert TrainWindow.model_validate({"start": "10:00Z"}).start == TrainWindow().start
+
+
 def test_back_to_an_earlier_build_of_the_same_version_is_a_rollback() -> None:
     """merchant-api 3.1.0 rebuilt (a new tag, the same version): back to the first build is a rollback on a Friday;
     promoting the rebuild again is not, though it served before: it first took traffic after the first build."""
