@@ -197,7 +197,8 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
             stop.check()
             updated(environments, now, {now.path("canary", "weight"): str(step)},
-                    f"canary {service}: weight {weight}% -> {step}%")
+                    f"canary {service}: weight {weight}% -> {step}%" if step != weight else
+                    f"canary {service}: weight {step}% again, to bake it")
             weight = step
             baseline = bake(prometheus, now, options, number, step, candidate, stable, baseline, stop)
         stop.check()

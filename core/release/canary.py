@@ -8,8 +8,9 @@ from core.release.gate import GateReading
 
 
 def remaining_steps(steps: list[int], weight: int) -> list[int]:
-    """The steps still to walk from ``weight`` (0: from the start); a restarted canary resumes, never repeats."""
-    return [step for step in steps if step > weight]
+    """The steps still to walk from ``weight`` (0: from the start). A restarted canary resumes at the step it was
+    left at and bakes it again: the run that set it may have stopped before its bake and gate were done."""
+    return [step for step in steps if step >= weight]
 
 
 class Progress(BaseModel):

@@ -96,8 +96,10 @@ def test_default_urls_are_the_in_cluster_services() -> None:
                        colour="green") == "http://payin-api-preview.payments-dev.svc"
 
 
-def test_a_canary_resumes_from_its_weight() -> None:
+def test_a_canary_resumes_at_its_weight_and_bakes_it_again() -> None:
+    """The run that set 25% or 100% may have died before that step's bake: a restart never skips a bake."""
     assert remaining_steps([5, 25, 50, 100], 0) == [5, 25, 50, 100]
-    assert remaining_steps([5, 25, 50, 100], 25) == [50, 100]
+    assert remaining_steps([5, 25, 50, 100], 25) == [25, 50, 100]
+    assert remaining_steps([5, 25, 50, 100], 100) == [100]
     line = Progress(step=2, of=4, weight=25, left_seconds=754, reading=judge(0.01, 0.01, 1.0)).line()
     assert line == "step 2/4: weight 25%, bake 12m34s left, errors 1.00% vs baseline 1.00% (limit +1 pp): pass"
