@@ -56,8 +56,12 @@ class Environments:
         return {summary.name: _utc(summary.last_update) for summary in summaries}
 
     def outputs(self, environment: str) -> dict[str, Any]:
-        outputs = self._call(lambda: self.workspace.stack_outputs(environment), f"read the outputs of {environment}")
-        return {key: value.value for key, value in outputs.items()}
+        """One `pulumi stack output --json`. The outputs hold no secret (core.outputs), so this is all of them; the
+        Automation API's ``stack_outputs`` makes a second call, with --show-secrets, that decrypts as well."""
+        result = self._call(lambda: self.workspace.pulumi_command.run(
+            ["stack", "output", "--json", "--stack", self.require(environment)], str(self.project_dir), {}),
+            f"read the outputs of {environment}")
+        return json.loads(result.stdout)
 
     def all_outputs(self, environments: list[str]) -> dict[str, dict[str, Any]]:
         with ThreadPoolExecutor(max_workers=4) as pool:
