@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -157,9 +158,11 @@ def _is_percentage(value: Any) -> bool:
 
 
 def updated(environments: Environments, now: Target, changes: dict[str, str], message: str,
-            fresh: bool = False) -> None:
-    """One stack update; ``fresh`` when ``now`` was read just before, so its config is what the stack has."""
-    result = environments.update(now.environment, changes, message, before=now.config if fresh else None)
+            fresh: bool = False, check: Future[None] | None = None) -> None:
+    """One stack update; ``fresh`` when ``now`` was read just before, so its config is what the stack has;
+    ``check``: see Environments.update."""
+    result = environments.update(now.environment, changes, message, before=now.config if fresh else None,
+                                 check=check)
     changed = ", ".join(f"{op} {count}" for op, count in sorted(result.changes.items()) if op != "same") or "none"
     say(f"  {now.environment}: {message} (update {result.seconds:.1f}s; {changed})")
 
@@ -179,24 +182,26 @@ def rollback(environments: Environments, environment: str, service: str) -> None
         raise UsageError(f"the standby colour {now.standby} of {service} in {environment} is scaled down, so it has "
                          f"no pod to take traffic; set services.{service}.standby.policy to warm and `pulumi up` "
                          "first")
-    back_to, active = now.images[now.standby], now.images[now.active]
-    if not _earlier_release(environments, now):  # a second rollback would put the newer release back on traffic
-        raise UsageError(f"{now.standby} of {service} in {environment} runs {back_to}, not an earlier release than "
-                         f"the active {now.active} ({active}): flipping to it is no rollback (was it rolled back "
-                         f"already?); to release it again with its checks: `release promote {environment} {service} "
-                         f"{back_to}`")
-    updated(environments, now, {now.path("active"): now.standby},
-            f"rollback {service}: active {now.active} -> {now.standby}", fresh=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the history is read while the colour is being set
+        check = pool.submit(_refuse_unless_earlier, environments, now)
+        updated(environments, now, {now.path("active"): now.standby},
+                f"rollback {service}: active {now.active} -> {now.standby}", fresh=True, check=check)
     say(f"rolled back: {service} in {environment} serves from {now.standby} ({now.images[now.standby]})")
 
 
-def _earlier_release(environments: Environments, now: Target) -> bool:
-    """Whether the standby runs an earlier release than the active colour: one that served this environment before
-    it, by the stack's `history.served`, the rule the release policy and the deployment events use."""
+def _refuse_unless_earlier(environments: Environments, now: Target) -> None:
+    """A second rollback would put the newer release back on traffic: the standby must run an earlier release than
+    the active colour, one that served this environment before it (the stack's `history.served`), by the rule the
+    release policy and the deployment events use."""
     from core.policy.history import is_earlier_release, previous_history  # the flip's path only
     services = environments.outputs(now.environment).get("services")
     served = previous_history(services.get(now.service) if isinstance(services, dict) else None)[1]
-    return is_earlier_release(now.images[now.standby], now.images[now.active], served)
+    back_to, active = now.images[now.standby], now.images[now.active]
+    if not is_earlier_release(back_to, active, served):
+        raise UsageError(f"{now.standby} of {now.service} in {now.environment} runs {back_to}, not an earlier release "
+                         f"than the active {now.active} ({active}): flipping to it is no rollback (was it rolled back "
+                         f"already?); to release it again with its checks: `release promote {now.environment} "
+                         f"{now.service} {back_to}`")
 
 
 # -- command line -----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import json
 import shutil
 import time
 from functools import cached_property
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,10 +94,12 @@ class Environments:
                 for op in pending]
 
     def update(self, environment: str, changes: Mapping[str, str], message: str,
-               before: Mapping[str, Any] | None = None) -> Update:
+               before: Mapping[str, Any] | None = None, check: Future[None] | None = None) -> Update:
         """Set each config path and update the stack; on failure the previous values go back into the config.
 
         ``before`` is the config as just read, when the caller has it: one CLI call less on the rollback path.
+        ``check``, a check still running, is awaited before the update: whatever it raises puts the config back
+        and updates nothing, so a check's own CLI call overlaps the config's.
         The update is `pulumi up` through the Automation API's PulumiCommand rather than ``Stack.up``, which
         reads the outputs and the history back after the update (three more CLI calls a rollback does not need).
         """
@@ -114,6 +116,12 @@ class Environments:
             # set would promote the canary on the next update.
             self._restore(environment, before, done)
             raise StackError(f"{error}; the config is as it was, nothing was updated") from None
+        try:
+            if check is not None:
+                check.result()
+        except BaseException:
+            self._restore(environment, before, done)
+            raise
         started = time.monotonic()
         try:
             result = self._up(environment, message)

@@ -4,6 +4,8 @@ services need the synthetic-transaction hook, and a stack file edited by hand.""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 
 from release_infra_tools.probes import PrometheusError, missing_hook, synthetic_problem
@@ -21,7 +23,8 @@ class LockedEnvironments:
     def __init__(self) -> None:
         self.asked: list[dict[str, str]] = []
 
-    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None) -> None:
+    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None,
+               check: object = None) -> None:
         self.asked.append(changes)
         raise StackError(LOCKED)
 
@@ -110,7 +113,10 @@ class Deployed(StackFile):
     def outputs(self, environment: str) -> dict[str, object]:
         return {"services": {"payin-api": {"history": {"ran": self.served, "served": self.served}}}}
 
-    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None) -> Update:
+    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None,
+               check: Future[None] | None = None) -> Update:
+        if check is not None:
+            check.result()  # as Environments.update: a refusal puts the config back and updates nothing
         self.asked.append(changes)
         return Update(1.0, {"update": 4})
 
