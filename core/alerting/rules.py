@@ -225,7 +225,7 @@ class _Rules:
         t, svc, env = self.thresholds, self.service, self.environment
         active, standby = self.release.active, self.release.standby_colour
         window = f"{self.alerting.post_deploy_window_minutes}m"
-        s, active_s, standby_s = self.sel(), self.sel(color=active), self.sel(color=standby)
+        s, active_s = self.sel(), self.sel(color=active)
         newly_serving = (
             f"(namespace_app_color:http_requests:rate5m{{{active_s}}} >= {self.min_rate})"
             f" unless on (namespace, app, color)"
@@ -263,20 +263,41 @@ class _Rules:
                 f"Since {active} took traffic, its P95 latency is more than {number(t.baseline_p95_increase_percent)}% "
                 f"above the service's P95 in the hour before (seed 000 §9). Roll back: switch to {standby}.",
                 **failed),
-            self.alert(
+            self.canary(**failed),
+        ]
+
+    def canary(self, **labels: str) -> dict[str, Any]:
+        """Seed 000 §2: the canary colour against the stable one, now; at 100% the gateway sends the stable colour
+        nothing, so its share over the last hour, while it still served, is the baseline until that runs out."""
+        t, svc, env = self.thresholds, self.service, self.environment
+        active, standby = self.release.active, self.release.standby_colour
+        active_s, standby_s = self.sel(color=active), self.sel(color=standby)
+        points = number(t.canary_error_increase_points)
+        canary = (f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
+                  f" >= {self.min_rate}")
+        if self.release.canary.weight < 100:
+            return self.alert(
                 "CanaryErrorRateAboveStable",
                 f"(namespace_app_color:http_errors:ratio_rate5m{{{standby_s}}}"
                 f" - ignoring (color) group_left namespace_app_color:http_errors:ratio_rate5m{{{active_s}}})"
-                f" > {number(fraction(t.canary_error_increase_points))}"
-                f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
-                f" >= {self.min_rate}"
+                f" > {number(fraction(t.canary_error_increase_points))}{canary}"
                 f" and on (namespace, app) namespace_app_color:http_requests:rate5m{{{active_s}}} >= {self.min_rate}",
                 "warning",
                 f"{svc} in {env}: canary {standby} fails more than stable {active}",
-                f"The 5xx share of the canary colour {standby} is more than {number(t.canary_error_increase_points)} "
-                f"percentage points above the stable colour {active} (seed 000 §2): roll the canary back.",
-                **failed),
-        ]
+                f"The 5xx share of the canary colour {standby} is more than {points} percentage points above the "
+                f"stable colour {active} (seed 000 §2): roll the canary back.", **labels)
+        total = f"sum by (namespace, app, color) (rate({REQUESTS}{{{active_s}}}[{BASELINE_WINDOW}]))"
+        stable = (f"(sum by (namespace, app, color) (rate({REQUESTS}{{{active_s}, {ERRORS}}}[{BASELINE_WINDOW}]))"
+                  f" or 0 * {total}) / ({total} >= {self.min_rate})")
+        return self.alert(
+            "CanaryErrorRateAboveStable",
+            f"(namespace_app_color:http_errors:ratio_rate5m{{{standby_s}}} - ignoring (color) group_left () ({stable}))"
+            f" > {number(fraction(t.canary_error_increase_points))}{canary}",
+            "warning",
+            f"{svc} in {env}: canary {standby} at 100% fails more than stable {active} did",
+            f"The 5xx share of the canary colour {standby}, which takes all of the gateway's requests, is more than "
+            f"{points} percentage points above the stable colour {active}'s share over the last "
+            f"{BASELINE_WINDOW} (seed 000 §2): roll the canary back.", **labels)
 
     def latency(self) -> list[dict[str, Any]]:
         t, s, svc, env = self.thresholds, self.sel(), self.service, self.environment
@@ -349,21 +370,29 @@ class _Rules:
     def no_data(self) -> list[dict[str, Any]]:
         """No silent pass: a missing pod, a missing series or a counter that stopped moving is an alert too."""
         svc, env = self.service, self.environment
-        active, standby = self.release.active, self.release.standby_colour
-        active_up = f"up{{{self.sel(color=active)}}}"
-        result = [self.alert(
-            "ServiceUnreachable",
-            f"max by (namespace, app, color) ({active_up}) == 0 or absent({active_up})",
-            "critical",
-            f"{svc} in {env}: no pod of the active colour {active} answers",
-            f"No pod of {svc}-{active}, the colour the Service routes to, answers its metrics scrape (or none "
-            f"exists): requests to {svc} fail.",
-            color=active)]
-        if self.release.standby.policy == "warm":
-            standby_up = f"up{{{self.sel(color=standby)}}}"
+        active, standby, weight = self.release.active, self.release.standby_colour, self.release.canary.weight
+
+        def down(colour: str) -> str:
+            up = f"up{{{self.sel(color=colour)}}}"
+            return f"max by (namespace, app, color) ({up}) == 0 or absent({up})"
+
+        if weight:  # a canary: the standby takes a share of the gateway's requests, so its pods serve too
+            result = [self.alert(
+                "ServiceUnreachable", f"{down(active)} or {down(standby)}", "critical",
+                f"{svc} in {env}: no pod of {{{{ $labels.color }}}}, which takes traffic, answers",
+                f"No pod of {svc}-{{{{ $labels.color }}}} answers its metrics scrape (or none exists): requests to it "
+                f"fail. The Service routes to the active colour {active}; the gateway sends a share of {svc}'s "
+                f"requests to the canary colour {standby}.")]
+        else:
+            result = [self.alert(
+                "ServiceUnreachable", down(active), "critical",
+                f"{svc} in {env}: no pod of the active colour {active} answers",
+                f"No pod of {svc}-{active}, the colour the Service routes to, answers its metrics scrape (or none "
+                f"exists): requests to {svc} fail.",
+                color=active)]
+        if self.release.standby.policy == "warm" and not weight:
             result.append(self.alert(
-                "StandbyColourDown",
-                f"max by (namespace, app, color) ({standby_up}) == 0 or absent({standby_up})",
+                "StandbyColourDown", down(standby),
                 "warning",
                 f"{svc} in {env}: the standby colour {standby} is down; a rollback would fail",
                 f"No pod of {svc}-{standby} answers its metrics scrape (or none exists, e.g. all pending): the "

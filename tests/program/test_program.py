@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import pulumi
@@ -137,11 +138,15 @@ def test_bad_config_registers_nothing() -> None:
 def test_a_canary_step_changes_only_the_public_gateways_config_and_pods_and_the_events_weight() -> None:
     config = stack_config("test")
     before = run_stack("test", config)
-    after = run_stack("test", set_path(config, "services.payout-api.canary", {"weight": 25}))
-    # The events resource learns the weight, so that a step back is announced as a rollback.
-    assert changed(before, after) == {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"},
-                                      "DeploymentEvents": {"test-alerting-payout-api-deployment"}}
+    after = run_stack("test", set_path(copy.deepcopy(config), "services.payout-api.canary", {"weight": 25}))
+    gateway = {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"},
+               # The events resource learns the weight, so that a step back is announced as a rollback.
+               "DeploymentEvents": {"test-alerting-payout-api-deployment"}}
+    # The first step also puts the canary colour among the colours whose pods must answer (alerting.md).
+    assert changed(before, after) == {**gateway, "PrometheusRule": {"test-alerting-payout-api-rules"}}
     assert after.named("test-alerting-payout-api-deployment").inputs["canary_weight"] == 25
+    further = run_stack("test", set_path(copy.deepcopy(config), "services.payout-api.canary", {"weight": 50}))
+    assert changed(after, further) == gateway
 
 
 def test_deployment_events_learn_the_served_order_from_the_outputs_history() -> None:

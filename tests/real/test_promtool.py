@@ -20,7 +20,7 @@ import yaml
 from core.alerting.rules import rule_specs
 from core.alerting.settings import AlertingSettings, load_alerting
 from core.settings import StackSettings
-from tests.support.stacks import STACKS, catalogue, settings
+from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
 
 ABOVE, BELOW = 1.05, 0.95
 INCREMENT_ABOVE, INCREMENT_BELOW = 1.1, 0.9
@@ -382,6 +382,62 @@ def test_every_alert_fires_at_its_threshold_after_its_for_and_not_below(stack: s
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     assert result.stdout.count("SUCCESS") == len(test_files)
+
+
+def canary_service(weight: int) -> Service:
+    """prod's Pay-In during a canary at ``weight``: its rules as that update renders them."""
+    config = set_path(stack_config("prod"), "services.payin-api.canary", {"weight": weight})
+    stack_settings, alerting = settings("prod", config), alerting_of("prod")[1]
+    rules = {rule["alert"]: rule for rule in rule_specs(stack_settings, alerting, catalogue())["payin-api"]["groups"][0]
+             ["rules"] if "alert" in rule}
+    return Service(stack_settings, alerting, "payin-api", rules)
+
+
+def run_groups(promtool: str, service: Service, tmp_path: Path) -> subprocess.CompletedProcess:
+    specs = rule_specs(service.stack, service.alerting, catalogue())
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(specs["payin-api"]))
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+                                                        "tests": service.groups}))
+    return subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("weight", [5, 100])
+def test_during_a_canary_both_colours_are_watched_as_serving(weight: int, promtool: str, tmp_path: Path) -> None:
+    """The canary colour takes gateway traffic, so no pod of it answering is the critical page, not the standby's
+    warning; the active colour still serves the Service's own callers."""
+    service = canary_service(weight)
+    assert "StandbyColourDown" not in service.rules
+    minutes = 20
+    for down, up in ((service.standby, service.active), (service.active, service.standby)):
+        service.fires("ServiceUnreachable", [service.up(down, 0, minutes), service.up(up, 1, minutes)], 0,
+                      service.labels(color=down))
+        service.fires("ServiceUnreachable", [service.up(up, 1, minutes)], 0, service.labels(color=down))
+    service.silent("ServiceUnreachable", [service.up(service.active, 1, minutes),
+                                          service.up(service.standby, 1, minutes)], 0)
+    result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
+def test_a_canary_at_100_percent_is_held_to_the_stable_colours_last_hour(promtool: str, tmp_path: Path) -> None:
+    """At 100% the stable colour takes no gateway request, so the canary is compared with its share while it
+    still served: +1.1 points fires, +0.9 does not."""
+    service = canary_service(100)
+    alert = "CanaryErrorRateAboveStable"
+    increase = service.alerting.thresholds.canary_error_increase_points / 100
+    minutes = SWITCH + service.minutes_for(alert) + 3
+
+    def inputs(canary_errors: float) -> list[dict[str, str]]:
+        return (service.requests(service.active, TRAFFIC, BASELINE_ERRORS, minutes, stop=SWITCH)
+                + service.requests(service.standby, TRAFFIC, canary_errors, minutes, start=SWITCH))
+
+    labels = service.labels(color=service.standby)
+    service.fires(alert, inputs(BASELINE_ERRORS + increase * INCREMENT_ABOVE), SWITCH + 1, labels)
+    service.silent(alert, inputs(BASELINE_ERRORS + increase * INCREMENT_BELOW), SWITCH + 1)
+    result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    # Below 100% the rule is the live comparison, which a stable colour with no traffic cannot make.
+    assert "[1h]" not in canary_service(50).rules[alert]["expr"] and "[1h]" in service.rules[alert]["expr"]
 
 
 def test_promtool_test_can_fail(promtool: str, tmp_path: Path) -> None:
