@@ -271,7 +271,9 @@ def _classify(steps: list[Step], services: dict[str, ServiceChange],
         leftover = _explain(step, fields, services, renamed)
         if leftover is None or not updated:
             continue
-        if leftover and leftover != fields:
+        # A colour's Deployment changes with its image alone (a switch or a canary never touches it): anything else
+        # on it is a change of its own, never one that rides along with its service's.
+        if leftover and (leftover != fields or _colour_deployment(step)):
             other.append(Unexplained("updated", step.type, step.name, tuple(leftover)))
         else:
             consequences.append((step, fields, not leftover))
@@ -351,8 +353,7 @@ def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
         if old == new:
             return fields
         services[service].images.append(Change(f"services.{service}.{colour}.image", old, new))
-        # The pod template carries the version in labels and environment: it follows the image.
-        return [path for path in fields if not path.startswith("spec.template.")] or None
+        return _not_from_image(step, old, new) or None
     if step.type == SERVICE:
         old, new = _routing(step.old_inputs), _routing(step.new_inputs)
         if old and new and old[0] == new[0] and old[1] != new[1]:
@@ -510,6 +511,24 @@ def _owner(name: str, services: dict[str, ServiceChange]) -> str | None:
         if f"-{service}-" in f"-{name}-":
             return service
     return None
+
+
+def _not_from_image(step: Step, old: str | None, new: str | None) -> list[str]:
+    """The fields of a colour's Deployment that its new image does not explain. The pod template carries the image,
+    and its version in labels and environment: a value that is the old one with the old image, tag or version put
+    to the new ones follows the image; a new CPU limit or probe in the same update does not."""
+    names = [(old, new)]
+    if old and new:
+        names.append((old.split("@")[0].rsplit(":", 1)[-1], new.split("@")[0].rsplit(":", 1)[-1]))  # the tags
+        names += [(str(a), str(b)) for a, b in [(_build_version(old), _build_version(new))] if a and b]
+    def follows(before: Any, after: Any) -> bool:
+        if not isinstance(before, str) or not isinstance(after, str):
+            return False
+        for name, replacement in names:
+            if name and replacement:
+                before = before.replace(name, replacement)
+        return before == after
+    return [path for path, before, after in _changes(step.old_inputs, step.new_inputs) if not follows(before, after)]
 
 
 def _changed_fields(old: Any, new: Any) -> list[str]:

@@ -188,6 +188,26 @@ def test_an_update_the_plan_cannot_restore_from_config_is_listed_with_its_fields
     assert "`prod-alerting-payin-api-rules` (PrometheusRule)" in plan.split("#### Other changes")[0]
 
 
+def test_what_a_new_image_does_not_explain_on_a_colours_deployment_is_listed_not_carried() -> None:
+    """A promotion that also raises a CPU limit on both colours: the image's own fields (image, version label and
+    environment) go with the promotion, the limit on either colour is a change of its own."""
+    preview = without_migration(captured("promotion"))
+    blue = step(preview, "prod-payin-api-blue")
+    green = copy.deepcopy(blue)
+    green["urn"] = green["urn"].replace("prod-payin-api-blue", "prod-payin-api-green")
+    for state in ("oldState", "newState"):
+        green[state]["inputs"] = copy.deepcopy(blue["oldState"]["inputs"])  # same image before and after
+    for state in (blue, green):
+        state["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "2"
+    preview["steps"].append(green)
+    plan = plan_of(preview)
+    carried, other = plan.split("#### Other changes")
+    assert "- **Promotion**: blue, the standby" in carried
+    assert "prod-payin-api-blue" not in carried and "prod-payin-api-green" not in carried
+    assert "- `prod-payin-api-blue` (Deployment): `spec.template.spec.containers[0].resources.limits.cpu`\n" in other
+    assert "- `prod-payin-api-green` (Deployment): `spec.template.spec.containers[0].resources.limits.cpu`\n" in other
+
+
 def test_without_stack_outputs_the_plan_says_only_what_the_steps_show() -> None:
     """A stack never updated has no outputs: which colour is active is unknown, the rollback is not."""
     preview = without_migration(captured("promotion"))
