@@ -108,13 +108,14 @@ def _target(settings: StackSettings, name: str, release: ServiceRelease, migrati
                 f"({last}); an older image cannot run its migrations; deploy {last.version} or later")
         for colour in changed if last is not None and release.image(colour).version < last.version
     ]
+    # A release candidate carries its release's migrations: 3.0.0-rc.1 drops what 3.0.0 drops.
     for contract, expand in migrations.contracts.items():
-        if target.version < semver.Version.parse(contract) or (
-                last is not None and last.version >= semver.Version.parse(contract)):
+        if _release(target) < semver.Version.parse(contract) or (
+                last is not None and _release(last) >= semver.Version.parse(contract)):
             continue
         for colour in COLOURS:
             running = ran.get(colour, release.image(colour))
-            if running.version < semver.Version.parse(expand):
+            if _release(running) < semver.Version.parse(expand):
                 problems.append(Problem(at, str(target), (
                     f"{target.version} includes the contract release {contract}, which drops schema that the expand "
                     f"release {expand} replaced; both colours must run {expand} or later first, and {colour} runs "
@@ -197,6 +198,11 @@ def check_databases(settings: StackSettings, catalogue: Catalogue, value: Any, l
                              f"'{DATABASES_KEY}.{name}' <url>); a stack with a cluster runs them")
                      for name in migrating if name not in value]
     return problems
+
+
+def _release(image: ImageReference) -> semver.Version:
+    """The release an image's migrations belong to: its version without a pre-release (3.0.0-rc.1 -> 3.0.0)."""
+    return image.version.finalize_version()
 
 
 def _newest(images: Iterable[ImageReference]) -> ImageReference | None:

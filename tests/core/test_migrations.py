@@ -127,6 +127,20 @@ def test_a_release_after_an_applied_contract_is_not_held_back_again() -> None:
     assert migrate("prod", later, contracted)["payin-api"].image.version.minor == 1
 
 
+def test_a_release_candidate_of_a_contract_release_is_held_to_its_expand_release() -> None:
+    """3.0.0-rc.1 runs the migrations of 3.0.0, the contract among them; an expand release's candidate carries the
+    expand, and a contract its candidate applied is not held back again."""
+    before = outputs_of("prod")
+    with pytest.raises(ConfigError, match="3.0.0-rc.1 includes the contract release 3.0.0"):
+        migrate("prod", promote(stack_config("prod"), "blue", "c0ffee0-v3.0.0-rc.1"), before)
+    expanded = promote(promote(stack_config("prod"), "blue", "5e6f7a8-v2.4.0-rc.2"), "green", "6f7a8b9-v2.4.0")
+    contract = promote(expanded, "blue", "c0ffee0-v3.0.0-rc.1")
+    assert str(migrate("prod", contract, outputs_of("prod", expanded))["payin-api"].image.version) == "3.0.0-rc.1"
+    final = promote(contract, "blue", "d1d1d1d-v3.0.0")
+    assert migrate("prod", final, outputs_of("prod", contract, outputs_of("prod", expanded)))["payin-api"].image \
+        .version.prerelease is None
+
+
 def test_skipping_past_a_contract_release_is_guarded_too() -> None:
     before = outputs_of("prod")
     with pytest.raises(ConfigError) as raised:
