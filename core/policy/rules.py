@@ -44,6 +44,7 @@ def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalog
         problems += schedule
         reports += notes
         problems += canary_problems(settings, policy, catalogue, previous)
+        problems += rollback_window_problems(settings, previous)
     if policy.upstream_stack is not None:
         problems += lineage_problems(settings, previous, policy.upstream_stack, upstream_outputs or {})
     if problems:
@@ -137,6 +138,24 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
                                     f"{name} is high-risk: traffic moves to {image} only after its canary on the "
                                     f"standby colour reached 100% ({schedule}) in the previous update; it was at "
                                     f"{reached}%"))
+    return problems
+
+
+def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any]) -> list[Problem]:
+    """Seed 000 §4: the colour that took traffic until this update keeps its pods. Scaled down in the update that
+    switches away from it, it would leave the Service on a colour going to zero while the other one starts, and the
+    switch with nothing to go back to for the manual-rollback window. ``standby.since`` is the operator's word;
+    the previous outputs are what served."""
+    problems = []
+    for name, release in settings.services.items():
+        colour, before = release.standby.colour, mapping(mapping(previous.get("services")).get(name))
+        if release.standby.policy == "scaled-down" and colour != release.active \
+                and before.get("active_colour") == colour:
+            problems.append(Problem(path("services", name, "standby", "policy"), "scaled-down",
+                                    f"{colour} took {name}'s traffic until this update: it stays warm through the "
+                                    f"switch and the {settings.rollback_window_minutes}-minute manual-rollback window "
+                                    "after it; scale it down in a later update, with standby.since at or after the "
+                                    "switch"))
     return problems
 
 

@@ -314,6 +314,21 @@ def test_an_earlier_release_is_one_that_served_before_the_active_one(image, acti
                               [item.replace("m:", registry + ":") for item in served]) is earlier
 
 
+def test_the_colour_that_served_keeps_its_pods_through_the_switch() -> None:
+    """merchant-api serves from green in prod, blue is warm: a switch to blue that scales green down in the same
+    update would leave the Service on a colour going to zero, whatever standby.since says; a later update may."""
+    switched = prod_with("services.merchant-api.active", "blue")
+    scaled = copy.deepcopy(switched)
+    scaled["services"]["merchant-api"]["standby"] = {"policy": "scaled-down", "colour": "green",
+                                                     "since": "2026-11-20T09:00:00Z"}
+    assert refusal("prod", scaled, outputs("prod"), TRAIN) == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.standby.policy = '
+        '"scaled-down": green took merchant-api\'s traffic until this update: it stays warm through the switch and '
+        "the 60-minute manual-rollback window after it; scale it down in a later update, with standby.since at or "
+        "after the switch")
+    assert judge("prod", scaled, outputs("prod", switched, outputs("prod")), TRAIN) == []
+
+
 def test_a_canary_step_back_and_warming_a_standby_pass_on_any_day() -> None:
     at_25 = prod_with("services.payin-api.canary", {"weight": 25})
     assert judge("prod", prod_with("services.payin-api.canary", {"weight": 5}),
