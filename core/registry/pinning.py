@@ -10,14 +10,16 @@ this module stays pure.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Mapping
 
 from core.errors import ConfigError, Problem
 from core.images import ImageReference
 from core.registry.digests import KEY, PREFIX, ImageDigests
-from core.settings import COLOURS, Colour, StackSettings
+from core.settings import COLOURS, StackSettings
 from core.validation import key_path
 
+SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 Pins = dict[tuple[str, ...], str]
 """(service, colour) -> digest for the Deployments; a config key path's parts -> digest for other images."""
 
@@ -34,16 +36,22 @@ def unpinned(image: ImageReference) -> ImageReference:
     return image.model_copy(update={"digest": None})
 
 
-def previous_digest(previous: Mapping[str, Any], service: str, colour: Colour, image: ImageReference) -> str | None:
-    """The digest the last update pinned for this service and colour, when it ran the same tag then."""
+def previous_digest(previous: Mapping[str, Any], service: str, image: ImageReference) -> str | None:
+    """The digest the last update pinned for this tag of the service, on either colour: a tag that moves to the other
+    colour is the same build, and must not come back as other bytes."""
     try:
-        output = previous["services"][service]["colours"][colour]
-        ran, digest = ImageReference.parse(output["image"]), output.get("digest")
-    except (KeyError, TypeError, ValueError):
-        return None  # no earlier update, or outputs from before digests were recorded
-    if not isinstance(digest, str) or unpinned(ran) != unpinned(image):
-        return None
-    return digest
+        colours = previous["services"][service]["colours"]
+        outputs = list(colours.values())
+    except (KeyError, TypeError, AttributeError):
+        return None  # no earlier update
+    for output in outputs:
+        try:
+            ran, digest = ImageReference.parse(output["image"]), output.get("digest")
+        except (KeyError, TypeError, ValueError):
+            continue  # outputs from before digests were recorded
+        if isinstance(digest, str) and unpinned(ran) == unpinned(image):
+            return digest
+    return None
 
 
 def resolve(settings: StackSettings, digests: ImageDigests, previous: Mapping[str, Any], look_up: LookUp,
@@ -57,7 +65,7 @@ def resolve(settings: StackSettings, digests: ImageDigests, previous: Mapping[st
     """
     source = f'stack "{settings.stack}"'
     targets = [((service, colour), ("services", service, colour, "image"), release.image(colour),
-                previous_digest(previous, service, colour, release.image(colour)))
+                previous_digest(previous, service, release.image(colour)))
                for service, release in settings.services.items() for colour in COLOURS]
     targets += [(parts, parts, image, None) for parts, image in (others or {}).items()]
     if not digests.lookup:  # offline: what the config pins, else what the last update ran for the same tag
@@ -94,6 +102,9 @@ def _refusal(image: ImageReference, digest: str | None, earlier: str | None,
     does not have, or one overwritten since the config pinned it or the last update ran it (tags are immutable)."""
     if digest is None:
         return f"tag not found in the registry {registry_url}: push the image first or correct the tag"
+    if not SHA256.fullmatch(digest):
+        return (f"the registry {registry_url} answered the digest {digest!r}; Deployments are pinned by sha256 "
+                "digests only (push the image with a sha256 digest, or turn lookups off)")
     if image.digest and image.digest != digest:
         return (f"the tag was overwritten: the registry now resolves it to {digest}, not the pinned {image.digest}; "
                 "tags are immutable, so push a new tag (or keep running the pinned digest with lookups off)")

@@ -184,6 +184,25 @@ def test_a_tag_that_moved_since_the_last_update_stops_the_update() -> None:
     assert str(error.value).count("overwritten") == 1  # the other images match their last digests
 
 
+def test_a_tag_that_moved_is_refused_on_the_other_colour_too() -> None:
+    """dev's payin-api blue tag, pinned to A, goes to green beside a new blue build: the same build, so the
+    registry moving the tag to B is refused there as well, and with lookups off green carries A."""
+    last = previous("dev", {("payin-api", "blue"): A})
+    config = set_path(set_path(stack_config("dev"), "services.payin-api.green.image", PAYIN_BLUE),
+                      "services.payin-api.blue.image", "registry.pay.internal/payin-api:5e6f7a8-v2.5.0")
+    with pytest.raises(ConfigError, match=f"payin-api.green.image = .*: the tag was overwritten: the last update ran "
+                                          f"{A} and the registry now resolves it to {B}"):
+        resolve(settings("dev", config), LOOKUP, last, registry_of({PAYIN_BLUE: B}, default=C)[0])
+    assert resolve(settings("dev", config), OFF, last, lambda image: pytest.fail("looked up"))[
+        ("payin-api", "green")] == A
+
+
+def test_a_digest_that_is_not_sha256_is_refused_with_its_key_path() -> None:
+    with pytest.raises(ConfigError, match="payin-api.blue.image = .*: the registry .* answered the digest "
+                                          "'sha512:.*'; Deployments are pinned by sha256 digests only"):
+        resolve(settings("dev"), LOOKUP, {}, registry_of({PAYIN_BLUE: "sha512:" + "0" * 128})[0])
+
+
 def test_a_new_tag_on_a_colour_is_not_held_to_the_old_tags_digest() -> None:
     last = previous("dev", {("payin-api", "blue"): A})
     newer = "registry.pay.internal/payin-api:5e6f7a8-v2.5.0"
@@ -206,7 +225,7 @@ def test_off_asks_nothing_keeps_config_digests_and_carries_the_last_updates_dige
 @pytest.mark.parametrize("outputs", [{}, {"services": {}}, {"services": {"payin-api": {"colours": {"blue": {
     "image": PAYIN_BLUE}}}}}, {"services": {"payin-api": {"colours": {"blue": {"image": "garbage", "digest": A}}}}}])
 def test_outputs_without_a_usable_digest_carry_nothing(outputs: dict) -> None:
-    assert previous_digest(outputs, "payin-api", "blue", ImageReference.parse(PAYIN_BLUE)) is None
+    assert previous_digest(outputs, "payin-api", ImageReference.parse(PAYIN_BLUE)) is None
 
 
 # What the pins change downstream
