@@ -20,6 +20,7 @@ _REFERENCE = re.compile(
 )
 _BUILD_TAG = re.compile(r"^(?P<git_sha>[0-9a-f]{7,40})-v(?P<version>.+)$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 RELEASE_TAG = re.compile(r"^v(?P<version>\d+\.\d+\.\d+)$")
 
 TAG_RULE = "<registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0"
@@ -53,6 +54,10 @@ def _tag_problem(tag: str | None) -> str | None:
         return f"tag '{tag}' is not <git-sha>-v<semver> (git-sha: 7 to 40 lowercase hex digits); expected {TAG_RULE}"
     if not semver.Version.is_valid(match["version"]):
         return f"'{match['version']}' in tag '{tag}' is not a semantic version (MAJOR.MINOR.PATCH); expected {TAG_RULE}"
+    if not _LABEL_VALUE.match(match["version"]):
+        return (f"version '{match['version']}' in tag '{tag}' cannot be a Kubernetes label value (at most 63 "
+                "characters, starting and ending with a letter or digit), and the Deployments and migration Jobs "
+                "carry it as app.kubernetes.io/version")
     return None
 
 

@@ -38,6 +38,9 @@ def test_keeps_a_digest_a_port_and_a_nested_repository() -> None:
     ("payin-api:a1b2c3d-v2.3.0", "names no registry"),
     (f"registry.pay.internal/payin-api:a1b2c3d-v2.3.0@md5:{'a' * 32}", "digest must be sha256:"),
     ("registry.pay.internal/payin-api:a1b2c3d-v2.3.0@@x", "not an image reference"),
+    # Kubernetes refuses these as the app.kubernetes.io/version label: ending in '-', longer than 63 characters.
+    ("registry.pay.internal/payin-api:a1b2c3d-v3.2.0-rc-", "version '3.2.0-rc-' in tag .* cannot be a Kubernetes label"),
+    (f"registry.pay.internal/payin-api:a1b2c3d-v3.2.0-{'feature' * 9}", "cannot be a Kubernetes label value"),
 ])
 def test_refuses_what_is_not_a_build_tag(text: str, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason.replace("[", r"\[")):
