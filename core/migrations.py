@@ -10,6 +10,7 @@ rollback to the standby colour never meets a schema it cannot read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -167,8 +168,11 @@ def job(settings: StackSettings, name: str, spec: ServiceSpec, image: ImageRefer
 
 
 def job_name(service: str, image: ImageReference) -> str:
-    """<service>-migrate-<git-sha>, within the 63 characters a Job's name may have."""
-    suffix = f"-migrate-{image.git_sha[:7]}"
+    """<service>-migrate-<git-sha>[-<pre-release>], within the 63 characters a Job's name may have. A candidate and
+    its release are often built from one commit (b7c8d9e-v1.9.0-rc.1, then b7c8d9e-v1.9.0): each is its own Job, as
+    a Job's template cannot change and a finished one may be kept."""
+    prerelease = re.sub(r"[^a-z0-9.-]+", "-", (image.version.prerelease or "").lower())[:12].strip(".-")
+    suffix = f"-migrate-{image.git_sha[:7]}" + (f"-{prerelease}" if prerelease else "")
     return service[:63 - len(suffix)].rstrip("-") + suffix
 
 

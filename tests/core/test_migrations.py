@@ -172,6 +172,15 @@ def test_the_job_runs_the_new_image_once_with_restricted_security_and_the_databa
 def test_job_names_fit_kubernetes() -> None:
     image = ImageReference.parse("registry.pay.internal/a:0123456789abcdef-v1.0.0")
     assert job_name("x" * 63, image) == "x" * 47 + "-migrate-0123456"
+    candidate = ImageReference.parse("registry.pay.internal/a:0123456789abcdef-v1.0.0-RC-1.Build-with-a-long-name")
+    assert job_name("x" * 63, candidate) == "x" * 34 + "-migrate-0123456-rc-1.build-w"
+
+
+def test_a_candidate_and_its_release_from_one_commit_are_two_jobs() -> None:
+    """b7c8d9e-v1.9.0-rc.1, then b7c8d9e-v1.9.0: a Job's template cannot change, and a finished Job may be kept."""
+    names = {job_name("payout-api", ImageReference.parse(f"registry.pay.internal/payout-api:b7c8d9e-v{version}"))
+             for version in ("1.9.0-rc.1", "1.9.0-rc.2", "1.9.0")}
+    assert names == {"payout-api-migrate-b7c8d9e-rc.1", "payout-api-migrate-b7c8d9e-rc.2", "payout-api-migrate-b7c8d9e"}
 
 
 def test_outputs_of_an_older_schema_are_read_without_a_migration_record() -> None:
