@@ -12,6 +12,10 @@ from core.catalogue import ServiceSpec
 from core.release.gate import GateReading, error_ratio_query, judge, ratio_from_result
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
+# What httpx raises besides its HTTPError: a malformed URL (InvalidURL) and the rest. A probe reports them as it
+# reports a refused connection; escaping, they would skip the walk's flip back or rollback (ReleaseOptions also
+# checks the URLs before anything changes).
+REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError)
 
 
 class PrometheusError(Exception):
@@ -27,7 +31,7 @@ def health_problems(base_url: str, spec: ServiceSpec, timeout: float) -> list[st
             url = base_url + path
             try:
                 status = client.get(url).status_code
-            except httpx.HTTPError as error:
+            except REQUEST_ERRORS as error:
                 problems.append(f"{url}: {type(error).__name__}")
                 continue
             if status != 200:
@@ -74,7 +78,7 @@ class Prometheus:
         try:
             response = self.client.get(f"{self.url}/api/v1/query", params={"query": query})
             body = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+        except (*REQUEST_ERRORS, ValueError) as error:
             raise PrometheusError(f"Prometheus at {self.url} cannot be queried: {type(error).__name__}") from None
         if response.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(f"Prometheus at {self.url} refused the query: "

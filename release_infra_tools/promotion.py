@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -66,12 +67,60 @@ def load_spec(project_dir: Path, service: str) -> ServiceSpec:
     return catalogue.services[service]
 
 
+def require_hook(options: ReleaseOptions, spec: ServiceSpec, service: str) -> None:
+    """Refused before the standby's update: Pay-In and Pay-Out take no traffic without synthetic transactions,
+    and a migrating service's new image could not be taken back."""
+    missing = missing_hook(options.synthetic_hook, spec, service)
+    if missing:
+        raise UsageError(missing)
+
+
+class Overridden(CheckFailed):
+    """Another change moved the stack while this run went on (a `release rollback` from another terminal, say).
+    That change wins: any further update of this run (a step, a promotion, a flip back) would undo it."""
+
+
+@dataclass
+class Applied:
+    """What this run last applied of what it moves: the active colour, the canary weight, the candidate's image.
+
+    Read again before each update and at each look (the stack file, in-process: cheap), so that a change made
+    meanwhile stops the run instead of being walked over.
+    """
+
+    environments: Environments
+    now: Target
+    active: str
+    weight: int
+    image: str
+
+    def unchanged(self) -> None:
+        now = self.now
+        try:
+            fresh = target(self.environments, now.environment, now.service)
+        except (UsageError, StackError) as error:  # a stack file edited meanwhile into one no release can read
+            raise self._overridden(str(error)) from None
+        moved = [f"{what} {ours} -> {theirs}" for what, ours, theirs in (
+            ("active", self.active, fresh.active), ("canary.weight", self.weight, fresh.canary_weight),
+            (f"{now.standby}.image", self.image, fresh.images[now.standby])) if ours != theirs]
+        if moved:
+            raise self._overridden(", ".join(moved))
+
+    def _overridden(self, change: str) -> Overridden:
+        return Overridden(f"{self.now.service} in {self.now.environment} was changed by someone else while this run "
+                          f"went on ({change}): the run stops and leaves the stack as that change set it")
+
+
 # -- promote ----------------------------------------------------------------------------------------------------
 
-def verify(now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str, base_url: str) -> None:
+def verify(now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str, base_url: str, stop: Stop) -> None:
+    """Health endpoints and, for Pay-In and Pay-Out, the synthetic-transaction hook. A terminal's Ctrl-C reaches
+    the hook too and kills it: that is an interruption, not a failed check."""
+    stop.check()
     problems = health_problems(base_url, spec, options.request_timeout)
     hook = synthetic_problem(options.synthetic_hook, spec, service=now.service, environment=now.environment,
                              base_url=base_url, timeout=max(options.request_timeout, 60))
+    stop.check()
     if hook:
         problems.append(hook)
     if problems:
@@ -88,9 +137,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                          f"or `release rollback {environment} {service}` first")
     if now.images[now.active] == image:
         raise UsageError(f"{service} in {environment} already serves {image} from {now.active}")
-    missing = missing_hook(options.synthetic_hook, spec, service)
-    if missing:  # before the standby's update: a migrating service's new image cannot be taken back
-        raise UsageError(missing)
+    require_hook(options, spec, service)
     ready_for_release(environments, now)
     old, new, previous_image = now.active, now.standby, now.images[now.standby]
     # A service that migrates has applied the new image's migrations by the time it is verified; they are
@@ -102,25 +149,33 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                               colour=colour)
             for role, template, colour in (("preview", options.preview_url, new), ("active", options.active_url, new))}
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
+    applied = Applied(environments, now, active=old, weight=0, image=previous_image)
     try:
         if previous_image != image:
             updated(environments, now, {now.path(new, "image"): image}, f"promote {service}: {new} runs {image}")
+        applied.image = image
         say(f"verifying {new} at {urls['preview']}")
         try:
-            stop.check()
-            verify(now, spec, options, new, urls["preview"])
+            verify(now, spec, options, new, urls["preview"], stop)
             baseline = _baseline(prometheus, now, old, options)
-        except (CheckFailed, Interrupted) as failure:
+            stop.check()  # a Ctrl-C during the baseline's query: still before the switch
+            applied.unchanged()
+            updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
+        except Overridden:
+            raise
+        except (CheckFailed, Interrupted, StackError) as failure:  # a failed switch: its config was put back
             what = "interrupted before the switch" if isinstance(failure, Interrupted) else str(failure)
             if restorable:
                 undo(environments, now, {now.path(new, "image"): previous_image},
-                     f"promote {service}: verification stopped, {left_on}", failure,
+                     f"promote {service}: stopped before the switch, {left_on}", failure,
                      f"{what}; putting {previous_image} back on {new}",
                      f"traffic stays on {old} ({now.images[old]}), {new} keeps {image}")
             raise type(failure)(f"{what}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
-        updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
+        applied.active = new
         try:
-            watch(prometheus, now, spec, options, new, urls["active"], baseline, stop)
+            watch(prometheus, applied, spec, options, urls["active"], baseline, stop)
+        except Overridden:
+            raise
         except (CheckFailed, Interrupted) as failure:
             what = "interrupted during the watch" if isinstance(failure, Interrupted) else str(failure)
             undo(environments, now, {now.path("active"): old}, f"promote {service}: flip back to {old}", failure,
@@ -142,19 +197,25 @@ def _baseline(prometheus: Prometheus, now: Target, colour: str, options: Release
         raise CheckFailed(f"the watch cannot start: {error}") from None
 
 
-def watch(prometheus: Prometheus, now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str,
-          base_url: str, baseline: float | None, stop: Stop) -> None:
-    """Seed 000 §2/§4: health and the error rate of the new active colour; any failure flips back."""
+def watch(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: ReleaseOptions, base_url: str,
+          baseline: float | None, stop: Stop) -> None:
+    """Seed 000 §2/§4: health and the error rate of the new active colour; any failure flips back.
+
+    Without a baseline (the old colour served nothing before the switch) the new colour is held to 0%: the
+    +0.5 pp limit is then absolute, where no baseline at all would judge nothing and always promote.
+    """
+    now, colour = applied.now, applied.active
     deadline = time.monotonic() + options.watch
     say(f"watching {colour} for {options.watch:g}s (health at {base_url}, errors against a baseline of "
-        f"{'no data' if baseline is None else f'{baseline * 100:.2f}%'})")
+        f"{'0% (no data before the switch)' if baseline is None else f'{baseline * 100:.2f}%'})")
     while True:
+        applied.unchanged()
         problems = health_problems(base_url, spec, options.request_timeout)
         if problems:
             raise CheckFailed(f"{colour} failed its health checks during the watch: " + "; ".join(problems))
         try:
-            reading = judge(prometheus.error_ratio(now.namespace, now.service, colour, options.window), baseline,
-                            options.watch_threshold_pp)
+            reading = judge(prometheus.error_ratio(now.namespace, now.service, colour, options.window),
+                            0.0 if baseline is None else baseline, options.watch_threshold_pp)
         except PrometheusError as error:
             raise CheckFailed(str(error)) from None
         left = deadline - time.monotonic()
@@ -179,33 +240,38 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
                          f"{now.canary_weight}%; finish it or `release rollback {environment} {service}` first")
     if now.images[stable] == image:
         raise UsageError(f"{service} in {environment} already serves {image} from {stable}")
+    require_hook(options, spec, service)
     ready_for_release(environments, now)
+    preview = options.url(options.preview_url, service=service, namespace=now.namespace, environment=environment,
+                          colour=candidate)
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
-    weight, candidate_image = now.canary_weight, now.images[candidate]  # as applied: what a failure leaves
+    applied = Applied(environments, now, active=stable, weight=now.canary_weight, image=now.images[candidate])
     try:
-        if now.images[candidate] != image:
+        if applied.image != image:
             updated(environments, now, {now.path(candidate, "image"): image},
                     f"canary {service}: {candidate} runs {image}, weight 0")
-        candidate_image = image
-        problems = health_problems(options.url(options.preview_url, service=service, namespace=now.namespace,
-                                               environment=environment, colour=candidate),
-                                   spec, options.request_timeout)
-        if problems:
-            raise CheckFailed(f"{candidate} is not healthy before the first step: " + "; ".join(problems))
-        steps = remaining_steps(now.steps, weight)
+        applied.image = image
+        say(f"verifying {candidate} at {preview}")
+        verify(now, spec, options, candidate, preview, stop)
+        steps = remaining_steps(now.steps, applied.weight)
         baseline: float | None = None
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
             stop.check()
+            applied.unchanged()
             updated(environments, now, {now.path("canary", "weight"): str(step)},
-                    f"canary {service}: weight {weight}% -> {step}%" if step != weight else
+                    f"canary {service}: weight {applied.weight}% -> {step}%" if step != applied.weight else
                     f"canary {service}: weight {step}% again, to bake it")
-            weight = step
-            baseline = bake(prometheus, now, options, number, step, candidate, stable, baseline, stop)
+            applied.weight = step
+            baseline = bake(prometheus, applied, options, number, baseline, stop)
         stop.check()
+        applied.unchanged()
         updated(environments, now, {now.path("active"): candidate, now.path("canary", "weight"): "0"},
                 f"canary {service}: promoted, active {stable} -> {candidate}, weight 0")
-        weight = 0
+        applied.weight = 0
+    except Overridden:
+        raise
     except (CheckFailed, Interrupted, PrometheusError, StackError) as failure:
+        weight, candidate_image = applied.weight, applied.image  # as applied: what a failure leaves
         engine_state = ""
         if isinstance(failure, StackError) and stop.event.is_set():  # Ctrl-C reached the engine too
             engine_state, failure = f"{failure}; ", Interrupted()
@@ -220,10 +286,10 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
             if not weight:
                 raise
             raise StackError(f"{failure}; rolled back to weight 0, {where}") from None
+        back = "rolled back to weight 0" if weight else "weight 0"
         if isinstance(failure, Interrupted):
-            back = "rolled back to weight 0" if weight else "weight 0"
             raise Interrupted(f"{engine_state}interrupted at weight {weight}%: {back}, {where}") from None
-        raise CheckFailed(f"{failure}; rolled back to weight 0, {where}") from None
+        raise CheckFailed(f"{failure}; {back}, {where}") from None
     finally:
         prometheus.close()
     say(f"promoted: {service} in {environment} serves {image} from {candidate}; {stable} keeps "
@@ -242,19 +308,22 @@ def undo(environments: Environments, now: Target, changes: dict[str, str], messa
         raise kind(f"{undoing} failed too ({error}): {left}") from None
 
 
-def bake(prometheus: Prometheus, now: Target, options: ReleaseOptions, number: int, weight: int, candidate: str,
-         stable: str, baseline: float | None, stop: Stop) -> float | None:
-    """One step's bake: a look every interval; a failed reading ends it at once, and the last one must pass.
+def bake(prometheus: Prometheus, applied: Applied, options: ReleaseOptions, number: int, baseline: float | None,
+         stop: Stop) -> float | None:
+    """The bake of the step at ``applied.weight``: a look every interval; a failed reading ends it at once, and the
+    last one must pass.
 
     No data is shown as such and does not end the bake, but a bake that ends without data does not promote:
     a canary needs evidence. Returns the stable colour's last ratio, the baseline once it takes no traffic.
     """
+    now, weight, candidate, stable = applied.now, applied.weight, applied.now.standby, applied.now.active
     deadline = time.monotonic() + options.bake
     reading: GateReading | None = None
     while True:
         left = deadline - time.monotonic()
         stop.sleep(min(options.interval, max(0.0, left)))
         left = deadline - time.monotonic()
+        applied.unchanged()
         reading = prometheus.gate(now.namespace, now.service, candidate, stable, options.window,
                                   options.canary_threshold_pp, fallback_baseline=baseline)
         if reading.baseline is not None:

@@ -3,7 +3,7 @@
     release status [--format table|json|prometheus] [--output FILE]
     release rollback <env> <service>
     release promote <env> <service> <image> [--synthetic-hook CMD] [--watch 5m]
-    release canary <env> <service> <image> [--bake 15m] [--interval 1m]
+    release canary <env> <service> <image> [--synthetic-hook CMD] [--bake 15m] [--interval 1m]
 
 Every change is a `pulumi config set --path` on the environment's stack followed by an update, through the
 Automation API, so each one is in the stack's history. Exit status: 0 done; 1 a check failed (traffic stays on,

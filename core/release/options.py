@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
+import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from core.release.gate import CANARY_THRESHOLD_PP, WATCH_THRESHOLD_PP
@@ -16,6 +17,8 @@ from core.release.gate import CANARY_THRESHOLD_PP, WATCH_THRESHOLD_PP
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 TEMPLATE_FIELDS = ("service", "namespace", "environment", "colour")
+SAMPLE = {  # what a template is checked with before anything changes
+    "service": "payin-api", "namespace": "payments-dev", "environment": "dev", "colour": "blue"}
 
 
 class OptionsError(Exception):
@@ -62,12 +65,23 @@ class ReleaseOptions(BaseModel):
 
     @field_validator("preview_url", "active_url")
     @classmethod
-    def _known_placeholders(cls, template: str) -> str:
+    def _url_template(cls, template: str) -> str:
         for name in re.findall(r"{([^{}]*)}", template):
             if name not in TEMPLATE_FIELDS:
                 known = ", ".join("{%s}" % field for field in TEMPLATE_FIELDS)
                 raise ValueError(f"unknown placeholder {{{name}}}; use {known}")
+        try:
+            url = template.format(**SAMPLE)
+        except ValueError as error:  # a brace left open: format's own words
+            raise ValueError(f"'{template}' is not a URL template: {error}") from None
+        _check_url(url, template)
         return template
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, url: str) -> str:
+        _check_url(url, url)
+        return url
 
     @field_validator("window")
     @classmethod
@@ -89,3 +103,14 @@ class ReleaseOptions(BaseModel):
     def url(self, template: str, *, service: str, namespace: str, environment: str, colour: str) -> str:
         return template.format(service=service, namespace=namespace, environment=environment,
                                colour=colour).rstrip("/")
+
+
+def _check_url(url: str, shown: str) -> None:
+    """An http(s) URL with a host, as httpx reads it. A typo (a letter O in a port) would otherwise be found only
+    when the URL is first asked: for the active URL after the switch, for Prometheus after a canary's first step."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise ValueError(f"'{shown}' is not a URL: {error}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"'{shown}' is not a URL: expected http:// or https:// and a host")

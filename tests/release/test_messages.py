@@ -1,18 +1,22 @@
 """What release says, without the engine: when the update that undoes a failed step fails too (the first failure
 keeps its exit status, and the message says where the stack was left and what finishes the job), which
-services need the synthetic-transaction hook, and a stack file edited by hand."""
+services need the synthetic-transaction hook, a stack file edited by hand, and the promote and canary walks on a
+stack file in memory (Ctrl-C, a failed switch, a URL typo, no baseline, a change from another terminal)."""
 
 from __future__ import annotations
 
 from concurrent.futures import Future
+from typing import Callable
 
 import pytest
 
-from release_infra_tools.probes import PrometheusError, missing_hook, synthetic_problem
+from core.release.options import OptionsError, ReleaseOptions
+from release_infra_tools import promotion
+from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, missing_hook, synthetic_problem
 from release_infra_tools.promotion import undo
-from release_infra_tools.release import CheckFailed, Interrupted, Target, UsageError, rollback
+from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, rollback
 from release_infra_tools.stacks import StackError, Update
-from tests.support.stacks import catalogue
+from tests.support.stacks import ROOT, catalogue
 
 LOCKED = "stack dev is locked by another update"
 
@@ -167,3 +171,184 @@ def test_a_whole_number_written_as_a_float_is_a_percentage_as_the_program_reads_
     stack.services["payin-api"]["canary"] = {"weight": 5.0}  # type: ignore[index]
     rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
     assert stack.asked == [{"services.payin-api.canary.weight": "0"}]
+
+
+# -- the walks, on a stack file in memory --------------------------------------------------------------------------
+
+M_ACTIVE = "registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"
+M_STANDBY = "registry.pay.internal/merchant-api:d0e1f2a-v3.0.9"
+M_NEW, P_NEW = "registry.pay.internal/merchant-api:f00baa1-v3.2.0", "registry.pay.internal/payin-api:6f7a8b9-v2.5.0"
+
+
+class Walked(StackFile):
+    """Blue active, green the standby; each update is recorded and applied, except one that changes ``refused``,
+    which fails as a held lock makes it fail (its config put back)."""
+
+    def __init__(self, service: str, active: str, standby: str, refused: str | None = None) -> None:
+        super().__init__({service: {"active": "blue", "blue": {"image": active}, "green": {"image": standby}}})
+        self.service, self.refused, self.asked = service, refused, []  # type: str, str | None, list[dict[str, str]]
+
+    def pending_operations(self, environment: str) -> list[str]:
+        return []
+
+    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None,
+               check: object = None) -> Update:
+        self.asked.append(dict(changes))
+        if self.refused in changes:
+            raise StackError(LOCKED)
+        for path, value in changes.items():
+            self.set(path, value)
+        return Update(1.0, {"update": 1})
+
+    def set(self, path: str, value: str) -> None:
+        """As an update applies it; a test also calls it for another terminal's change."""
+        node = self.services
+        *parents, last = path.split(".")[1:]
+        for part in parents:
+            node = node.setdefault(part, {})  # type: ignore[assignment, attr-defined]
+        node[last] = value
+
+
+class Readings(Prometheus):
+    """Each colour's error ratio (None: no data), or a function called at each query."""
+
+    def __init__(self, **ratios: float | None | Callable[[], float | None]) -> None:
+        self.ratios = ratios
+
+    def error_ratio(self, namespace: str, service: str, colour: str, window: str) -> float | None:
+        ratio = self.ratios[colour]
+        return ratio() if callable(ratio) else ratio
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Healthy colours, and the error ratios a test gives."""
+    monkeypatch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: [])
+
+    def ratios(**given: float | None | Callable[[], float | None]) -> None:
+        monkeypatch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(**given))
+    ratios(blue=0.001, green=0.001)
+    return ratios
+
+
+def walk(command: str, stack: Walked, image: str, stop: Stop | None = None, **options: str) -> None:
+    """One bake look per step and one watch look, unless a test asks for more; no sleep."""
+    values = {"bake": "0", "watch": "0", "interval": "0", "preview_url": "http://preview",
+              "active_url": "http://active", **options}
+    run = promotion.promote if command == "promote" else promotion.canary
+    run(stack, ROOT, ReleaseOptions.build(**values), "dev", stack.service, image,  # type: ignore[arg-type]
+        stop or Stop())
+
+
+@pytest.mark.parametrize("during", ["health checks", "baseline query"])
+def test_ctrl_c_before_the_switch_stops_before_it_and_puts_the_standby_back(
+        probes: Callable[..., None], monkeypatch: pytest.MonkeyPatch, during: str) -> None:
+    stop, stack = Stop(), Walked("merchant-api", M_ACTIVE, M_STANDBY)
+
+    def ctrl_c(answer: object) -> Callable[..., object]:
+        return lambda *_: (stop.event.set(), answer)[1]
+    if during == "health checks":
+        monkeypatch.setattr(promotion, "health_problems", ctrl_c([]))
+    else:
+        probes(blue=ctrl_c(0.001), green=0.001)
+    with pytest.raises(Interrupted) as raised:
+        walk("promote", stack, M_NEW, stop)
+    assert str(raised.value) == (f"interrupted before the switch; traffic stays on blue ({M_ACTIVE}), green back on "
+                                 f"{M_STANDBY}")
+    assert stack.asked == [{"services.merchant-api.green.image": M_NEW},
+                           {"services.merchant-api.green.image": M_STANDBY}]
+
+
+def test_a_hook_that_ctrl_c_killed_is_an_interruption_not_a_failed_check(probes: Callable[..., None],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    stop, stack = Stop(), Walked("payin-api", BLUE, GREEN)
+
+    def killed_by_the_terminals_sigint(*_: object, **__: object) -> str:
+        stop.event.set()
+        return "synthetic-transaction hook failed (exit -2)"
+    monkeypatch.setattr(promotion, "synthetic_problem", killed_by_the_terminals_sigint)
+    with pytest.raises(Interrupted) as raised:
+        walk("promote", stack, P_NEW, stop, synthetic_hook="./synthetic.sh")
+    assert str(raised.value).startswith(f"interrupted before the switch; traffic stays on blue ({BLUE}), green keeps")
+    assert stack.asked == [{"services.payin-api.green.image": P_NEW}]  # its migrations ran: no way back
+
+
+@pytest.mark.parametrize(("option", "url", "port"), [("active_url", "http://{service}.{namespace}.svc:808O", "808O"),
+                                                     ("prometheus_url", "http://prometheus.svc:9O90", "9O90")])
+def test_a_url_typo_is_bad_input_before_anything_changes(option: str, url: str, port: str) -> None:
+    with pytest.raises(OptionsError) as raised:
+        ReleaseOptions.build(**{option: url})
+    assert str(raised.value) == f"--{option.replace('_', '-')}: '{url}' is not a URL: Invalid port: '{port}'"
+
+
+def test_a_url_httpx_cannot_read_is_a_probes_failure_not_an_escape_past_the_flip_back() -> None:
+    assert health_problems("http://active:808O", catalogue().services["merchant-api"], 1)[0] == (
+        "http://active:808O/health/ready: InvalidURL")
+    prometheus = Prometheus("http://prometheus:9O90", 1)
+    with pytest.raises(PrometheusError, match="^Prometheus at http://prometheus:9O90 cannot be queried: InvalidURL$"):
+        prometheus.error_ratio("payments-dev", "merchant-api", "green", "5m")
+    prometheus.close()
+
+
+def test_a_rollback_from_another_terminal_stops_the_canary_without_another_update(
+        probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+
+    def canary_ratio() -> float:
+        if stack.services["merchant-api"]["canary"]["weight"] == "25":  # type: ignore[index]
+            stack.set("services.merchant-api.canary.weight", "0")  # `release rollback` in another terminal
+        return 0.002
+    probes(blue=0.001, green=canary_ratio)
+    with pytest.raises(CheckFailed) as raised:
+        walk("canary", stack, M_NEW)
+    assert str(raised.value) == ("merchant-api in dev was changed by someone else while this run went on "
+                                 "(canary.weight 25 -> 0): the run stops and leaves the stack as that change set it")
+    assert [list(changes.values())[0] for changes in stack.asked] == [M_NEW, "5", "25"]
+
+
+def test_a_rollback_during_the_watch_is_neither_flipped_over_nor_reported_as_promoted(
+        probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+
+    def green_ratio() -> float:
+        stack.set("services.merchant-api.active", "blue")  # `release rollback` in another terminal
+        return 0.001
+    probes(blue=0.001, green=green_ratio)
+    with pytest.raises(CheckFailed) as raised:  # the second look sees it
+        walk("promote", stack, M_NEW, watch="10s", interval="10ms")
+    assert "(active green -> blue): the run stops and leaves the stack as that change set it" in str(raised.value)
+    assert stack.asked == [{"services.merchant-api.green.image": M_NEW}, {"services.merchant-api.active": "green"}]
+
+
+def test_without_a_baseline_the_watch_holds_the_new_colour_to_zero(probes: Callable[..., None]) -> None:
+    probes(blue=None, green=0.40)  # the old colour served nothing before the switch
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW)
+    assert str(raised.value) == ("green broke the error-rate gate during the watch: errors 40.00% vs baseline 0.00% "
+                                 f"(limit +0.5 pp): fail; flipped back: traffic on blue ({M_ACTIVE})")
+    assert stack.asked[-1] == {"services.merchant-api.active": "blue"}
+
+
+def test_a_failed_switch_puts_the_standby_back_and_says_where_traffic_is(probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY, refused="services.merchant-api.active")
+    with pytest.raises(StackError) as raised:
+        walk("promote", stack, M_NEW)
+    assert str(raised.value) == f"{LOCKED}; traffic stays on blue ({M_ACTIVE}), green back on {M_STANDBY}"
+    assert stack.asked == [{"services.merchant-api.green.image": M_NEW}, {"services.merchant-api.active": "green"},
+                           {"services.merchant-api.green.image": M_STANDBY}]
+
+
+def test_a_payments_canary_runs_the_synthetic_hook_before_its_first_step(probes: Callable[..., None]) -> None:
+    refused = Walked("payin-api", BLUE, GREEN)
+    with pytest.raises(UsageError, match="^payin-api is a payin service: the standard requires synthetic"):
+        walk("canary", refused, P_NEW)
+    stack = Walked("payin-api", BLUE, GREEN)
+    with pytest.raises(CheckFailed) as raised:
+        walk("canary", stack, P_NEW, synthetic_hook="false")
+    assert str(raised.value) == ("green failed verification: synthetic-transaction hook failed (exit 1); weight 0, "
+                                 f"all traffic on blue ({BLUE}); green keeps {P_NEW}")
+    assert (refused.asked, stack.asked) == ([], [{"services.payin-api.green.image": P_NEW}])
