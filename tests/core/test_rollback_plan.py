@@ -68,7 +68,8 @@ CANARY_PLAN = """\
 
 - **Canary**: blue, the standby (`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`), gets 5% of payin-api's gateway \
 traffic, up from 0%.
-- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), `prod-gateway-deployment` (Deployment).
+- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), `prod-alerting-payin-api-rules` \
+(PrometheusRule), `prod-gateway-deployment` (Deployment).
 
 To roll back, set the canary weight back to 0%:
 
@@ -363,10 +364,11 @@ def other_changes(plan: str) -> list[str]:
 
 
 def canary_without_weight() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The captured canary preview with its weight unmoved (the gateway's new file as its old one, so no events
-    update either), and its gateway ConfigMap step to edit."""
+    """The captured canary preview with its weight unmoved (the gateway's new file as its old one, so no events or
+    alert rules update either), and its gateway ConfigMap step to edit."""
     preview = captured("canary")
-    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith("::prod-alerting-payin-api-deployment")]
+    preview["steps"] = [s for s in preview["steps"] if not s["urn"].endswith(
+        ("::prod-alerting-payin-api-deployment", "::prod-alerting-payin-api-rules"))]
     config = step(preview, "prod-gateway-config")
     config["newState"]["inputs"]["data"] = copy.deepcopy(config["oldState"]["inputs"]["data"])
     return preview, config
@@ -385,7 +387,8 @@ def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> No
     gateway = step(preview, "prod-gateway-deployment")["newState"]["inputs"]
     gateway["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] = "gateway-config-0123456789"
     plan = plan_of(preview)
-    assert "- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).\n" in plan  # not the pods
+    assert ("- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), "
+            "`prod-alerting-payin-api-rules` (PrometheusRule).\n") in plan  # not the pods
     assert "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations" in plan
 
 
@@ -412,7 +415,8 @@ def test_a_gateway_setting_changed_with_a_canary_step_is_another_change() -> Non
     krakend(step(preview, "prod-gateway-config"), "newState", lambda document: document.update(timeout="30000ms"))
     plan = plan_of(preview)
     assert "- **Canary**: blue, the standby" in plan
-    assert "- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents).\n" in plan  # not the pods
+    assert ("- Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), "
+            "`prod-alerting-payin-api-rules` (PrometheusRule).\n") in plan  # not the pods
     assert "pulumi config set --path 'services.payin-api.canary.weight' 0\n" in plan
     assert other_changes(plan) == ["- `prod-gateway-config` (ConfigMap): `data.krakend.json.timeout`",
                                    GATEWAY_PODS_ROLL]
