@@ -18,7 +18,7 @@ from core.names import EnvironmentName
 from core.policy.history import accumulate, first_served, previous_history
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -46,7 +46,7 @@ class ServiceHistory(_Output):
     ran: list[str] = Field(description="Images that have run on a colour with pods, oldest first (at most 100).")
     served: list[str] = Field(description=(
         "Images that have been the active colour, oldest first (at most 100); a service's first update counts an "
-        "older standby image as the release the active one replaced."))
+        "older standby image as the release the active one replaced (since 1.2)."))
 
 
 class ServiceOutput(_Output):
@@ -67,7 +67,7 @@ class MigrationOutput(_Output):
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.1"] = Field(
+    schema_version: Literal["1.2"] = Field(
         description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
     environment: EnvironmentName
     namespace: str

@@ -12,6 +12,7 @@ import pulumi
 from core.catalogue import Catalogue
 from core.errors import ConfigError, Problem
 from core.policy.clock import CLOCK_VARIABLE, pinned_time, refuse_pinned_clock
+from core.policy.history import with_first_served
 from core.policy.rules import evaluate
 from core.policy.settings import PREFIX, UPSTREAM, load_policy
 from core.settings import StackSettings
@@ -36,7 +37,7 @@ def check(settings: StackSettings, config: Mapping[str, Any], catalogue: Catalog
             raise refuse_pinned_clock(settings.stack, pinned, settings.cluster.context)
         pulumi.log.warn(f"{CLOCK_VARIABLE}={pinned} pins the release-policy clock: the train, no-deploy days, "
                         "freezes and emergency records are judged at that time, not now")
-    previous = previous_outputs()
+    previous = dict(with_first_served(previous_outputs()))
     upstream = _upstream_outputs(settings.stack, policy.upstream_stack)
     for report in evaluate(settings, policy, catalogue, previous, upstream, now):
         pulumi.log.warn(report)

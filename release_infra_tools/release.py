@@ -193,8 +193,8 @@ def _refuse_unless_earlier(environments: Environments, now: Target) -> None:
     """A second rollback would put the newer release back on traffic: the standby must run an earlier release than
     the active colour, one that served this environment before it (the stack's `history.served`), by the rule the
     release policy and the deployment events use."""
-    from core.policy.history import is_earlier_release, previous_history  # the flip's path only
-    services = environments.outputs(now.environment).get("services")
+    from core.policy.history import is_earlier_release, previous_history, with_first_served  # the flip's path only
+    services = with_first_served(environments.outputs(now.environment)).get("services")
     served = previous_history(services.get(now.service) if isinstance(services, dict) else None)[1]
     back_to, active = now.images[now.standby], now.images[now.active]
     if not is_earlier_release(back_to, active, served):

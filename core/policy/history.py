@@ -53,6 +53,30 @@ def accumulate(before: list[str], now: Iterable[str]) -> list[str]:
     return result[-HISTORY_LIMIT:]
 
 
+def with_first_served(outputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``outputs`` as schema 1.2 writes them. Before 1.2 a service's first record held only its active image; a
+    service whose traffic has not moved since still has that history alone, and going back to the older standby it
+    kept would not be a rollback. Such a history gets first_served's, once: the next update writes it back."""
+    version = str(outputs.get("schema_version", ""))
+    services = outputs.get("services")
+    if version not in ("1.0", "1.1") or not isinstance(services, Mapping):
+        return outputs
+    upgraded = {}
+    for name, service in services.items():
+        history = service.get("history") if isinstance(service, Mapping) else None
+        colours = service.get("colours") if isinstance(service, Mapping) else None
+        served = _strings(history.get("served")) if isinstance(history, Mapping) else []
+        if isinstance(colours, Mapping) and len(served) == 1:
+            active = colours.get(service.get("active_colour"))
+            standby = [colour.get("image") for key, colour in colours.items()
+                       if key != service.get("active_colour") and isinstance(colour, Mapping)]
+            if isinstance(active, Mapping) and image_key(str(active.get("image"))) == image_key(served[0]):
+                service = {**service, "history": {**history, "served": first_served(
+                    next(iter(_strings(standby)), None), served[0])}}
+        upgraded[name] = service
+    return {**outputs, "services": upgraded}
+
+
 def first_served(standby: str | None, active: str) -> list[str]:
     """What a service's first record takes to have served, oldest first: the active image, after the standby's when
     that is an older version. In the standard's blue/green process the older standby is the release the active one

@@ -104,22 +104,20 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
     for name, release in settings.services.items():
         before = mapping(previous.get("services")).get(name)
         spec = catalogue.services.get(name)
-        if spec is None or spec.risk != Risk.HIGH:
+        if spec is None or spec.risk != Risk.HIGH or not isinstance(before, Mapping):
             continue
         steps = release.canary.steps
         schedule = " -> ".join(f"{step}%" for step in steps)
-        skipped = [step for step in DEFAULT_CANARY_STEPS if step not in steps]
-        if skipped:  # a schedule may add steps, never leave out the standard's
-            problems.append(Problem(path("services", name, "canary", "steps"), steps,
-                                    f"{name} is high-risk: its canary walks every step of the standard "
-                                    f"({' -> '.join(f'{step}%' for step in DEFAULT_CANARY_STEPS)}, seed 000 §2) and "
-                                    f"may add more; this schedule leaves out "
-                                    f"{', '.join(f'{step}%' for step in skipped)}"))
-        if not isinstance(before, Mapping):
-            continue
         standby = release.standby_colour
         carried = _weight_on(before, standby, str(release.image(standby)))
         if release.canary.weight > carried:
+            skipped = [step for step in DEFAULT_CANARY_STEPS if step not in steps]
+            if skipped:  # walked forward: a schedule may add steps, never leave out the standard's
+                standard = " -> ".join(f"{step}%" for step in DEFAULT_CANARY_STEPS)
+                problems.append(Problem(path("services", name, "canary", "steps"), steps,
+                                        f"{name} is high-risk: its canary walks every step of the standard "
+                                        f"({standard}, seed 000 §2) and may add more; this schedule leaves out "
+                                        f"{', '.join(f'{step}%' for step in skipped)}"))
             expected = next(step for step in steps if step > carried)
             if release.canary.weight != expected:
                 problems.append(Problem(path("services", name, "canary", "weight"), release.canary.weight,

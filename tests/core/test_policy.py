@@ -11,7 +11,7 @@ import pytest
 from core.errors import ConfigError
 from core.outputs import stack_outputs
 from core.policy.clock import pinned_time
-from core.policy.history import is_earlier_release
+from core.policy.history import is_earlier_release, with_first_served
 from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import TrainWindow, load_policy
 from tests.support.stacks import TRAIN, catalogue, delete_path, set_path, settings, stack_config, upstream_outputs
@@ -227,6 +227,23 @@ def test_a_rollback_passes_on_any_day() -> None:
     assert judge("prod", prod_with("services.payin-api.active", "blue"), outputs("prod"), FRIDAY) == []
 
 
+def test_a_rollback_passes_on_outputs_written_before_schema_1_2() -> None:
+    """Before 1.2 a service's first record held its active image alone: going back to the older standby it kept is
+    still a rollback, on a Friday and for Pay-In with no canary; the update writes the history 1.2 keeps."""
+    legacy = outputs("prod")
+    legacy["schema_version"] = "1.1"
+    for service in legacy["services"].values():
+        service["history"]["served"] = [service["colours"][service["active_colour"]]["image"]]
+    flip = prod_with("services.payin-api.active", "blue")
+    assert judge("prod", flip, dict(with_first_served(legacy)), FRIDAY) == []
+    assert outputs("prod", flip, dict(with_first_served(legacy)))["services"]["payin-api"]["history"]["served"] == [
+        "registry.pay.internal/payin-api:9f8e7d6-v2.2.4", "registry.pay.internal/payin-api:a1b2c3d-v2.3.0"]
+    moved = copy.deepcopy(legacy)  # a history that knows more is read as it is
+    moved["services"]["payin-api"]["history"]["served"].insert(0, "registry.pay.internal/payin-api:0000000-v2.2.0")
+    assert with_first_served(moved)["services"]["payin-api"] == moved["services"]["payin-api"]
+    assert with_first_served(outputs("prod")) == outputs("prod")
+
+
 def test_rolling_forward_again_is_a_change() -> None:
     rolled_back = prod_with("services.payin-api.active", "blue")
     message = refusal("prod", stack_config("prod"), outputs("prod", rolled_back, outputs("prod")), FRIDAY)
@@ -259,7 +276,10 @@ def test_an_older_version_that_never_served_is_a_release_not_a_rollback() -> Non
 @pytest.mark.parametrize(("steps", "accepted"), [
     ([5, 25, 50, 100], True), ([1, 5, 10, 25, 50, 75, 100], True), ([5, 50, 100], False), ([1, 100], False)])
 def test_a_high_risk_canary_walks_every_step_of_the_standard(steps: list[int], accepted: bool) -> None:
-    config = prod_with("services.payin-api.canary", {"steps": steps})
+    """Judged when the canary walks forward: a schedule alone, a no-change update or a rollback is no step."""
+    config = prod_with("services.payin-api.canary", {"steps": steps, "weight": steps[0]})
+    unchanged = prod_with("services.payin-api.canary", {"steps": steps})
+    assert judge("prod", unchanged, outputs("prod", unchanged), FRIDAY) == []
     if accepted:
         assert judge("prod", config, outputs("prod"), TRAIN) == []
     else:
