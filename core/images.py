@@ -19,7 +19,7 @@ _REFERENCE = re.compile(
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>[^@]+))?$"
 )
 _BUILD_TAG = re.compile(r"^(?P<git_sha>[0-9a-f]{7,40})-v(?P<version>.+)$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 RELEASE_TAG = re.compile(r"^v(?P<version>\d+\.\d+\.\d+)$")
 
@@ -85,7 +85,7 @@ class ImageReference(BaseModel):
         if problem:
             raise ValueError(problem)
         digest = match["digest"]
-        if digest is not None and not _DIGEST.match(digest):
+        if digest is not None and not DIGEST.match(digest):
             raise ValueError("digest must be sha256: followed by 64 lowercase hex digits")
         return {"registry": match["registry"], "repository": match["repository"], "tag": match["tag"], "digest": digest}
 

@@ -3,9 +3,9 @@
 A release here is config: an image per colour, which colour is active and the canary weight. Comparing the state
 before an update with the state after it tells what happened:
 
-- the active colour moves to a newer release: the deployment succeeded (a promotion, or a finished canary);
-- the active colour moves to an earlier release (core.policy.history.is_earlier_release: an older version, or an
-  earlier build of the same version, by the order the builds first served): a rollback;
+- the active colour moves to another release: the deployment succeeded (a promotion, or a finished canary);
+- the active colour moves to an earlier release (core.policy.history.is_earlier_release: one that served before the
+  active one first did, by the order the builds first served): a rollback;
 - the canary weight goes down on an unchanged standby build: a rollback of the canary;
 - only the standby's image changes: a deployment started (the new build is up, not yet taking traffic);
 - a service appears: it is live for the first time, which is a successful deployment too.

@@ -49,6 +49,7 @@ FOR = {
     "ServiceMemoryHigh": "15m",
     "ServiceMemoryTrendingUp": "15m",
     "ServiceUnreachable": "2m",
+    "CanaryColourUnreachable": "2m",
     "StandbyColourDown": "5m",
     "MetricsNotReporting": "5m",
     "ServiceMetricsMissing": "10m",
@@ -376,20 +377,19 @@ class _Rules:
             up = f"up{{{self.sel(color=colour)}}}"
             return f"max by (namespace, app, color) ({up}) == 0 or absent({up})"
 
-        if weight:  # a canary: the standby takes a share of the gateway's requests, so its pods serve too
-            result = [self.alert(
-                "ServiceUnreachable", f"{down(active)} or {down(standby)}", "critical",
-                f"{svc} in {env}: no pod of {{{{ $labels.color }}}}, which takes traffic, answers",
-                f"No pod of {svc}-{{{{ $labels.color }}}} answers its metrics scrape (or none exists): requests to it "
-                f"fail. The Service routes to the active colour {active}; the gateway sends a share of {svc}'s "
-                f"requests to the canary colour {standby}.")]
-        else:
-            result = [self.alert(
-                "ServiceUnreachable", down(active), "critical",
-                f"{svc} in {env}: no pod of the active colour {active} answers",
-                f"No pod of {svc}-{active}, the colour the Service routes to, answers its metrics scrape (or none "
-                f"exists): requests to {svc} fail.",
-                color=active)]
+        result = [self.alert(
+            "ServiceUnreachable", down(active), "critical",
+            f"{svc} in {env}: no pod of the active colour {active} answers",
+            f"No pod of {svc}-{active}, the colour the Service routes to, answers its metrics scrape (or none "
+            f"exists): requests to {svc} fail.",
+            color=active)]
+        if weight:  # the canary colour takes a share of the gateway's requests: its pods serve too
+            result.append(self.alert(
+                "CanaryColourUnreachable", down(standby), "critical",
+                f"{svc} in {env}: no pod of the canary colour {standby} answers",
+                f"No pod of {svc}-{standby} answers its metrics scrape (or none exists), and the gateway sends it a "
+                f"share of {svc}'s requests: those fail. Roll the canary back.",
+                color=standby))
         if self.release.standby.policy == "warm" and not weight:
             result.append(self.alert(
                 "StandbyColourDown", down(standby),

@@ -69,7 +69,7 @@ def release_changes(settings: StackSettings, previous: Mapping[str, Any]) -> lis
 
 def is_rollback(before: Mapping[str, Any], image: str, colour: Colour) -> bool:
     """Traffic goes back to ``colour``, which still runs ``image``, an earlier release than the active one (see
-    history.is_earlier_release: an older version, or an earlier build of the same version)."""
+    history.is_earlier_release: one that served this environment before the active one first did)."""
     colours = mapping(before.get("colours"))
     active = mapping(colours.get(before.get("active_colour"))).get("image")
     if mapping(colours.get(colour)).get("image") != image or not isinstance(active, str):

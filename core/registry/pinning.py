@@ -10,16 +10,14 @@ this module stays pure.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Mapping
 
 from core.errors import ConfigError, Problem
-from core.images import ImageReference
+from core.images import DIGEST, ImageReference
 from core.registry.digests import KEY, PREFIX, ImageDigests
 from core.settings import COLOURS, StackSettings
 from core.validation import key_path
 
-SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 Pins = dict[tuple[str, ...], str]
 """(service, colour) -> digest for the Deployments; a config key path's parts -> digest for other images."""
 
@@ -102,7 +100,7 @@ def _refusal(image: ImageReference, digest: str | None, earlier: str | None,
     does not have, or one overwritten since the config pinned it or the last update ran it (tags are immutable)."""
     if digest is None:
         return f"tag not found in the registry {registry_url}: push the image first or correct the tag"
-    if not SHA256.fullmatch(digest):
+    if not DIGEST.match(digest):
         return (f"the registry {registry_url} answered the digest {digest!r}; Deployments are pinned by sha256 "
                 "digests only (push the image with a sha256 digest, or turn lookups off)")
     if image.digest and image.digest != digest:

@@ -404,17 +404,18 @@ def run_groups(promtool: str, service: Service, tmp_path: Path) -> subprocess.Co
 
 @pytest.mark.parametrize("weight", [5, 100])
 def test_during_a_canary_both_colours_are_watched_as_serving(weight: int, promtool: str, tmp_path: Path) -> None:
-    """The canary colour takes gateway traffic, so no pod of it answering is the critical page, not the standby's
-    warning; the active colour still serves the Service's own callers."""
+    """The canary colour takes gateway traffic, so no pod of it answering is a page, not the standby's warning;
+    the active colour is watched as always (it still serves the Service's own callers)."""
     service = canary_service(weight)
     assert "StandbyColourDown" not in service.rules
     minutes = 20
-    for down, up in ((service.standby, service.active), (service.active, service.standby)):
-        service.fires("ServiceUnreachable", [service.up(down, 0, minutes), service.up(up, 1, minutes)], 0,
-                      service.labels(color=down))
-        service.fires("ServiceUnreachable", [service.up(up, 1, minutes)], 0, service.labels(color=down))
-    service.silent("ServiceUnreachable", [service.up(service.active, 1, minutes),
-                                          service.up(service.standby, 1, minutes)], 0)
+    # Its own alert: ServiceUnreachable inhibits the service's other pages, which still matter while the active
+    # colour serves.
+    for alert, down, up in (("CanaryColourUnreachable", service.standby, service.active),
+                            ("ServiceUnreachable", service.active, service.standby)):
+        service.fires(alert, [service.up(down, 0, minutes), service.up(up, 1, minutes)], 0, service.labels(color=down))
+        service.fires(alert, [service.up(up, 1, minutes)], 0, service.labels(color=down))
+        service.silent(alert, [service.up(down, 1, minutes), service.up(up, 0, minutes)], 0)
     result = run_groups(promtool, service, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
 
