@@ -82,6 +82,11 @@ class BlueGreenService(pulumi.ComponentResource):
                                     opts=pulumi.ResourceOptions(
                                         parent=self, aliases=[pulumi.Alias(name=before)] if before != secret_name
                                         else None))
+        # The engine awaits the Job as long as it may run (the provider's own wait is 10 minutes): a longer
+        # migration would fail the update while it still ran, and the Deployments would not follow.
+        wait = f"{migration.job['spec']['activeDeadlineSeconds'] + 60}s"
         return k8s.batch.v1.Job(f"{name}-migration", metadata=migration.job["metadata"], spec=migration.job["spec"],
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[secret],
-                                                            retain_on_delete=keep_finished_jobs))
+                                                            retain_on_delete=keep_finished_jobs,
+                                                            custom_timeouts=pulumi.CustomTimeouts(create=wait,
+                                                                                                  update=wait)))

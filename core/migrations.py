@@ -10,6 +10,7 @@ rollback to the standby colour never meets a schema it cannot read.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -40,6 +41,7 @@ class PreviousRelease:
 
     images: dict[Colour, ImageReference]
     migrated: ImageReference | None
+    job: str | None = None  # the name of the Job that migrated it
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ def previous_releases(outputs: Mapping[str, Any]) -> dict[str, PreviousRelease]:
         service = services.get(name) or {}
         images = {colour: image for colour in COLOURS
                   if (image := _image((service.get("colours") or {}).get(colour, {}).get("image")))}
-        releases[name] = PreviousRelease(images, _image((migrated.get(name) or {}).get("image")))
+        record = migrated.get(name) or {}
+        job_name = record.get("job") if isinstance(record.get("job"), str) else None
+        releases[name] = PreviousRelease(images, _image(record.get("image")), job_name)
     return releases
 
 
@@ -87,7 +91,12 @@ def plan(settings: StackSettings, catalogue: Catalogue, previous: Mapping[str, P
                        if (name, colour) in (pins or {}) and unpinned(release.image(colour)) == unpinned(image)),
                       image.digest)
         runs = image.model_copy(update={"digest": digest})
-        migrations[name] = Migration(name, image, job(settings, name, spec, runs), database_secret(settings, spec))
+        before = previous.get(name)
+        # The Job that migrated this image keeps its name: a new name is a new Job, which would run the migrations
+        # again (names have changed over time: a candidate's carries its pre-release).
+        kept = before.job if before and before.migrated and unpinned(before.migrated) == unpinned(image) else None
+        migrations[name] = Migration(name, image, job(settings, name, spec, runs, kept),
+                                     database_secret(settings, spec))
     if problems:
         raise ConfigError(f'stack "{settings.stack}"', problems)
     return migrations
@@ -125,8 +134,10 @@ def _target(settings: StackSettings, name: str, release: ServiceRelease, migrati
     return target, problems
 
 
-def job(settings: StackSettings, name: str, spec: ServiceSpec, image: ImageReference) -> Manifest:
-    """A Job per image: its name carries the build, so a new image is a new Job and a flip keeps the old one."""
+def job(settings: StackSettings, name: str, spec: ServiceSpec, image: ImageReference,
+        kept_name: str | None = None) -> Manifest:
+    """A Job per image: its name carries the build, so a new image is a new Job and a flip keeps the old one.
+    ``kept_name``: the name of the Job that already migrated this image."""
     migrations = spec.migrations
     assert migrations is not None
     pod_labels = {**labels.common(settings), labels.APP: name, labels.TIER: MIGRATION_TIER,
@@ -147,7 +158,8 @@ def job(settings: StackSettings, name: str, spec: ServiceSpec, image: ImageRefer
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     return {
-        "metadata": {"name": job_name(name, image), "namespace": settings.namespace, "labels": pod_labels},
+        "metadata": {"name": kept_name or job_name(name, image), "namespace": settings.namespace,
+                     "labels": pod_labels},
         "spec": {
             "backoffLimit": BACKOFF_LIMIT,
             "activeDeadlineSeconds": migrations.deadline_seconds,
@@ -170,10 +182,14 @@ def job(settings: StackSettings, name: str, spec: ServiceSpec, image: ImageRefer
 def job_name(service: str, image: ImageReference) -> str:
     """<service>-migrate-<git-sha>[-<pre-release>], within the 63 characters a Job's name may have. A candidate and
     its release are often built from one commit (b7c8d9e-v1.9.0-rc.1, then b7c8d9e-v1.9.0): each is its own Job, as
-    a Job's template cannot change and a finished one may be kept."""
+    a Job's template cannot change and a finished one may be kept. A service name cut short carries a hash of the
+    whole, so that two long names with one beginning never share a Job."""
     prerelease = re.sub(r"[^a-z0-9.-]+", "-", (image.version.prerelease or "").lower())[:12].strip(".-")
     suffix = f"-migrate-{image.git_sha[:7]}" + (f"-{prerelease}" if prerelease else "")
-    return service[:63 - len(suffix)].rstrip("-") + suffix
+    if len(service) + len(suffix) <= 63:
+        return service + suffix
+    whole = hashlib.sha256(service.encode()).hexdigest()[:6]
+    return service[:63 - len(suffix) - 7].rstrip("-") + f"-{whole}" + suffix
 
 
 def database_secret(settings: StackSettings, spec: ServiceSpec) -> Manifest:

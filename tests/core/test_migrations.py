@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -171,9 +172,28 @@ def test_the_job_runs_the_new_image_once_with_restricted_security_and_the_databa
 
 def test_job_names_fit_kubernetes() -> None:
     image = ImageReference.parse("registry.pay.internal/a:0123456789abcdef-v1.0.0")
-    assert job_name("x" * 63, image) == "x" * 47 + "-migrate-0123456"
+    assert job_name("x" * 47, image) == "x" * 47 + "-migrate-0123456"
+    assert job_name("x" * 63, image) == "x" * 40 + "-" + hashlib.sha256(b"x" * 63).hexdigest()[:6] + "-migrate-0123456"
     candidate = ImageReference.parse("registry.pay.internal/a:0123456789abcdef-v1.0.0-RC-1.Build-with-a-long-name")
-    assert job_name("x" * 63, candidate) == "x" * 34 + "-migrate-0123456-rc-1.build-w"
+    assert len(job_name("x" * 63, candidate)) == 63
+    assert job_name("x" * 63, candidate).endswith("-migrate-0123456-rc-1.build-w")
+
+
+def test_two_long_service_names_with_one_beginning_get_two_jobs() -> None:
+    image = ImageReference.parse("registry.pay.internal/a:a1b2c3d-v1.0.0")
+    names = {job_name(f"merchant-settlement-reconciliation-export-service-{region}", image) for region in ("eu", "us")}
+    assert len(names) == 2 and all(len(name) <= 63 for name in names)
+
+
+def test_the_job_that_migrated_an_image_keeps_its_name() -> None:
+    """Names have changed over time (a candidate's now carries its pre-release): a new name would be a new Job,
+    which runs the migrations again, so an image already migrated keeps the Job that did it."""
+    before = outputs_of("dev")
+    before["migrations"]["payin-api"]["job"] = "payin-api-migrate-4d5e6f7"  # as an earlier version named it
+    assert migrate("dev", stack_config("dev"), before)["payin-api"].job["metadata"]["name"] == \
+        "payin-api-migrate-4d5e6f7"
+    assert migrate("dev", stack_config("dev"), {})["payin-api"].job["metadata"]["name"] == \
+        "payin-api-migrate-4d5e6f7-rc.3"
 
 
 def test_a_candidate_and_its_release_from_one_commit_are_two_jobs() -> None:

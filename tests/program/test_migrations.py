@@ -40,6 +40,9 @@ def test_a_promotion_registers_the_new_images_job_and_both_colours_wait_for_it()
     for colour in ("blue", "green"):
         assert job.urn in deployments[f"test-payin-api-{colour}"].dependencies
     assert after.result.migrations["payin-api"].image == NEW_PAYIN
+    # Awaited as long as the Job may run, past the provider's own 10 minutes.
+    deadline = int(job.inputs["spec"]["activeDeadlineSeconds"])
+    assert job.timeouts == (f"{deadline + 60}s", f"{deadline + 60}s")
 
 
 def test_a_flip_and_a_rollback_register_no_new_job() -> None:

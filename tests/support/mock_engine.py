@@ -24,6 +24,7 @@ class Registration:
     parent: str
     urn: str
     dependencies: tuple[str, ...] = ()
+    timeouts: tuple[str, str] = ("", "")  # customTimeouts: create, update
 
     @property
     def kind(self) -> str:
@@ -83,7 +84,7 @@ class _RecordingMonitor(MockMonitor):
             inputs = self.resources[response.urn].state
             self._run.registrations.append(Registration(
                 request.type, request.name, inputs, request.custom, request.parent, response.urn,
-                tuple(request.dependencies)))
+                tuple(request.dependencies), (request.customTimeouts.create, request.customTimeouts.update)))
         return response
 
 
