@@ -31,6 +31,7 @@ DnsLabel = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
 # at most 63 characters, starting with a letter), beside the gateway's own Services.
 PREVIEW_SUFFIX = "-preview"  # the standby colour's Service: <service>-preview (core.blue_green.service_name)
 RESERVED_SERVICE_NAMES = ("gateway", "gateway-preview")
+ENVIRONMENT_SCOPE = "environment"  # the key of the environment's own alert rules beside each service's
 CATALOGUE_FILE = "catalogue.yaml"  # at the project's root: every stack is built from the one catalogue
 CATALOGUE_VARIABLE = "RELEASE_INFRA_CATALOGUE"  # another catalogue, for benchmarks and experiments
 
@@ -49,6 +50,8 @@ def _service_name(value: str) -> str:
                          f"{value}{PREVIEW_SUFFIX} stays within the 63 a Kubernetes name may have")
     if value in RESERVED_SERVICE_NAMES:
         raise ValueError(f"is the name of a gateway Service; {' and '.join(RESERVED_SERVICE_NAMES)} are reserved")
+    if value == ENVIRONMENT_SCOPE:
+        raise ValueError("names the environment's own alert rules (the Watchdog), which would replace the service's")
     return value
 
 
@@ -119,9 +122,14 @@ class Health(Strict):
         return path
 
 
+# The most one container may have: the environment's LimitRange refuses a pod past it (core.environment).
+CONTAINER_MAX_CPU_MILLICORES, CONTAINER_MAX_MEMORY_MIB = 4000, 8192
+
+
 class Quantity(Strict):
-    cpu_millicores: int = Field(ge=10, le=64000, description="CPU in millicores (1000 = one core).")
-    memory_mib: int = Field(ge=16, le=262144, description="Memory in MiB.")
+    cpu_millicores: int = Field(ge=10, le=CONTAINER_MAX_CPU_MILLICORES,
+                                description="CPU in millicores (1000 = one core).")
+    memory_mib: int = Field(ge=16, le=CONTAINER_MAX_MEMORY_MIB, description="Memory in MiB.")
 
 
 class Resources(Strict):

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from core import labels
-from core.catalogue import Catalogue
+from core.catalogue import CONTAINER_MAX_CPU_MILLICORES, CONTAINER_MAX_MEMORY_MIB, Catalogue
 from core.settings import Access, EnvironmentKind, StackSettings
 
 Manifest = dict[str, Any]
@@ -68,7 +68,8 @@ def limit_range(settings: StackSettings) -> Manifest:
             "type": "Container",
             "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
             "default": {"cpu": "500m", "memory": "256Mi"},
-            "max": {"cpu": "4", "memory": "8Gi"},
+            "max": {"cpu": str(CONTAINER_MAX_CPU_MILLICORES // 1000),
+                    "memory": f"{CONTAINER_MAX_MEMORY_MIB // 1024}Gi"},  # the catalogue's ceiling too
         }]},
     }
 

@@ -330,6 +330,10 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
                                 "KUBECONFIG)"))
     if settings.replicas < _minimum_replicas(settings):
         problems.append(Problem(_path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))
+    if settings.gateway.replicas < _minimum_replicas(settings):  # its disruption budget lets one pod go at a time
+        problems.append(Problem(_path("gateway", "replicas"), settings.gateway.replicas,
+                                "prod runs at least 2 gateway pods: a node drain takes one at a time, and one alone "
+                                "would take every prod request with it"))
     for name in settings.services:
         problems += _check_service(settings, name, catalogue, now)
     return problems

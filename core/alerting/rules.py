@@ -14,7 +14,7 @@ from typing import Any
 from core import labels
 from core.alerting.events import EventKind
 from core.alerting.settings import AlertingSettings
-from core.catalogue import Catalogue, ServiceSpec
+from core.catalogue import ENVIRONMENT_SCOPE, Catalogue, ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
 from core.settings import StackSettings
 
@@ -62,7 +62,7 @@ def rule_specs(settings: StackSettings, alerting: AlertingSettings, catalogue: C
     """PrometheusRule specs keyed by service, plus ``environment`` for the Watchdog."""
     specs = {service: service_rules(settings, alerting, service, catalogue.services[service])
              for service in settings.services}
-    specs["environment"] = environment_rules(settings)
+    specs[ENVIRONMENT_SCOPE] = environment_rules(settings)
     return specs
 
 

@@ -79,6 +79,16 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
      "database Secret of payin-api; each service that migrates needs its own"),
     (lambda raw: raw["services"]["payin-api"]["health"].update(readiness="ready"),
      'catalogue.yaml:services.payin-api.health.readiness = "ready": must be an absolute path starting with /'),
+    (lambda raw: raw["services"].update({"environment": raw["services"]["merchant-api"]}),
+     'catalogue.yaml:services.environment = "environment": names the environment\'s own alert rules (the Watchdog), '
+     "which would replace the service's"),
+    # The namespace's LimitRange refuses a container past 4 CPUs or 8 GiB: its pods would never start.
+    (lambda raw: raw["services"]["payin-api"]["resources"]["limits"].update(cpu_millicores=6000),
+     "catalogue.yaml:services.payin-api.resources.limits.cpu_millicores = 6000: input should be less than or equal "
+     "to 4000"),
+    (lambda raw: raw["services"]["payin-api"]["resources"]["limits"].update(memory_mib=12288),
+     "catalogue.yaml:services.payin-api.resources.limits.memory_mib = 12288: input should be less than or equal to "
+     "8192"),
 ])
 def test_bad_catalogue_fails_with_the_file_and_key(tmp_path: Path, change: Callable[[dict], None],
                                                    expected: str) -> None:

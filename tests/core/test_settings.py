@@ -64,6 +64,9 @@ BAD_CONFIG = [
      'release-infra:replicas = 1: prod runs at least 2 replicas per colour'),
     ('prod', 'services.payin-api.replicas', 1,
      'release-infra:services.payin-api.replicas = 1: prod runs at least 2 replicas per colour'),
+    ('prod', 'gateway.replicas', 1,
+     'release-infra:gateway.replicas = 1: prod runs at least 2 gateway pods: a node drain takes one at a time, and '
+     'one alone would take every prod request with it'),
     ('dev', 'rollback_window_minutes', 30,
      'release-infra:rollback_window_minutes = 30: input should be greater than or equal to 60'),
     ('dev', 'cluster', {'context': ''},
