@@ -336,7 +336,24 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
                                 "would take every prod request with it"))
     for name in settings.services:
         problems += _check_service(settings, name, catalogue, now)
+    problems += _in_flight_problems(settings, catalogue)
     return problems
+
+
+def _in_flight_problems(settings: StackSettings, catalogue: Catalogue) -> list[Problem]:
+    """Seed 004: a pod stopped while it serves a request cuts it. After its drain a service's pod has the rest of
+    its grace period (catalogue shutdown) to finish what it serves, so that must cover the gateway's timeout."""
+    timeout = -(-settings.gateway.timeout_ms // 1000)  # whole seconds, rounded up
+    short = {name: shutdown.grace_seconds - shutdown.drain_seconds for name in settings.services
+             if name in catalogue.services
+             and (shutdown := catalogue.services[name].shutdown).grace_seconds - shutdown.drain_seconds < timeout}
+    if not short:
+        return []
+    return [Problem(_path("gateway", "timeout_ms"), settings.gateway.timeout_ms,
+                    f"a request may take {timeout}s, but after its drain a pod of "
+                    + ", ".join(f"{name} has {seconds}s" for name, seconds in sorted(short.items()))
+                    + " before it is stopped (catalogue shutdown): in-flight requests would be cut; lower the "
+                    "timeout or raise grace_seconds")]
 
 
 def _minimum_replicas(settings: StackSettings) -> int:

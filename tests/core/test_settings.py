@@ -64,6 +64,10 @@ BAD_CONFIG = [
      'release-infra:replicas = 1: prod runs at least 2 replicas per colour'),
     ('prod', 'services.payin-api.replicas', 1,
      'release-infra:services.payin-api.replicas = 1: prod runs at least 2 replicas per colour'),
+    ('test', 'gateway.timeout_ms', 60_000,
+     'release-infra:gateway.timeout_ms = 60000: a request may take 60s, but after its drain a pod of merchant-api '
+     'has 25s, payin-api has 35s, payout-api has 35s before it is stopped (catalogue shutdown): in-flight requests '
+     'would be cut; lower the timeout or raise grace_seconds'),
     ('prod', 'gateway.replicas', 1,
      'release-infra:gateway.replicas = 1: prod runs at least 2 gateway pods: a node drain takes one at a time, and '
      'one alone would take every prod request with it'),
