@@ -68,8 +68,8 @@ def previous_releases(outputs: Mapping[str, Any]) -> dict[str, PreviousRelease]:
         images = {colour: image for colour in COLOURS
                   if (image := _image((service.get("colours") or {}).get(colour, {}).get("image")))}
         record = migrated.get(name) or {}
-        job_name = record.get("job") if isinstance(record.get("job"), str) else None
-        releases[name] = PreviousRelease(images, _image(record.get("image")), job_name)
+        recorded_job = record.get("job") if isinstance(record.get("job"), str) else None
+        releases[name] = PreviousRelease(images, _image(record.get("image")), recorded_job)
     return releases
 
 

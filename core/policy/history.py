@@ -37,9 +37,7 @@ def previous_history(service: Any) -> tuple[list[str], list[str]]:
     active = colours.get(service.get("active_colour"))
     active_image = active.get("image") if isinstance(active, Mapping) else None
     if "history" not in service and isinstance(active_image, str):  # outputs from before the history field
-        standby = [colour.get("image") for name, colour in colours.items()
-                   if name != service.get("active_colour") and isinstance(colour, Mapping)]
-        served = first_served(next(iter(_strings(standby)), None), active_image)
+        served = first_served(_standby_image(service), active_image)
     return accumulate(ran, _strings(running)), accumulate(served, _strings([active_image]))
 
 
@@ -68,13 +66,18 @@ def with_first_served(outputs: Mapping[str, Any]) -> Mapping[str, Any]:
         served = _strings(history.get("served")) if isinstance(history, Mapping) else []
         if isinstance(colours, Mapping) and len(served) == 1:
             active = colours.get(service.get("active_colour"))
-            standby = [colour.get("image") for key, colour in colours.items()
-                       if key != service.get("active_colour") and isinstance(colour, Mapping)]
             if isinstance(active, Mapping) and image_key(str(active.get("image"))) == image_key(served[0]):
-                service = {**service, "history": {**history, "served": first_served(
-                    next(iter(_strings(standby)), None), served[0])}}
+                service = {**service, "history": {**history, "served": first_served(_standby_image(service),
+                                                                                     served[0])}}
         upgraded[name] = service
     return {**outputs, "services": upgraded}
+
+
+def _standby_image(service: Mapping[str, Any]) -> str | None:
+    """The image on the colour that is not active, in a service's outputs."""
+    colours = service.get("colours") if isinstance(service.get("colours"), Mapping) else {}
+    return next(iter(_strings([colour.get("image") for name, colour in colours.items()
+                               if name != service.get("active_colour") and isinstance(colour, Mapping)])), None)
 
 
 def first_served(standby: str | None, active: str) -> list[str]:
