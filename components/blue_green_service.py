@@ -85,8 +85,12 @@ class BlueGreenService(pulumi.ComponentResource):
         # The engine awaits the Job as long as it may run (the provider's own wait is 10 minutes): a longer
         # migration would fail the update while it still ran, and the Deployments would not follow.
         wait = f"{migration.job['spec']['activeDeadlineSeconds'] + 60}s"
+        # A Job that already migrated its image is left as it ran: the provider replaces a Job whose template
+        # changes (new resources, say), which would run the migrations again, or, where finished Jobs are kept,
+        # fail to create one under the kept name. The next image's Job takes the change.
         return k8s.batch.v1.Job(f"{name}-migration", metadata=migration.job["metadata"], spec=migration.job["spec"],
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[secret],
                                                             retain_on_delete=keep_finished_jobs,
+                                                            ignore_changes=["spec"] if migration.applied else None,
                                                             custom_timeouts=pulumi.CustomTimeouts(create=wait,
                                                                                                   update=wait)))

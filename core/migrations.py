@@ -52,6 +52,7 @@ class Migration:
     image: ImageReference
     job: Manifest
     database_secret: Manifest
+    applied: bool = False  # the Job already ran for this image: it stays as it ran (a Job's template cannot change)
 
 
 def previous_releases(outputs: Mapping[str, Any]) -> dict[str, PreviousRelease]:
@@ -96,7 +97,7 @@ def plan(settings: StackSettings, catalogue: Catalogue, previous: Mapping[str, P
         # again (names have changed over time: a candidate's carries its pre-release).
         kept = before.job if before and before.migrated and unpinned(before.migrated) == unpinned(image) else None
         migrations[name] = Migration(name, image, job(settings, name, spec, runs, kept),
-                                     database_secret(settings, spec))
+                                     database_secret(settings, spec), applied=kept is not None)
     if problems:
         raise ConfigError(f'stack "{settings.stack}"', problems)
     return migrations

@@ -5,6 +5,8 @@ On the test stack: it has no upstream and no train, which are the release policy
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -102,3 +104,20 @@ def test_a_plain_database_url_beside_a_secret_one_is_refused(stack: Project) -> 
             "it") in output, output
     assert url not in output and "in-plain-sight" not in output
     stack.run("preview", "--stack", "test")  # the secret entry alone passes
+
+
+def test_new_resources_for_a_migrated_image_leave_its_job_alone(stack: Project, tmp_path: Path) -> None:
+    """A Job's template cannot change, so the provider would replace the Job: run the migrations again, or on a
+    cluster that keeps finished Jobs, fail to create one under the same name. The Job ran; the next image's takes
+    the new resources."""
+    catalogue = yaml.safe_load((ROOT / "catalogue.yaml").read_text())
+    catalogue["services"]["payout-api"]["resources"]["limits"]["memory_mib"] = 768
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(catalogue))
+    bigger = Project(stack.directory, dict(stack.env, RELEASE_INFRA_CATALOGUE=str(path)))
+    steps = {(step["op"], step["urn"].rsplit("::", 1)[-1])
+             for step in bigger.json("preview", "--json", "--stack", "test")["steps"] if step["op"] != "same"}
+    assert {("update", "test-payout-api-blue"), ("update", "test-payout-api-green")} <= steps, steps
+    assert not any("migration" in name for _, name in steps), steps
+    bigger.run("up", "--yes", "--stack", "test")
+    bigger.run("preview", "--expect-no-changes", "--stack", "test")

@@ -52,6 +52,16 @@ def test_a_flip_and_a_rollback_register_no_new_job() -> None:
     assert jobs(flipped) == jobs(before) == jobs(rolled_back)
 
 
+def test_only_a_job_yet_to_run_takes_changes_to_its_template() -> None:
+    """The provider replaces a Job whose template changes: for a Job that ran, that is its migrations again."""
+    promoted = update(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN),
+                      update(stack_config("test")))
+    assert promoted.named("test-payin-api-migration").ignore_changes == ()
+    again = update(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN), promoted)
+    assert again.named("test-payin-api-migration").ignore_changes == ("spec",)
+    assert again.named("test-payin-api-migration").inputs["metadata"]["name"] == "payin-api-migrate-5e6f7a8"
+
+
 def test_a_downgrade_migration_fails_before_anything_is_registered() -> None:
     promoted = update(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN),
                       update(stack_config("test")))

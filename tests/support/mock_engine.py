@@ -25,6 +25,7 @@ class Registration:
     urn: str
     dependencies: tuple[str, ...] = ()
     timeouts: tuple[str, str] = ("", "")  # customTimeouts: create, update
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -84,7 +85,8 @@ class _RecordingMonitor(MockMonitor):
             inputs = self.resources[response.urn].state
             self._run.registrations.append(Registration(
                 request.type, request.name, inputs, request.custom, request.parent, response.urn,
-                tuple(request.dependencies), (request.customTimeouts.create, request.customTimeouts.update)))
+                tuple(request.dependencies), (request.customTimeouts.create, request.customTimeouts.update),
+                tuple(request.ignoreChanges)))
         return response
 
 
