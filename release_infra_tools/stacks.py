@@ -7,6 +7,7 @@ When an update fails, the config it was given is put back, so the stack file alw
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from functools import cached_property
@@ -114,24 +115,26 @@ class Environments:
         except StackError as error:
             # A half-set change is another change: a canary's rollback (active and weight) with only the colour
             # set would promote the canary on the next update.
-            self._restore(environment, before, done)
+            self._put_back(environment, before, done, error)
             raise StackError(f"{error}; the config is as it was, nothing was updated") from None
         try:
             if check is not None:
                 check.result()
-        except BaseException:
-            self._restore(environment, before, done)
+        except BaseException as error:
+            self._put_back(environment, before, done, error)
             raise
         started = time.monotonic()
         try:
             result = self._up(environment, message)
         except auto.ConcurrentUpdateError:
-            self._restore(environment, before, changes)
-            raise StackError(f"stack {environment} is locked by another update; wait for it to finish, or if it "
-                             f"died, clear the lock with `pulumi cancel --stack {environment}`") from None
+            locked = (f"stack {environment} is locked by another update; wait for it to finish, or if it died, clear "
+                      f"the lock with `pulumi cancel --stack {environment}`")
+            self._put_back(environment, before, changes, locked)
+            raise StackError(locked) from None
         except auto.CommandError as error:
-            self._restore(environment, before, changes)
             reason = _engine_error(error)
+            partly = " after applying part of it" if reason == CANCELLED or _applied_some(error) else ""
+            self._put_back(environment, before, changes, f"update of {environment} failed{partly}: {reason}")
             if reason == CANCELLED:
                 raise StackError(self._reapply(environment, message, "was interrupted", "interrupted")) from None
             if _applied_some(error):  # a resource failed after others were changed: undo those too
@@ -158,13 +161,26 @@ class Environments:
         return (f"update of {environment} {what}: its config was put back and applied again, so the "
                 "stack is as it was before that update")
 
-    def _restore(self, environment: str, before: Mapping[str, Any], paths: Iterable[str]) -> None:
+    def _put_back(self, environment: str, before: Mapping[str, Any], paths: Iterable[str],
+                  failure: BaseException | str) -> None:
+        """Put the previous values of ``paths`` back after ``failure``. When the CLI cannot, nothing more may run
+        (a re-apply would apply the new config): the failure is raised with the commands that finish the job."""
+        left, reason = [], ""
         for path in paths:
             previous = _lookup(before, path)
-            if previous is not None:
-                self.workspace.set_config(environment, path, auto.ConfigValue(str(previous)), path=True)
-            else:
-                self.workspace.remove_config(environment, path, path=True)
+            try:
+                if previous is not None:
+                    self.workspace.set_config(environment, path, auto.ConfigValue(str(previous)), path=True)
+                else:
+                    self.workspace.remove_config(environment, path, path=True)
+            except auto.CommandError as error:
+                reason = reason or _engine_error(error)
+                left.append(f"pulumi config set --path {shlex.quote(path)} {shlex.quote(str(previous))} --stack "
+                            f"{environment}" if previous is not None else
+                            f"pulumi config rm --path {shlex.quote(path)} --stack {environment}")
+        if left:
+            raise StackError(f"{failure}; and the config could not be put back ({reason}): put it back with "
+                             + " and ".join(f"`{command}`" for command in left)) from None
 
     def _call(self, action, what: str):  # type: ignore[no-untyped-def]
         try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from release_infra_tools.release import UsageError
 from release_infra_tools.stacks import Environments, StackError
 from tests.release.conftest import ENVIRONMENT, RELEASE, SERVICE, SYNTHETIC_HOOK, release, services
 from tests.support.engine import Project
@@ -194,6 +196,35 @@ def test_a_change_the_cli_half_sets_is_put_back_whole_and_nothing_is_updated(dep
                                  "nothing was updated")
     assert config_get(deployed, f"services.{SERVICE}.active") == active
     assert stack_file.read_text() == before
+    assert len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT)) == updates
+
+
+def test_a_refusal_whose_config_cannot_be_put_back_says_both_and_how(deployed: Project,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check refuses while the stack file has become unreadable: the refusal stays the message, beside the
+    command that puts the config back, and nothing is updated."""
+    for name, value in deployed.env.items():
+        monkeypatch.setenv(name, value)
+    stack_file = deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml"
+    before, updates = stack_file.read_text(), len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
+    active = services(deployed)[SERVICE]["active_colour"]
+    standby = "green" if active == "blue" else "blue"
+
+    class Refusal(Future):  # type: ignore[type-arg]
+        def result(self, timeout: float | None = None) -> None:
+            stack_file.write_text("config: [an unclosed list\n")
+            raise UsageError("flipping to it is no rollback")
+
+    try:
+        with pytest.raises(StackError) as raised:
+            Environments(deployed.directory).update(ENVIRONMENT, {f"services.{SERVICE}.active": standby},
+                                                    "refused flip", check=Refusal())
+    finally:
+        stack_file.write_text(before)
+    message = str(raised.value)
+    assert message.startswith("flipping to it is no rollback; and the config could not be put back ("), message
+    assert message.endswith(f"put it back with `pulumi config set --path services.{SERVICE}.active {active} "
+                            f"--stack {ENVIRONMENT}`"), message
     assert len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT)) == updates
 
 
