@@ -21,7 +21,8 @@ from core.release.gate import GateReading, judge
 from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,
                                         synthetic_problem)
-from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, say, target, updated
+from release_infra_tools.release import (CheckFailed, Interrupted, Stop, Target, UsageError, refuse_unapplied, say,
+                                         target, updated)
 from release_infra_tools.stacks import Environments, StackError
 
 
@@ -48,7 +49,9 @@ def check_image(image: str, service: str) -> str:
 
 
 def ready_for_release(environments: Environments, now: Target) -> None:
-    """Refuse to start on a stack that a dead update left mid-operation, or a standby with no pods."""
+    """Refuse to start on a stack that a dead update left mid-operation, a stack file that is not what the stack
+    applied, or a standby with no pods."""
+    refuse_unapplied(now, environments.outputs(now.environment))
     pending = environments.pending_operations(now.environment)
     if pending:
         raise UsageError(f"stack {now.environment} has pending operations from an interrupted update "

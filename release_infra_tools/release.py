@@ -170,23 +170,35 @@ def updated(environments: Environments, now: Target, changes: dict[str, str], me
 # -- rollback ---------------------------------------------------------------------------------------------------
 
 def rollback(environments: Environments, environment: str, service: str) -> None:
-    """Fast and without checks: a running canary goes to weight 0, otherwise the active colour flips back."""
+    """Fast, with the checks read while the config is set: a running canary goes to weight 0, otherwise the active
+    colour flips back."""
     now = target(environments, environment, service)
-    if now.canary_weight:
-        updated(environments, now, {now.path("canary", "weight"): "0"},
-                f"rollback {service}: canary weight {now.canary_weight}% -> 0, all traffic on {now.active}",
-                fresh=True)
-        say(f"rolled back: {service} in {environment} serves from {now.active} ({now.images[now.active]})")
-        return
-    if now.standby_scaled_down:  # refused here, not by the program after a whole engine run
+    if now.standby_scaled_down and not now.canary_weight:  # refused here, not by the program after a whole run
         raise UsageError(f"the standby colour {now.standby} of {service} in {environment} is scaled down, so it has "
                          f"no pod to take traffic; set services.{service}.standby.policy to warm and `pulumi up` "
                          "first")
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the history is read while the colour is being set
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the outputs are read while the config is being set
+        if now.canary_weight:
+            updated(environments, now, {now.path("canary", "weight"): "0"},
+                    f"rollback {service}: canary weight {now.canary_weight}% -> 0, all traffic on {now.active}",
+                    fresh=True, check=pool.submit(lambda: refuse_unapplied(now, environments.outputs(environment))))
+            say(f"rolled back: {service} in {environment} serves from {now.active} ({now.images[now.active]})")
+            return
         check = pool.submit(_refuse_unless_earlier, environments, now)
         updated(environments, now, {now.path("active"): now.standby},
                 f"rollback {service}: active {now.active} -> {now.standby}", fresh=True, check=check)
     say(f"rolled back: {service} in {environment} serves from {now.standby} ({now.images[now.standby]})")
+
+
+def refuse_unapplied(now: Target, outputs: dict[str, Any]) -> None:
+    """A release applies its own change only: not a stack file behind another release, nor an edit not applied."""
+    from core.release.drift import unapplied  # the release paths only
+    differences = unapplied(now.config.get("services") or {}, outputs)
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        raise UsageError(f"Pulumi.{now.environment}.yaml is not what {now.environment}'s last update applied "
+                         f"({shown}): pull it if another release changed {now.environment}, or apply or revert "
+                         f"the edit (`pulumi preview --stack {now.environment}` shows it) first")
 
 
 def _refuse_unless_earlier(environments: Environments, now: Target) -> None:
@@ -194,7 +206,9 @@ def _refuse_unless_earlier(environments: Environments, now: Target) -> None:
     the active colour, one that served this environment before it (the stack's `history.served`), by the rule the
     release policy and the deployment events use."""
     from core.policy.history import is_earlier_release, previous_history, with_first_served  # the flip's path only
-    services = with_first_served(environments.outputs(now.environment)).get("services")
+    outputs = environments.outputs(now.environment)
+    refuse_unapplied(now, outputs)
+    services = with_first_served(outputs).get("services")
     served = previous_history(services.get(now.service) if isinstance(services, dict) else None)[1]
     back_to, active = now.images[now.standby], now.images[now.active]
     if not is_earlier_release(back_to, active, served):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timezone
 
 import pytest
 
 from core.outputs import stack_outputs
 from core.release.canary import Progress, remaining_steps
+from core.release.drift import unapplied
 from core.release.gate import error_ratio_query, judge, ratio_from_result
 from core.release.options import OptionsError, ReleaseOptions
 from core.release.status import StatusError, as_json, environment_status, metrics, table_rows
-from tests.support.stacks import STACKS, settings
+from tests.support.stacks import STACKS, settings, stack_config
 
 WHEN = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 
@@ -103,3 +105,39 @@ def test_a_canary_resumes_at_its_weight_and_bakes_it_again() -> None:
     assert remaining_steps([5, 25, 50, 100], 100) == [100]
     line = Progress(step=2, of=4, weight=25, left_seconds=754, reading=judge(0.01, 0.01, 1.0)).line()
     assert line == "step 2/4: weight 25%, bake 12m34s left, errors 1.00% vs baseline 1.00% (limit +1 pp): pass"
+
+
+def applied_outputs(stack: str = "dev") -> dict:
+    return stack_outputs(settings(stack)).model_dump(mode="json")
+
+
+def file_services(stack: str = "dev") -> dict:
+    return copy.deepcopy(stack_config(stack)["services"])
+
+
+def test_a_stack_file_that_is_what_was_applied_has_nothing_unapplied() -> None:
+    for stack in STACKS:
+        assert unapplied(file_services(stack), applied_outputs(stack)) == []
+    assert unapplied(file_services(), {}) == []  # a stack never updated
+
+
+def test_a_stale_or_edited_stack_file_names_every_release_field_that_differs() -> None:
+    services = file_services()
+    outputs = applied_outputs()
+    service = sorted(services)[0]
+    active = services[service]["active"]
+    other = "green" if active == "blue" else "blue"
+    services[service]["active"] = other
+    services[service][other]["image"] = "registry.pay.internal/x:1a2b3c4-v9.9.9"
+    services[service]["canary"] = {"weight": "25.0"}
+    removed = sorted(services)[1]
+    del services[removed]
+    services["new-api"] = {"active": "blue"}
+    assert unapplied(services, outputs) == sorted([
+        f"services.{service}.active: applied {active}, the file says {other}",
+        f"services.{service}.{other}.image: applied {outputs['services'][service]['colours'][other]['image']}, "
+        "the file says registry.pay.internal/x:1a2b3c4-v9.9.9",
+        f"services.{service}.canary.weight: applied 0, the file says 25",
+        f"services.{removed}: applied, the file removes it",
+        "services.new-api: not applied yet, the file adds it",
+    ], key=lambda line: line.split(":")[0].split(".")[1])

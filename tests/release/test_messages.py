@@ -79,6 +79,14 @@ class StackFile:
     def update(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("a hand-edited stack file must not be updated")
 
+    def outputs(self, environment: str) -> dict[str, object]:
+        """What the stack applied is what its file says: the fields a release compares."""
+        return {"services": {name: {"active_colour": release["active"],  # type: ignore[index]
+                                    "colours": {colour: {"image": release[colour]["image"]}  # type: ignore[index]
+                                                for colour in ("blue", "green")},
+                                    "canary_weight": int(float((release.get("canary") or {}).get("weight", 0)))}  # type: ignore[attr-defined]
+                             for name, release in self.services.items()}}
+
 
 BLUE, GREEN = "registry.pay.internal/payin-api:4d5e6f7-v2.4.0", "registry.pay.internal/payin-api:3c4d5e6-v2.3.0"
 REBUILD = "registry.pay.internal/payin-api:5e6f7a8-v2.3.0"
@@ -115,7 +123,9 @@ class Deployed(StackFile):
         self.served, self.asked = served, []  # type: list[str], list[dict[str, str]]
 
     def outputs(self, environment: str) -> dict[str, object]:
-        return {"services": {"payin-api": {"history": {"ran": self.served, "served": self.served}}}}
+        applied = super().outputs(environment)
+        applied["services"]["payin-api"]["history"] = {"ran": self.served, "served": self.served}  # type: ignore[index]
+        return applied
 
     def update(self, environment: str, changes: dict[str, str], message: str, before: object = None,
                check: Future[None] | None = None) -> Update:
@@ -139,6 +149,23 @@ def test_a_second_rollback_is_refused_rather_than_putting_the_newer_release_back
         f"blue of payin-api in dev runs {BLUE}, not an earlier release than the active green ({GREEN}): flipping "
         "to it is no rollback (was it rolled back already?); to release it again with its checks: "
         f"`release promote dev payin-api {BLUE}`")
+    assert stack.asked == []
+
+
+def test_a_canary_rollback_from_a_stale_stack_file_is_refused() -> None:
+    """Another terminal's rollback already took the canary to 0 and flipped the service: from this file, weight 0
+    would be applied with the active colour the other operator left."""
+    stack = Deployed("blue", [GREEN, BLUE])
+    applied = stack.outputs("dev")
+    applied["services"]["payin-api"]["active_colour"] = "green"  # type: ignore[index]
+    stack.outputs = lambda environment: applied  # type: ignore[method-assign]
+    stack.services["payin-api"]["canary"] = {"weight": 25}  # type: ignore[index]
+    with pytest.raises(UsageError) as raised:
+        rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "Pulumi.dev.yaml is not what dev's last update applied (services.payin-api.active: applied green, the file "
+        "says blue; services.payin-api.canary.weight: applied 0, the file says 25): pull it if another release "
+        "changed dev, or apply or revert the edit (`pulumi preview --stack dev` shows it) first")
     assert stack.asked == []
 
 

@@ -178,6 +178,35 @@ def test_a_stack_with_pending_operations_is_refused_before_anything_changes(depl
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
 
 
+@pytest.mark.parametrize("command", ["rollback", "promote"])
+def test_a_stack_file_that_is_not_what_the_stack_applied_is_refused_before_anything_changes(
+        deployed: Project, command: str) -> None:
+    """Another operator's rollback, applied from their checkout, is not in this stack file: a rollback or a
+    promotion from it would put the bad release back on traffic with its own change."""
+    stack_file = deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml"
+    before, updates = stack_file.read_text(), len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
+    other = next(name for name in services(deployed) if name != SERVICE)
+    applied = services(deployed)[other]["active_colour"]
+    stale = "green" if applied == "blue" else "blue"
+    deployed.run("config", "set", "--path", f"services.{other}.active", stale, "--stack", ENVIRONMENT)
+    edited = stack_file.read_text()
+    args = ("registry.pay.internal/payin-api:9a8b7c6-v9.0.0", f"--synthetic-hook={SYNTHETIC_HOOK}") \
+        if command == "promote" else ()
+    try:
+        run = release(deployed, command, ENVIRONMENT, SERVICE, *args)
+        after = stack_file.read_text()
+    finally:
+        stack_file.write_text(before)
+    assert run.code == 2, run.stdout + run.stderr
+    assert run.stderr.strip() == (
+        f"release {command}: Pulumi.{ENVIRONMENT}.yaml is not what {ENVIRONMENT}'s last update applied "
+        f"(services.{other}.active: applied {applied}, the file says {stale}): pull it if another release changed "
+        f"{ENVIRONMENT}, or apply or revert the edit (`pulumi preview --stack {ENVIRONMENT}` shows it) first")
+    assert after == edited, "the release changed nothing in the file"
+    assert len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT)) == updates
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+
+
 def test_a_change_the_cli_half_sets_is_put_back_whole_and_nothing_is_updated(deployed: Project,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Two paths, the second refused by `pulumi config set` itself: the first must not stay set, or a canary's
