@@ -27,7 +27,8 @@ def images(repositories: int, builds: int) -> list[Image]:
     for r in range(repositories):
         for i in range(builds):
             release = (f"v1.{i}.0",) if i % (builds // 20 or 1) == 0 and i // (builds // 20 or 1) < 20 else ()
-            result.append(Image(f"service-{r:02d}", (f"{r:02x}{i:05x}-v1.{i}.0", *release), T0 + timedelta(hours=i)))
+            build = f"{r:02x}{i:05x}-v1.{i}.0" + ("" if release else "-rc.1")  # a candidate, or the release
+            result.append(Image(f"service-{r:02d}", (build, *release), T0 + timedelta(hours=i)))
     return result
 
 

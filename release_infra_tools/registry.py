@@ -43,6 +43,7 @@ class _Retryable(Exception):
 class Manifest:
     digest: str
     config_digest: str | None  # None for an image index (multi-platform), which has no config of its own
+    children: tuple[str, ...] = ()  # an image index: the digests of the platform images it lists
 
 
 class ChallengeAuth(httpx.Auth):
@@ -194,8 +195,11 @@ class RegistryClient:
         self._expect(response, 200, f"GET manifest {repository}:{tag}")
         digest = response.headers.get("docker-content-digest") or \
             "sha256:" + hashlib.sha256(response.content).hexdigest()
-        config = (response.json().get("config") or {}).get("digest")
-        return Manifest(digest, config)
+        document = response.json()
+        config = (document.get("config") or {}).get("digest")
+        children = tuple(entry["digest"] for entry in document.get("manifests") or []
+                         if isinstance(entry, dict) and isinstance(entry.get("digest"), str))
+        return Manifest(digest, config, children)
 
     def digest(self, repository: str, tag: str) -> str | None:
         """The tag's manifest digest from one HEAD (Docker-Content-Digest); None when the registry has no such tag.

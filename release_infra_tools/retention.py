@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,6 +51,7 @@ class Run:
     requests: int
     seconds: float
     warnings: list[str]
+    skipped: list[str] = field(default_factory=list)  # repositories left alone mid-apply: the run is incomplete
 
     def report(self, applied: bool) -> dict[str, Any]:
         return {
@@ -65,7 +66,7 @@ class Run:
                 } for plan in self.plans},
             "deleted": len(self.deleted), "already_gone": len(self.already_gone),
             "examined_tags": self.examined_tags, "requests": self.requests, "seconds": round(self.seconds, 3),
-            "warnings": self.warnings,
+            "warnings": self.warnings, "skipped": self.skipped,
         }
 
 
@@ -112,7 +113,7 @@ def scan(client: RegistryClient, repository: str, tags: list[str], workers: int)
         manifests = list(pool.map(lambda tag: client.manifest(repository, tag), tags))
         configs = sorted({m.config_digest for m in manifests if m is not None and m.config_digest})
         created = dict(zip(configs, pool.map(lambda config: client.created(repository, config), configs)))
-    return [TaggedImage(tag, manifest.digest, created.get(manifest.config_digest or ""))
+    return [TaggedImage(tag, manifest.digest, created.get(manifest.config_digest or ""), manifest.children)
             for tag, manifest in zip(tags, manifests) if manifest is not None]  # None: tag of a deleted manifest
 
 
@@ -127,7 +128,7 @@ def run(client: RegistryClient, policy: RetentionPolicy, protected: list[Protect
                              "are named after services, e.g. payin-api); nothing was deleted")
     scanned = {name: scan(client, name, listed[name] or [], workers) for name in names}
     plans = [plan_repository(name, scanned[name], protected, policy) for name in names]  # all before any delete
-    deleted, gone = [], []
+    deleted, gone, skipped = [], [], []  # type: list[tuple[str, str]], list[tuple[str, str]], list[str]
     warnings = list(warnings or [])
     if apply:
         for index, plan in enumerate(plans):
@@ -136,14 +137,20 @@ def run(client: RegistryClient, policy: RetentionPolicy, protected: list[Protect
             now = client.tags(plan.repository) or []
             if set(now) != {image.tag for image in scanned[plan.repository]}:
                 # Tags changed since the scan (a push, a retag): decide this repository again on what is there now.
-                plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, now, workers),
-                                                      protected, policy)
+                try:
+                    plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, now,
+                                                                                workers), protected, policy)
+                except RetentionError as error:  # other repositories may be cleaned already: report, go on
+                    skipped.append(plan.repository)
+                    warnings.append(f"{str(error).removesuffix('; nothing was deleted')} (tags changed during "
+                                    "the run): nothing deleted there")
+                    continue
                 warnings.append(f"{plan.repository}: tags changed during the run; planned again")
             for verdict in sorted(plan.deleted, key=lambda v: v.digest):
                 (deleted if client.delete(plan.repository, verdict.digest) else gone).append(
                     (plan.repository, verdict.digest))
     return Run(plans, deleted, gone, sum(len(images) for images in scanned.values()), client.requests,
-               time.monotonic() - started, warnings)
+               time.monotonic() - started, warnings, skipped)
 
 
 def credentials(file: Path | None) -> tuple[str | None, str | None]:
@@ -223,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(_text(report))
+    if result.skipped:
+        print(f"release-infra-retention: error: {', '.join(result.skipped)} left as they were (see the warnings); "
+              "the other repositories were cleaned as reported", file=sys.stderr)
+        return 1
     return 0
 
 

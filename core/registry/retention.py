@@ -4,13 +4,19 @@ The unit is the image, i.e. the manifest digest: deleting is by digest, and a di
 with it. A digest is kept when any of these holds, whatever its age:
 
 * it is one of the newest ``keep_last`` build images (a digest with at least one ``<git-sha>-v<semver>`` tag);
-* it carries a release tag (``v<semver>``);
-* an environment runs it (a protected reference names its repository and tag, or its digest).
+* it is release-tagged: a build tag of a release version (``a1b2c3d-v2.3.0``; a pre-release such as
+  ``-rc.1`` is not one) or a bare ``v<semver>`` tag;
+* an environment runs it (a protected reference names its repository and tag, or its digest);
+* a kept image index (a multi-platform image) lists it: deleting a platform's image under a running index would
+  fail every pull of that index.
 
 Everything else is deleted. "Newest" orders build images by the image config's ``created`` time, newest first;
 ties (two builds in the same second) go to the higher semantic version among the image's build tags, then to the
 greater digest, so the order is total and the same on every run. An image whose config has no creation time
-cannot be ordered: it is kept and does not count towards ``keep_last``. A tag that is neither a build nor a release
+cannot be ordered: it is kept and does not count towards ``keep_last``; so is one whose time is a reproducible
+build's placeholder (before 2000, usually 1970-01-01), which says nothing about when it was pushed. An index has no
+config: it takes the newest time of the platform images it lists, and those follow their index rather than count
+on their own. A tag that is neither a build nor a release
 tag (``latest``, a branch name) is not something the standard produces: the plan refuses to run rather than guess.
 
 Deleting only images outside the newest ``keep_last`` leaves the newest ``keep_last`` unchanged, so running the
@@ -20,7 +26,7 @@ plan again after a partial run deletes exactly what remains of the first plan: t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 import semver
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from core.settings import StackSettings
 
 DEFAULT_KEEP_LAST = 20
+PLACEHOLDER_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)  # reproducible builds write 1970-01-01
 
 
 class RetentionError(Exception):
@@ -51,6 +58,7 @@ class TaggedImage:
     tag: str
     digest: str
     created: datetime | None
+    children: tuple[str, ...] = ()  # an image index: the digests of the platform images it lists
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class Verdict:
     tags: list[str]
     created: datetime | None
     reasons: list[str] = field(default_factory=list)
+    children: tuple[str, ...] = ()
 
     @property
     def keep(self) -> bool:
@@ -88,6 +97,12 @@ class RepositoryPlan:
 
     def surviving_tags(self) -> set[str]:
         return {tag for verdict in self.kept for tag in verdict.tags}
+
+
+def is_release(tag: str) -> bool:
+    """A release's tag: a build of a version without a pre-release, or a bare v<MAJOR.MINOR.PATCH>."""
+    version = build_version(tag)
+    return bool(RELEASE_TAG.match(tag)) if version is None else not version.prerelease
 
 
 def tag_kind(tag: str) -> str:
@@ -113,23 +128,31 @@ def plan_repository(repository: str, images: Iterable[TaggedImage], protected: I
             tag_kind(image.tag)
         except RetentionError as error:
             problems.append(str(error))
-        verdict = by_digest.setdefault(image.digest, Verdict(image.digest, [], image.created))
+        verdict = by_digest.setdefault(image.digest, Verdict(image.digest, [], _dated(image.created), [],
+                                                             image.children))
         verdict.tags.append(image.tag)
     if problems:
         raise RetentionError(f"repository '{repository}': " + "; ".join(problems) + "; nothing was deleted")
     for verdict in by_digest.values():
         verdict.tags.sort()
+    listed = {child for verdict in by_digest.values() for child in verdict.children}
+    for verdict in by_digest.values():
+        if verdict.children and verdict.created is None:  # an index is as new as its newest platform image
+            times = [by_digest[child].created for child in verdict.children if child in by_digest]
+            verdict.created = max((time for time in times if time is not None), default=None)
 
     ordered = sorted((v for v in by_digest.values() if v.created is not None), key=_newest_first)
-    builds = [v for v in ordered if any(tag_kind(tag) == "build" for tag in v.tags)]
+    builds = [v for v in ordered if v.digest not in listed and any(tag_kind(tag) == "build" for tag in v.tags)]
     for rank, verdict in enumerate(builds[:policy.keep_last], start=1):
         verdict.reasons.append(f"newest build {rank} of {len(builds)} (keep_last {policy.keep_last})")
     for verdict in by_digest.values():
-        if verdict.created is None:
-            verdict.reasons.append("image config has no creation time, so it cannot be ordered")
-        for tag in verdict.tags:
-            if tag_kind(tag) == "release":
-                verdict.reasons.append(f"release tag {tag}")
+        if verdict.created is None and not verdict.children:
+            verdict.reasons.append("image config has no creation time (or a reproducible build's placeholder), "
+                                   "so it cannot be ordered")
+        elif verdict.created is None:
+            verdict.reasons.append("image index whose platform images have no creation time, so it cannot be "
+                                   "ordered")
+        verdict.reasons += [f"release tag {tag}" for tag in verdict.tags if is_release(tag)]
 
     by_tag = {tag: verdict for verdict in by_digest.values() for tag in verdict.tags}
     for image in protected:
@@ -140,8 +163,20 @@ def plan_repository(repository: str, images: Iterable[TaggedImage], protected: I
                 if v is not None}
         for verdict in hits.values():
             verdict.reasons.append(f"runs in {image.where}")
+    for verdict in [v for v in by_digest.values() if v.keep and v.children]:
+        for child in verdict.children:
+            if child in by_digest:
+                by_digest[child].reasons.append(f"a platform image of the kept index {verdict.tags[0]}")
     undated = sorted((v for v in by_digest.values() if v.created is None), key=lambda v: v.digest)
     return RepositoryPlan(repository, ordered + undated)
+
+
+def _dated(created: datetime | None) -> datetime | None:
+    """A creation time that orders pushes; a reproducible build's placeholder does not."""
+    if created is None:
+        return None
+    aware = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+    return None if aware < PLACEHOLDER_BEFORE else created
 
 
 def _newest_first(verdict: Verdict) -> tuple:

@@ -21,8 +21,9 @@ def digest(n: int) -> str:
 
 
 def builds(count: int, start: int = 0) -> list[TaggedImage]:
-    """``count`` build images, the i-th created i minutes after T0 (so higher i is newer)."""
-    return [TaggedImage(f"{i:07x}-v1.0.{i}", digest(i), T0 + timedelta(minutes=i)) for i in range(start, start + count)]
+    """``count`` candidate builds (not releases), the i-th created i minutes after T0 (so higher i is newer)."""
+    return [TaggedImage(f"{i:07x}-v1.0.{i}-rc.1", digest(i), T0 + timedelta(minutes=i))
+            for i in range(start, start + count)]
 
 
 def protect(text: str, where: str = "prod payin-api blue") -> ProtectedImage:
@@ -34,7 +35,7 @@ def survivors(images: list[TaggedImage], protected: list[ProtectedImage] = (), k
 
 
 def tags(indices) -> set[str]:
-    return {f"{i:07x}-v1.0.{i}" for i in indices}
+    return {f"{i:07x}-v1.0.{i}-rc.1" for i in indices}
 
 
 @pytest.mark.parametrize("count", [0, 1, 19, 20])
@@ -54,14 +55,15 @@ def test_release_tags_keep_old_images():
 
 def test_an_old_image_that_prod_standby_runs_stays():
     images = builds(25)
-    plan = plan_repository("payin-api", images, [protect("registry.pay.internal/payin-api:0000003-v1.0.3")])
+    plan = plan_repository("payin-api", images, [protect("registry.pay.internal/payin-api:0000003-v1.0.3-rc.1")])
     assert plan.surviving_tags() == tags(range(5, 25)) | tags([3])
     [kept] = [v for v in plan.kept if v.digest == digest(3)]
     assert kept.reasons == ["runs in prod payin-api blue"]
 
 
 def test_a_protected_reference_of_another_repository_protects_nothing_here():
-    assert survivors(builds(21), [protect("registry.pay.internal/payout-api:0000000-v1.0.0")]) == tags(range(1, 21))
+    elsewhere = protect("registry.pay.internal/payout-api:0000000-v1.0.0-rc.1")
+    assert survivors(builds(21), [elsewhere]) == tags(range(1, 21))
 
 
 def test_a_protected_digest_keeps_its_image_whatever_the_tag():
@@ -70,23 +72,62 @@ def test_a_protected_digest_keeps_its_image_whatever_the_tag():
 
 
 def test_two_tags_on_one_digest_where_one_is_kept_keep_the_digest():
-    # 0000000-v1.0.0 is the oldest build and would go; the release tag on the same digest keeps both tags.
+    # 0000000-v1.0.0-rc.1 is the oldest build and would go; the release tag on the same digest keeps both tags.
     images = builds(21) + [TaggedImage("v1.0.0", digest(0), T0)]
     assert survivors(images) == tags(range(21)) | {"v1.0.0"}
 
 
 def test_ties_in_creation_time_go_to_the_higher_version_then_the_greater_digest():
-    images = [TaggedImage("aaaaaaa-v1.0.0", digest(1), T0), TaggedImage("bbbbbbb-v1.1.0", digest(2), T0),
-              TaggedImage("ccccccc-v1.1.0", digest(3), T0)]
+    images = [TaggedImage("aaaaaaa-v1.0.0-rc.1", digest(1), T0), TaggedImage("bbbbbbb-v1.1.0-rc.1", digest(2), T0),
+              TaggedImage("ccccccc-v1.1.0-rc.1", digest(3), T0)]
     plan = plan_repository("payin-api", images, [], RetentionPolicy(keep_last=1))
-    assert [v.tags for v in plan.verdicts] == [["ccccccc-v1.1.0"], ["bbbbbbb-v1.1.0"], ["aaaaaaa-v1.0.0"]]
-    assert plan.surviving_tags() == {"ccccccc-v1.1.0"}
+    assert [v.tags for v in plan.verdicts] == [["ccccccc-v1.1.0-rc.1"], ["bbbbbbb-v1.1.0-rc.1"],
+                                               ["aaaaaaa-v1.0.0-rc.1"]]
+    assert plan.surviving_tags() == {"ccccccc-v1.1.0-rc.1"}
 
 
 def test_an_image_without_a_creation_time_is_kept_and_not_counted():
-    images = builds(21) + [TaggedImage("ddddddd-v0.0.1", digest(500), None)]
+    images = builds(21) + [TaggedImage("ddddddd-v0.0.1-rc.1", digest(500), None)]
     plan = plan_repository("payin-api", images, [])
-    assert plan.surviving_tags() == tags(range(1, 21)) | {"ddddddd-v0.0.1"}
+    assert plan.surviving_tags() == tags(range(1, 21)) | {"ddddddd-v0.0.1-rc.1"}
+
+
+def test_a_build_of_a_release_version_is_release_tagged_and_kept_past_twenty_newer_builds():
+    """Seed 000 §11: a1b2c3d-v2.3.0 is the release image; its candidates (-rc.N) count only among the newest."""
+    images = [TaggedImage("a1b2c3d-v0.9.0", digest(900), T0 - timedelta(days=400))] + builds(21)
+    plan = plan_repository("payin-api", images, [])
+    assert plan.surviving_tags() == {"a1b2c3d-v0.9.0"} | tags(range(1, 21))
+    [release] = [v for v in plan.kept if v.digest == digest(900)]
+    assert release.reasons == ["release tag a1b2c3d-v0.9.0"]
+
+
+def test_a_reproducible_builds_placeholder_time_orders_nothing():
+    """Every image dated 1970-01-01: the newest push would rank by version and digest, and a hotfix on an older line
+    pushed last would go at once. Such images are kept, as undated ones are."""
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    images = [TaggedImage(f"{i:07x}-v2.5.0-rc.{i}", digest(i), epoch) for i in range(21)]
+    images.append(TaggedImage("fffffff-v2.4.1-rc.1", digest(99), epoch))
+    plan = plan_repository("payin-api", images, [])
+    assert plan.deleted == []
+    assert all("cannot be ordered" in verdict.reasons[0] for verdict in plan.kept)
+
+
+def test_the_platform_images_of_a_kept_index_stay_and_follow_it():
+    """`docker manifest create`: each platform pushed under its own tag, then the index under the release's. The
+    index has no config and runs in prod by digest; its platform images must outlive twenty newer builds."""
+    amd, arm, index = digest(801), digest(802), digest(800)
+    old = T0 - timedelta(days=30)
+    images = [TaggedImage("a1b2c3d-v2.3.0-rc.1-amd64", amd, old), TaggedImage("a1b2c3d-v2.3.0-rc.1-arm64", arm, old),
+              TaggedImage("a1b2c3d-v2.3.0-rc.1", index, None, (amd, arm))] + builds(20)
+    running = protect(f"registry.pay.internal/payin-api:a1b2c3d-v2.3.0-rc.1@{index}")
+    plan = plan_repository("payin-api", images, [running])
+    assert plan.deleted == []
+    [child] = [v for v in plan.kept if v.digest == amd]
+    assert child.reasons == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"]
+    [dated] = [v for v in plan.kept if v.digest == index]
+    assert dated.created == old and dated.reasons == ["runs in prod payin-api blue"]  # not among the newest 20
+    # Not running: the index is the 21st build and goes, with its platform images.
+    assert {v.digest for v in plan_repository("payin-api", images, []).deleted} == {index, amd, arm}
 
 
 @pytest.mark.parametrize("tag", ["latest", "main", "a1b2c3d-v2", "v2.3", "A1B2C3D-v1.0.0"])
@@ -140,8 +181,12 @@ def oracle_survivors(images: list[TaggedImage], protected: list[ProtectedImage],
         sha, _, version = tag.partition("-v")
         return bool(version) and all(c in "0123456789abcdef" for c in sha) and 7 <= len(sha) <= 40
 
-    def version_key(version):
-        return tuple(int(part) for part in version.split("."))
+    def version_key(version):  # only -rc.N pre-releases occur here; a release ranks above its candidates
+        release, _, candidate = version.partition("-rc.")
+        return (*(int(part) for part in release.split(".")), 0 if candidate else 1, int(candidate or 0))
+
+    def is_release(tag):
+        return not is_build(tag) or "-rc." not in tag
 
     digests = {image.digest for image in images}
     tags_of = {d: [i.tag for i in images if i.digest == d] for d in digests}
@@ -150,7 +195,7 @@ def oracle_survivors(images: list[TaggedImage], protected: list[ProtectedImage],
                 for d in digests if created[d] is not None and any(is_build(t) for t in tags_of[d])}
     keep = set()
     for d in digests:
-        if created[d] is None or any(not is_build(t) for t in tags_of[d]):  # release tags are the non-build ones
+        if created[d] is None or any(is_release(t) for t in tags_of[d]):
             keep.add(d)
         elif sum(1 for other in rank_key if rank_key[other] > rank_key[d]) < keep_last:
             keep.add(d)
@@ -168,7 +213,9 @@ def random_scenario(rng: random.Random) -> tuple[list[TaggedImage], list[Protect
             if rng.random() < 0.15:
                 tag = f"v{rng.randint(0, 3)}.{rng.randint(0, 3)}.{rng.randint(0, 3)}"
             else:
-                tag = f"{rng.getrandbits(28):07x}-v{rng.randint(0, 2)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}"
+                candidate = f"-rc.{rng.randint(1, 12)}" if rng.random() < 0.85 else ""  # mostly candidates
+                version = f"{rng.randint(0, 2)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}{candidate}"
+                tag = f"{rng.getrandbits(28):07x}-v{version}"
             if tag not in used:  # a tag names one digest
                 used.add(tag)
                 images.append(TaggedImage(tag, digest(n), when))

@@ -25,6 +25,7 @@ from tests.support.servers import free_port, listens, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("docker-registry", "apache2-utils")  # the registry; htpasswd for the auth tests
+MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
 
@@ -158,6 +159,20 @@ def push(http: httpx.Client, image: Image) -> str:
                           headers={"Content-Type": MANIFEST_V2})
         assert stored.status_code == 201, stored.text
     return digest_of(manifest)
+
+
+def push_index(http: httpx.Client, repository: str, tag: str, platforms: dict[str, str]) -> str:
+    """A multi-platform image (`docker manifest create`/`push`): an index listing each platform's pushed image
+    (architecture -> manifest digest) under ``tag``; returns the index's digest."""
+    listed = []
+    for architecture, digest in platforms.items():
+        size = len(http.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_V2}).content)
+        listed.append({"mediaType": MANIFEST_V2, "digest": digest, "size": size,
+                       "platform": {"architecture": architecture, "os": "linux"}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": listed}).encode()
+    stored = http.put(f"/v2/{repository}/manifests/{tag}", content=index, headers={"Content-Type": MANIFEST_LIST})
+    assert stored.status_code == 201, stored.text
+    return digest_of(index)
 
 
 def push_all(registry: Registry, images: Iterable[Image], workers: int = 16) -> list[str]:

@@ -126,6 +126,31 @@ def test_a_malformed_tag_anywhere_stops_the_run_before_any_deletion(registry, st
     assert len(registry.tags()["ledger-sync"]) == 25
 
 
+def test_a_malformed_tag_pushed_mid_apply_skips_that_repository_and_reports_what_was_deleted(
+        registry, stack_output_files, capsys, monkeypatch):
+    """`latest` reaches zz-tools while ledger-sync is being cleaned: ledger-sync's deletions happened and are
+    reported; zz-tools is left alone, and the run says so and fails."""
+    push_all(registry, [build(repository, i) for repository in ("ledger-sync", "zz-tools") for i in range(21)])
+    listed, calls = RegistryClient.tags, {"zz-tools": 0}
+
+    def tags(client: RegistryClient, repository: str) -> list[str] | None:
+        if repository == "zz-tools":
+            calls[repository] += 1
+            if calls[repository] == 2:  # its second listing, just before its deletions
+                push_all(registry, [Image("zz-tools", ("latest",), T0)])
+        return listed(client, repository)
+
+    monkeypatch.setattr(RegistryClient, "tags", tags)
+    assert main(command(registry.url, stack_output_files, "--apply", "--json")[3:]) == 1
+    output = capsys.readouterr()
+    report = json.loads(output.out)
+    assert report["deleted"] == 1 and report["skipped"] == ["zz-tools"]
+    assert any("repository 'zz-tools': tag 'latest' is neither" in warning for warning in report["warnings"])
+    assert output.err == ("release-infra-retention: error: zz-tools left as they were (see the warnings); the other "
+                          "repositories were cleaned as reported\n")
+    assert len(registry.tags()["ledger-sync"]) == 20 and len(registry.tags()["zz-tools"]) == 22
+
+
 def test_an_unknown_repository_is_refused_not_reported_empty(registry, stack_output_files, capsys):
     push_all(registry, [build("ledger-sync", i) for i in range(25)])
     arguments = command(registry.url, stack_output_files, "--apply", "--repository", "ledger-sync")[3:]

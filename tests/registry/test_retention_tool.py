@@ -12,19 +12,19 @@ import pytest
 from core.outputs import stack_outputs
 from release_infra_tools.retention import main
 from tests.core.test_registry_retention import oracle_survivors, random_scenario
-from tests.registry.harness import Image, Registry, push_all
+from tests.registry.harness import MANIFEST_V2, Image, Registry, push, push_all, push_index
 from tests.support.stacks import set_path, settings, stack_config
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
 
 
 def build(repository: str, i: int, *extra: str) -> Image:
-    """The i-th build of a repository, created i hours after T0 (higher i is newer)."""
-    return Image(repository, (f"{i:07x}-v1.{i // 100}.{i % 100}", *extra), T0 + timedelta(hours=i))
+    """The i-th candidate build (not a release) of a repository, created i hours after T0 (higher i is newer)."""
+    return Image(repository, (tag(i), *extra), T0 + timedelta(hours=i))
 
 
 def tag(i: int) -> str:
-    return f"{i:07x}-v1.{i // 100}.{i % 100}"
+    return f"{i:07x}-v1.{i // 100}.{i % 100}-rc.1"
 
 
 def retain(registry: Registry, outputs: list[Path], *extra: str, capsys=None) -> dict:
@@ -53,15 +53,37 @@ def test_release_tags_keep_old_images(registry, stack_output_files, capsys):
 
 def test_an_old_image_that_prod_standby_runs_survives(registry, stack_output_files, tmp_path, capsys):
     prod = set_path(stack_config("prod"), "services.merchant-api.blue.image",
-                    "registry.pay.internal/merchant-api:0badc0d-v2.9.0")  # blue is prod's standby of merchant-api
+                    "registry.pay.internal/merchant-api:0badc0d-v2.9.0-rc.2")  # blue is prod's standby of merchant-api
     assert settings("prod", prod).services["merchant-api"].standby_colour == "blue"
     stack_output_files[3].write_text(json.dumps(stack_outputs(settings("prod", prod)).model_dump(mode="json")))
-    push_all(registry, [Image("merchant-api", ("0badc0d-v2.9.0",), T0 - timedelta(days=365))]
+    push_all(registry, [Image("merchant-api", ("0badc0d-v2.9.0-rc.2",), T0 - timedelta(days=365))]
              + [build("merchant-api", i) for i in range(25)])
     report = retain(registry, stack_output_files, "--apply", capsys=capsys)
-    assert registry.tags() == {"merchant-api": {tag(i) for i in range(5, 25)} | {"0badc0d-v2.9.0"}}
-    [kept] = [k for k in report["repositories"]["merchant-api"]["keep"] if k["tags"] == ["0badc0d-v2.9.0"]]
+    assert registry.tags() == {"merchant-api": {tag(i) for i in range(5, 25)} | {"0badc0d-v2.9.0-rc.2"}}
+    [kept] = [k for k in report["repositories"]["merchant-api"]["keep"] if k["tags"] == ["0badc0d-v2.9.0-rc.2"]]
     assert kept["why"] == ["runs in prod merchant-api blue"]
+
+
+def test_the_platform_images_of_a_running_multi_platform_image_survive(registry, stack_output_files, capsys):
+    """Each platform pushed under its own tag, then the index under the build's: prod's standby runs the index, and
+    twenty newer builds must not take the platform images out from under it."""
+    prod = set_path(stack_config("prod"), "services.merchant-api.blue.image",
+                    "registry.pay.internal/merchant-api:a1b2c3d-v2.3.0-rc.1")
+    stack_output_files[3].write_text(json.dumps(stack_outputs(settings("prod", prod)).model_dump(mode="json")))
+    old = T0 - timedelta(days=30)
+    with registry.client() as http:
+        platforms = {arch: push(http, Image("merchant-api", (f"a1b2c3d-v2.3.0-rc.1-{arch}",), old, label=arch))
+                     for arch in ("amd64", "arm64")}
+        push_index(http, "merchant-api", "a1b2c3d-v2.3.0-rc.1", platforms)
+    push_all(registry, [build("merchant-api", i) for i in range(20)])
+    report = retain(registry, stack_output_files, "--apply", capsys=capsys)
+    assert registry.tags() == {"merchant-api": {tag(i) for i in range(20)} | {
+        "a1b2c3d-v2.3.0-rc.1", "a1b2c3d-v2.3.0-rc.1-amd64", "a1b2c3d-v2.3.0-rc.1-arm64"}}
+    with registry.client() as http:
+        for digest in platforms.values():
+            assert http.get(f"/v2/merchant-api/manifests/{digest}", headers={"Accept": MANIFEST_V2}).status_code == 200
+    why = {tuple(k["tags"]): k["why"] for k in report["repositories"]["merchant-api"]["keep"]}
+    assert why[("a1b2c3d-v2.3.0-rc.1-amd64",)] == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"]
 
 
 def test_two_tags_on_one_digest_where_one_is_kept_both_stay(registry, stack_output_files, capsys):
