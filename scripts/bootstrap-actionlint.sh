@@ -10,8 +10,10 @@ if [[ ! -x $binary ]]; then
     command -v go >/dev/null || { echo "bootstrap-actionlint: Go is needed to build actionlint $version" >&2; exit 1; }
     echo "bootstrap-actionlint: building actionlint $version" >&2
     # -mod=readonly: go.sum must already hold every checksum; GOTOOLCHAIN=local: no toolchain download.
+    mkdir -p "$(dirname "$binary")"
+    partial=$(mktemp "$binary.XXXXXX")  # two cold runs at once each build their own, then one wins the move
     (cd "$module" && GOFLAGS="-mod=readonly -buildvcs=false" GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 \
-        go build -trimpath -o "$binary.tmp" github.com/rhysd/actionlint/cmd/actionlint)
-    mv "$binary.tmp" "$binary"
+        go build -trimpath -o "$partial" github.com/rhysd/actionlint/cmd/actionlint) || { rm -f "$partial"; exit 1; }
+    mv "$partial" "$binary"
 fi
 echo "$binary"

@@ -101,7 +101,9 @@ plugin_installed() {
 }
 
 # --- fast path: compatible toolchain already on PATH -------------------------
-if existing=$(command -v pulumi 2>/dev/null) &&
+# Not the cache's own build (on PATH in a shell that sourced pulumi-env.sh): that one is checked against its
+# stamp below, so a changed pin or host source is rebuilt.
+if existing=$(command -v pulumi 2>/dev/null) && [[ $existing != "$CACHE_ROOT"/* ]] &&
   [[ "$(pulumi version 2>/dev/null || true)" == "v$PULUMI_VERSION" ]] &&
   { [[ -x $(dirname -- "$existing")/pulumi-language-python ]] || command -v pulumi-language-python >/dev/null; } &&
   plugin_installed; then
@@ -152,7 +154,9 @@ TMP_DIRS=()
 cleanup() { local d; for d in "${TMP_DIRS[@]+"${TMP_DIRS[@]}"}"; do rm -rf -- "$d"; done; }
 trap cleanup EXIT
 
-new_tmp() { local d; d=$(mktemp -d "$CACHE_ROOT/.engine-build.XXXXXX"); TMP_DIRS+=("$d"); printf '%s\n' "$d"; }
+# new_tmp VAR: a fresh build directory in VAR, removed on exit unless published (not in $(...): a subshell's
+# TMP_DIRS would be lost).
+new_tmp() { local d; d=$(mktemp -d "$CACHE_ROOT/.engine-build.XXXXXX"); TMP_DIRS+=("$d"); printf -v "$1" '%s' "$d"; }
 
 # Replace PREFIX by the freshly built tree atomically enough for a cache.
 publish() {
@@ -165,7 +169,7 @@ publish() {
 
 build_pulumi() {
   local stamp=$1 out t0=$SECONDS sdk_dir
-  out=$(new_tmp)
+  new_tmp out
   mkdir -p "$out/bin"
   log "building pulumi v$PULUMI_VERSION ($PULUMI_PKG_MODULE/cmd/pulumi) ..."
   (cd "$ENGINE_DIR/pulumi" && go build -trimpath \
@@ -194,8 +198,8 @@ build_pulumi() {
 
 build_kubernetes() {
   local stamp=$1 work out t0=$SECONDS src pkg_dir
-  work=$(new_tmp)
-  out=$(new_tmp)
+  new_tmp work
+  new_tmp out
   mkdir -p "$out/bin"
   log "building pulumi-resource-kubernetes $PULUMI_KUBERNETES_BUILD_VERSION ($K8S_MODULE@$PULUMI_KUBERNETES_PROVIDER_MODULE_VERSION) ..."
   cp "$ENGINE_DIR/kubernetes/go.mod" "$ENGINE_DIR/kubernetes/go.sum" "$work/"
@@ -258,6 +262,9 @@ fi
 # --- register the kubernetes plugin offline ----------------------------------
 if plugin_installed && cmp -s "$PLUGIN_DIR/pulumi-resource-kubernetes" "$K8S_PLUGIN_BIN"; then
   log "kubernetes plugin $PULUMI_KUBERNETES_VERSION already installed in $PULUMI_HOME"
+elif [[ $PULUMI_HOME != "$CACHE_ROOT/pulumi-home" ]] && plugin_installed; then
+  # A PULUMI_HOME of the caller's own keeps the plugin it has at this version (the official build, say).
+  log "kubernetes plugin $PULUMI_KUBERNETES_VERSION in $PULUMI_HOME is the caller's own: left as it is"
 else
   log "installing kubernetes plugin $PULUMI_KUBERNETES_VERSION (build $PULUMI_KUBERNETES_BUILD_VERSION) into $PULUMI_HOME"
   "$PULUMI_BIN_DIR/pulumi" plugin install resource kubernetes "$PULUMI_KUBERNETES_VERSION" \

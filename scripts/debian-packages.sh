@@ -23,7 +23,14 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "debian-packages: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
+# One install at a time (two test runs on a fresh machine, or the registry tier beside another): apt's own lock
+# fails at once, and one run's policy-rc.d must not go while the other installs. The packages are then asked
+# for again, since the run that held the lock may have installed them.
+if [[ -z ${RELEASE_INFRA_APT_LOCKED:-} ]] && command -v flock >/dev/null; then
+    RELEASE_INFRA_APT_LOCKED=1 exec "${sudo[@]}" env RELEASE_INFRA_APT_LOCKED=1 \
+        flock /var/lock/release-infra-apt "$0" "$@"
+fi
+"${sudo[@]}" apt-get update -qq -o DPkg::Lock::Timeout=600
 # No recommends: the packages' own daemons are not wanted, only their binaries. policy-rc.d keeps the
 # post-install scripts from starting services (there is no init system in a container or CI runner anyway).
 policy=/usr/sbin/policy-rc.d
@@ -34,7 +41,8 @@ if [[ ! -e $policy ]]; then
     installed_policy=true
 fi
 status=0
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null || status=$?
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 \
+    "${missing[@]}" >/dev/null || status=$?
 if $installed_policy; then
     "${sudo[@]}" rm -f "$policy"
 fi

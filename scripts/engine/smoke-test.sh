@@ -13,7 +13,8 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$HERE/versions.env"
 
-eval "$("$HERE/../bootstrap-engine.sh")"
+exports=$("$HERE/../bootstrap-engine.sh")
+eval "$exports"
 
 work=$(mktemp -d)
 if [[ ${KEEP:-} != 1 ]]; then trap 'rm -rf -- "$work"' EXIT; else echo "work dir: $work" >&2; fi
