@@ -53,7 +53,7 @@ class ServiceOutput(_Output):
     active_colour: Colour
     standby_colour: Colour
     canary_weight: int = Field(ge=0, le=100, description="Percent of gateway traffic sent to the standby colour.")
-    colours: dict[Colour, ColourOutput]
+    colours: dict[Colour, ColourOutput] = Field(min_length=2, description="Both colours, blue and green.")
     service_names: ServiceNames
     history: ServiceHistory = Field(description="Added in 1.1.")
 

@@ -37,10 +37,11 @@ def _panel(number: int, title: str, kind: str, expr: str, grid: tuple[int, int, 
 
 
 def dashboard(settings: StackSettings) -> dict[str, Any]:
-    """The dashboard of one environment; the environment variable lets a person look at the others too."""
+    """The dashboard of one environment; the environment variable lets a person look at the others too, and the
+    error ratios follow it through the namespace its status metrics carry."""
     env = '{environment="$environment"}'
     service_env = '{environment="$environment", service=~"$service"}'
-    errors = f'{ERROR_RATIO}{{namespace="{settings.namespace}", app=~"$service"}}'
+    errors = f'{ERROR_RATIO}{{namespace="$namespace", app=~"$service"}}'
     panels = [
         _panel(1, "Active colour", "table", f"release_infra_active_colour{service_env} == 1", (0, 0, 12, 8),
                instant=True, description="The colour that takes each service's traffic."),
@@ -55,12 +56,14 @@ def dashboard(settings: StackSettings) -> dict[str, Any]:
                legend="{{app}} {{color}}", unit="percentunit",
                description="5xx share per colour over 5 minutes; a canary rolls back at +1 point over stable."),
     ]
-    variable = lambda name, query: {  # noqa: E731
-        "name": name, "type": "query", "datasource": {"type": "prometheus", "uid": "${datasource}"},
-        "query": {"query": query, "refId": name}, "definition": query, "refresh": 2,
-        "includeAll": name == "service", "multi": name == "service",
-        **({"current": {"text": settings.environment.value, "value": settings.environment.value}}
-           if name == "environment" else {})}
+    defaults = {"environment": settings.environment.value, "namespace": settings.namespace}
+
+    def variable(name: str, query: str) -> dict[str, Any]:
+        current = defaults.get(name)
+        return {"name": name, "type": "query", "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "query": {"query": query, "refId": name}, "definition": query, "refresh": 2,
+                "includeAll": name == "service", "multi": name == "service",
+                **({"current": {"text": current, "value": current}} if current else {})}
     return {
         "uid": f"{UID_PREFIX}{settings.environment.value}",
         "title": f"Releases - {settings.environment.value}",
@@ -71,6 +74,8 @@ def dashboard(settings: StackSettings) -> dict[str, Any]:
             {"name": "datasource", "type": "datasource", "query": "prometheus"},
             variable("environment", "label_values(release_infra_active_colour, environment)"),
             variable("service", 'label_values(release_infra_active_colour{environment="$environment"}, service)'),
+            {**variable("namespace", 'label_values(release_infra_active_colour{environment="$environment"}, '
+                                     'namespace)'), "hide": 2},
         ]},
         "panels": panels,
     }

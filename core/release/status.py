@@ -11,10 +11,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.outputs import StackOutputs
 from core.names import COLOURS, Colour
-
-
 
 class StatusError(Exception):
     """Outputs that cannot be read as the versioned stack outputs: one line naming the environment."""
@@ -42,34 +39,47 @@ class ServiceStatus(BaseModel):
         return "green" if self.active_colour == "blue" else "blue"
 
 
+class _ServiceOutputs(BaseModel):
+    """What status reads of a service in any 1.x outputs (core.outputs): 1.0 has no history and a later minor
+    version may add fields, and neither is a reason to show nothing."""
+
+    active_colour: Colour
+    canary_weight: int = Field(ge=0, le=100)
+    colours: dict[Colour, ColourStatus] = Field(min_length=len(COLOURS))
+
+
+class _StackOutputs(BaseModel):
+    schema_version: str = Field(pattern=r"^1\.\d+$")
+    namespace: str = ""
+    services: dict[str, _ServiceOutputs]
+
+
 class EnvironmentStatus(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     environment: str
     last_update: datetime | None = Field(description="End of the stack's last update; None before the first.")
     services: list[ServiceStatus]
+    namespace: str = Field("", description="Where its services run; the error ratios are recorded by namespace.")
 
 
 def environment_status(environment: str, outputs: Mapping[str, Any],
                        last_update: datetime | None) -> EnvironmentStatus:
-    """Validate one stack's outputs against the schema the program exports, then keep what a release needs."""
+    """Read what a release needs from one stack's outputs, of any 1.x schema version."""
     if not outputs:
         return EnvironmentStatus(environment=environment, last_update=last_update, services=[])
     try:
-        parsed = StackOutputs.model_validate(dict(outputs))
+        parsed = _StackOutputs.model_validate(dict(outputs))
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise StatusError(f"stack {environment}: outputs do not match the stack-outputs schema v1 "
                           f"at {where}: {first['msg']}") from None
     return EnvironmentStatus(
-        environment=environment, last_update=last_update,
+        environment=environment, last_update=last_update, namespace=parsed.namespace,
         services=[ServiceStatus(environment=environment, service=name, active_colour=service.active_colour,
                                 canary_weight=service.canary_weight,
-                                colours={colour: ColourStatus(image=service.colours[colour].image,
-                                                              version=service.colours[colour].version,
-                                                              replicas=service.colours[colour].replicas)
-                                         for colour in COLOURS})
+                                colours=service.colours)
                   for name, service in sorted(parsed.services.items())])
 
 
@@ -126,7 +136,7 @@ def metrics(statuses: list[EnvironmentStatus]) -> list[Metric]:
             updated.append(Sample(labels={"environment": status.environment},
                                   value=status.last_update.timestamp()))
         for row in status.services:
-            where = {"environment": row.environment, "service": row.service}
+            where = {"environment": row.environment, "namespace": status.namespace, "service": row.service}
             canary.append(Sample(labels=where, value=row.canary_weight))
             for colour in COLOURS:
                 active.append(Sample(labels={**where, "colour": colour}, value=float(colour == row.active_colour)))

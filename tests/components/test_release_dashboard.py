@@ -34,4 +34,10 @@ def test_every_release_metric_is_on_the_dashboard_of_every_environment() -> None
         expressions = " ".join(target["expr"] for panel in document["panels"] for target in panel["targets"])
         assert all(name in expressions for name in exported), (stack, exported)
         assert len({panel["id"] for panel in document["panels"]}) == len(document["panels"])
-        assert document["templating"]["list"][1]["current"]["value"] == stack
+        variables = {variable["name"]: variable for variable in document["templating"]["list"]}
+        assert variables["environment"]["current"]["value"] == stack
+        # The error ratios are recorded per namespace: they follow the environment through its status metrics.
+        assert variables["namespace"]["current"]["value"] == settings(stack).namespace
+        assert 'environment="$environment"' in variables["namespace"]["definition"]
+        [ratios] = [panel["targets"][0]["expr"] for panel in document["panels"] if panel["id"] == 5]
+        assert 'namespace="$namespace"' in ratios and settings(stack).namespace not in ratios

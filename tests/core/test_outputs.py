@@ -23,11 +23,13 @@ def test_outputs_of_every_stack_validate_against_the_schema(stack: str) -> None:
     assert outputs["schema_version"] == SCHEMA_VERSION
 
 
-def test_the_schema_rejects_an_output_missing_a_colour() -> None:
-    outputs = stack_outputs(settings("dev")).model_dump(mode="json")
-    del outputs["services"]["payin-api"]["colours"]["green"]["image"]
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(outputs, json.loads(SCHEMA_FILE.read_text()))
+def test_the_schema_rejects_an_output_missing_a_colour_or_its_image() -> None:
+    for missing in (("green", "image"), ("green",)):
+        outputs = stack_outputs(settings("dev")).model_dump(mode="json")
+        colours = outputs["services"]["payin-api"]["colours"]
+        del (colours[missing[0]] if len(missing) == 2 else colours)[missing[-1]]
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(outputs, json.loads(SCHEMA_FILE.read_text()))
 
 
 def test_outputs_say_what_runs_where() -> None:

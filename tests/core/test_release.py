@@ -44,6 +44,9 @@ def test_json_and_metrics_say_the_same_as_the_rows() -> None:
     assert len(active) == sum(len(s.services) for s in statuses())
     info = by_name["release_infra_image_info"].samples
     assert {s.labels["role"] for s in info} == {"active", "standby"}
+    # The dashboard joins them to the error ratios, which are recorded per namespace.
+    assert {(s.labels["environment"], s.labels["namespace"]) for s in active} == \
+        {(stack, settings(stack).namespace) for stack in STACKS}
     assert by_name["release_infra_last_update_timestamp_seconds"].samples[0].value == WHEN.timestamp()
 
 
@@ -141,3 +144,33 @@ def test_a_stale_or_edited_stack_file_names_every_release_field_that_differs() -
         f"services.{removed}: applied, the file removes it",
         "services.new-api: not applied yet, the file adds it",
     ], key=lambda line: line.split(":")[0].split(".")[1])
+
+
+def older_and_later(version: str) -> dict:
+    """dev's outputs as schema ``version`` wrote them: 1.0 had no history and no digests; 1.3 adds a field."""
+    outputs = applied_outputs()
+    outputs["schema_version"] = version
+    for service in outputs["services"].values():
+        if version == "1.0":
+            del service["history"]
+            for colour in service["colours"].values():
+                del colour["digest"]
+        if version == "1.3":
+            service["owner"] = "payments-platform"
+    return outputs
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.3"])
+def test_status_reads_the_outputs_of_every_1x_schema(version: str) -> None:
+    """A stack not updated since an older release of the program is what prod is during an upgrade."""
+    current = environment_status("dev", applied_outputs(), WHEN)
+    assert environment_status("dev", older_and_later(version), WHEN) == current
+
+
+def test_status_of_outputs_with_one_colour_is_one_line_naming_the_stack() -> None:
+    outputs = applied_outputs()
+    service = sorted(outputs["services"])[0]
+    del outputs["services"][service]["colours"]["green"]
+    with pytest.raises(StatusError, match=rf"^stack dev: outputs do not match the stack-outputs schema v1 at "
+                                          rf"services\.{service}\.colours: "):
+        environment_status("dev", outputs, WHEN)
