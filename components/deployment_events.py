@@ -49,6 +49,7 @@ class PostFailed(RuntimeError):
     """Alertmanager did not take the alerts: how many, where and why, for each caller to word its own message."""
 
     def __init__(self, count: int, url: str, reason: str) -> None:
+        reason = without_credentials(reason)  # urllib's own text can repeat the whole URL
         super().__init__(f"posting {count} deployment event(s) to {without_credentials(url)} failed: {reason}")
         self.count, self.reason = count, reason
 

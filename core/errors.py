@@ -11,7 +11,7 @@ MISSING = object()  # the key is absent
 NO_VALUE = object()  # the problem is with the whole source (e.g. a file that cannot be read)
 SECRET = "[secret]"  # shown instead of a value that may be a credential
 # The user:password@ of a URL, with or without a scheme (up to the host's @; not an image's @sha256: digest).
-URL_CREDENTIALS = re.compile(r'(?:(?<=://)[^\s"]*|(?<![\w/:.@-])[^\s/@":]+:(?!//)[^\s/@"]+)@(?!sha256:)')
+URL_CREDENTIALS = re.compile(r'(?:(?<=//)[^\s"]*|(?<![\w/:.@-])[^\s/@":]+:(?!//)[^\s/@"]+)@(?!sha256:)')
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,19 @@ def refuse_plain_text_secrets(stack: str, prefix: str, values: Mapping[str, Any]
         raise ConfigError(f'stack "{stack}"', problems)
 
 
+def refuse_needless_secrets(stack: str, prefix: str, encrypted: Collection[str], credentials: Collection[str],
+                            known: Collection[str]) -> None:
+    """A key set with ``--secret`` that holds no credential goes into resources, outputs and the state in plain
+    text: the stack file would look encrypted while a token in it (a query string, say) was not. Refused, so the
+    credential moves to a key of its own."""
+    problems = [Problem(f"{prefix}{key}", SECRET, "is set with --secret, but it holds no credential, and its values "
+                        "go into resources and outputs in plain text; set it without --secret, and a credential in "
+                        f"it under its own key ({', '.join(credentials)})")
+                for key in sorted(encrypted) if key in known and key not in credentials]
+    if problems:
+        raise ConfigError(f'stack "{stack}"', problems)
+
+
 def plain_text_entries(stack_file: Any, prefix: str, keys: Iterable[str]) -> set[str]:
     """``key.entry`` for every entry of an object ``key`` that a stack file (parsed) holds without ``secure:``."""
     config = stack_file.get("config") if isinstance(stack_file, Mapping) else None

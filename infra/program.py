@@ -26,8 +26,8 @@ from core.outputs import StackOutputs, stack_outputs
 from core.registry import digests as digest_config
 from core.registry import settings as retention_config
 from core.registry.pinning import pin, pinned
-from core.settings import PROJECT, StackSettings, load_settings
-from core.validation import plain_text_entries, refuse_plain_text_secrets, structured
+from core.settings import KNOWN_KEYS, PROJECT, StackSettings, load_settings
+from core.validation import plain_text_entries, refuse_needless_secrets, refuse_plain_text_secrets, structured
 from infra import release_policy
 from infra.image_digests import pin_images
 
@@ -77,6 +77,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         credentials = {key: structured(config[key]) for key in SECRET_CONFIG_KEYS if key in config}
         refuse_plain_text_secrets(stack, f"{PROJECT}:", credentials, encrypted,
                                   plain_text_entries(read_stack_file(stack), f"{PROJECT}:", credentials))
+        refuse_needless_secrets(stack, f"{PROJECT}:", encrypted, SECRET_CONFIG_KEYS, KNOWN_KEYS)
         settings = load_settings(stack, config, catalogue, moment)
         live = settings.cluster is not None
         alerting, retention, digests, database_urls = together(

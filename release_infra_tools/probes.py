@@ -9,6 +9,7 @@ import subprocess
 import httpx
 
 from core.catalogue import ServiceSpec
+from core.errors import without_credentials
 from core.release.gate import GateReading, error_ratio_query, judge, ratio_from_result
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
@@ -32,10 +33,10 @@ def health_problems(base_url: str, spec: ServiceSpec, timeout: float) -> list[st
             try:
                 status = client.get(url).status_code
             except REQUEST_ERRORS as error:
-                problems.append(f"{url}: {type(error).__name__}")
+                problems.append(f"{without_credentials(url)}: {type(error).__name__}")
                 continue
             if status != 200:
-                problems.append(f"{url}: HTTP {status}")
+                problems.append(f"{without_credentials(url)}: HTTP {status}")
     return problems
 
 
@@ -79,9 +80,10 @@ class Prometheus:
             response = self.client.get(f"{self.url}/api/v1/query", params={"query": query})
             body = response.json()
         except (*REQUEST_ERRORS, ValueError) as error:
-            raise PrometheusError(f"Prometheus at {self.url} cannot be queried: {type(error).__name__}") from None
+            raise PrometheusError(f"Prometheus at {without_credentials(self.url)} cannot be queried: "
+                                  f"{type(error).__name__}") from None
         if response.status_code != 200 or body.get("status") != "success":
-            raise PrometheusError(f"Prometheus at {self.url} refused the query: "
+            raise PrometheusError(f"Prometheus at {without_credentials(self.url)} refused the query: "
                                   f"{body.get('error', response.status_code)}")
         return ratio_from_result(body["data"]["result"])
 

@@ -19,6 +19,8 @@ from urllib.parse import quote, urljoin
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from core.errors import without_credentials
+
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -108,6 +110,11 @@ class ChallengeAuth(httpx.Auth):
             request.headers["Authorization"] = f"Bearer {self._tokens[scope]}"
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
 def _scope_key(path: str) -> str:
     """Which token a request needs: one per repository, one for the catalogue."""
     if path.startswith("/v2/_catalog"):
@@ -175,6 +182,10 @@ class RegistryClient:
             yield from response.json().get(key) or []
             next_link = response.links.get("next", {}).get("url")
             url = urljoin(f"{self.url}{path}", next_link) if next_link else None
+            if url and _origin(url) != _origin(self.url):
+                # The credentials go with every request of this client: never to a host the registry names.
+                raise RegistryError(f"GET {path}: the registry's next page is at {without_credentials(url)}, not on "
+                                    f"the registry {self.url}; stopped rather than send it the credentials")
 
     def repositories(self) -> list[str]:
         return list(self._paged("/v2/_catalog", "repositories"))

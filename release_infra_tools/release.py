@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.errors import MISSING, ConfigError, Problem
+from core.errors import MISSING, ConfigError, Problem, without_credentials
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other
 from release_infra_tools.stacks import Environments, StackError
 
@@ -42,7 +42,8 @@ class Interrupted(Exception):
 
 
 def say(text: str) -> None:
-    print(text, flush=True)
+    """Progress for a person and a CI log: a URL's user:password@ never reaches either."""
+    print(without_credentials(text), flush=True)
 
 
 class Stop:
@@ -282,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
         return 0
     except (CheckFailed, Interrupted, UsageError, StackError) as error:
-        print(f"release {args.command}: {error}", file=sys.stderr)
+        print(f"release {args.command}: {without_credentials(str(error))}", file=sys.stderr)
         return next(code for kinds, code in EXIT_STATUS if isinstance(error, kinds))
 
 

@@ -28,9 +28,11 @@ SlackChannel = Annotated[str, Field(pattern=r"^#[a-z0-9][a-z0-9._-]{0,79}$")]
 
 
 def _http_url(url: str) -> str:
-    """No user:password@: the URL is an input of every deployment-events resource, so it is in the state."""
-    if len(url) > 2048 or not re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s]*)?", url):
-        raise ValueError("must be an http(s) URL without credentials, e.g. http://alertmanager.monitoring:9093")
+    """No user:password@, query or fragment (where a token would go): the URL is an input of every
+    deployment-events resource, so it is in the state."""
+    if len(url) > 2048 or not re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s?#]*)?", url):
+        raise ValueError("must be an http(s) URL without credentials or a query, e.g. "
+                         "http://alertmanager.monitoring:9093")
     return url
 
 

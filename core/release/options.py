@@ -12,6 +12,7 @@ from typing import Annotated
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from core.errors import without_credentials
 from core.release.gate import CANARY_THRESHOLD_PP, WATCH_THRESHOLD_PP
 
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
@@ -74,13 +75,13 @@ class ReleaseOptions(BaseModel):
             url = template.format(**SAMPLE)
         except ValueError as error:  # a brace left open: format's own words
             raise ValueError(f"'{template}' is not a URL template: {error}") from None
-        _check_url(url, template)
+        _check_url(url, without_credentials(template))
         return template
 
     @field_validator("prometheus_url")
     @classmethod
     def _prometheus_url(cls, url: str) -> str:
-        _check_url(url, url)
+        _check_url(url, without_credentials(url))
         return url
 
     @field_validator("window")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.deployment_events import DeploymentEvents, DeploymentEventsProvider, main
+from components.deployment_events import DeploymentEvents, DeploymentEventsProvider, PostFailed, main
 from core.alerting.events import ReleaseState
 from tests.support.mock_engine import run_program
 from tests.support.servers import free_port
@@ -76,3 +76,9 @@ def test_the_failed_command_reports_a_malformed_url_in_one_line(capsys) -> None:
                    f"--green={NEW}", "--reason=pulumi up failed"])
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1 and err.startswith("posting deployment-failed for payin-api to ")
+
+
+def test_a_failed_posts_reason_shows_no_credential_even_where_urllib_repeats_the_url() -> None:
+    failed = PostFailed(1, "://events:pa55w0rd@am:9093",
+                        "unknown url type: '://events:pa55w0rd@am:9093/api/v2/alerts'")
+    assert "pa55w0rd" not in str(failed) and "pa55w0rd" not in failed.reason

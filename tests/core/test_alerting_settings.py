@@ -101,11 +101,14 @@ BAD = [
      'release-infra:alerting.channels.deployments = "deployments": string should match pattern '
      '\'^#[a-z0-9][a-z0-9._-]{0,79}$\''),
     ({"alertmanager_url": "alertmanager:9093"},
-     'release-infra:alerting.alertmanager_url = "alertmanager:9093": must be an http(s) URL without credentials, '
-     "e.g. http://alertmanager.monitoring:9093"),
+     'release-infra:alerting.alertmanager_url = "alertmanager:9093": must be an http(s) URL without credentials or '
+     "a query, e.g. http://alertmanager.monitoring:9093"),
     ({"alertmanager_url": "http://ops:hunter2@alertmanager:9093"},
      'release-infra:alerting.alertmanager_url = "http://[secret]@alertmanager:9093": must be an http(s) URL without '
-     "credentials, e.g. http://alertmanager.monitoring:9093"),
+     "credentials or a query, e.g. http://alertmanager.monitoring:9093"),
+    ({"alertmanager_url": "http://alertmanager:9093/api#t"},  # a fragment or a query is where a token would go
+     'release-infra:alerting.alertmanager_url = "http://alertmanager:9093/api#t": must be an http(s) URL without '
+     "credentials or a query, e.g. http://alertmanager.monitoring:9093"),
     ({"stack": "prod"}, 'release-infra:alerting.stack: unknown key; known keys are slo_percent, '
                         'min_request_rate, page_on_call, metrics_not_reporting_severity, post_deploy_window_minutes, '
                         'thresholds, channels, alertmanager_url'),

@@ -32,7 +32,8 @@ def test_credentials_in_a_url_are_not_shown() -> None:
     for value, shown in (("http://ops:hunter2@alertmanager:9093/x", "http://[secret]@alertmanager:9093/x"),
                          ("http://ops:p@ss@alertmanager:9093", "http://[secret]@alertmanager:9093"),
                          ("postgresql://app:ab/cd@db/payin", "postgresql://[secret]@db/payin"),
-                         ("ci:hunter2@registry.pay.internal", "[secret]@registry.pay.internal")):
+                         ("ci:hunter2@registry.pay.internal", "[secret]@registry.pay.internal"),
+                         ("//robot:pa55w0rd@registry.pay.internal", "//[secret]@registry.pay.internal")):
         assert str(Problem("release-infra:x", value, "bad")) == f'release-infra:x = "{shown}": bad'
     digest = "registry.pay.internal/payin-api:a1b2c3d-v2.3.0@sha256:" + "a" * 64  # an image, no credential
     assert str(Problem("release-infra:x", digest, "bad")) == f'release-infra:x = "{digest}": bad'

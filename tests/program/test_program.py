@@ -261,6 +261,19 @@ def test_a_credential_in_plain_text_is_refused_before_anything_is_registered(key
     assert "plain text" not in str(secret.error)
 
 
+def test_a_key_set_with_secret_that_holds_no_credential_is_refused() -> None:
+    """`alerting` encrypted in the stack file, its Alertmanager URL (a token in its query) in every events resource's
+    inputs in plain text: the encryption would only have seemed to protect it."""
+    config = {**stack_config("prod"), "alerting": {"alertmanager_url": "http://alertmanager.monitoring:9093"}}
+    credentials = tuple(key for key in SECRET_CONFIG_KEYS if key in config)
+    run = run_program(lambda: main(now=lambda: NOW), stack="prod", config=config, keep_error=True,
+                      secret_keys=("alerting", *credentials))
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert str(run.error).startswith('invalid config for stack "prod": release-infra:alerting = "[secret]": is set '
+                                     "with --secret, but it holds no credential"), str(run.error)
+    assert "alertmanager.monitoring" not in str(run.error)
+
+
 def test_every_credential_key_is_a_known_key() -> None:
     """Else a correctly named credential would be reported as an unknown key."""
     assert set(SECRET_CONFIG_KEYS) <= set(KNOWN_KEYS)

@@ -219,6 +219,25 @@ def test_bearer_challenge_fetches_a_token_per_repository_and_reuses_it():
     assert client.requests == 4
 
 
+@pytest.mark.parametrize("link", ["http://elsewhere.example/v2/_catalog?last=payin-api&n=1000",
+                                  "http://registry.example/v2/_catalog?last=payin-api&n=1000"])
+def test_a_next_page_on_another_host_or_scheme_is_refused_before_the_credentials_go_there(link):
+    """Once Basic is known, every request of the client carries it: a Link header must not choose where."""
+    hosts = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        hosts.append(f"{request.url.scheme}://{request.url.host}")
+        if request.headers.get("authorization") is None:
+            return httpx.Response(401, headers={"www-authenticate": 'Basic realm="registry"'})
+        return httpx.Response(200, json={"repositories": ["payin-api"]}, headers={"Link": f'<{link}>; rel="next"'})
+
+    client = RegistryClient("https://registry.example", "u", "S3cretPW", transport=httpx.MockTransport(registry))
+    with pytest.raises(RegistryError, match="the registry's next page is at http://.*, not on the registry "
+                                            "https://registry.example; stopped rather than send it the credentials"):
+        client.repositories()
+    assert hosts == ["https://registry.example", "https://registry.example"]
+
+
 def test_429_and_5xx_are_retried_then_reported():
     answers = iter([429, 503, 200])
 

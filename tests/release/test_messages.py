@@ -14,7 +14,7 @@ from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools import promotion
 from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, missing_hook, synthetic_problem
 from release_infra_tools.promotion import undo
-from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, rollback
+from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, rollback, say
 from release_infra_tools.stacks import StackError, Update
 from tests.support.stacks import ROOT, catalogue
 
@@ -379,3 +379,23 @@ def test_a_payments_canary_runs_the_synthetic_hook_before_its_first_step(probes:
     assert str(raised.value) == ("green failed verification: synthetic-transaction hook failed (exit 1); weight 0, "
                                  f"all traffic on blue ({BLUE}); green keeps {P_NEW}")
     assert (refused.asked, stack.asked) == ([], [{"services.payin-api.green.image": P_NEW}])
+
+
+def test_a_password_in_a_url_option_reaches_no_message(capsys: pytest.CaptureFixture[str]) -> None:
+    """httpx sends a URL's user:password@ as Basic auth, so it is a working setting; CI logs keep every line."""
+    password = "S3cretPW"
+    with pytest.raises(OptionsError) as raised:
+        ReleaseOptions.build(prometheus_url=f"http://admin:{password}@prom:90x90")
+    assert password not in str(raised.value) and "[secret]@prom" in str(raised.value)
+    closed = f"http://admin:{password}@127.0.0.1:9"  # nothing listens on the discard port
+    prometheus = Prometheus(closed, 2)
+    try:
+        with pytest.raises(PrometheusError) as failed:
+            prometheus.error_ratio("payments-dev", "payin-api", "blue", "5m")
+    finally:
+        prometheus.close()
+    problems = health_problems(closed, catalogue().services["payin-api"], 2)
+    for message in (str(failed.value), *problems):
+        assert password not in message and "http://[secret]@127.0.0.1:9" in message, message
+    say(f"verifying green at {closed}")
+    assert capsys.readouterr().out == "verifying green at http://[secret]@127.0.0.1:9\n"
