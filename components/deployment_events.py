@@ -70,10 +70,10 @@ def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
                 response.read()
                 return
-        except (urllib.error.URLError, OSError) as caught:
+        except (urllib.error.URLError, OSError, ValueError) as caught:  # ValueError: a port that is no number
             error = caught
-            if isinstance(caught, urllib.error.HTTPError) and caught.code < 500:
-                break  # Alertmanager refused the payload: retrying changes nothing
+            if isinstance(caught, ValueError) or isinstance(caught, urllib.error.HTTPError) and caught.code < 500:
+                break  # Alertmanager refused the payload, or the URL cannot work: retrying changes nothing
             if attempt + 1 < ATTEMPTS:  # no wait after the last attempt: the update fails at once
                 sleep(2 ** attempt)
     raise PostFailed(len(alerts), alertmanager_url, _reason(error)) from error

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.deployment_events import DeploymentEvents, DeploymentEventsProvider, PostFailed, main
+import pytest
+
+from components.deployment_events import DeploymentEvents, DeploymentEventsProvider, PostFailed, main, post_alerts
 from core.alerting.events import ReleaseState
 from tests.support.mock_engine import run_program
 from tests.support.servers import free_port
@@ -82,3 +84,9 @@ def test_a_failed_posts_reason_shows_no_credential_even_where_urllib_repeats_the
     failed = PostFailed(1, "://events:pa55w0rd@am:9093",
                         "unknown url type: '://events:pa55w0rd@am:9093/api/v2/alerts'")
     assert "pa55w0rd" not in str(failed) and "pa55w0rd" not in failed.reason
+
+
+def test_a_port_that_is_no_number_is_a_failed_post_not_a_traceback() -> None:
+    with pytest.raises(PostFailed) as failed:
+        post_alerts("http://alertmanager:notaport", [{"labels": {}}], sleep=lambda _: None)
+    assert "port" in failed.value.reason
