@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import http.client
 import json
 import sys
 import time
@@ -70,9 +71,10 @@ def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
                 response.read()
                 return
-        except (urllib.error.URLError, OSError, ValueError) as caught:  # ValueError: a port that is no number
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as caught:
             error = caught
-            if isinstance(caught, ValueError) or isinstance(caught, urllib.error.HTTPError) and caught.code < 500:
+            if isinstance(caught, http.client.InvalidURL) or (isinstance(caught, urllib.error.HTTPError)
+                                                              and caught.code < 500):
                 break  # Alertmanager refused the payload, or the URL cannot work: retrying changes nothing
             if attempt + 1 < ATTEMPTS:  # no wait after the last attempt: the update fails at once
                 sleep(2 ** attempt)
