@@ -182,7 +182,8 @@ def rollback(environments: Environments, environment: str, service: str) -> None
         if now.canary_weight:
             updated(environments, now, {now.path("canary", "weight"): "0"},
                     f"rollback {service}: canary weight {now.canary_weight}% -> 0, all traffic on {now.active}",
-                    fresh=True, check=pool.submit(lambda: refuse_unapplied(now, environments.outputs(environment))))
+                    fresh=True, check=pool.submit(lambda: refuse_unapplied(
+                        now, environments.outputs(environment), overridden=(now.path("canary", "weight"),))))
             say(f"rolled back: {service} in {environment} serves from {now.active} ({now.images[now.active]})")
             return
         check = pool.submit(_refuse_unless_earlier, environments, now)
@@ -191,10 +192,11 @@ def rollback(environments: Environments, environment: str, service: str) -> None
     say(f"rolled back: {service} in {environment} serves from {now.standby} ({now.images[now.standby]})")
 
 
-def refuse_unapplied(now: Target, outputs: dict[str, Any]) -> None:
-    """A release applies its own change only: not a stack file behind another release, nor an edit not applied."""
+def refuse_unapplied(now: Target, outputs: dict[str, Any], *, overridden: tuple[str, ...] = ()) -> None:
+    """A release applies its own change only: not a stack file behind another release, nor an edit not applied.
+    ``overridden``: config paths the release sets whatever they hold (a rollback's canary weight, say)."""
     from core.release.drift import unapplied  # the release paths only
-    differences = unapplied(now.config.get("services") or {}, outputs)
+    differences = [str(d) for d in unapplied(now.config.get("services") or {}, outputs) if d.path not in overridden]
     if differences:
         shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
         raise UsageError(f"Pulumi.{now.environment}.yaml is not what {now.environment}'s last update applied "

@@ -6,27 +6,40 @@ rollback or from an edit not yet applied, would go live with it, and a stale one
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from core.names import COLOURS
 
 
-def unapplied(services: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[str]:
-    """Each difference as `<path>: applied <value>, the file says <value>`; none for a stack never updated."""
+@dataclass(frozen=True)
+class Difference:
+    path: str
+    applied: Any
+    in_file: Any
+
+    def __str__(self) -> str:
+        if self.applied is None:
+            return f"{self.path}: not applied yet, the file adds it"
+        if self.in_file is None:
+            return f"{self.path}: applied, the file removes it"
+        return f"{self.path}: applied {self.applied}, the file says {self.in_file}"
+
+
+def unapplied(services: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[Difference]:
+    """Every release field where the file differs from what was applied; none for a stack never updated."""
     applied = outputs.get("services")
     if not isinstance(applied, Mapping):
         return []
     differences = []
     for name in sorted(set(services) | set(applied)):
         if name not in applied:
-            differences.append(f"services.{name}: not applied yet, the file adds it")
-            continue
-        if name not in services:
-            differences.append(f"services.{name}: applied, the file removes it")
-            continue
-        for path, was, now in _fields(services[name], applied[name]):
-            if was != now:
-                differences.append(f"services.{name}.{path}: applied {was}, the file says {now}")
+            differences.append(Difference(f"services.{name}", None, "the service"))
+        elif name not in services:
+            differences.append(Difference(f"services.{name}", "the service", None))
+        else:
+            differences += [Difference(f"services.{name}.{path}", was, now)
+                            for path, was, now in _fields(services[name], applied[name]) if was != now]
     return differences
 
 

@@ -136,7 +136,7 @@ def test_a_stale_or_edited_stack_file_names_every_release_field_that_differs() -
     removed = sorted(services)[1]
     del services[removed]
     services["new-api"] = {"active": "blue"}
-    assert unapplied(services, outputs) == sorted([
+    assert [str(difference) for difference in unapplied(services, outputs)] == sorted([
         f"services.{service}.active: applied {active}, the file says {other}",
         f"services.{service}.{other}.image: applied {outputs['services'][service]['colours'][other]['image']}, "
         "the file says registry.pay.internal/x:1a2b3c4-v9.9.9",

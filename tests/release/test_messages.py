@@ -164,9 +164,20 @@ def test_a_canary_rollback_from_a_stale_stack_file_is_refused() -> None:
         rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
     assert str(raised.value) == (
         "Pulumi.dev.yaml is not what dev's last update applied (services.payin-api.active: applied green, the file "
-        "says blue; services.payin-api.canary.weight: applied 0, the file says 25): pull it if another release "
-        "changed dev, or apply or revert the edit (`pulumi preview --stack dev` shows it) first")
+        "says blue): pull it if another release changed dev, or apply or revert the edit (`pulumi preview --stack "
+        "dev` shows it) first")
     assert stack.asked == []
+
+
+def test_a_canary_step_that_never_applied_can_still_be_rolled_back() -> None:
+    """A canary killed between setting weight 25 and its update: the rollback sets the weight whatever it holds."""
+    stack = Deployed("blue", [GREEN, BLUE])
+    applied = stack.outputs("dev")
+    applied["services"]["payin-api"]["canary_weight"] = 5  # type: ignore[index]
+    stack.outputs = lambda environment: applied  # type: ignore[method-assign]
+    stack.services["payin-api"]["canary"] = {"weight": 25}  # type: ignore[index]
+    rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
+    assert stack.asked == [{"services.payin-api.canary.weight": "0"}]
 
 
 @pytest.mark.parametrize(("served", "allowed"), [([GREEN, REBUILD], True), ([REBUILD, GREEN], False)])
