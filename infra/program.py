@@ -109,16 +109,39 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
             *(f"{DATABASES_KEY}.{name}" for name in sorted(database_urls))], retention=retention is not None,
             migrating=bool(databases))
     outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
+    registered: list[pulumi.CustomResource] = []
     Environment(settings.environment.value, pin(settings, pins), catalogue,
-                opts=pulumi.ResourceOptions(providers=[provider]),
+                opts=pulumi.ResourceOptions(providers=[provider], transformations=[collect_into(registered)]),
                 alerting=alerting, alerting_secrets=read_secrets(alerting) if live else {}, retention=retention,
                 retention_password=(pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "") if live else "",
                 protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None,
                 migrations=migrations, database_urls=databases,
                 served={name: service.history.served for name, service in outputs.services.items()})
-    for key, value in outputs.model_dump(mode="json").items():
-        pulumi.export(key, value)
+    export_when_applied(outputs.model_dump(mode="json"), registered)
     return outputs
+
+
+def collect_into(registered: list[pulumi.CustomResource]) -> pulumi.ResourceTransformation:
+    """A transformation that changes nothing and keeps every resource registered under the component."""
+    def collect(args: pulumi.ResourceTransformationArgs) -> None:
+        if isinstance(args.resource, pulumi.CustomResource):
+            registered.append(args.resource)
+        return None
+    return collect
+
+
+def export_when_applied(values: dict[str, Any], registered: list[pulumi.CustomResource]) -> None:
+    """The outputs say what the stack applied, so an update exports them only once every resource is: after a
+    failed one the last good outputs stay (the engine would otherwise save a failed update's), and with them the
+    migration record, the served history and the release tool's view of the stack. A preview shows them as they
+    will be."""
+    if pulumi.runtime.is_dry_run():
+        for key, value in values.items():
+            pulumi.export(key, value)
+        return
+    applied = pulumi.Output.all(*(resource.id for resource in registered))
+    for key, value in values.items():
+        pulumi.export(key, applied.apply(lambda _, value=value: value))
 
 
 def check_database_urls(settings: StackSettings, catalogue: Catalogue, value: Any) -> dict[str, Any]:

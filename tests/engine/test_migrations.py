@@ -121,3 +121,25 @@ def test_new_resources_for_a_migrated_image_leave_its_job_alone(stack: Project, 
     assert not any("migration" in name for _, name in steps), steps
     bigger.run("up", "--yes", "--stack", "test")
     bigger.run("preview", "--expect-no-changes", "--stack", "test")
+
+
+def test_a_failed_update_leaves_the_outputs_of_the_last_good_one(stack: Project) -> None:
+    """The engine would save a failed update's outputs: a migration it never ran would read as done (and its Job
+    left as it failed), and the release tool would see a stack file that differs from what was applied."""
+    before = stack.json("stack", "output", "--json", "--stack", "test")
+    newer = "registry.pay.internal/payin-api:6f7a8b9-v2.5.0"
+    standby = before["services"]["payin-api"]["standby_colour"]
+    job = stack.manifests / "test" / "1-manifest" / "batch_v1-job-payments-test-payin-api-migrate-6f7a8b9.yaml"
+    job.mkdir(parents=True)  # the provider cannot write the Job, root or not
+    stack.run("config", "set", "--path", f"services.payin-api.{standby}.image", newer, "--stack", "test")
+    try:
+        failed = stack.run("up", "--yes", "--stack", "test", check=False)
+    finally:
+        job.rmdir()
+    assert failed.returncode != 0 and "failed to write YAML file" in failed.stdout + failed.stderr
+    assert stack.json("stack", "output", "--json", "--stack", "test") == before
+    stack.run("up", "--yes", "--stack", "test")
+    after = stack.json("stack", "output", "--json", "--stack", "test")
+    assert after["migrations"]["payin-api"]["version"] == "2.5.0"
+    assert after["services"]["payin-api"]["colours"][standby]["image"] == newer
+    stack.run("preview", "--expect-no-changes", "--stack", "test")
