@@ -23,7 +23,7 @@ from release_infra_tools.probes import (Prometheus, PrometheusError, health_prob
                                         synthetic_problem)
 from release_infra_tools.release import (CheckFailed, Interrupted, Stop, Target, UsageError, refuse_unapplied, say,
                                          target, updated)
-from release_infra_tools.stacks import Environments, StackError
+from release_infra_tools.stacks import ConfigNotPutBack, Environments, StackError
 
 
 def run(args: argparse.Namespace, environments: Environments, project_dir: Path, stop: Stop) -> None:
@@ -51,12 +51,12 @@ def check_image(image: str, service: str) -> str:
 def ready_for_release(environments: Environments, now: Target) -> None:
     """Refuse to start on a stack that a dead update left mid-operation, a stack file that is not what the stack
     applied, or a standby with no pods."""
-    refuse_unapplied(now, environments.outputs(now.environment))
-    pending = environments.pending_operations(now.environment)
+    pending = environments.pending_operations(now.environment)  # first: a killed update also leaves the file set
     if pending:
         raise UsageError(f"stack {now.environment} has pending operations from an interrupted update "
                          f"({', '.join(pending[:3])}); run `pulumi refresh --stack {now.environment}` and check "
                          "the resources before releasing")
+    refuse_unapplied(now, environments.outputs(now.environment))
     if now.standby_scaled_down:
         raise UsageError(f"the standby colour {now.standby} of {now.service} in {now.environment} is scaled down; "
                          f"set services.{now.service}.standby.policy to warm first")
@@ -164,7 +164,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
             stop.check()  # a Ctrl-C during the baseline's query: still before the switch
             applied.unchanged()
             updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
-        except Overridden:
+        except (Overridden, ConfigNotPutBack):
             raise
         except (CheckFailed, Interrupted, StackError) as failure:  # a failed switch: its config was put back
             what = "interrupted before the switch" if isinstance(failure, Interrupted) else str(failure)
@@ -273,6 +273,8 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         applied.weight = 0
     except Overridden:
         raise
+    except ConfigNotPutBack:
+        raise  # no rollback update on a stack file left half-set: the message says how to put it back
     except (CheckFailed, Interrupted, PrometheusError, StackError) as failure:
         weight, candidate_image = applied.weight, applied.image  # as applied: what a failure leaves
         engine_state = ""
@@ -303,7 +305,10 @@ def undo(environments: Environments, now: Target, changes: dict[str, str], messa
          undoing: str, left: str) -> None:
     """The update that undoes a failed or interrupted step. When it fails too (another update holds the stack,
     the engine errs), the first failure still sets the exit status, and the message says where the stack was
-    left and what finishes the job, instead of a bare engine error that hides both."""
+    left and what finishes the job, instead of a bare engine error that hides both. After a step whose config
+    could not be put back, no update runs: it would apply that half-set change."""
+    if isinstance(failure, ConfigNotPutBack):
+        raise failure
     try:
         updated(environments, now, changes, message)
     except StackError as error:  # Ctrl-C and engine errors keep their kind; anything else is a failed check

@@ -27,6 +27,10 @@ class StackError(Exception):
     """A stack that cannot be read or updated: one line that says which and what to do."""
 
 
+class ConfigNotPutBack(StackError):
+    """A failed step whose config could not be put back: nothing more may run on the stack file as it is."""
+
+
 @dataclass(frozen=True)
 class Update:
     seconds: float
@@ -179,7 +183,7 @@ class Environments:
                             f"{environment}" if previous is not None else
                             f"pulumi config rm --path {shlex.quote(path)} --stack {environment}")
         if left:
-            raise StackError(f"{failure}; and the config could not be put back ({reason}): put it back with "
+            raise ConfigNotPutBack(f"{failure}; and the config could not be put back ({reason}): put it back with "
                              + " and ".join(f"`{command}`" for command in left)) from None
 
     def _call(self, action, what: str):  # type: ignore[no-untyped-def]

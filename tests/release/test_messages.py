@@ -15,7 +15,7 @@ from release_infra_tools import promotion
 from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, missing_hook, synthetic_problem
 from release_infra_tools.promotion import undo
 from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, rollback, say
-from release_infra_tools.stacks import StackError, Update
+from release_infra_tools.stacks import ConfigNotPutBack, StackError, Update
 from tests.support.stacks import ROOT, catalogue
 
 LOCKED = "stack dev is locked by another update"
@@ -222,9 +222,11 @@ class Walked(StackFile):
     """Blue active, green the standby; each update is recorded and applied, except one that changes ``refused``,
     which fails as a held lock makes it fail (its config put back)."""
 
-    def __init__(self, service: str, active: str, standby: str, refused: str | None = None) -> None:
+    def __init__(self, service: str, active: str, standby: str, refused: str | None = None,
+                 failure: StackError = StackError(LOCKED)) -> None:
         super().__init__({service: {"active": "blue", "blue": {"image": active}, "green": {"image": standby}}})
         self.service, self.refused, self.asked = service, refused, []  # type: str, str | None, list[dict[str, str]]
+        self.failure = failure
 
     def pending_operations(self, environment: str) -> list[str]:
         return []
@@ -233,7 +235,7 @@ class Walked(StackFile):
                check: object = None) -> Update:
         self.asked.append(dict(changes))
         if self.refused in changes:
-            raise StackError(LOCKED)
+            raise self.failure
         for path, value in changes.items():
             self.set(path, value)
         return Update(1.0, {"update": 1})
@@ -378,6 +380,22 @@ def test_a_failed_switch_puts_the_standby_back_and_says_where_traffic_is(probes:
     assert str(raised.value) == f"{LOCKED}; traffic stays on blue ({M_ACTIVE}), green back on {M_STANDBY}"
     assert stack.asked == [{"services.merchant-api.green.image": M_NEW}, {"services.merchant-api.active": "green"},
                            {"services.merchant-api.green.image": M_STANDBY}]
+
+
+HALF_SET = ConfigNotPutBack(f"{LOCKED}; and the config could not be put back (disk full): put it back with "
+                            "`pulumi config set --path services.merchant-api.active blue --stack dev`")
+
+
+@pytest.mark.parametrize(("command", "refused"), [("promote", "services.merchant-api.active"),
+                                                  ("canary", "services.merchant-api.active")])
+def test_a_step_whose_config_was_not_put_back_runs_no_undo_on_the_half_set_file(
+        probes: Callable[..., None], command: str, refused: str) -> None:
+    """The undo would apply the half-set change with its own: a flip or a promoted canary, said to be undone."""
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY, refused=refused, failure=HALF_SET)
+    with pytest.raises(ConfigNotPutBack) as raised:
+        walk(command, stack, M_NEW)
+    assert raised.value is HALF_SET
+    assert refused in stack.asked[-1], "the failed step is the last update asked for"
 
 
 def test_a_payments_canary_runs_the_synthetic_hook_before_its_first_step(probes: Callable[..., None]) -> None:
