@@ -12,7 +12,7 @@ from typing import Callable
 import httpx
 import pytest
 
-from tests.release.conftest import (ENVIRONMENT, SERVICE, Monitored, Run, another_update_holds, deploy,
+from tests.release.conftest import (ENVIRONMENT, NAMESPACE, SERVICE, Monitored, Run, another_update_holds, deploy,
                                     image, release, services)
 from core.release.dashboard import dashboard
 from tests.support.engine import Project
@@ -290,9 +290,10 @@ def test_every_dashboard_query_is_promql_the_real_prometheus_accepts(monitored: 
     queries = [target["expr"] for panel in document["panels"] for target in panel["targets"]]
     queries += [variable["query"]["query"] for variable in document["templating"]["list"] if "query" in variable
                 and isinstance(variable["query"], dict)]
-    assert len(queries) == 7
+    assert len(queries) == 8
     for query in queries:
-        query = query.replace("$environment", ENVIRONMENT).replace("$service", SERVICE)
+        query = query.replace("$environment", ENVIRONMENT).replace("$service", SERVICE).replace(
+            "$namespace", NAMESPACE)
         endpoint = "series" if query.startswith("label_values") else "query"
         if endpoint == "series":  # Grafana turns label_values(metric, label) into a series lookup
             query = query[len("label_values("):].rsplit(",", 1)[0]
