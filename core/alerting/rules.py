@@ -140,6 +140,10 @@ class _Rules:
         matchers += [f'{name}="{value}"' for name, value in extra.items()]
         return ", ".join(matchers)
 
+    def share(self, percent: int) -> str:
+        """The minimum request rate of a colour that takes ``percent`` of the service's requests."""
+        return number(Decimal(str(self.alerting.min_request_rate)) * percent / 100)
+
     def traffic(self, window: str = "5m") -> str:
         """Guard of every ratio: enough requests that a ratio means something."""
         return f"on (namespace, app) namespace_app:http_requests:rate{window}{{{self.sel()}}} >= {self.min_rate}"
@@ -274,15 +278,19 @@ class _Rules:
         active, standby = self.release.active, self.release.standby_colour
         active_s, standby_s = self.sel(color=active), self.sel(color=standby)
         points = number(t.canary_error_increase_points)
+        weight = self.release.canary.weight
+        # Enough traffic is the service's min_request_rate, shared as the gateway shares it: at 5% the canary gets a
+        # twentieth, and holding it to the whole rate would blind the first step of every quiet service's canary.
         canary = (f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
-                  f" >= {self.min_rate}")
-        if self.release.canary.weight < 100:
+                  f" >= {self.share(weight)}")
+        if weight < 100:
             return self.alert(
                 "CanaryErrorRateAboveStable",
                 f"(namespace_app_color:http_errors:ratio_rate5m{{{standby_s}}}"
                 f" - ignoring (color) group_left namespace_app_color:http_errors:ratio_rate5m{{{active_s}}})"
                 f" > {number(fraction(t.canary_error_increase_points))}{canary}"
-                f" and on (namespace, app) namespace_app_color:http_requests:rate5m{{{active_s}}} >= {self.min_rate}",
+                f" and on (namespace, app) namespace_app_color:http_requests:rate5m{{{active_s}}}"
+                f" >= {self.share(100 - weight)}",
                 "warning",
                 f"{svc} in {env}: canary {standby} fails more than stable {active}",
                 f"The 5xx share of the canary colour {standby} is more than {points} percentage points above the "
@@ -410,7 +418,8 @@ class _Rules:
             self.alert(
                 "ServiceMetricsMissing",
                 f"absent({REQUESTS}{{{self.sel()}}}) or absent({DURATION_BUCKETS}{{{self.sel()}}})",
-                "warning",
+                # The same dead-man's switch as a count of 0, and every ratio alert is as blind: paged alike.
+                "critical" if self.alerting.metrics_not_reporting_severity == "critical" else "warning",
                 f"{svc} in {env}: request metrics are missing",
                 f"Prometheus has no {REQUESTS} or no {DURATION_BUCKETS} series for {svc}: the ratio and latency "
                 "alerts cannot see it. Check the PodMonitor and the service's instrumentation (docs/alerting.md)."),

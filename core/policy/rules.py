@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from core.catalogue import Catalogue, Risk
 from core.errors import ConfigError, Problem
+from core.names import COLOURS
 from core.policy.changes import Change, mapping, path, release_changes
 from core.policy.history import image_key, previous_history
 from core.policy.lineage import lineage_problems
@@ -45,6 +46,7 @@ def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalog
         reports += notes
         problems += canary_problems(settings, policy, catalogue, previous)
         problems += rollback_window_problems(settings, previous)
+        problems += canary_switch_problems(settings, previous)
     if policy.upstream_stack is not None:
         problems += lineage_problems(settings, previous, policy.upstream_stack, upstream_outputs or {})
     if problems:
@@ -154,6 +156,22 @@ def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any
                                     f"switch and the {settings.rollback_window_minutes}-minute manual-rollback window "
                                     "after it; scale it down in a later update, with standby.since at or after the "
                                     "switch"))
+    return problems
+
+
+def canary_switch_problems(settings: StackSettings, previous: Mapping[str, Any]) -> list[Problem]:
+    """The gateway sends the canary weight to the preview Service, which follows the standby colour: switching the
+    active colour with a weight above 0 would send that share to the colour switched away from. A finished canary
+    switches and takes the weight to 0 in one update (as `release canary` does); a rollback takes it to 0."""
+    problems = []
+    for name, release in settings.services.items():
+        before = mapping(mapping(previous.get("services")).get(name)).get("active_colour")
+        if before in COLOURS and before != release.active and release.canary.weight > 0:
+            problems.append(Problem(path("services", name, "active"), release.active,
+                                    f"switching {name} to {release.active} with canary.weight "
+                                    f"{release.canary.weight} would send {release.canary.weight}% of its traffic to "
+                                    f"{before}, the colour switched away from (the weight goes to the standby); "
+                                    "set canary.weight to 0 in the same update"))
     return problems
 
 

@@ -349,6 +349,23 @@ def test_the_colour_that_served_keeps_its_pods_through_the_switch() -> None:
     assert judge("prod", scaled, outputs("prod", switched, outputs("prod")), TRAIN) == []
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_switching_colours_with_a_canary_weight_above_0_is_refused(stack: str) -> None:
+    """merchant-api (standard risk, so no canary rule of its own) at 100% on its standby, then switched by hand
+    with the weight left: the preview Service, which the weight goes to, now selects the old release."""
+    at_100 = set_path(stack_config(stack), "services.merchant-api.canary", {"weight": 100})
+    active = at_100["services"]["merchant-api"]["active"]
+    other = "green" if active == "blue" else "blue"
+    switched = set_path(copy.deepcopy(at_100), "services.merchant-api.active", other)
+    assert refusal(stack, switched, outputs(stack, at_100), TRAIN) == (
+        f'release policy refuses the update of stack "{stack}": release-infra:services.merchant-api.active = '
+        f'"{other}": switching merchant-api to {other} with canary.weight 100 would send 100% of its traffic to '
+        f"{active}, the colour switched away from (the weight goes to the standby); set canary.weight to 0 in the "
+        "same update")
+    finished = set_path(copy.deepcopy(switched), "services.merchant-api.canary", {"weight": 0})
+    assert judge(stack, finished, outputs(stack, at_100), TRAIN) == []
+
+
 def test_a_canary_step_back_and_warming_a_standby_pass_on_any_day() -> None:
     at_25 = prod_with("services.payin-api.canary", {"weight": 25})
     assert judge("prod", prod_with("services.payin-api.canary", {"weight": 5}),

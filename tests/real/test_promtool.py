@@ -441,6 +441,37 @@ def test_a_canary_at_100_percent_is_held_to_the_stable_colours_last_hour(promtoo
     assert "[1h]" not in canary_service(50).rules[alert]["expr"] and "[1h]" in service.rules[alert]["expr"]
 
 
+def test_a_quiet_services_first_canary_step_is_judged_on_its_share_of_the_minimum_rate(promtool: str,
+                                                                                      tmp_path: Path) -> None:
+    """prod's minimum is 1 request/s for the service: at 5% the canary gets a twentieth of it. Held to the whole
+    rate, the canary of a service with 10 requests/s (0.5 on the canary) could fail 3 points worse unseen."""
+    service = canary_service(5)
+    alert = "CanaryErrorRateAboveStable"
+    minutes = service.minutes_for(alert) + 3
+    minimum = service.alerting.min_request_rate * 60  # requests per minute
+
+    def inputs(per_minute: float) -> list[dict[str, str]]:
+        return (service.requests(service.active, per_minute * 0.95, 0.005, minutes)
+                + service.requests(service.standby, per_minute * 0.05, 0.035, minutes))
+
+    service.fires(alert, inputs(minimum * 10), 1, service.labels(color=service.standby))
+    service.silent(alert, inputs(minimum * 0.5), 1)  # below the minimum, a ratio means nothing
+    result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
+def test_metrics_that_vanish_page_as_a_count_of_0_does() -> None:
+    """Series gone while the pods still answer the scrape: every ratio alert is blind, as with no requests."""
+    for stack in STACKS:
+        stack_settings, alerting = alerting_of(stack)
+        rules = {rule["alert"]: rule for rule in rule_specs(stack_settings, alerting, catalogue())["payin-api"][
+            "groups"][0]["rules"] if "alert" in rule}
+        missing = rules["ServiceMetricsMissing"]["labels"]["severity"]
+        assert missing == ("critical" if rules["MetricsNotReporting"]["labels"]["severity"] == "critical"
+                           else "warning"), stack
+    assert rules["ServiceMetricsMissing"]["labels"]["severity"] == "critical"  # prod, the last of STACKS
+
+
 def test_promtool_test_can_fail(promtool: str, tmp_path: Path) -> None:
     """The unit tests can fail: the canary alert expected at +0.9 points is reported missing."""
     stack_settings, alerting = alerting_of("prod")

@@ -207,16 +207,22 @@ def test_a_stack_file_that_is_not_what_the_stack_applied_is_refused_before_anyth
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
 
 
+def in_this_process(deployed: Project, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, int, str, str]:
+    """The engine's environment for Environments called from the test itself; then the stack file, its text, the
+    number of updates so far, and the service's active and standby colours."""
+    for name, value in deployed.env.items():
+        monkeypatch.setenv(name, value)
+    stack_file = deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml"
+    updates = len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
+    active = services(deployed)[SERVICE]["active_colour"]
+    return stack_file, stack_file.read_text(), updates, active, "green" if active == "blue" else "blue"
+
+
 def test_a_change_the_cli_half_sets_is_put_back_whole_and_nothing_is_updated(deployed: Project,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Two paths, the second refused by `pulumi config set` itself: the first must not stay set, or a canary's
     rollback (colour and weight) with only the colour set would promote the canary on the next update."""
-    for name, value in deployed.env.items():
-        monkeypatch.setenv(name, value)
-    stack_file = deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml"
-    before, updates = stack_file.read_text(), len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
-    active = services(deployed)[SERVICE]["active_colour"]
-    standby = "green" if active == "blue" else "blue"
+    stack_file, before, updates, active, standby = in_this_process(deployed, monkeypatch)
     changes = {f"services.{SERVICE}.active": standby, f"services.{SERVICE}.active.weight": "0"}  # a string, no map
     with pytest.raises(StackError) as raised:
         Environments(deployed.directory).update(ENVIRONMENT, changes, "half-set change")
@@ -232,12 +238,7 @@ def test_a_refusal_whose_config_cannot_be_put_back_says_both_and_how(deployed: P
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The check refuses while the stack file has become unreadable: the refusal stays the message, beside the
     command that puts the config back, and nothing is updated."""
-    for name, value in deployed.env.items():
-        monkeypatch.setenv(name, value)
-    stack_file = deployed.directory / f"Pulumi.{ENVIRONMENT}.yaml"
-    before, updates = stack_file.read_text(), len(deployed.json("stack", "history", "--json", "--stack", ENVIRONMENT))
-    active = services(deployed)[SERVICE]["active_colour"]
-    standby = "green" if active == "blue" else "blue"
+    stack_file, before, updates, active, standby = in_this_process(deployed, monkeypatch)
 
     class Refusal(Future):  # type: ignore[type-arg]
         def result(self, timeout: float | None = None) -> None:
