@@ -37,6 +37,7 @@ FOR = {
     "PostDeployErrorRateAboveBaseline": "2m",
     "PostDeployLatencyAboveBaseline": "2m",
     "CanaryErrorRateAboveStable": "2m",
+    "CanaryLatencyAboveStable": "2m",
     "ServiceLatencyP99Critical": "5m",
     "ServiceLatencyP99AboveRollbackTrigger": "5m",
     "ServiceLatencyP95High": "10m",
@@ -269,6 +270,7 @@ class _Rules:
                 f"above the service's P95 in the hour before (seed 000 §9). Roll back: switch to {standby}.",
                 **failed),
             self.canary(**failed),
+            self.canary_latency(**failed),
         ]
 
     def canary(self, **labels: str) -> dict[str, Any]:
@@ -281,8 +283,9 @@ class _Rules:
         weight = self.release.canary.weight
         # Enough traffic is the service's min_request_rate, shared as the gateway shares it: at 5% the canary gets a
         # twentieth, and holding it to the whole rate would blind the first step of every quiet service's canary.
+        # At weight 0 no canary runs: the standby's own traffic (release checks) is held to the whole rate.
         canary = (f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
-                  f" >= {self.share(weight)}")
+                  f" >= {self.share(weight or 100)}")
         if weight < 100:
             return self.alert(
                 "CanaryErrorRateAboveStable",
@@ -290,7 +293,7 @@ class _Rules:
                 f" - ignoring (color) group_left namespace_app_color:http_errors:ratio_rate5m{{{active_s}}})"
                 f" > {number(fraction(t.canary_error_increase_points))}{canary}"
                 f" and on (namespace, app) namespace_app_color:http_requests:rate5m{{{active_s}}}"
-                f" >= {self.share(100 - weight)}",
+                f" >= {self.share(100 - weight if weight else 100)}",
                 "warning",
                 f"{svc} in {env}: canary {standby} fails more than stable {active}",
                 f"The 5xx share of the canary colour {standby} is more than {points} percentage points above the "
@@ -307,6 +310,37 @@ class _Rules:
             f"The 5xx share of the canary colour {standby}, which takes all of the gateway's requests, is more than "
             f"{points} percentage points above the stable colour {active}'s share over the last "
             f"{BASELINE_WINDOW} (seed 000 §2): roll the canary back.", **labels)
+
+    def canary_latency(self, **labels: str) -> dict[str, Any]:
+        """Seed 000 §2 watches a canary's latency as well as its errors: its P95 against the stable colour's, by
+        the §9 margin; at 100%, against the stable colour's P95 over the last hour, as for errors."""
+        t, svc, env = self.thresholds, self.service, self.environment
+        active, standby = self.release.active, self.release.standby_colour
+        active_s, standby_s = self.sel(color=active), self.sel(color=standby)
+        weight = self.release.canary.weight
+        growth = number(1 + Decimal(str(t.baseline_p95_increase_percent)) / 100)
+        percent = number(t.baseline_p95_increase_percent)
+        canary = (f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
+                  f" >= {self.share(weight or 100)}")
+        if weight < 100:
+            stable = (f"namespace_app_color:http_request_duration_seconds:p95_5m{{{active_s}}}"
+                      f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{active_s}}}"
+                      f" >= {self.share(100 - weight if weight else 100)}")
+            against = f"stable {active}"
+        else:
+            total = f"sum by (namespace, app) (rate({REQUESTS}{{{active_s}}}[{BASELINE_WINDOW}]))"
+            stable = (f"histogram_quantile(0.95, sum by (namespace, app, le) "
+                      f"(rate({DURATION_BUCKETS}{{{active_s}}}[{BASELINE_WINDOW}])))"
+                      f" and on (namespace, app) ({total} >= {self.min_rate})")
+            against = f"stable {active} over the last {BASELINE_WINDOW}"
+        return self.alert(
+            "CanaryLatencyAboveStable",
+            f"namespace_app_color:http_request_duration_seconds:p95_5m{{{standby_s}}}"
+            f" > ignoring (color) group_left () ({growth} * ({stable})){canary}",
+            "warning",
+            f"{svc} in {env}: canary {standby} is more than {percent}% slower than {against}",
+            f"The P95 latency of the canary colour {standby} is more than {percent}% above {against} (seed 000 §2 "
+            f"watches a canary's latency, §9 sets the margin): roll the canary back.", **labels)
 
     def latency(self) -> list[dict[str, Any]]:
         t, s, svc, env = self.thresholds, self.sel(), self.service, self.environment

@@ -92,6 +92,16 @@ def test_the_active_colour_decides_unreachable_canary_and_baseline() -> None:
     assert flipped["ServiceUnreachable"]["labels"]["color"] == "blue"
 
 
+@pytest.mark.parametrize(("weight", "canary", "stable"), [(0, "1", "1"), (5, "0.05", "0.95"), (50, "0.5", "0.5")])
+def test_each_colour_is_held_to_its_share_of_the_minimum_rate(weight: int, canary: str, stable: str) -> None:
+    """prod needs 1 request/s of the service; at weight 0 no canary runs, and the standby's release checks are
+    held to the whole rate."""
+    config = set_path(stack_config("prod"), "services.payin-api.canary", {"weight": weight})
+    expr = alerts(specs("prod", config)["payin-api"])["CanaryErrorRateAboveStable"]["expr"]
+    assert re.findall(r'rate5m\{namespace="payments-prod", app="payin-api", color="(\w+)"\} >= ([\d.]+)', expr) == \
+        [("blue", canary), ("green", stable)]
+
+
 def test_a_scaled_down_standby_is_not_reported_down() -> None:
     # prod payout-api: green scaled down after the rollback window.
     assert "StandbyColourDown" not in alerts(specs("prod")["payout-api"])

@@ -241,6 +241,20 @@ class Service:
         self.fires(alert, inputs(stable_errors + increase * INCREMENT_ABOVE), 1, self.labels(color=self.standby))
         self.silent(alert, inputs(stable_errors + increase * INCREMENT_BELOW), 1)
 
+    def canary_latency(self) -> None:
+        alert = "CanaryLatencyAboveStable"
+        growth = self.alerting.thresholds.baseline_p95_increase_percent / 100
+        minutes = self.minutes_for(alert) + 3
+
+        def inputs(canary_p95: float) -> list[dict[str, str]]:
+            return (self.requests(self.active, TRAFFIC, 0.0, minutes)
+                    + self.requests(self.standby, TRAFFIC * 0.05, 0.0, minutes)
+                    + self.latency(self.active, TRAFFIC, 0.95, BASELINE_P95, minutes)
+                    + self.latency(self.standby, TRAFFIC * 0.05, 0.95, canary_p95, minutes))
+
+        self.fires(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)), 1, self.labels(color=self.standby))
+        self.silent(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_BELOW)), 1)
+
     def resources(self) -> None:
         t = self.alerting.thresholds
         limits = catalogue().services[self.name].resources.limits
@@ -334,6 +348,7 @@ class Service:
         self.absolute_latency("ServiceLatencyP95High", 0.95, t.p95_warning_seconds)
         self.post_deploy()
         self.canary()
+        self.canary_latency()
         self.resources()
         self.no_data()
         self.idle()
@@ -456,6 +471,32 @@ def test_a_quiet_services_first_canary_step_is_judged_on_its_share_of_the_minimu
 
     service.fires(alert, inputs(minimum * 10), 1, service.labels(color=service.standby))
     service.silent(alert, inputs(minimum * 0.5), 1)  # below the minimum, a ratio means nothing
+    result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
+@pytest.mark.parametrize("weight", [25, 100])
+def test_a_slower_canary_is_seen_at_every_weight(weight: int, promtool: str, tmp_path: Path) -> None:
+    """Seed 000 §2 watches a canary's latency: P95 10% over stable's fires, just under does not; at 100% stable's
+    P95 is its last hour, while it still served."""
+    service = canary_service(weight)
+    alert = "CanaryLatencyAboveStable"
+    growth = service.alerting.thresholds.baseline_p95_increase_percent / 100
+    start = SWITCH if weight == 100 else 0
+    minutes = start + service.minutes_for(alert) + 3
+    stop = SWITCH if weight == 100 else None
+
+    stable = TRAFFIC if weight == 100 else TRAFFIC * (100 - weight) / 100  # at 100%: all of it, until the switch
+
+    def inputs(canary_p95: float) -> list[dict[str, str]]:
+        return (service.requests(service.active, stable, 0.0, minutes, stop=stop)
+                + service.latency(service.active, stable, 0.95, BASELINE_P95, minutes, stop=stop)
+                + service.requests(service.standby, TRAFFIC * weight / 100, 0.0, minutes, start=start)
+                + service.latency(service.standby, TRAFFIC * weight / 100, 0.95, canary_p95, minutes, start=start))
+
+    service.fires(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)), start + 1,
+                  service.labels(color=service.standby))
+    service.silent(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_BELOW)), start + 1)
     result = run_groups(promtool, service, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
 
