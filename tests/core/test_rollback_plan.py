@@ -185,7 +185,7 @@ def test_an_update_the_plan_cannot_restore_from_config_is_listed_with_its_fields
     assert "- `prod-payin-api-blue` (Deployment): `spec.replicas`\n" in plan
     [line] = [line for line in plan.splitlines() if line.startswith("- `prod-namespace`")]
     assert line.startswith("- `prod-namespace` (PrometheusRule): `spec.groups[0].rules[22].annotations.description`, ")
-    assert line.endswith(" and 9 more")  # 17 changed fields, the first 8 named
+    assert line.endswith(" and 12 more")  # 20 changed fields, the first 8 named
     assert "`prod-alerting-payin-api-rules` (PrometheusRule)" in plan.split("#### Other changes")[0]
 
 
