@@ -142,11 +142,13 @@ def test_a_canary_step_changes_only_the_public_gateways_config_and_pods_and_the_
     gateway = {"ConfigMap": {"test-gateway-config"}, "Deployment": {"test-gateway-deployment"},
                # The events resource learns the weight, so that a step back is announced as a rollback.
                "DeploymentEvents": {"test-alerting-payout-api-deployment"}}
-    # The first step also puts the canary colour among the colours whose pods must answer (alerting.md).
-    assert changed(before, after) == {**gateway, "PrometheusRule": {"test-alerting-payout-api-rules"}}
+    # The rules follow the weight: the first step puts the canary colour among the colours whose pods must
+    # answer, and every step holds each colour to its share of the minimum request rate (alerting.md).
+    rules = {"PrometheusRule": {"test-alerting-payout-api-rules"}}
+    assert changed(before, after) == {**gateway, **rules}
     assert after.named("test-alerting-payout-api-deployment").inputs["canary_weight"] == 25
     further = run_stack("test", set_path(copy.deepcopy(config), "services.payout-api.canary", {"weight": 50}))
-    assert changed(after, further) == gateway
+    assert changed(after, further) == {**gateway, **rules}
 
 
 def test_deployment_events_learn_the_served_order_from_the_outputs_history() -> None:
