@@ -141,9 +141,14 @@ class _Rules:
         matchers += [f'{name}="{value}"' for name, value in extra.items()]
         return ", ".join(matchers)
 
-    def share(self, percent: int) -> str:
-        """The minimum request rate of a colour that takes ``percent`` of the service's requests."""
-        return number(Decimal(str(self.alerting.min_request_rate)) * percent / 100)
+    def serving(self, colour: str) -> str:
+        """Guard of a colour's ratio: its share of min_request_rate, as the gateway shares the requests. At 5% the
+        canary gets a twentieth, and holding it to the whole rate would blind the first step of every quiet
+        service's canary; at weight 0 no canary runs, and each colour is held to the whole rate."""
+        weight = self.release.canary.weight
+        percent = weight if colour == self.release.standby_colour else 100 - weight
+        rate = number(Decimal(str(self.alerting.min_request_rate)) * (percent if weight else 100) / 100)
+        return f"namespace_app_color:http_requests:rate5m{{{self.sel(color=colour)}}} >= {rate}"
 
     def traffic(self, window: str = "5m") -> str:
         """Guard of every ratio: enough requests that a ratio means something."""
@@ -280,20 +285,14 @@ class _Rules:
         active, standby = self.release.active, self.release.standby_colour
         active_s, standby_s = self.sel(color=active), self.sel(color=standby)
         points = number(t.canary_error_increase_points)
-        weight = self.release.canary.weight
-        # Enough traffic is the service's min_request_rate, shared as the gateway shares it: at 5% the canary gets a
-        # twentieth, and holding it to the whole rate would blind the first step of every quiet service's canary.
-        # At weight 0 no canary runs: the standby's own traffic (release checks) is held to the whole rate.
-        canary = (f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
-                  f" >= {self.share(weight or 100)}")
-        if weight < 100:
+        canary = f" and on (namespace, app, color) {self.serving(standby)}"
+        if self.release.canary.weight < 100:
             return self.alert(
                 "CanaryErrorRateAboveStable",
                 f"(namespace_app_color:http_errors:ratio_rate5m{{{standby_s}}}"
                 f" - ignoring (color) group_left namespace_app_color:http_errors:ratio_rate5m{{{active_s}}})"
                 f" > {number(fraction(t.canary_error_increase_points))}{canary}"
-                f" and on (namespace, app) namespace_app_color:http_requests:rate5m{{{active_s}}}"
-                f" >= {self.share(100 - weight if weight else 100)}",
+                f" and on (namespace, app) {self.serving(active)}",
                 "warning",
                 f"{svc} in {env}: canary {standby} fails more than stable {active}",
                 f"The 5xx share of the canary colour {standby} is more than {points} percentage points above the "
@@ -317,15 +316,12 @@ class _Rules:
         t, svc, env = self.thresholds, self.service, self.environment
         active, standby = self.release.active, self.release.standby_colour
         active_s, standby_s = self.sel(color=active), self.sel(color=standby)
-        weight = self.release.canary.weight
         growth = number(1 + Decimal(str(t.baseline_p95_increase_percent)) / 100)
         percent = number(t.baseline_p95_increase_percent)
-        canary = (f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{standby_s}}}"
-                  f" >= {self.share(weight or 100)}")
-        if weight < 100:
+        canary = f" and on (namespace, app, color) {self.serving(standby)}"
+        if self.release.canary.weight < 100:
             stable = (f"namespace_app_color:http_request_duration_seconds:p95_5m{{{active_s}}}"
-                      f" and on (namespace, app, color) namespace_app_color:http_requests:rate5m{{{active_s}}}"
-                      f" >= {self.share(100 - weight if weight else 100)}")
+                      f" and on (namespace, app, color) {self.serving(active)}")
             against = f"stable {active}"
         else:
             total = f"sum by (namespace, app) (rate({REQUESTS}{{{active_s}}}[{BASELINE_WINDOW}]))"
