@@ -5,7 +5,7 @@ They import nothing, so a tool that only needs the names (a rollback, say) does 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 PROJECT = "release-infra"
 
@@ -16,6 +16,16 @@ Colour = Literal["blue", "green"]
 COLOURS: tuple[Colour, ...] = ("blue", "green")
 
 DEFAULT_CANARY_STEPS = (5, 25, 50, 100)  # seed 000 §2
+
+
+def whole_percent(value: Any) -> int | None:
+    """A canary weight or step as the program reads it: a whole number from 0 to 100 ("25", 25 and 25.0 are 25;
+    true is no number), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if not isinstance(value, bool) and number.is_integer() and 0 <= number <= 100 else None
 
 
 def other(colour: Colour) -> Colour:

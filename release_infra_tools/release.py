@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import MISSING, ConfigError, Problem, without_credentials
-from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other
+from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other, whole_percent
 from release_infra_tools.stacks import Environments, StackError
 
 
@@ -114,8 +114,8 @@ def target(environments: Environments, environment: str, service: str) -> Target
     canary = release.get("canary") or {}
     return Target(environment=environment, service=service, namespace=str(config.get("namespace", "")),
                   active=release["active"], images={c: release[c]["image"] for c in COLOURS},
-                  canary_weight=int(float(canary.get("weight", 0))),
-                  steps=[int(float(step)) for step in canary.get("steps", DEFAULT_CANARY_STEPS)],
+                  canary_weight=whole_percent(canary.get("weight", 0)) or 0,  # checked by _release_problems
+                  steps=[whole_percent(step) or 0 for step in canary.get("steps", DEFAULT_CANARY_STEPS)],
                   standby_policy=release.get("standby") or {"policy": "warm"}, config=config)
 
 
@@ -142,20 +142,11 @@ def _release_problems(service: str, release: Any) -> list[Problem]:
     steps = canary.get("steps", DEFAULT_CANARY_STEPS)
     steps = steps if isinstance(steps, (list, tuple)) else []
     for name, numbers in (("weight", [canary.get("weight", 0)]), ("steps", steps)):
-        if not numbers or not all(_is_percentage(number) for number in numbers):
+        if not numbers or any(whole_percent(number) is None for number in numbers):
             problems.append(Problem(key("canary", name), canary.get(name), "expected whole percentages, 0 to 100"))
     if not isinstance(release.get("standby") or {}, dict):
         problems.append(Problem(key("standby"), release.get("standby"), "expected a map with policy"))
     return problems
-
-
-def _is_percentage(value: Any) -> bool:
-    """A whole number from 0 to 100, as the program reads it (``5.0`` is 5; ``true`` is no number)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return False
-    return not isinstance(value, bool) and number.is_integer() and 0 <= number <= 100
 
 
 def updated(environments: Environments, now: Target, changes: dict[str, str], message: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from core.names import COLOURS
+from core.names import COLOURS, whole_percent
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,6 @@ def _fields(release: Any, output: Mapping[str, Any]) -> list[tuple[str, Any, Any
 
 
 def _number(value: Any) -> Any:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value
-    return int(number) if number.is_integer() else number
+    """A weight as the program reads it, so that "25", 25 and 25.0 compare equal; anything else as it is."""
+    whole = whole_percent(value)
+    return value if whole is None else whole
