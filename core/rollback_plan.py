@@ -519,7 +519,7 @@ def _not_from_image(step: Step, old: str | None, new: str | None) -> list[str]:
     to the new ones follows the image; a new CPU limit or probe in the same update does not."""
     names = [(old, new)]
     if old and new:
-        names.append((old.split("@")[0].rsplit(":", 1)[-1], new.split("@")[0].rsplit(":", 1)[-1]))  # the tags
+        names.append((_tag(old), _tag(new)))
         names += [(str(a), str(b)) for a, b in [(_build_version(old), _build_version(new))] if a and b]
     def follows(before: Any, after: Any) -> bool:
         if not isinstance(before, str) or not isinstance(after, str):
@@ -690,9 +690,13 @@ def _direction(old: str | None, new: str | None) -> str:
     return f" {'Back to an older' if older else 'A newer'} version: {versions[0]} -> {versions[1]}."
 
 
+def _tag(image: str) -> str:
+    return image.split("@")[0].rsplit(":", 1)[-1]
+
+
 def _build_version(image: str | None) -> Any:
     """The semantic version of an image that follows the tag rule, else None."""
-    return build_version(image.split("@")[0].rsplit(":", 1)[-1]) if image else None
+    return build_version(_tag(image)) if image else None
 
 
 def _version(image: str | None) -> str:

@@ -344,9 +344,9 @@ def _in_flight_problems(settings: StackSettings, catalogue: Catalogue) -> list[P
     """Seed 004: a pod stopped while it serves a request cuts it. After its drain a service's pod has the rest of
     its grace period (catalogue shutdown) to finish what it serves, so that must cover the gateway's timeout."""
     timeout = -(-settings.gateway.timeout_ms // 1000)  # whole seconds, rounded up
-    short = {name: shutdown.grace_seconds - shutdown.drain_seconds for name in settings.services
-             if name in catalogue.services
-             and (shutdown := catalogue.services[name].shutdown).grace_seconds - shutdown.drain_seconds < timeout}
+    after_drain = {name: shutdown.grace_seconds - shutdown.drain_seconds for name in settings.services
+                   if name in catalogue.services for shutdown in [catalogue.services[name].shutdown]}
+    short = {name: seconds for name, seconds in after_drain.items() if seconds < timeout}
     if not short:
         return []
     return [Problem(_path("gateway", "timeout_ms"), settings.gateway.timeout_ms,

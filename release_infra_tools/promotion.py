@@ -305,10 +305,8 @@ def undo(environments: Environments, now: Target, changes: dict[str, str], messa
          undoing: str, left: str) -> None:
     """The update that undoes a failed or interrupted step. When it fails too (another update holds the stack,
     the engine errs), the first failure still sets the exit status, and the message says where the stack was
-    left and what finishes the job, instead of a bare engine error that hides both. After a step whose config
-    could not be put back, no update runs: it would apply that half-set change."""
-    if isinstance(failure, ConfigNotPutBack):
-        raise failure
+    left and what finishes the job, instead of a bare engine error that hides both. Never after a step whose config
+    could not be put back (ConfigNotPutBack): the undo would apply that half-set change, so callers re-raise it."""
     try:
         updated(environments, now, changes, message)
     except StackError as error:  # Ctrl-C and engine errors keep their kind; anything else is a failed check

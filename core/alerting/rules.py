@@ -135,6 +135,8 @@ class _Rules:
         self.environment = settings.environment.value
         self.thresholds = alerting.thresholds
         self.min_rate = number(alerting.min_request_rate)
+        # A P95 "more than x% above" another: the factor it is compared with.
+        self.p95_growth = number(1 + Decimal(str(alerting.thresholds.baseline_p95_increase_percent)) / 100)
 
     def sel(self, **extra: str) -> str:
         matchers = [f'namespace="{self.namespace}"', f'app="{self.service}"']
@@ -249,7 +251,6 @@ class _Rules:
         )
         baseline_p95 = (f"histogram_quantile(0.95, sum by (namespace, app, le) "
                         f"(rate({DURATION_BUCKETS}{{{s}}}[{BASELINE_WINDOW}] offset {window})))")
-        growth = number(1 + Decimal(str(t.baseline_p95_increase_percent)) / 100)
         failed = {"event": EventKind.FAILED.value}
         return [
             self.alert(
@@ -266,7 +267,7 @@ class _Rules:
             self.alert(
                 "PostDeployLatencyAboveBaseline",
                 f"namespace_app_color:http_request_duration_seconds:p95_5m{{{active_s}}}"
-                f" > ignoring (color) group_left () ({growth} * {baseline_p95})"
+                f" > ignoring (color) group_left () ({self.p95_growth} * {baseline_p95})"
                 f" and on (namespace, app, color) ({newly_serving})",
                 "warning",
                 f"{svc} in {env}: P95 latency after the switch to {active} exceeds the baseline by more than "
@@ -316,7 +317,6 @@ class _Rules:
         t, svc, env = self.thresholds, self.service, self.environment
         active, standby = self.release.active, self.release.standby_colour
         active_s, standby_s = self.sel(color=active), self.sel(color=standby)
-        growth = number(1 + Decimal(str(t.baseline_p95_increase_percent)) / 100)
         percent = number(t.baseline_p95_increase_percent)
         canary = f" and on (namespace, app, color) {self.serving(standby)}"
         if self.release.canary.weight < 100:
@@ -332,7 +332,7 @@ class _Rules:
         return self.alert(
             "CanaryLatencyAboveStable",
             f"namespace_app_color:http_request_duration_seconds:p95_5m{{{standby_s}}}"
-            f" > ignoring (color) group_left () ({growth} * ({stable})){canary}",
+            f" > ignoring (color) group_left () ({self.p95_growth} * ({stable})){canary}",
             "warning",
             f"{svc} in {env}: canary {standby} is more than {percent}% slower than {against}",
             f"The P95 latency of the canary colour {standby} is more than {percent}% above {against} (seed 000 §2 "
