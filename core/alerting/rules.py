@@ -24,6 +24,7 @@ CPU = "container_cpu_usage_seconds_total"
 MEMORY = "container_memory_working_set_bytes"
 ERRORS = 'code=~"5.."'
 BURN_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
+WINDOW_SECONDS = {"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600, "3d": 259200}
 BASELINE_WINDOW = "1h"
 MEMORY_FORECAST_HOURS = 4
 
@@ -153,8 +154,18 @@ class _Rules:
         return f"namespace_app_color:http_requests:rate5m{{{self.sel(color=colour)}}} >= {rate}"
 
     def traffic(self, window: str = "5m") -> str:
-        """Guard of every ratio: enough requests that a ratio means something."""
+        """Guard of the latency alerts: enough requests that a quantile means something."""
         return f"on (namespace, app) namespace_app:http_requests:rate{window}{{{self.sel()}}} >= {self.min_rate}"
+
+    def failures(self, window: str = "5m") -> str:
+        """Guard of the error-ratio alerts: enough requests that the ratio means something, or enough failed
+        requests in the window that they matter at any rate. A few failures on an idle environment stay quiet; a
+        quiet service failing every request is an outage."""
+        s = self.sel()
+        count = (f"namespace_app:http_errors:ratio_rate{window}{{{s}}} * namespace_app:http_requests:rate{window}{{{s}}}"
+                 f" * {WINDOW_SECONDS[window]}")
+        return (f"on (namespace, app) (namespace_app:http_requests:rate{window}{{{s}}} >= {self.min_rate}"
+                f" or {count} >= {self.alerting.min_failed_requests})")
 
     # Recording rules: shared by the alerts below and by dashboards. -----------------------------------------
 
@@ -224,7 +235,7 @@ class _Rules:
              "seed 002: a rollback trigger - consider rolling back the latest release"),
         ]
         return [self.alert(
-            name, f"{ratio} > {number(fraction(percent))} and {self.traffic()}", severity,
+            name, f"{ratio} > {number(fraction(percent))} and {self.failures()}", severity,
             f"{svc} in {env}: more than {number(percent)}% of requests fail with 5xx",
             f"The 5xx share of {svc} over 5 minutes has been above {number(percent)}% for {FOR[name]} ({why}).")
             for name, percent, severity, why in levels]
@@ -370,7 +381,7 @@ class _Rules:
                 name,
                 f"namespace_app:http_errors:ratio_rate{long}{{{s}}} > {limit}"
                 f" and namespace_app:http_errors:ratio_rate{short}{{{s}}} > {limit}"
-                f" and {self.traffic(long)}",
+                f" and {self.failures(long)}",
                 severity,
                 f"{svc} in {env}: error budget burning at {factor}x over {long} and {short}",
                 f"At this rate the {number(self.alerting.slo_percent)}% SLO's error budget is spent "

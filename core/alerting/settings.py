@@ -103,6 +103,9 @@ class AlertingSettings(Strict):
     min_request_rate: float = Field(gt=0, le=100000, description=(
         "Requests per second below which ratio and latency alerts stay quiet: a handful of requests on an idle "
         "environment is no evidence."))
+    min_failed_requests: int = Field(ge=1, le=1000000, description=(
+        "Failed requests within an error-ratio alert's window that make it count below min_request_rate: a quiet "
+        "service failing every request is an outage, not noise."))
     page_on_call: bool = Field(description="Critical alerts and rollbacks page on-call (PagerDuty).")
     metrics_not_reporting_severity: Severity = Field(description=(
         "Severity of a service answering no request for 5 minutes: critical where traffic never stops."))
@@ -133,6 +136,7 @@ def defaults(environment: EnvironmentName) -> dict[str, Any]:
     return {
         "slo_percent": {"prod": 99.9, "test": 99.5, "sandbox": 99.5, "dev": 99.0}[environment],
         "min_request_rate": 1.0 if prod else 0.2,
+        "min_failed_requests": 10 if prod else 30,
         "page_on_call": prod,
         "metrics_not_reporting_severity": "critical" if prod else "info",
         "channels": {"alerts": f"#alerts-{environment}"},

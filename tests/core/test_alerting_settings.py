@@ -55,6 +55,7 @@ def test_defaults_differ_by_environment_where_the_environments_differ() -> None:
     assert prod.page_on_call and not sandbox.page_on_call
     assert prod.metrics_not_reporting_severity == "critical" and sandbox.metrics_not_reporting_severity == "info"
     assert prod.slo_percent == 99.9 and prod.min_request_rate > sandbox.min_request_rate
+    assert prod.min_failed_requests < sandbox.min_failed_requests  # prod's few failures are payments
     assert sandbox.channels.alerts == "#alerts-sandbox" and prod.channels.deployments == "#deployments"
     assert load(environment=EnvironmentKind.DEV).environment == "dev"  # the enum of core.settings is accepted
 
@@ -92,6 +93,8 @@ BAD = [
     ({"slo_percent": "high"},
      'release-infra:alerting.slo_percent = "high": input should be a valid number, unable to parse string as a number'),
     ({"min_request_rate": 0}, 'release-infra:alerting.min_request_rate = 0: input should be greater than 0'),
+    ({"min_failed_requests": 0},
+     'release-infra:alerting.min_failed_requests = 0: input should be greater than or equal to 1'),
     ({"post_deploy_window_minutes": 2},
      'release-infra:alerting.post_deploy_window_minutes = 2: input should be greater than or equal to 5'),
     ({"metrics_not_reporting_severity": "page"},
@@ -110,7 +113,8 @@ BAD = [
      'release-infra:alerting.alertmanager_url = "http://alertmanager:9093/api#t": must be an http(s) URL without '
      "credentials or a query, e.g. http://alertmanager.monitoring:9093"),
     ({"stack": "prod"}, 'release-infra:alerting.stack: unknown key; known keys are slo_percent, '
-                        'min_request_rate, page_on_call, metrics_not_reporting_severity, post_deploy_window_minutes, '
+                        'min_request_rate, min_failed_requests, page_on_call, metrics_not_reporting_severity, '
+                        'post_deploy_window_minutes, '
                         'thresholds, channels, alertmanager_url'),
     (["slo_percent"], 'release-infra:alerting = ["slo_percent"]: must be an object of alerting settings'),
 ]

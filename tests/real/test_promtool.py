@@ -312,12 +312,15 @@ class Service:
         self.silent(alert, up + requests + histogram, 0)
 
     def idle(self) -> None:
-        """Below the minimum request rate nothing ratio- or latency-based fires, however bad the few requests are;
-        with no requests at all only the dead-man's switch speaks, at the environment's severity."""
+        """A handful of requests (fewer failures over the whole run than min_failed_requests, well below the
+        minimum rate) raises no ratio or latency alert, however bad they are; with no requests at all only the
+        dead-man's switch speaks, at the environment's severity."""
         minutes = 30
         quiet = [name for name in self.rules if name.startswith(("ServiceErrorRate", "ServiceLatency", "ErrorBudget",
                                                                  "PostDeploy", "Canary"))]
-        per_minute = self.alerting.min_request_rate * 60 / 4  # each colour: half the minimum in all
+        # Each colour: a quarter of min_failed_requests over the run, half of them failing.
+        per_minute = self.alerting.min_failed_requests / 4 / minutes
+        assert per_minute < self.alerting.min_request_rate * 60 / 2
         inputs = []
         for colour in (self.active, self.standby):
             inputs += (self.requests(colour, per_minute, 0.5, minutes)
@@ -333,6 +336,19 @@ class Service:
             {"eval_time": "20m", "alertname": "MetricsNotReporting",
              "exp_alerts": [self.expected("MetricsNotReporting", self.labels())]},
         ]})
+
+    def quiet_outage(self) -> None:
+        """Below the minimum rate, a service failing every request still pages once min_failed_requests have
+        failed within the window: at 80% of the minimum rate, all on the active colour, all failing."""
+        per_minute = self.alerting.min_request_rate * 60 * 0.8
+        assert per_minute * 5 >= self.alerting.min_failed_requests  # the guard is met within the 5-minute window
+        outage = ["ServiceErrorRateCritical", "ServiceErrorRateHigh", "ServiceErrorRateAboveRollbackTrigger",
+                  "ErrorBudgetBurnFast"]
+        at = max(self.minutes_for(alert) for alert in outage) + 6
+        inputs = self.requests(self.active, per_minute, 1.0, at + 1) + [self.up(self.active, 1, at + 1)]
+        self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
+            {"eval_time": f"{at}m", "alertname": alert, "exp_alerts": [self.expected(alert, self.labels())]}
+            for alert in outage]})
 
     def build(self) -> None:
         t = self.alerting.thresholds
@@ -352,6 +368,7 @@ class Service:
         self.resources()
         self.no_data()
         self.idle()
+        self.quiet_outage()
 
 
 def unit_tests(stack: str, directory: Path) -> tuple[Path, dict[str, dict[str, set[str]]]]:
