@@ -33,7 +33,8 @@ def read_secrets(alerting: AlertingSettings) -> dict[str, pulumi.Output[str]]:
 class Alerting(pulumi.ComponentResource):
     """Registers what core.alerting computes; ``releases`` (service -> resource) orders each service's
     deployment events after that service's Kubernetes changes, so an event reports a change that was applied.
-    ``served`` (service -> this update's ``history.served``) tells the events which build took traffic first."""
+    ``served`` (service -> this update's ``history.served``) tells the events which build took traffic first;
+    ``applied`` (service -> its release in the stack's last outputs) is what a new events resource compares with."""
 
     rules: dict[str, k8s.apiextensions.CustomResource]
     routing: k8s.apiextensions.CustomResource
@@ -43,7 +44,8 @@ class Alerting(pulumi.ComponentResource):
                  secrets: Mapping[str, pulumi.Input[str]],
                  releases: Optional[Mapping[str, pulumi.Resource]] = None,
                  opts: Optional[pulumi.ResourceOptions] = None,
-                 served: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+                 served: Optional[Mapping[str, Sequence[str]]] = None,
+                 applied: Optional[Mapping[str, ReleaseState]] = None) -> None:
         super().__init__("release-infra:alerting:Alerting", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         monitor = rules.pod_monitor(settings)
@@ -64,13 +66,13 @@ class Alerting(pulumi.ComponentResource):
             f"{name}-routing", api_version=ALERTMANAGER_CONFIG_API, kind="AlertmanagerConfig",
             metadata=config["metadata"], spec=config["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[receivers]))
-        releases, served = releases or {}, served or {}
+        releases, served, applied = releases or {}, served or {}, applied or {}
         self.deployment_events = {
             service: DeploymentEvents(
                 f"{name}-{service}-deployment", stack=settings.stack, environment=settings.environment.value,
                 namespace=settings.namespace, service=service,
                 release=ReleaseState.of(release, served.get(service, ())),
-                alertmanager_url=alerting.alertmanager_url,
+                alertmanager_url=alerting.alertmanager_url, applied=applied.get(service),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[releases[service]] if service in releases else []))
             for service, release in settings.services.items()
         }

@@ -3,6 +3,8 @@
 Its inputs are the service's active colour, images and canary weight, and the order in which the colours' builds
 first took traffic (from the outputs' ``history.served``: telling a rollback to an earlier build of the same
 version from a re-promotion needs it). Each changes only with the release, so a no-change update changes nothing.
+One more input, the release the stack's last outputs record, is read only by ``create``: a resource made anew for a
+service the stack already ran reports what changed since, not a first release.
 When an update changes them, the engine calls ``update`` with the old and new inputs; the provider classifies the
 change (core.alerting.events) and posts the events to Alertmanager's API, which routes them to #deployments,
 #incidents and on-call. The engine never calls ``create`` or ``update`` during a preview, and ``diff`` only
@@ -98,7 +100,8 @@ class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
         self._clock = clock  # None in the program, so the serialized provider holds no function
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        outputs = self._emit(None, props)
+        applied = props.get("applied")  # the release the stack's last outputs record, when it ran the service
+        outputs = self._emit(ReleaseState.from_inputs(applied) if applied else None, props)
         return pulumi.dynamic.CreateResult(id_=f"{props['stack']}/{props['service']}", outs=outputs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
@@ -142,14 +145,14 @@ class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="De
     delivered: pulumi.Output[bool]
 
     def __init__(self, name: str, *, stack: str, environment: str, namespace: str, service: str,
-                 release: ReleaseState, alertmanager_url: Optional[str],
+                 release: ReleaseState, alertmanager_url: Optional[str], applied: Optional[ReleaseState] = None,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
         # What pulumi.dynamic.Resource.__init__ registers, with the provider pickled once (serialized_provider).
+        # ``applied`` only serves ``create`` (diff reads INPUTS), so it changes nothing on an update.
         pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, {
             "stack": stack, "environment": environment, "namespace": namespace, "service": service,
-            "active": release.active, "images": {"blue": release.blue, "green": release.green},
-            "canary_weight": release.canary_weight, "served": list(release.served),
-            "alertmanager_url": alertmanager_url, "events": None, "delivered": None,
+            **release.inputs(), "alertmanager_url": alertmanager_url,
+            "applied": applied.inputs() if applied else None, "events": None, "delivered": None,
             PROVIDER_KEY: serialized_provider(),
         }, opts)
 

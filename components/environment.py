@@ -18,6 +18,7 @@ from components.blue_green_service import BlueGreenService
 from components.krakend_gateway import KrakenDGateway
 from core import blue_green, gateway_workload
 from core import environment as manifests
+from core.alerting.events import ReleaseState
 from core.alerting.settings import AlertingSettings
 from core.migrations import Migration
 from core.labels import common
@@ -41,7 +42,8 @@ class Environment(pulumi.ComponentResource):
                  protect_outputs: Optional[Mapping[str, pulumi.Input[Any]]] = None,
                  migrations: Optional[Mapping[str, Migration]] = None,
                  database_urls: Optional[Mapping[str, pulumi.Input[str]]] = None,
-                 served: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+                 served: Optional[Mapping[str, Sequence[str]]] = None,
+                 applied: Optional[Mapping[str, ReleaseState]] = None) -> None:
         super().__init__("release-infra:environment:Environment", name, None, opts)
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
@@ -73,7 +75,7 @@ class Environment(pulumi.ComponentResource):
             pair.route_preview(after=[gateway.deployment for gateway in self.gateways.values()])
         self.alerting = None if alerting is None else Alerting(
             f"{name}-alerting", settings, alerting, catalogue, alerting_secrets or {}, releases=self.services,
-            opts=inside, served=served)
+            opts=inside, served=served, applied=applied)
         self.retention = None if retention is None else RegistryRetention(
             f"{name}-registry-retention", retention, retention_password, protect_outputs or {}, common(settings),
             opts=inside, namespace=settings.namespace)

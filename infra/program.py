@@ -16,6 +16,7 @@ from pulumi.runtime import config as runtime_config
 
 from components.alerting import read_secrets
 from components.environment import Environment
+from core.alerting.events import applied_states
 from core.alerting.routing import PLACEHOLDER_HOST
 from core.alerting.settings import SECRET_KEYS, load_alerting
 from core.catalogue import CATALOGUE_FILE, Catalogue, catalogue_path
@@ -116,7 +117,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
                 retention_password=(pulumi.Config(PROJECT).get_secret(retention_config.PASSWORD) or "") if live else "",
                 protect_outputs=protected_stack_outputs(retention.protect_stacks, outputs) if retention else None,
                 migrations=migrations, database_urls=databases,
-                served={name: service.history.served for name, service in outputs.services.items()})
+                served={name: service.history.served for name, service in outputs.services.items()},
+                applied=applied_states(previous))
     export_when_applied(outputs.model_dump(mode="json"), registered)
     return outputs
 

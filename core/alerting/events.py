@@ -8,7 +8,9 @@ before an update with the state after it tells what happened:
   active one first did, by the order the builds first served): a rollback;
 - the canary weight goes down on an unchanged standby build: a rollback of the canary;
 - only the standby's image changes: a deployment started (the new build is up, not yet taking traffic);
-- a service appears: it is live for the first time, which is a successful deployment too.
+- a service appears: it is live for the first time, which is a successful deployment too. Unless the stack's last
+  outputs show it live already (its events resource was made anew, e.g. renamed): that release is then the state
+  before (``applied_states``), and an unchanged one is no event.
 
 A failed deployment is not seen here (a failing update never reaches the event); it comes from the post-deploy
 alert rules and from ``failure`` below, which the pipeline calls when ``pulumi up`` fails.
@@ -60,16 +62,20 @@ class ReleaseState:
     def of(cls, release: ServiceRelease, served: Iterable[str] = ()) -> "ReleaseState":
         """``served`` is the service's ``history.served`` as this update's outputs have it; only the colours' builds
         are kept, so the state changes only when the release does."""
-        builds = {image_key(str(release.image(colour))) for colour in COLOURS}
         return cls(active=release.active, blue=str(release.blue.image), green=str(release.green.image),
                    canary_weight=release.canary.weight,
-                   served=tuple(image_key(image) for image in served if image_key(image) in builds))
+                   served=_served((str(release.image(colour)) for colour in COLOURS), served))
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> "ReleaseState":
         """State written before ``canary_weight`` and ``served`` were inputs has neither: weight 0, nothing served."""
         return cls(active=inputs["active"], blue=inputs["images"]["blue"], green=inputs["images"]["green"],
                    canary_weight=int(inputs.get("canary_weight") or 0), served=tuple(inputs.get("served") or ()))
+
+    def inputs(self) -> dict[str, Any]:
+        """As the events resource takes it (``from_inputs`` reads it back)."""
+        return {"active": self.active, "images": {"blue": self.blue, "green": self.green},
+                "canary_weight": self.canary_weight, "served": list(self.served)}
 
     def image(self, colour: Colour) -> str:
         return self.blue if colour == "blue" else self.green
@@ -96,6 +102,29 @@ class DeploymentEvent:
     def record(self) -> dict[str, Any]:
         """Plain data for the resource's outputs."""
         return {**asdict(self), "kind": self.kind.value}
+
+
+def applied_states(outputs: Mapping[str, Any]) -> dict[str, ReleaseState]:
+    """Each service's release as the stack's last outputs record it; a service they lack or record in part has
+    none."""
+    states = {}
+    for name, service in (outputs.get("services") or {}).items():
+        if not isinstance(service, Mapping):
+            continue
+        colours = service.get("colours") or {}
+        images = {colour: (colours.get(colour) or {}).get("image") for colour in COLOURS}
+        if service.get("active_colour") not in COLOURS or not all(isinstance(image, str) for image in images.values()):
+            continue
+        states[name] = ReleaseState(active=service["active_colour"], blue=images["blue"], green=images["green"],
+                                    canary_weight=int(service.get("canary_weight") or 0),
+                                    served=_served(images.values(), (service.get("history") or {}).get("served") or ()))
+    return states
+
+
+def _served(images: Iterable[str], served: Iterable[str]) -> tuple[str, ...]:
+    """The builds of ``images`` in the order ``served`` has them."""
+    builds = {image_key(image) for image in images}
+    return tuple(image_key(image) for image in served if image_key(image) in builds)
 
 
 def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> list[DeploymentEvent]:

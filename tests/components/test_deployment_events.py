@@ -48,6 +48,18 @@ def test_state_from_before_the_served_and_canary_inputs_updates_once_and_posts_n
     assert not provider.diff("prod/payin-api", {**result.outs, "canary_weight": 0.0}, props(url)).changes
 
 
+def test_a_new_resource_for_a_service_the_stack_ran_reports_only_what_changed_since() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: a post would fail the create
+    provider = DeploymentEventsProvider()
+    applied = {"active": "green", "images": {"blue": OLD, "green": NEW}, "canary_weight": 0, "served": [OLD, NEW]}
+    result = provider.create({**props(url), "applied": applied})
+    assert result.outs["events"] == [] and result.outs["delivered"] is False
+    assert "applied" not in result.outs  # read by create alone: an update never sees it differ
+    assert not provider.diff("prod/payin-api", result.outs, {**props(url), "applied": None}).changes
+    first = provider.create(props(None)).outs  # a service new to the stack
+    assert [event["summary"] for event in first["events"]] == ["payin-api 2.3.0 is live (green), first release here"]
+
+
 def test_the_failed_command_reports_an_unreachable_alertmanager_in_one_line(monkeypatch, capsys) -> None:
     monkeypatch.setattr("components.deployment_events.time.sleep", lambda _: None)
     url = f"http://127.0.0.1:{free_port()}"

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core.alerting.events import EventKind, ReleaseState, classify, failure, postable_alerts
+from core.alerting.events import EventKind, ReleaseState, applied_states, classify, failure, postable_alerts
 from tests.support.stacks import settings
 
 IMG = "registry.pay.internal/payin-api:"
@@ -130,6 +130,31 @@ def test_release_candidates_are_releases_like_any_other() -> None:
 def test_a_new_service_is_a_successful_deployment() -> None:
     [event] = classify("payin-api", None, LIVE)
     assert (event.kind, event.version, event.previous_image) == (EventKind.SUCCEEDED, "2.3.0", None)
+
+
+def service_outputs(active: str, blue: str, green: str, served: list[str], weight: int = 5) -> dict:
+    return {"active_colour": active, "canary_weight": weight, "history": {"ran": served, "served": served},
+            "colours": {"blue": {"image": blue, "version": "x", "replicas": 2},
+                        "green": {"image": green, "version": "x", "replicas": 2}}}
+
+
+def test_the_last_outputs_give_each_services_applied_release() -> None:
+    outputs = {"services": {
+        "payin-api": service_outputs("blue", V230, V220, [V220 + "@sha256:" + "a" * 64, V230, V220]),
+        "payout-api": {"active_colour": "green", "colours": {"blue": {"image": V230}}},  # recorded in part
+        "orders-api": service_outputs("amber", V230, V220, []),
+    }}
+    assert applied_states(outputs) == {"payin-api": ReleaseState("blue", V230, V220, 5, (V220, V230, V220))}
+    assert applied_states({}) == {} and applied_states({"services": {"x": "broken"}}) == {}
+
+
+def test_a_service_the_stack_already_ran_is_no_first_release() -> None:
+    """A new events resource for a live service (renamed, or dropped from the state) compares with the last
+    outputs: unchanged is no event, a switch since is that switch."""
+    [applied] = applied_states({"services": {"payin-api": service_outputs("blue", V230, V220, [V220, V230],
+                                                                           weight=0)}}).values()
+    assert applied == LIVE and classify("payin-api", applied, LIVE) == []
+    assert kinds(applied, after_live("green", V230, V220)) == [("rollback", "green", "2.2.0")]
 
 
 @pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])

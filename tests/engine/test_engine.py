@@ -144,6 +144,20 @@ def test_a_rollback_is_recorded_as_a_deployment_event(deployed: Project) -> None
     deployed.run("preview", "--expect-no-changes", "--stack", "test")
 
 
+def test_a_new_events_resource_for_a_running_service_announces_no_first_release(deployed: Project) -> None:
+    """The events resource made anew (here dropped from the state) for a service the stack runs compares with
+    the stack's last outputs: nothing changed, so no event, where it used to announce a first release."""
+    urn = next(r["urn"] for r in deployed.json("stack", "export", "--stack", "dev")["deployment"]["resources"]
+               if r["urn"].endswith("::dev-alerting-payin-api-deployment"))
+    deployed.run("state", "delete", urn, "--yes", "--stack", "dev")
+    update = deployed.run("up", "--yes", "--stack", "dev")
+    assert "1 created" in update.stdout, update.stdout
+    [events] = [r for r in deployed.json("stack", "export", "--stack", "dev")["deployment"]["resources"]
+                if r["urn"] == urn]
+    assert events["outputs"]["events"] == [] and events["outputs"]["delivered"] is False
+    deployed.run("preview", "--expect-no-changes", "--stack", "dev")
+
+
 def test_secret_config_never_reaches_the_state_in_plain_text(deployed: Project) -> None:
     webhook = "https://hooks.slack.example/services/T000/B000/not-for-the-state-4f9c2e"
     deployed.run("config", "set", "--secret", "alerting_slack_incidents_url", webhook, "--stack", "sandbox")

@@ -170,6 +170,16 @@ def test_deployment_events_learn_the_served_order_from_the_outputs_history() -> 
         second.named("dev-alerting-payin-api-deployment").inputs["served"]
 
 
+def test_deployment_events_carry_the_release_the_last_outputs_record() -> None:
+    """Read by a new events resource only: for a service the stack ran, it reports what changed since."""
+    first = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"))
+    assert first.named("dev-alerting-payin-api-deployment").inputs.get("applied") is None  # a stack never updated
+    second = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"),
+                         stack_outputs={"dev": first.result.model_dump(mode="json")})
+    inputs = second.named("dev-alerting-payin-api-deployment").inputs
+    assert inputs["applied"] == {key: inputs[key] for key in ("active", "images", "canary_weight", "served")}
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_stack_gets_its_alerting(stack: str) -> None:
     run = run_stack(stack)
