@@ -10,7 +10,7 @@ smallest list with the right ratio gives an exact split per request.
 from __future__ import annotations
 
 from math import gcd
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from core.blue_green import SERVICE_PORT, Role, service_name
 from core.catalogue import Catalogue, Route, health_path
@@ -76,6 +76,7 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
         "disable_keep_alives": True,
         "output_encoding": "no-op",
         "extra_config": {
+            "router": client_address(gateway.trusted_proxies),
             "telemetry/opentelemetry": {
                 "service_name": gateway_name(role),
                 "deploy_env": settings.environment.value,
@@ -86,6 +87,16 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
         },
         "endpoints": sorted(endpoints, key=lambda endpoint: (endpoint["endpoint"], endpoint["method"])),
     }
+
+
+def client_address(trusted_proxies: Sequence[str]) -> dict[str, Any]:
+    """Which address the gateway takes for the client's, and sends on as X-Forwarded-For. KrakenD's router
+    believes the header from any peer unless told otherwise, and a client could name any IP as its own; here
+    only the trusted peers' headers count, and without any the connection's peer is the client."""
+    if not trusted_proxies:
+        return {"forwarded_by_client_ip": False}
+    return {"forwarded_by_client_ip": True, "remote_ip_headers": ["X-Forwarded-For"],
+            "trusted_proxies": list(trusted_proxies)}
 
 
 def _endpoint(settings: StackSettings, route: Route, hosts: list[str], per_client: bool = True) -> dict[str, Any]:

@@ -156,6 +156,15 @@ def _address(value: str) -> str:
     return value
 
 
+def _network(value: str) -> str:
+    """An IP address or a CIDR network, written as the gateway reads it (an address as its /32 or /128)."""
+    try:
+        return str(ipaddress.ip_network(value))
+    except ValueError:
+        raise ValueError("must be an IP address or a network in CIDR form without host bits, e.g. 10.0.0.0/8") \
+            from None
+
+
 def _pinned_image(value: str) -> str:
     """The gateway's image is pinned (a version tag or a digest): a moving tag would change what runs unseen."""
     name, _, digest = value.partition("@")
@@ -167,6 +176,7 @@ def _pinned_image(value: str) -> str:
 
 
 Host = Annotated[str, AfterValidator(_host)]
+Network = Annotated[str, AfterValidator(_network)]
 
 
 class Otlp(Strict):
@@ -185,6 +195,10 @@ class Gateway(Strict):
     otlp: Otlp
     public_hosts: dict[Literal["merchants", "consumers"], Host] = Field(
         description="Host name per outside audience, served through that audience's edge ingress class.")
+    trusted_proxies: list[Network] = Field(default_factory=list, max_length=64, description=(
+        "Peers (addresses or CIDRs, e.g. the edge ingress controllers' pods) whose X-Forwarded-For the gateway "
+        "believes. None by default: the client address the services receive is then the connection's peer, "
+        "which no client can forge."))
 
 
 GATEWAY_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -94,6 +94,15 @@ def test_gateway_settings_override_only_what_they_name() -> None:
     assert (gateway.timeout_ms, gateway.rate_limit.max_rate, gateway.rate_limit.client_max_rate) == (2500, 50, 100)
 
 
+def test_only_trusted_proxies_may_name_the_client_address() -> None:
+    """By default KrakenD believes X-Forwarded-For from anyone; here nobody's, until the stack names its proxies."""
+    assert krakend_config(settings("prod"), catalogue())["extra_config"]["router"] == {"forwarded_by_client_ip": False}
+    config = set_path(stack_config("prod"), "gateway.trusted_proxies", ["10.42.0.0/16", "fd00:42::/64", "192.0.2.7"])
+    assert krakend_config(settings("prod", config), catalogue())["extra_config"]["router"] == {
+        "forwarded_by_client_ip": True, "remote_ip_headers": ["X-Forwarded-For"],
+        "trusted_proxies": ["10.42.0.0/16", "fd00:42::/64", "192.0.2.7/32"]}
+
+
 PINNED = ("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not :latest or :watch "
           "alone")
 HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots"
@@ -142,6 +151,11 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
     ("gateway", {"otlp": {"host": "otel collector"}},
      'release-infra:gateway.otlp.host = "otel collector": must be a host name (lowercase labels of letters, digits '
      "and '-', joined by dots) or an IP address"),
+    ("gateway", {"trusted_proxies": ["10.42.0.1/16"]},
+     'release-infra:gateway.trusted_proxies[0] = "10.42.0.1/16": must be an IP address or a network in CIDR form '
+     "without host bits, e.g. 10.0.0.0/8"),
+    ("gateway", {"trusted_proxies": "10.42.0.0/16"},
+     'release-infra:gateway.trusted_proxies = "10.42.0.0/16": input should be a valid list'),
     ("gateway", {"timeout_ms": 0},
      "release-infra:gateway.timeout_ms = 0: input should be greater than or equal to 100"),
     ("gateway", {"rate_limit": {"max_rte": 5}},
