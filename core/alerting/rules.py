@@ -24,7 +24,6 @@ CPU = "container_cpu_usage_seconds_total"
 MEMORY = "container_memory_working_set_bytes"
 ERRORS = 'code=~"5.."'
 BURN_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
-WINDOW_SECONDS = {"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600, "3d": 259200}
 BASELINE_WINDOW = "1h"
 MEMORY_FORECAST_HOURS = 4
 
@@ -154,18 +153,18 @@ class _Rules:
         return f"namespace_app_color:http_requests:rate5m{{{self.sel(color=colour)}}} >= {rate}"
 
     def traffic(self, window: str = "5m") -> str:
-        """Guard of the latency alerts: enough requests that a quantile means something."""
+        """Guard of the latency and burn-rate alerts: enough requests that a quantile or a long ratio means
+        something (a fixed count of failures spread over hours would page for a few)."""
         return f"on (namespace, app) namespace_app:http_requests:rate{window}{{{self.sel()}}} >= {self.min_rate}"
 
-    def failures(self, window: str = "5m") -> str:
-        """Guard of the error-ratio alerts: enough requests that the ratio means something, or enough failed
-        requests in the window that they matter at any rate. A few failures on an idle environment stay quiet; a
-        quiet service failing every request is an outage."""
+    def failures(self) -> str:
+        """Guard of the 5-minute error-ratio alerts: enough requests that the ratio means something, or enough
+        failed requests that they matter at any rate. A few failures on an idle environment stay quiet; a quiet
+        service failing every request is an outage."""
         s = self.sel()
-        count = (f"namespace_app:http_errors:ratio_rate{window}{{{s}}} * namespace_app:http_requests:rate{window}{{{s}}}"
-                 f" * {WINDOW_SECONDS[window]}")
-        return (f"on (namespace, app) (namespace_app:http_requests:rate{window}{{{s}}} >= {self.min_rate}"
-                f" or {count} >= {self.alerting.min_failed_requests})")
+        return (f"on (namespace, app) (namespace_app:http_requests:rate5m{{{s}}} >= {self.min_rate}"
+                f" or sum by (namespace, app) (namespace_app_color:http_errors:rate5m{{{s}}}) * 300"
+                f" >= {self.alerting.min_failed_requests})")
 
     # Recording rules: shared by the alerts below and by dashboards. -----------------------------------------
 
@@ -381,7 +380,7 @@ class _Rules:
                 name,
                 f"namespace_app:http_errors:ratio_rate{long}{{{s}}} > {limit}"
                 f" and namespace_app:http_errors:ratio_rate{short}{{{s}}} > {limit}"
-                f" and {self.failures(long)}",
+                f" and {self.traffic(long)}",
                 severity,
                 f"{svc} in {env}: error budget burning at {factor}x over {long} and {short}",
                 f"At this rate the {number(self.alerting.slo_percent)}% SLO's error budget is spent "

@@ -101,11 +101,11 @@ class AlertingSettings(Strict):
     slo_percent: Annotated[float, Field(gt=0, lt=100), AfterValidator(_page_can_fire)] = Field(
         description="Availability SLO (percent of requests without a 5xx) the burn-rate alerts protect.")
     min_request_rate: float = Field(gt=0, le=100000, description=(
-        "Requests per second below which ratio and latency alerts stay quiet: a handful of requests on an idle "
-        "environment is no evidence."))
+        "Requests per second below which ratio and latency alerts stay quiet (but see min_failed_requests): a "
+        "handful of requests on an idle environment is no evidence."))
     min_failed_requests: int = Field(ge=1, le=1000000, description=(
-        "Failed requests within an error-ratio alert's window that make it count below min_request_rate: a quiet "
-        "service failing every request is an outage, not noise."))
+        "Failed requests within 5 minutes that make the 5-minute error-ratio alerts count below min_request_rate: "
+        "a quiet service failing every request is an outage, not noise."))
     page_on_call: bool = Field(description="Critical alerts and rollbacks page on-call (PagerDuty).")
     metrics_not_reporting_severity: Severity = Field(description=(
         "Severity of a service answering no request for 5 minutes: critical where traffic never stops."))

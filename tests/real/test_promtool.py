@@ -312,21 +312,21 @@ class Service:
         self.silent(alert, up + requests + histogram, 0)
 
     def idle(self) -> None:
-        """A handful of requests (fewer failures over the whole run than min_failed_requests, well below the
-        minimum rate) raises no ratio or latency alert, however bad they are; with no requests at all only the
-        dead-man's switch speaks, at the environment's severity."""
+        """Below the minimum request rate nothing latency-based fires, however slow the requests are, and a handful
+        of failures (fewer than min_failed_requests over the whole run) raises no ratio alert, however large the
+        share; with no requests at all only the dead-man's switch speaks, at the environment's severity."""
         minutes = 30
         quiet = [name for name in self.rules if name.startswith(("ServiceErrorRate", "ServiceLatency", "ErrorBudget",
                                                                  "PostDeploy", "Canary"))]
-        # Each colour: a quarter of min_failed_requests over the run, half of them failing.
-        per_minute = self.alerting.min_failed_requests / 4 / minutes
-        assert per_minute < self.alerting.min_request_rate * 60 / 2
-        inputs = []
-        for colour in (self.active, self.standby):
-            inputs += (self.requests(colour, per_minute, 0.5, minutes)
-                       + self.latency(colour, per_minute, 0.99, 9, minutes) + [self.up(colour, 1, minutes)])
-        self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
-            {"eval_time": f"{at}m", "alertname": name, "exp_alerts": []} for name in quiet for at in (10, 30)]})
+        half = self.alerting.min_request_rate * 60 / 4  # requests per minute, each colour: half the minimum in all
+        handful = self.alerting.min_failed_requests / 4 / minutes  # each colour: a quarter of the count in the run
+        for per_minute, error_ratio in ((half, 0.0), (handful, 0.5)):
+            inputs = []
+            for colour in (self.active, self.standby):
+                inputs += (self.requests(colour, per_minute, error_ratio, minutes)
+                           + self.latency(colour, per_minute, 0.99, 9, minutes) + [self.up(colour, 1, minutes)])
+            self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
+                {"eval_time": f"{at}m", "alertname": name, "exp_alerts": []} for name in quiet for at in (10, 30)]})
         flat = []
         for colour in (self.active, self.standby):
             flat += ([series("http_requests_total", self.labels(color=colour, code="200"), gauge(0, minutes))]
@@ -338,17 +338,18 @@ class Service:
         ]})
 
     def quiet_outage(self) -> None:
-        """Below the minimum rate, a service failing every request still pages once min_failed_requests have
-        failed within the window: at 80% of the minimum rate, all on the active colour, all failing."""
-        per_minute = self.alerting.min_request_rate * 60 * 0.8
-        assert per_minute * 5 >= self.alerting.min_failed_requests  # the guard is met within the 5-minute window
-        outage = ["ServiceErrorRateCritical", "ServiceErrorRateHigh", "ServiceErrorRateAboveRollbackTrigger",
-                  "ErrorBudgetBurnFast"]
-        at = max(self.minutes_for(alert) for alert in outage) + 6
-        inputs = self.requests(self.active, per_minute, 1.0, at + 1) + [self.up(self.active, 1, at + 1)]
-        self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
-            {"eval_time": f"{at}m", "alertname": alert, "exp_alerts": [self.expected(alert, self.labels())]}
-            for alert in outage]})
+        """Below the minimum rate, every request failing: the 5-minute error-ratio alerts fire once
+        min_failed_requests fail within 5 minutes (5% more), and stay quiet just below it (5% fewer)."""
+        alerts = ["ServiceErrorRateCritical", "ServiceErrorRateHigh", "ServiceErrorRateAboveRollbackTrigger"]
+        at = 5 + max(self.minutes_for(alert) for alert in alerts) + 2  # the 5-minute window full since minute 5
+        for factor in (ABOVE, BELOW):
+            per_minute = self.alerting.min_failed_requests * factor / 5
+            assert per_minute < self.alerting.min_request_rate * 60  # below the rate guard
+            inputs = self.requests(self.active, per_minute, 1.0, at + 1) + [self.up(self.active, 1, at + 1)]
+            self.groups.append({"interval": "1m", "input_series": inputs, "alert_rule_test": [
+                {"eval_time": f"{at}m", "alertname": alert,
+                 "exp_alerts": [self.expected(alert, self.labels())] if factor == ABOVE else []}
+                for alert in alerts]})
 
     def build(self) -> None:
         t = self.alerting.thresholds
