@@ -25,7 +25,8 @@ from enum import Enum
 from typing import Any, Iterable, Mapping
 
 from core.images import ImageReference
-from core.policy.history import image_key, is_earlier_release
+from core.names import whole_percent
+from core.policy.history import image_key, is_earlier_release, previous_history
 from core.settings import COLOURS, Colour, ServiceRelease, other
 
 # An event stays active this long: a second post of the same event within it is deduplicated by Alertmanager.
@@ -105,20 +106,28 @@ class DeploymentEvent:
 
 
 def applied_states(outputs: Mapping[str, Any]) -> dict[str, ReleaseState]:
-    """Each service's release as the stack's last outputs record it; a service they lack or record in part has
-    none."""
-    states = {}
-    for name, service in (outputs.get("services") or {}).items():
-        if not isinstance(service, Mapping):
-            continue
-        colours = service.get("colours") or {}
-        images = {colour: (colours.get(colour) or {}).get("image") for colour in COLOURS}
-        if service.get("active_colour") not in COLOURS or not all(isinstance(image, str) for image in images.values()):
-            continue
-        states[name] = ReleaseState(active=service["active_colour"], blue=images["blue"], green=images["green"],
-                                    canary_weight=int(service.get("canary_weight") or 0),
-                                    served=_served(images.values(), (service.get("history") or {}).get("served") or ()))
-    return states
+    """Each service's release as the stack's last outputs record it, pinned as it ran; a service they lack or
+    record in part has none."""
+    services = outputs.get("services")
+    states = {name: _applied(service) for name, service in services.items()} if isinstance(services, Mapping) else {}
+    return {name: state for name, state in states.items() if state is not None}
+
+
+def _applied(service: Any) -> ReleaseState | None:
+    if not isinstance(service, Mapping) or service.get("active_colour") not in COLOURS:
+        return None
+    colours = service.get("colours") if isinstance(service.get("colours"), Mapping) else {}
+    images = {}
+    for colour in COLOURS:
+        record = colours.get(colour) if isinstance(colours.get(colour), Mapping) else {}
+        image, digest = record.get("image"), record.get("digest")
+        if not isinstance(image, str):
+            return None
+        images[colour] = f"{image}@{digest}" if isinstance(digest, str) and "@" not in image else image
+    _, served = previous_history(service)
+    return ReleaseState(active=service["active_colour"], blue=images["blue"], green=images["green"],
+                        canary_weight=whole_percent(service.get("canary_weight", 0)) or 0,
+                        served=_served(images.values(), served))
 
 
 def _served(images: Iterable[str], served: Iterable[str]) -> tuple[str, ...]:

@@ -146,6 +146,19 @@ def test_the_last_outputs_give_each_services_applied_release() -> None:
     }}
     assert applied_states(outputs) == {"payin-api": ReleaseState("blue", V230, V220, 5, (V220, V230, V220))}
     assert applied_states({}) == {} and applied_states({"services": {"x": "broken"}}) == {}
+    assert applied_states({"services": []}) == {}
+    # Malformed parts count as nothing, as in the release policy's reading of the same outputs.
+    odd = {**service_outputs("blue", V230, V220, []), "canary_weight": "n/a", "history": ["not", "a", "map"]}
+    assert applied_states({"services": {"payin-api": odd}}) == {"payin-api": ReleaseState("blue", V230, V220, 0,
+                                                                                         (V230,))}
+
+
+def test_an_applied_release_is_pinned_as_it_ran() -> None:
+    digest = "sha256:" + "c" * 64
+    outputs = service_outputs("blue", V230, V220, [V220, V230])
+    outputs["colours"]["blue"]["digest"] = digest
+    [state] = applied_states({"services": {"payin-api": outputs}}).values()
+    assert (state.blue, state.green) == (f"{V230}@{digest}", V220)
 
 
 def test_a_service_the_stack_already_ran_is_no_first_release() -> None:
