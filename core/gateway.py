@@ -91,8 +91,9 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
 
 def client_address(trusted_proxies: Sequence[str]) -> dict[str, Any]:
     """Which address the gateway takes for the client's, and sends on as X-Forwarded-For. KrakenD's router
-    believes the header from any peer unless told otherwise, and a client could name any IP as its own; here
-    only the trusted peers' headers count, and without any the connection's peer is the client."""
+    believes X-Forwarded-For and X-Real-IP from any peer unless told otherwise, so a client could name any IP as
+    its own; here only the trusted peers' X-Forwarded-For counts, and without any the connection's peer (the
+    ingress controller) is the client."""
     if not trusted_proxies:
         return {"forwarded_by_client_ip": False}
     return {"forwarded_by_client_ip": True, "remote_ip_headers": ["X-Forwarded-For"],

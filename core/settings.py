@@ -156,13 +156,27 @@ def _address(value: str) -> str:
     return value
 
 
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")  # IPv4-mapped: the gateway reads these as IPv4 networks
+
+
 def _network(value: str) -> str:
-    """An IP address or a CIDR network, written as the gateway reads it (an address as its /32 or /128)."""
+    """An IP address or a CIDR network, written as the gateway reads it (an address as its /32 or /128). Refused:
+    a network of every address (trusting it trusts any client), an IPv4-mapped one (the gateway widens it to
+    IPv4's whole space) and a zone index (the gateway drops the entry and every entry after it, unseen)."""
     try:
-        return str(ipaddress.ip_network(value))
+        network = ipaddress.ip_network(value)
     except ValueError:
         raise ValueError("must be an IP address or a network in CIDR form without host bits, e.g. 10.0.0.0/8") \
             from None
+    if "%" in value:
+        raise ValueError("must be an address without a zone index (%...): the gateway cannot read one")
+    if network.prefixlen == 0:
+        raise ValueError("must be the proxies' own addresses, not every address: the gateway would believe any "
+                         "client's X-Forwarded-For")
+    if network.version == 6 and network.overlaps(_MAPPED):
+        raise ValueError("must not hold IPv4-mapped addresses (::ffff:0:0/96), which the gateway reads as all of "
+                         "IPv4: write IPv4 proxies as IPv4, e.g. 10.0.0.1")
+    return str(network)
 
 
 def _pinned_image(value: str) -> str:
@@ -197,8 +211,8 @@ class Gateway(Strict):
         description="Host name per outside audience, served through that audience's edge ingress class.")
     trusted_proxies: list[Network] = Field(default_factory=list, max_length=64, description=(
         "Peers (addresses or CIDRs, e.g. the edge ingress controllers' pods) whose X-Forwarded-For the gateway "
-        "believes. None by default: the client address the services receive is then the connection's peer, "
-        "which no client can forge."))
+        "believes. None by default: the client address the services receive is then the connection's peer (the "
+        "ingress controller), which no client can forge."))
 
 
 GATEWAY_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -154,6 +154,18 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
     ("gateway", {"trusted_proxies": ["10.42.0.1/16"]},
      'release-infra:gateway.trusted_proxies[0] = "10.42.0.1/16": must be an IP address or a network in CIDR form '
      "without host bits, e.g. 10.0.0.0/8"),
+    ("gateway", {"trusted_proxies": ["10.42.0.0/16", "0.0.0.0/0"]},
+     'release-infra:gateway.trusted_proxies[1] = "0.0.0.0/0": must be the proxies\' own addresses, not every '
+     "address: the gateway would believe any client's X-Forwarded-For"),
+    ("gateway", {"trusted_proxies": ["::/0"]},
+     'release-infra:gateway.trusted_proxies[0] = "::/0": must be the proxies\' own addresses, not every address: '
+     "the gateway would believe any client's X-Forwarded-For"),
+    ("gateway", {"trusted_proxies": ["::ffff:10.42.0.7"]},
+     'release-infra:gateway.trusted_proxies[0] = "::ffff:10.42.0.7": must not hold IPv4-mapped addresses '
+     "(::ffff:0:0/96), which the gateway reads as all of IPv4: write IPv4 proxies as IPv4, e.g. 10.0.0.1"),
+    ("gateway", {"trusted_proxies": ["fe80::1%eth0", "10.42.0.0/16"]},
+     'release-infra:gateway.trusted_proxies[0] = "fe80::1%eth0": must be an address without a zone index (%...): '
+     "the gateway cannot read one"),
     ("gateway", {"trusted_proxies": "10.42.0.0/16"},
      'release-infra:gateway.trusted_proxies = "10.42.0.0/16": input should be a valid list'),
     ("gateway", {"timeout_ms": 0},

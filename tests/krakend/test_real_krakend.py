@@ -125,17 +125,22 @@ def test_payment_headers_reach_the_service(krakend: Path, tmp_path: Path, dev_se
     assert "cookie" not in seen
 
 
-@pytest.mark.parametrize(("trusted", "client_address"), [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9")])
+@pytest.mark.parametrize(("trusted", "claim", "client_address"), [
+    ([], "X-Forwarded-For", "127.0.0.1"),
+    ([], "X-Real-IP", "127.0.0.1"),
+    (["10.0.0.0/8"], "X-Forwarded-For", "127.0.0.1"),  # a peer outside the trusted proxies
+    (["127.0.0.0/8"], "X-Real-IP", "127.0.0.1"),  # only X-Forwarded-For counts, even from a trusted proxy
+    (["127.0.0.0/8"], "X-Forwarded-For", "203.0.113.9"),
+])
 def test_only_a_trusted_proxy_names_the_client_address_services_see(krakend: Path, tmp_path: Path,
                                                                     dev_services: Services, trusted: list[str],
-                                                                    client_address: str) -> None:
-    """A client that claims 203.0.113.9 in X-Forwarded-For: by default the service sees the connection's peer
-    (KrakenD's own default would pass the claim on); from a trusted proxy, the address it reports."""
+                                                                    claim: str, client_address: str) -> None:
+    """A client on loopback that claims 203.0.113.9: KrakenD's own default passes either header's claim on to the
+    service; here the service sees the connection's peer, unless a trusted proxy reports the address."""
     config = set_path(stack_config("dev"), "gateway.trusted_proxies", trusted)
     with running_gateway(krakend, krakend_config(settings("dev", config), catalogue(), url=dev_services.url),
                          tmp_path) as port:
-        status, _ = request(port, "GET", "/v1/payins/p-1", {"Authorization": "Bearer m-42",
-                                                             "X-Forwarded-For": "203.0.113.9"})
+        status, _ = request(port, "GET", "/v1/payins/p-1", {"Authorization": "Bearer m-42", claim: "203.0.113.9"})
     assert status == 200
     seen = {key.lower(): value for key, value in dev_services.stubs[("payin-api", "active")].seen_headers[-1].items()}
     assert seen["x-forwarded-for"] == client_address
