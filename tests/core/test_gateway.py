@@ -106,6 +106,8 @@ def test_only_trusted_proxies_may_name_the_client_address() -> None:
 PINNED = ("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not :latest or :watch "
           "alone")
 HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots"
+EVERY_ADDRESS = "must be the proxies' own addresses, not every address: the gateway would believe any client's " \
+                "X-Forwarded-For"
 
 
 @pytest.mark.parametrize("gateway", [
@@ -155,11 +157,8 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
      'release-infra:gateway.trusted_proxies[0] = "10.42.0.1/16": must be an IP address or a network in CIDR form '
      "without host bits, e.g. 10.0.0.0/8"),
     ("gateway", {"trusted_proxies": ["10.42.0.0/16", "0.0.0.0/0"]},
-     'release-infra:gateway.trusted_proxies[1] = "0.0.0.0/0": must be the proxies\' own addresses, not every '
-     "address: the gateway would believe any client's X-Forwarded-For"),
-    ("gateway", {"trusted_proxies": ["::/0"]},
-     'release-infra:gateway.trusted_proxies[0] = "::/0": must be the proxies\' own addresses, not every address: '
-     "the gateway would believe any client's X-Forwarded-For"),
+     'release-infra:gateway.trusted_proxies[1] = "0.0.0.0/0": ' + EVERY_ADDRESS),
+    ("gateway", {"trusted_proxies": ["::/0"]}, 'release-infra:gateway.trusted_proxies[0] = "::/0": ' + EVERY_ADDRESS),
     ("gateway", {"trusted_proxies": ["::ffff:10.42.0.7"]},
      'release-infra:gateway.trusted_proxies[0] = "::ffff:10.42.0.7": must not hold IPv4-mapped addresses '
      "(::ffff:0:0/96), which the gateway reads as all of IPv4: write IPv4 proxies as IPv4, e.g. 10.0.0.1"),
