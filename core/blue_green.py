@@ -59,7 +59,7 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
         **selector(name, colour),
         labels.TIER: SERVICE_TIER,
         "app.kubernetes.io/name": name,
-        "app.kubernetes.io/version": str(image.version),
+        labels.VERSION: str(image.version),
     }
     http = {"port": "http", "scheme": "HTTP"}
     container = {

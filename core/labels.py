@@ -6,6 +6,7 @@ from core.settings import StackSettings
 
 APP = "app"
 COLOR = "color"  # the DESIGN's selector key: {app, color}
+VERSION = "app.kubernetes.io/version"
 TIER = "release-infra/tier"
 ENVIRONMENT = "release-infra/environment"
 ZONE = "release-infra/zone"

@@ -8,6 +8,7 @@ container metrics, and ``up``.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.catalogue import ENVIRONMENT_SCOPE, Catalogue, ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
 from core.settings import StackSettings
 
+VERSION = "version"  # the metric label of the pod's app.kubernetes.io/version
 REQUESTS = "http_requests_total"
 DURATION_BUCKETS = "http_request_duration_seconds_bucket"
 CPU = "container_cpu_usage_seconds_total"
@@ -92,12 +94,15 @@ def service_rules(settings: StackSettings, alerting: AlertingSettings, service: 
 
 
 def pod_monitor(settings: StackSettings) -> Manifest:
-    """Scrapes every service pod's metrics port and attaches the labels the rules select on: app and color.
+    """Scrapes every service pod's metrics port and attaches the labels the rules select on: app, color, and the
+    version the pod runs (a colour that serves a new version has just taken traffic, whatever it served before).
 
     The operator adds ``namespace`` itself; ``up`` gets the same labels, so a colour with no answering pod is seen.
     """
-    relabel = [{"sourceLabels": [f"__meta_kubernetes_pod_label_{name}"], "targetLabel": name, "action": "replace"}
-               for name in (labels.APP, labels.COLOR)]
+    relabel = [{"sourceLabels": [f"__meta_kubernetes_pod_label_{_meta(pod_label)}"], "targetLabel": name,
+                "action": "replace"}
+               for name, pod_label in ((labels.APP, labels.APP), (labels.COLOR, labels.COLOR),
+                                       (VERSION, labels.VERSION))]
     return {
         "metadata": metadata(settings, "release-infra-services"),
         "spec": {
@@ -107,6 +112,11 @@ def pod_monitor(settings: StackSettings) -> Manifest:
                                      "relabelings": relabel}],
         },
     }
+
+
+def _meta(pod_label: str) -> str:
+    """A pod label's name as Prometheus' Kubernetes discovery writes it: anything but a letter, digit or _ as _."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", pod_label)
 
 
 def metadata(settings: StackSettings, name: str) -> dict[str, Any]:
@@ -242,17 +252,20 @@ class _Rules:
     def after_deploy(self) -> list[dict[str, Any]]:
         """Seed 000 §9 and §2: the colour that just took traffic against the baseline, and a canary against stable.
 
-        A colour "just took traffic" when it serves at least the minimum rate now but did not
-        ``post_deploy_window_minutes`` ago; the baseline is the whole service over the hour before that.
+        A colour "just took traffic" when it serves at least the minimum rate now but did not serve its version
+        ``post_deploy_window_minutes`` ago: a fix-forward onto the colour a switch just left is new traffic too. The
+        baseline is the whole service over the hour before that.
         """
         t, svc, env = self.thresholds, self.service, self.environment
         active, standby = self.release.active, self.release.standby_colour
         window = f"{self.alerting.post_deploy_window_minutes}m"
         s, active_s = self.sel(), self.sel(color=active)
+        version = self.release.image(active).version
         newly_serving = (
             f"(namespace_app_color:http_requests:rate5m{{{active_s}}} >= {self.min_rate})"
             f" unless on (namespace, app, color)"
-            f" (sum by (namespace, app, color) (rate({REQUESTS}{{{active_s}}}[5m] offset {window})) >= {self.min_rate})"
+            f" (sum by (namespace, app, color) (rate({REQUESTS}{{{active_s}, {VERSION}=\"{version}\"}}[5m]"
+            f" offset {window})) >= {self.min_rate})"
         )
         baseline_total = f"sum by (namespace, app) (rate({REQUESTS}{{{s}}}[{BASELINE_WINDOW}] offset {window}))"
         baseline_ratio = (

@@ -132,9 +132,20 @@ def test_numbers_are_written_exactly() -> None:
     assert number(10.0) == "10" and number(0.00001) == "0.00001"
 
 
-def test_the_pod_monitor_gives_every_series_app_and_color() -> None:
+def test_the_pod_monitor_gives_every_series_app_color_and_version() -> None:
     monitor = pod_monitor(settings("dev"))
     assert monitor["metadata"]["namespace"] == "payments-dev"
     [endpoint] = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == "metrics"
-    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"app", "color"}
+    assert {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]} == {
+        "app": ["__meta_kubernetes_pod_label_app"], "color": ["__meta_kubernetes_pod_label_color"],
+        "version": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"]}
+
+
+def test_a_colour_is_new_to_traffic_by_the_version_it_serves() -> None:
+    """A fix-forward onto the colour a switch just left: its new version never served, so it is checked."""
+    rules = alerts(specs("prod")["payin-api"])
+    release = settings("prod").services["payin-api"]
+    active = f'color="{release.active}", version="{release.image(release.active).version}"}}[5m] offset 15m'
+    for name in ("PostDeployErrorRateAboveBaseline", "PostDeployLatencyAboveBaseline"):
+        assert active in rules[name]["expr"], name

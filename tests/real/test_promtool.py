@@ -164,25 +164,29 @@ class Service:
 
     # Inputs. ------------------------------------------------------------------------------------------------
 
+    def pod(self, colour: str, version: str | None = None) -> dict[str, str]:
+        """The labels the PodMonitor gives a colour's series: by default the version the stack runs on it."""
+        return self.labels(color=colour, version=version or str(self.stack.services[self.name].image(colour).version))
+
     def requests(self, colour: str, per_minute: float, error_ratio: float, minutes: int, start: int = 0,
-                 stop: int | None = None) -> list[dict[str, str]]:
-        result = [series("http_requests_total", self.labels(color=colour, code="200"),
+                 stop: int | None = None, version: str | None = None) -> list[dict[str, str]]:
+        result = [series("http_requests_total", {**self.pod(colour, version), "code": "200"},
                          counter(per_minute * (1 - error_ratio), minutes, start, stop))]
         if error_ratio:
             # A 5xx series exists from the first 5xx on, as a client library creates it.
             errors: list[float | None] = counter(per_minute * error_ratio, minutes, start, stop)
             errors[:start] = [None] * start
-            result.append(series("http_requests_total", self.labels(color=colour, code="500"), errors))
+            result.append(series("http_requests_total", {**self.pod(colour, version), "code": "500"}, errors))
         return result
 
     def latency(self, colour: str, per_minute: float, phi: float, value: float, minutes: int, start: int = 0,
-                stop: int | None = None) -> list[dict[str, str]]:
-        return [series("http_request_duration_seconds_bucket", self.labels(color=colour, le=le),
+                stop: int | None = None, version: str | None = None) -> list[dict[str, str]]:
+        return [series("http_request_duration_seconds_bucket", {**self.pod(colour, version), "le": le},
                        counter(per_minute * share, minutes, start, stop))
                 for le, share in quantile_buckets(phi, value).items()]
 
     def up(self, colour: str, value: float, minutes: int) -> dict[str, str]:
-        return series("up", self.labels(color=colour), gauge(value, minutes))
+        return series("up", self.pod(colour), gauge(value, minutes))
 
     # Scenarios, one per kind of alert. ---------------------------------------------------------------------
 
@@ -221,6 +225,27 @@ class Service:
         self.silent(alert, self.switched(minutes, BASELINE_ERRORS + increase * INCREMENT_BELOW), first_true)
         # No 5xx at all before the deploy: the baseline is 0, not missing.
         self.fires(alert, self.switched(minutes, increase * INCREMENT_ABOVE, baseline_errors=0), first_true, labels)
+        # A fix-forward: the active colour served an older version until 10 minutes before its new one takes the
+        # traffic back from the standby. A colour-only check sees a colour that served 15 minutes ago; the new
+        # version never did, so it is judged.
+        left = SWITCH - 10
+        fix_forward = (self.requests(self.active, TRAFFIC, BASELINE_ERRORS, minutes, stop=left, version="0.0.1")
+                       + self.requests(self.standby, TRAFFIC, BASELINE_ERRORS, minutes, start=left, stop=SWITCH)
+                       + self.requests(self.active, TRAFFIC, BASELINE_ERRORS + increase * INCREMENT_ABOVE, minutes,
+                                       start=SWITCH))
+        self.fires(alert, fix_forward, first_true, labels)
+        # The same version back on the active colour after 10 minutes on the standby, failing more: no new traffic
+        # (the absolute error-rate alerts watch it).
+        def served_twice(errors_before: float, errors_after: float) -> list[dict[str, str]]:
+            return [series("http_requests_total", {**self.pod(self.active), "code": code},
+                           [before + after for before, after in zip(
+                               counter(TRAFFIC * share(errors_before), minutes, stop=left),
+                               counter(TRAFFIC * share(errors_after), minutes, start=SWITCH))])
+                    for code, share in (("200", lambda e: 1 - e), ("500", lambda e: e))]
+
+        self.silent(alert, served_twice(BASELINE_ERRORS, BASELINE_ERRORS + increase * INCREMENT_ABOVE)
+                    + self.requests(self.standby, TRAFFIC, BASELINE_ERRORS, minutes, start=left, stop=SWITCH),
+                    first_true)
         alert = "PostDeployLatencyAboveBaseline"
         growth = t.baseline_p95_increase_percent / 100
         self.fires(alert, self.switched(minutes, 0, active_p95=BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)),
