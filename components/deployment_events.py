@@ -148,13 +148,14 @@ class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="De
                  release: ReleaseState, alertmanager_url: Optional[str], applied: Optional[ReleaseState] = None,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
         # What pulumi.dynamic.Resource.__init__ registers, with the provider pickled once (serialized_provider).
-        # ``applied`` only serves ``create`` (diff reads INPUTS), so it changes nothing on an update.
+        # ``applied`` only serves ``create`` (diff reads INPUTS), so it changes nothing on an update; the engine
+        # keeps its first value (ignore_changes), so a preview's diff does not show it either.
         pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, {
             "stack": stack, "environment": environment, "namespace": namespace, "service": service,
             **release.inputs(), "alertmanager_url": alertmanager_url,
             "applied": applied.inputs() if applied else None, "events": None, "delivered": None,
             PROVIDER_KEY: serialized_provider(),
-        }, opts)
+        }, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["applied"])))
 
 
 def _now() -> datetime:

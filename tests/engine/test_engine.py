@@ -156,6 +156,16 @@ def test_a_new_events_resource_for_a_running_service_announces_no_first_release(
                 if r["urn"] == urn]
     assert events["outputs"]["events"] == [] and events["outputs"]["delivered"] is False
     deployed.run("preview", "--expect-no-changes", "--stack", "dev")
+    # Read by create alone, the input stays out of an update's diff, though the last outputs move with every
+    # release: a flip and the flip back, and the second one's preview shows only the release.
+    deployed.run("config", "set", "--path", "services.payin-api.active", "green", "--stack", "dev")
+    deployed.run("up", "--yes", "--skip-preview", "--stack", "dev")
+    deployed.run("config", "set", "--path", "services.payin-api.active", "blue", "--stack", "dev")
+    diff = deployed.run("preview", "--diff", "--stack", "dev").stdout
+    deployed.run("up", "--yes", "--skip-preview", "--stack", "dev")
+    assert "DeploymentEvents: (update)" in diff and "active       : \"green\" => \"blue\"" in diff, diff
+    assert "~ applied" not in diff, diff  # listed with the inputs, unchanged
+    deployed.run("preview", "--expect-no-changes", "--stack", "dev")
 
 
 def test_secret_config_never_reaches_the_state_in_plain_text(deployed: Project) -> None:
