@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 from core.images import ImageReference
 from core.names import whole_percent
 from core.policy.history import image_key, is_earlier_release, previous_history
+from core.registry.pinning import pinned
 from core.settings import COLOURS, Colour, ServiceRelease, other
 
 # An event stays active this long: a second post of the same event within it is deduplicated by Alertmanager.
@@ -120,10 +121,11 @@ def _applied(service: Any) -> ReleaseState | None:
     images = {}
     for colour in COLOURS:
         record = colours.get(colour) if isinstance(colours.get(colour), Mapping) else {}
-        image, digest = record.get("image"), record.get("digest")
-        if not isinstance(image, str):
+        digest = record.get("digest") if isinstance(record.get("digest"), str) else None
+        try:  # as the program pins what a colour runs, so the two states compare alike
+            images[colour] = str(pinned(ImageReference.parse(record.get("image")), digest))
+        except ValueError:
             return None
-        images[colour] = f"{image}@{digest}" if isinstance(digest, str) and "@" not in image else image
     _, served = previous_history(service)
     return ReleaseState(active=service["active_colour"], blue=images["blue"], green=images["green"],
                         canary_weight=whole_percent(service.get("canary_weight", 0)) or 0,

@@ -162,18 +162,20 @@ class _Rules:
         rate = number(Decimal(str(self.alerting.min_request_rate)) * (percent if weight else 100) / 100)
         return f"namespace_app_color:http_requests:rate5m{{{self.sel(color=colour)}}} >= {rate}"
 
+    def enough_requests(self, window: str = "5m") -> str:
+        return f"namespace_app:http_requests:rate{window}{{{self.sel()}}} >= {self.min_rate}"
+
     def traffic(self, window: str = "5m") -> str:
         """Guard of the latency and burn-rate alerts: enough requests that a quantile or a long ratio means
         something (a fixed count of failures spread over hours would page for a few)."""
-        return f"on (namespace, app) namespace_app:http_requests:rate{window}{{{self.sel()}}} >= {self.min_rate}"
+        return f"on (namespace, app) {self.enough_requests(window)}"
 
     def failures(self) -> str:
         """Guard of the 5-minute error-ratio alerts: enough requests that the ratio means something, or enough
         failed requests that they matter at any rate. A few failures on an idle environment stay quiet; a quiet
         service failing every request is an outage."""
-        s = self.sel()
-        return (f"on (namespace, app) (namespace_app:http_requests:rate5m{{{s}}} >= {self.min_rate}"
-                f" or sum by (namespace, app) (namespace_app_color:http_errors:rate5m{{{s}}}) * 300"
+        return (f"on (namespace, app) ({self.enough_requests()}"
+                f" or sum by (namespace, app) (namespace_app_color:http_errors:rate5m{{{self.sel()}}}) * 300"
                 f" >= {self.alerting.min_failed_requests})")
 
     # Recording rules: shared by the alerts below and by dashboards. -----------------------------------------
