@@ -108,7 +108,8 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
         warn_credentials_withheld(settings, [
             *(key for key in sorted(credentials) if key not in (digest_config.PASSWORD, DATABASES_KEY)),
             *(f"{DATABASES_KEY}.{name}" for name in sorted(database_urls))], retention=retention is not None,
-            migrating=bool(databases))
+            migrating=bool(databases), announcing=alerting.alertmanager_url is not None)
+        alerting = alerting.model_copy(update={"alertmanager_url": None})
     outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
     registered: list[pulumi.CustomResource] = []
     Environment(settings.environment.value, pin(settings, pins), catalogue,
@@ -168,10 +169,11 @@ def load_databases(settings: StackSettings, catalogue: Catalogue,
 
 
 def warn_credentials_withheld(settings: StackSettings, configured: list[str], *, retention: bool,
-                              migrating: bool) -> None:
+                              migrating: bool, announcing: bool = False) -> None:
     """A rendered file holds Secrets in plain text (base64), so no credential is written to one: the rendered
     Secrets hold placeholders that reach nothing. ``configured``: the credentials the stack sets, left out;
-    ``retention`` and ``migrating``: whether the stack has a retention job and migration Jobs to name."""
+    ``retention`` and ``migrating``: whether the stack has a retention job and migration Jobs to name;
+    ``announcing``: whether the stack names an Alertmanager, which hears no event of a change nothing applies."""
     placeholders = [f"alert receivers point at {PLACEHOLDER_HOST} and deliver nothing"]
     if migrating:
         placeholders.append(f"migration Jobs at {PLACEHOLDER_URL.format(service='<service>')} and migrate nothing")
@@ -180,7 +182,8 @@ def warn_credentials_withheld(settings: StackSettings, configured: list[str], *,
     pulumi.log.warn(
         f"no cluster: manifests are rendered to {render_directory(settings)}, and a rendered file holds Secrets in "
         f"plain text, so theirs are placeholders: {', '.join(placeholders)}"
-        + (f"; configured, not written: {', '.join(configured)}" if configured else ""))
+        + (f"; configured, not written: {', '.join(configured)}" if configured else "")
+        + ("; deployment events are recorded, not posted to alerting.alertmanager_url" if announcing else ""))
 
 
 def protected_stack_outputs(stacks: list[str], own: StackOutputs) -> dict[str, Any]:

@@ -236,7 +236,18 @@ def test_rendered_manifests_hold_no_credential(stack: str, warnings: list[str]) 
     [warning] = [w for w in warnings if w.startswith("no cluster: manifests are rendered to")]
     assert ("the retention job" in warning) == ("retention" in config)  # dev and sandbox run none
     assert warning.endswith("; configured, not written: " + ", ".join(
-        [*sorted(key for key in CREDENTIALS if key in config), *(f"databases.{name}" for name in config["databases"])]))
+        [*sorted(key for key in CREDENTIALS if key in config), *(f"databases.{name}" for name in config["databases"])])
+        + "; deployment events are recorded, not posted to alerting.alertmanager_url")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_stack_without_a_cluster_announces_no_deployment_event(stack: str) -> None:
+    """Nothing rendered is applied, so the Alertmanager the stack names must not hear of a switch or rollback."""
+    config = {key: value for key, value in live_config(stack).items() if key != "cluster"}
+    events = run_stack(stack, config).of_kind("DeploymentEvents")
+    assert events and all(r.inputs.get("alertmanager_url") is None for r in events)
+    live = run_stack(stack, live_config(stack)).of_kind("DeploymentEvents")
+    assert {r.inputs["alertmanager_url"] for r in live} == {"http://alertmanager.monitoring:9093"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
