@@ -13,7 +13,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from core.errors import ConfigError, Problem
-from core.validation import boolean_for_number, problems_from, unreadable
+from core.validation import lax_reading, problems_from, unreadable
 
 _PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -88,17 +88,16 @@ _YAML_LOADER = _UniqueKeyLoader
 
 
 class Strict(BaseModel):
-    """Base for config models: unknown keys are typos, and typos are errors; so is true or false for a number,
-    which pydantic would take as 1 or 0."""
+    """Base for config models: unknown keys are typos, and typos are errors; so is a value pydantic would read
+    into something else (core.validation.lax_reading: true for 1, a number for a time, "on" for true)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
-        if info.field_name and boolean_for_number(cls.model_fields[info.field_name].annotation, value):
-            raise ValueError("must be a number, not true or false" if isinstance(value, bool) else
-                             "must hold numbers, not true or false")
+    def _no_lax_reading(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name and (why := lax_reading(cls.model_fields[info.field_name].annotation, value)):
+            raise ValueError(why)
         return value
 
 

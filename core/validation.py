@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Collection, Iterable, Mapping
+from datetime import date, datetime, time
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from core.errors import MISSING, NO_VALUE, SECRET, ConfigError, Problem
 
@@ -73,20 +74,47 @@ def known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str] |
     return [name for name, field in annotation.model_fields.items() if not field.exclude]
 
 
-def boolean_for_number(annotation: Any, value: Any) -> bool:
-    """Whether ``value`` has true or false where ``annotation`` wants an int or float (pydantic would take it as 1
-    or 0): itself, or as the items of a list, tuple or set or the values of a mapping."""
+def lax_reading(annotation: Any, value: Any) -> str | None:
+    """Why pydantic's lax reading of ``value`` for ``annotation`` would hide a mistake, or None: true or false for a
+    number (read as 1 or 0), itself or as the items of a list, tuple or set or the values of a mapping; a number
+    for a time (read as seconds since 1970, or since midnight: `since: 20261122` would be in 1970); anything but
+    true or false for a boolean (1, "y" and "on" read as true)."""
     annotation = _unwrapped(annotation)
     origin, args = get_origin(annotation), get_args(annotation)
     if origin in (Union, UnionType):
-        return any(boolean_for_number(arg, value) for arg in args)
+        return next((why for arg in args if (why := lax_reading(arg, value))), None)
+    if annotation in _TIME_FORMS and _number(value):
+        return f"must be written as {_TIME_FORMS[annotation]}, not a number"
+    if annotation is bool and value not in (True, False, "true", "false"):
+        return "must be true or false"
     if isinstance(value, bool):
-        return annotation in (int, float)
+        return "must be a number, not true or false" if annotation in (int, float) else None
     if origin in (list, tuple, set, frozenset) and isinstance(value, (list, tuple, set, frozenset)):
-        return any(boolean_for_number(arg, item) for arg in args if arg is not Ellipsis for item in value)
-    if origin in (dict, Mapping) and isinstance(value, Mapping):
-        return any(boolean_for_number(args[1], item) for item in value.values())
-    return False
+        items = [(arg, item) for arg in args if arg is not Ellipsis for item in value]
+    elif origin in (dict, Mapping) and isinstance(value, Mapping):
+        items = [(args[1], item) for item in value.values()]
+    else:
+        return None
+    return "must hold numbers, not true or false" if any(
+        isinstance(item, bool) and _unwrapped(arg) in (int, float) for arg, item in items) else None
+
+
+_TIME_FORMS = {datetime: "an ISO 8601 time with its zone, e.g. 2026-11-22T10:00:00Z", date: "a date, e.g. 2026-11-22",
+               time: "HH:MM, e.g. 10:00"}
+_TIME_FORMS[AwareDatetime] = _TIME_FORMS[datetime]
+
+
+def _number(value: Any) -> bool:
+    """A number, or a string pydantic would read as one (it reads "10" for a time as ten seconds)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _unwrapped(annotation: Any) -> Any:

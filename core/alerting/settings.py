@@ -180,6 +180,9 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
             {**merged, "stack": stack, "environment": kind, "configured_secrets": configured})
     except ValidationError as error:
         raise ConfigError(source, problems + problems_from(error, PREFIX + KEY, AlertingSettings)) from None
+    if kind == "prod" and not settings.page_on_call:
+        problems.append(Problem(path(KEY, "page_on_call"), False, "prod pages on-call for a rollback and a critical "
+                                "alert (seed 000 §12); it cannot be switched off"))
     for low, high in ORDERED_LEVELS:
         if getattr(settings.thresholds, low) >= getattr(settings.thresholds, high):
             problems.append(Problem(path(KEY, "thresholds", low), getattr(settings.thresholds, low),

@@ -93,6 +93,9 @@ BAD = [
     ({"slo_percent": "high"},
      'release-infra:alerting.slo_percent = "high": input should be a valid number, unable to parse string as a number'),
     ({"min_request_rate": 0}, 'release-infra:alerting.min_request_rate = 0: input should be greater than 0'),
+    ({"page_on_call": False}, "release-infra:alerting.page_on_call = false: prod pages on-call for a rollback and a "
+                              "critical alert (seed 000 §12); it cannot be switched off"),
+    ({"page_on_call": "0"}, 'release-infra:alerting.page_on_call = "0": must be true or false'),
     ({"min_failed_requests": 0},
      'release-infra:alerting.min_failed_requests = 0: input should be greater than or equal to 1'),
     ({"post_deploy_window_minutes": 2},
@@ -145,7 +148,9 @@ def test_a_missing_secret_is_named_alone() -> None:
 
 def test_without_paging_the_routing_key_is_not_needed() -> None:
     secrets = {k: v for k, v in ALL_SECRETS.items() if k != "alerting_pagerduty_routing_key"}
-    assert load({**LIVE, "page_on_call": False}, secrets, live=True).page_on_call is False
+    assert load(LIVE, secrets, environment="test", live=True).page_on_call is False
+    assert "alerting_pagerduty_routing_key is missing" in error_of(
+        {**LIVE, "page_on_call": True}, secrets, environment="test", live=True)
     assert "alerting_pagerduty_routing_key is missing" in error_of(LIVE, secrets, live=True)
 
 

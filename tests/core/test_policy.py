@@ -81,6 +81,13 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
     ("release_policy.train", {"start": "25:00"},
      'release-infra:release_policy.train.start = "25:00": input should be in a valid time format, hour value is '
      "outside expected range of 0-23"),
+    ("release_policy.train", {"start": 10},  # read as ten seconds past midnight, it would open the train at 00:00
+     "release-infra:release_policy.train.start = 10: must be written as HH:MM, e.g. 10:00, not a number"),
+    ("release_policy.freezes", [{"start": 20261127, "end": "2026-11-30T00:00:00Z", "reason": "BF"}],
+     "release-infra:release_policy.freezes[0].start = 20261127: must be written as an ISO 8601 time with its zone, "
+     "e.g. 2026-11-22T10:00:00Z, not a number"),
+    ("release_policy.canary_for_high_risk", "yes",
+     'release-infra:release_policy.canary_for_high_risk = "yes": must be true or false'),
     ("release_policy.freezes", [{"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", "reason": "BF"}],
      'release-infra:release_policy.freezes[0] = {"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", '
      '"reason": "BF"}: end must be after start'),

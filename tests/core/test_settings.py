@@ -149,6 +149,12 @@ BAD_CONFIG = [
      'release-infra:services.payin-api.standby.since = "yesterday": input should be a valid datetime or date, input is too short'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '2026-11-01T10:00:00'},
      'release-infra:services.payin-api.standby.since = "2026-11-01T10:00:00": input should have timezone info'),
+    ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': 20261122},
+     'release-infra:services.payin-api.standby.since = 20261122: must be written as an ISO 8601 time with its zone, '
+     'e.g. 2026-11-22T10:00:00Z, not a number'),  # read as seconds since 1970, it would end the window at once
+    ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '1795000000'},
+     'release-infra:services.payin-api.standby.since = "1795000000": must be written as an ISO 8601 time with its '
+     'zone, e.g. 2026-11-22T10:00:00Z, not a number'),
     ('dev', 'services.payin-api.standby', {'policy': 'warm', 'colour': 'green'},
      'release-infra:services.payin-api.standby = {"policy": "warm", "colour": "green"}: colour and since go with policy scaled-down only'),
 ]
