@@ -12,6 +12,8 @@ NO_VALUE = object()  # the problem is with the whole source (e.g. a file that ca
 SECRET = "[secret]"  # shown instead of a value that may be a credential
 # The user:password@ of a URL, with or without a scheme (up to the host's @; not an image's @sha256: digest).
 URL_CREDENTIALS = re.compile(r'(?:(?<=//)[^\s"]*|(?<![\w/:.@-])[^\s/@":]+:(?!//)[^\s/@"]+)@(?!sha256:)')
+# The query or fragment of a URL with a scheme, where a token goes (?access_token=..., #token=...).
+URL_QUERY = re.compile(r'(\b[a-z][a-z0-9+.-]*://[^\s"?#]*)([?#])[^\s"]+')
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,9 @@ class ConfigError(Exception):
 
 
 def without_credentials(text: str) -> str:
-    """``text`` with every ``user:password@`` of a URL in it shown as ``[secret]@``."""
-    return URL_CREDENTIALS.sub(SECRET + "@", text)
+    """``text`` with every ``user:password@`` of a URL in it shown as ``[secret]@``, and every query or fragment
+    as ``?[secret]`` or ``#[secret]``."""
+    return URL_QUERY.sub(r"\1\2" + SECRET, URL_CREDENTIALS.sub(SECRET + "@", text))
 
 
 def _show(value: Any) -> str:

@@ -18,7 +18,7 @@ from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import NO_VALUE, SECRET, ConfigError, Problem
 from core.images import ImageReference, is_registry_host
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour, other  # noqa: F401  (re-exported)
-from core.validation import key_path, problems_from, structured, unknown_key
+from core.validation import CONCEALED, key_path, problems_from, structured, unknown_key
 
 Region = Literal["PK", "BD", "NP", "IQ", "EG"]
 Replicas = Annotated[int, Field(ge=1, le=50)]
@@ -234,11 +234,23 @@ GATEWAY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+KUBECONFIG_CONTENTS = ("must be the path of a kubeconfig file, not its contents: they hold the cluster's credentials, "
+                       "and the stack file keeps this key in plain text (leave it unset to use KUBECONFIG)")
+
+
 class Cluster(Strict):
     """A cluster to deploy to; without one, the program renders manifests to a directory."""
 
     context: str = Field(min_length=1)
-    kubeconfig: str | None = Field(None, description="Path of a kubeconfig file; unset: KUBECONFIG or ~/.kube/config.")
+    kubeconfig: Annotated[str | None, CONCEALED] = Field(
+        None, description="Path of a kubeconfig file; unset: KUBECONFIG or ~/.kube/config.")
+
+    @field_validator("kubeconfig", mode="before")
+    @classmethod
+    def _a_path(cls, value: object) -> object:
+        if isinstance(value, (dict, list)):
+            raise ValueError(KUBECONFIG_CONTENTS)
+        return value
 
 
 class StackSettings(Strict):
@@ -352,10 +364,7 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
                                 "under the deployment standard"))
     kubeconfig = settings.cluster.kubeconfig if settings.cluster else None
     if kubeconfig is not None and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("{")):
-        problems.append(Problem(_path("cluster", "kubeconfig"), SECRET,
-                                "must be the path of a kubeconfig file, not its contents: they hold the cluster's "
-                                "credentials, and the stack file keeps this key in plain text (leave it unset to use "
-                                "KUBECONFIG)"))
+        problems.append(Problem(_path("cluster", "kubeconfig"), SECRET, KUBECONFIG_CONTENTS))
     if settings.replicas < _minimum_replicas(settings):
         problems.append(Problem(_path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))
     if settings.gateway.replicas < _minimum_replicas(settings):  # its disruption budget lets one pod go at a time

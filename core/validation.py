@@ -36,6 +36,8 @@ def problems_from(error: ValidationError, prefix: str, model: type[BaseModel]) -
     for item in error.errors(include_url=False):
         location = tuple(item["loc"])
         value = {"missing": MISSING, "extra_forbidden": NO_VALUE}.get(item["type"], item.get("input"))
+        if value not in (MISSING, NO_VALUE) and concealed(model, location):
+            value = SECRET
         allowed = _allowed(item)
         known = known_keys(model, location[:-1]) if item["type"] == "extra_forbidden" else None
         if known:
@@ -49,6 +51,28 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
     known = list(known)
     near = difflib.get_close_matches(key, known, n=1)
     return f"unknown key{f' (did you mean {near[0]}?)' if near else ''}; known keys are {', '.join(known)}"
+
+
+class Concealed:
+    """Marks a field (``Annotated[str, CONCEALED]``) whose refused value is shown as [secret]: what is put there by
+    mistake may be a credential, as a kubeconfig's contents pasted where its path goes."""
+
+
+CONCEALED = Concealed()
+
+
+def concealed(model: type[BaseModel], location: tuple[Any, ...]) -> bool:
+    """Whether ``location`` inside ``model`` is, or is inside, a field marked CONCEALED."""
+    annotation: Any = model
+    for part in location:
+        annotation = _unwrapped(annotation)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel) and part in annotation.model_fields):
+            return False
+        field = annotation.model_fields[part]
+        if CONCEALED in field.metadata:
+            return True
+        annotation = field.annotation
+    return False
 
 
 def known_keys(model: type[BaseModel], location: tuple[Any, ...]) -> list[str] | None:

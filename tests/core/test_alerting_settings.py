@@ -113,8 +113,11 @@ BAD = [
      'release-infra:alerting.alertmanager_url = "http://[secret]@alertmanager:9093": must be an http(s) URL without '
      "credentials or a query, e.g. http://alertmanager.monitoring:9093"),
     ({"alertmanager_url": "http://alertmanager:9093/api#t"},  # a fragment or a query is where a token would go
-     'release-infra:alerting.alertmanager_url = "http://alertmanager:9093/api#t": must be an http(s) URL without '
-     "credentials or a query, e.g. http://alertmanager.monitoring:9093"),
+     'release-infra:alerting.alertmanager_url = "http://alertmanager:9093/api#[secret]": must be an http(s) URL '
+     "without credentials or a query, e.g. http://alertmanager.monitoring:9093"),
+    ({"alertmanager_url": "http://alertmanager:9093/?access_token=s3cr3t"},  # refused, and not shown either
+     'release-infra:alerting.alertmanager_url = "http://alertmanager:9093/?[secret]": must be an http(s) URL '
+     "without credentials or a query, e.g. http://alertmanager.monitoring:9093"),
     ({"stack": "prod"}, 'release-infra:alerting.stack: unknown key; known keys are slo_percent, '
                         'min_request_rate, min_failed_requests, page_on_call, metrics_not_reporting_severity, '
                         'post_deploy_window_minutes, '

@@ -33,7 +33,10 @@ def test_credentials_in_a_url_are_not_shown() -> None:
                          ("http://ops:p@ss@alertmanager:9093", "http://[secret]@alertmanager:9093"),
                          ("postgresql://app:ab/cd@db/payin", "postgresql://[secret]@db/payin"),
                          ("ci:hunter2@registry.pay.internal", "[secret]@registry.pay.internal"),
-                         ("//robot:pa55w0rd@registry.pay.internal", "//[secret]@registry.pay.internal")):
+                         ("//robot:pa55w0rd@registry.pay.internal", "//[secret]@registry.pay.internal"),
+                         ("https://registry.pay.internal/?access_token=s3cr3t", "https://registry.pay.internal/?[secret]"),
+                         ("http://alertmanager:9093/api#token=s3cr3t", "http://alertmanager:9093/api#[secret]"),
+                         ("http://ops:pw@alertmanager:9093/?t=s3cr3t", "http://[secret]@alertmanager:9093/?[secret]")):
         assert str(Problem("release-infra:x", value, "bad")) == f'release-infra:x = "{shown}": bad'
     digest = "registry.pay.internal/payin-api:a1b2c3d-v2.3.0@sha256:" + "a" * 64  # an image, no credential
     assert str(Problem("release-infra:x", digest, "bad")) == f'release-infra:x = "{digest}": bad'

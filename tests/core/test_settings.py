@@ -83,6 +83,12 @@ BAD_CONFIG = [
      'release-infra:cluster.kubeconfig = "[secret]": must be the path of a kubeconfig file, not its contents: they '
      'hold the cluster\'s credentials, and the stack file keeps this key in plain text (leave it unset to use '
      'KUBECONFIG)'),
+    ('dev', 'cluster', {'context': 'dev', 'kubeconfig': {'users': [{'user': {'token': 'eyJhbGciOi'}}]}},
+     'release-infra:cluster.kubeconfig = "[secret]": must be the path of a kubeconfig file, not its contents: they '
+     'hold the cluster\'s credentials, and the stack file keeps this key in plain text (leave it unset to use '
+     'KUBECONFIG)'),  # pasted as YAML: pydantic would show the mapping, token and all
+    ('dev', 'cluster', {'context': 'dev', 'kubeconfig': 5},
+     'release-infra:cluster.kubeconfig = "[secret]": input should be a valid string'),
     ('dev', 'cluster', {'contxt': 'prod-eu'},
      'release-infra:cluster.context is missing: required; release-infra:cluster.contxt: unknown key (did you mean '
      'context?); known keys are context, kubeconfig'),
