@@ -16,7 +16,7 @@ from components.registry_retention import RegistryRetention
 from components.release_dashboard import ReleaseDashboard
 from components.blue_green_service import BlueGreenService
 from components.krakend_gateway import KrakenDGateway
-from core import blue_green, gateway_workload
+from core import blue_green, gateway_workload, quota as quotas
 from core import environment as manifests
 from core.alerting.events import ReleaseState
 from core.alerting.settings import AlertingSettings
@@ -48,7 +48,7 @@ class Environment(pulumi.ComponentResource):
         self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=manifests.namespace(settings)["metadata"],
                                                opts=pulumi.ResourceOptions(parent=self))
         inside = self.inside()
-        quota = manifests.resource_quota(settings, catalogue)
+        quota = quotas.resource_quota(settings, catalogue)
         k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=quota["metadata"], spec=quota["spec"], opts=inside)
         limits = manifests.limit_range(settings)
         k8s.core.v1.LimitRange(f"{name}-limits", metadata=limits["metadata"], spec=limits["spec"], opts=inside)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from core import labels
@@ -22,7 +21,6 @@ AUDIENCES = {
     Access.MERCHANTS: ("merchants",),
     Access.MERCHANTS_AND_CONSUMERS: ("merchants", "consumers"),
 }
-QUOTA_HEADROOM = 1.5  # room for the gateway, jobs and a surge pod per colour on top of the services
 
 
 def namespace(settings: StackSettings) -> Manifest:
@@ -36,34 +34,10 @@ def namespace(settings: StackSettings) -> Manifest:
     return {"metadata": {"name": settings.namespace, "labels": metadata_labels}}
 
 
-def resource_quota(settings: StackSettings, catalogue: Catalogue) -> Manifest:
-    """Enough for both colours at full size plus a surge pod each, times the headroom; scaling back up always fits."""
-    cpu_requests = cpu_limits = memory_requests = memory_limits = pods = 0
-    for name, release in settings.services.items():
-        resources = catalogue.services[name].resources
-        count = 2 * ((release.replicas or settings.replicas) + 1)
-        cpu_requests += count * resources.requests.cpu_millicores
-        cpu_limits += count * resources.limits.cpu_millicores
-        memory_requests += count * resources.requests.memory_mib
-        memory_limits += count * resources.limits.memory_mib
-        pods += count
-    grow = lambda amount: math.ceil(amount * QUOTA_HEADROOM)  # noqa: E731
-    return {
-        "metadata": _metadata(settings, "quota"),
-        "spec": {"hard": {
-            "requests.cpu": f"{grow(cpu_requests)}m",
-            "limits.cpu": f"{grow(cpu_limits)}m",
-            "requests.memory": f"{grow(memory_requests)}Mi",
-            "limits.memory": f"{grow(memory_limits)}Mi",
-            "pods": str(grow(pods)),
-        }},
-    }
-
-
 def limit_range(settings: StackSettings) -> Manifest:
     """Defaults for containers that declare nothing, and a ceiling no single container may pass."""
     return {
-        "metadata": _metadata(settings, "limits"),
+        "metadata": metadata(settings, "limits"),
         "spec": {"limits": [{
             "type": "Container",
             "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
@@ -101,7 +75,7 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
     for audience in AUDIENCES[settings.access]:
         edge = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": EDGE_NAMESPACES[audience]}}}
         policies[f"allow-{audience}-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [edge], None)
-    return {name: {"metadata": _metadata(settings, name), "spec": spec} for name, spec in policies.items()}
+    return {name: {"metadata": metadata(settings, name), "spec": spec} for name, spec in policies.items()}
 
 
 def _allow(pods: dict[str, str], sources: list[dict[str, Any]], ports: list[int] | None) -> dict[str, Any]:
@@ -111,6 +85,6 @@ def _allow(pods: dict[str, str], sources: list[dict[str, Any]], ports: list[int]
     return {"podSelector": {"matchLabels": pods} if pods else {}, "policyTypes": ["Ingress"], "ingress": [rule]}
 
 
-def _metadata(settings: StackSettings, name: str) -> dict[str, Any]:
+def metadata(settings: StackSettings, name: str) -> dict[str, Any]:
     return {"name": name, "namespace": settings.namespace, "labels": labels.common(settings)}
 

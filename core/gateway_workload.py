@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import labels
-from core.catalogue import Catalogue
+from core.catalogue import Catalogue, Quantity, Resources
 from core.content_address import checksum, content_addressed_name
 from core.environment import AUDIENCES, EDGE_NAMESPACES, GATEWAY_TIER, PREVIEW_GATEWAY_TIER, Manifest
 from core.pod_security import container_security_context, pod_security_context
@@ -27,6 +27,9 @@ class GatewayPlan:
     ingresses: dict[str, Manifest]
 
 
+# One gateway pod; the namespace's quota counts it (core.quota).
+GATEWAY_RESOURCES = Resources(requests=Quantity(cpu_millicores=250, memory_mib=128),
+                              limits=Quantity(cpu_millicores=1000, memory_mib=256))
 CHECKSUM_ANNOTATION = "release-infra/config-checksum"  # on the gateway's pod template: any config change rolls it
 
 
@@ -77,7 +80,7 @@ def _deployment(settings: StackSettings, name: str, config: dict, selector: dict
         "readinessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 10},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "resources": _kubernetes(GATEWAY_RESOURCES),
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
@@ -100,6 +103,13 @@ def _deployment(settings: StackSettings, name: str, config: dict, selector: dict
             },
         },
     }
+
+
+def _kubernetes(resources: Resources) -> dict[str, dict[str, str]]:
+    """As a container's `resources`, whole cores written as such ("1", not "1000m"), as the gateway always had."""
+    cpu = lambda millicores: str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"  # noqa: E731
+    return {kind: {"cpu": cpu(quantity.cpu_millicores), "memory": f"{quantity.memory_mib}Mi"}
+            for kind, quantity in (("requests", resources.requests), ("limits", resources.limits))}
 
 
 def _ingresses(settings: StackSettings, name: str, selector: dict[str, str], tier: str) -> dict[str, Manifest]:

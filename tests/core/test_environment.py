@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import environment
-from tests.support.stacks import catalogue, settings
+from core import blue_green, environment, gateway_workload, quota
+from core.gateway import gateway_roles
+from core.migrations import plan as migration_plan
+from tests.support.stacks import catalogue, set_path, settings, stack_config
 
 
 def test_namespace_carries_environment_regions_and_restricted_pod_security() -> None:
@@ -50,10 +52,50 @@ def test_monitoring_reaches_only_the_pods_it_scrapes(stack: str) -> None:
     assert policy["podSelector"] == {"matchLabels": {"release-infra/tier": "service"}}
 
 
-def test_quota_fits_both_colours_at_full_size_with_headroom() -> None:
-    prod = settings("prod")  # 3 services; merchant-api runs 2 replicas, the others 3
-    hard = environment.resource_quota(prod, catalogue())["spec"]["hard"]
-    pods = 2 * (4 + 4 + 3)
-    assert hard["pods"] == str(int(pods * 1.5))
-    limits_cpu = 2 * (4 * 1000 + 4 * 1000 + 3 * 500)
-    assert hard["limits.cpu"] == f"{int(limits_cpu * 1.5)}m"
+def _amount(quantity: str) -> int:
+    """A Kubernetes CPU or memory quantity as the quota counts it here: millicores or MiB."""
+    for suffix, scale in (("m", 1), ("Mi", 1), ("Gi", 1024)):
+        if quantity.endswith(suffix):
+            return int(quantity[:-len(suffix)]) * scale
+    return int(quantity) * 1000  # whole cores
+
+
+def _at_once(pod_spec: dict, count: int) -> dict[str, int]:
+    """What ``count`` copies of a pod take from the quota."""
+    used = {"pods": count}
+    for container in pod_spec["containers"]:
+        for kind in ("requests", "limits"):
+            for resource, quantity in container["resources"][kind].items():
+                used[f"{kind}.{resource}"] = used.get(f"{kind}.{resource}", 0) + count * _amount(quantity)
+    return used
+
+
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
+@pytest.mark.parametrize("gateway_replicas", [None, 5, 8, 50])
+def test_quota_admits_every_pod_the_stack_runs_at_once(stack: str, gateway_replicas: int | None) -> None:
+    """Both colours with a surge pod each, a migration Job per migrating service, every gateway with its surge
+    pod: counted from the manifests themselves, so a gateway or a Job the quota forgot fails here, not on a
+    cluster after the update has begun (dev at 5 gateway pods and test at 8 did)."""
+    config = stack_config(stack)
+    if gateway_replicas is not None:
+        config = set_path(config, "gateway.replicas", gateway_replicas)
+    stack_settings, services = settings(stack, config), catalogue().services
+    migrations = migration_plan(stack_settings, catalogue(), {})
+    pods: list[tuple[dict, int]] = []
+    for name in stack_settings.services:
+        migration = migrations.get(name)
+        plan = blue_green.plan(stack_settings, name, services[name], migration)
+        pods += [(d["spec"]["template"]["spec"], d["spec"]["replicas"] + 1) for d in plan.deployments.values()]
+        if migration is not None:
+            pods.append((migration.job["spec"]["template"]["spec"], 1))
+    for role in gateway_roles(stack_settings):
+        deployment = gateway_workload.plan(stack_settings, catalogue(), role).deployment
+        pods.append((deployment["spec"]["template"]["spec"], deployment["spec"]["replicas"] + 1))
+    needed: dict[str, int] = {}
+    for pod_spec, count in pods:
+        for key, amount in _at_once(pod_spec, count).items():
+            needed[key] = needed.get(key, 0) + amount
+    hard = quota.resource_quota(stack_settings, catalogue())["spec"]["hard"]
+    assert set(needed) == set(hard)
+    for key, amount in needed.items():
+        assert amount <= _amount(hard[key]) if key != "pods" else amount <= int(hard[key]), (key, amount, hard[key])
