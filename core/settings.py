@@ -133,26 +133,38 @@ class CircuitBreaker(Strict):
 
 _HOST = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 _DIGEST = r"@sha256:[0-9a-f]{64}"
-_PINNED_IMAGE = re.compile(rf"[a-z0-9][a-z0-9._/:-]*(?::\w[\w.-]{{0,127}}(?:{_DIGEST})?|{_DIGEST})", re.IGNORECASE)
+# An image reference by the registry's grammar (distribution's reference): a host (any case, with a '.' or a port,
+# or localhost), then lowercase path components, at most one tag, at most one lowercase sha256 digest.
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?" \
+          r"|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+|localhost)"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+_PINNED_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH}(?::(?P<tag>\w[\w.-]{{0,127}}))?(?P<digest>{_DIGEST})?")
+_RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+(?:[-+._][\w.-]*)?")  # a patch release; 2 or 2.13 moves with each
 MOVING_TAGS = ("latest", "watch")  # KrakenD's :watch reloads its config and is for development only
 
 
 def _host(value: str) -> str:
-    """Rejected here, not by the cluster after half an update: an empty or malformed host name (an Ingress host
-    is a lowercase DNS name)."""
-    if not _HOST.fullmatch(value):
-        raise ValueError("must be a host name: lowercase labels of letters, digits and '-', joined by dots")
+    """Rejected here, not by the cluster after half an update: an empty or malformed host name, or an IP address
+    (an Ingress host is a lowercase DNS name, never an address)."""
+    if not _HOST.fullmatch(value) or _is_address(value):
+        raise ValueError("must be a host name: lowercase labels of letters, digits and '-', joined by dots, not an "
+                         "IP address")
     return value
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _address(value: str) -> str:
     """A host name (a fully qualified one may end in a dot) or an IP address."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if not _HOST.fullmatch(value.removesuffix(".")):
-            raise ValueError("must be a host name (lowercase labels of letters, digits and '-', joined by dots) or "
-                             "an IP address") from None
+    if not _is_address(value) and not _HOST.fullmatch(value.removesuffix(".")):
+        raise ValueError("must be a host name (lowercase labels of letters, digits and '-', joined by dots) or an IP "
+                         "address")
     return value
 
 
@@ -180,11 +192,12 @@ def _network(value: str) -> str:
 
 
 def _pinned_image(value: str) -> str:
-    """The gateway's image is pinned (a version tag or a digest): a moving tag would change what runs unseen."""
-    name, _, digest = value.partition("@")
-    tag = name.rsplit("/", 1)[-1].partition(":")[2]
-    if not _PINNED_IMAGE.fullmatch(value) or (tag in MOVING_TAGS and not digest):
-        raise ValueError("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not "
+    """The gateway's image is pinned (a patch release's tag or a digest): a moving tag (:latest, :2, :2.13) would
+    change what runs unseen; and it is one a cluster can pull, not refused by the kubelet after the update."""
+    match = _PINNED_IMAGE.fullmatch(value)
+    if not match or not (match["digest"] or (match["tag"] and _RELEASE_TAG.fullmatch(match["tag"]))):
+        raise ValueError("must be a pinned image: <repository>:<version> (a patch release, e.g. 2.13.1) or "
+                         "<repository>@sha256:<digest>, the repository in lowercase; not "
                          f"{' or '.join(f':{tag}' for tag in MOVING_TAGS)} alone")
     return value
 

@@ -103,9 +103,9 @@ def test_only_trusted_proxies_may_name_the_client_address() -> None:
         "trusted_proxies": ["10.42.0.0/16", "fd00:42::/64", "192.0.2.7/32"]}
 
 
-PINNED = ("must be a pinned image: <repository>:<version> or <repository>@sha256:<digest>, not :latest or :watch "
-          "alone")
-HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots"
+PINNED = ("must be a pinned image: <repository>:<version> (a patch release, e.g. 2.13.1) or "
+          "<repository>@sha256:<digest>, the repository in lowercase; not :latest or :watch alone")
+HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots, not an IP address"
 EVERY_ADDRESS = "must be the proxies' own addresses, not every address: the gateway would believe any client's " \
                 "X-Forwarded-For"
 
@@ -113,7 +113,9 @@ EVERY_ADDRESS = "must be the proxies' own addresses, not every address: the gate
 @pytest.mark.parametrize("gateway", [
     {"image": "registry.pay.internal:5000/krakend:2.13.1@sha256:" + "a" * 64},
     {"image": "docker.io/devopsfaith/krakend:latest@sha256:" + "b" * 64},  # the digest pins it
-    {"image": "Registry.Pay.Internal/krakend:2.13.1"},
+    {"image": "Registry.Pay.Internal/krakend:2.13.1"},  # a host name is any case
+    {"image": "localhost:5000/krakend:v2.13.1-alpine"},
+    {"image": "krakend@sha256:" + "c" * 64},
     {"otlp": {"host": "otel-collector.monitoring.svc.cluster.local.", "port": 4317}},
     {"otlp": {"host": "fd00::1", "port": 4317}},
     {"otlp": {"host": "10.0.0.7", "port": 4317}},
@@ -147,7 +149,16 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
      'release-infra:gateway.image = "docker.io/devopsfaith/krakend:watch": ' + PINNED),
     ("gateway", {"image": "docker.io/devopsfaith/krakend"},
      'release-infra:gateway.image = "docker.io/devopsfaith/krakend": ' + PINNED),
+    *(("gateway", {"image": image}, f'release-infra:gateway.image = "{image}": ' + PINNED) for image in (
+        "docker.io/devopsfaith/krakend:2",  # moves with every release of 2.x
+        "docker.io/devopsfaith/krakend:2.13",
+        "docker.io/DevOpsFaith/KrakenD:2.13.1",  # the kubelet refuses an uppercase repository
+        "docker.io/devopsfaith/krakend:2.13.1:latest",
+        "docker.io/devopsfaith/krakend@sha256:" + "A" * 64,
+    )),
     ("gateway", {"public_hosts": {"merchants": ""}}, 'release-infra:gateway.public_hosts.merchants = "": ' + HOST),
+    ("gateway", {"public_hosts": {"merchants": "10.0.0.1"}},  # the API server refuses an IP as an Ingress host
+     'release-infra:gateway.public_hosts.merchants = "10.0.0.1": ' + HOST),
     ("gateway", {"public_hosts": {"consumers": "Consumers API"}},
      'release-infra:gateway.public_hosts.consumers = "Consumers API": ' + HOST),
     ("gateway", {"otlp": {"host": "otel collector"}},
