@@ -2,7 +2,8 @@
 
 httpx does the HTTP, tenacity the retries; this module adds the registry's auth challenge flow (Basic, or
 Bearer tokens from the realm the registry names), Link-header pagination and the manifest media types.
-Credentials go only into Authorization headers; no message or exception here ever contains them.
+Credentials go only into Authorization headers; no message or exception here ever contains them. The token
+service a Bearer challenge names receives them (Basic) to issue a token: an https registry's realm must be https.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class RegistryError(Exception):
 
 
 class _Retryable(Exception):
-    def __init__(self, response: httpx.Response):
+    def __init__(self, response: httpx.Response, server: str = "the registry"):
         self.response = response
+        self.server = server
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Manifest:
     digest: str
     config_digest: str | None  # None for an image index (multi-platform), which has no config of its own
     children: tuple[str, ...] = ()  # an image index: the digests of the platform images it lists
+    attestations: tuple[str, ...] = ()  # an image index: its attestation manifests (platform unknown/unknown)
 
 
 class ChallengeAuth(httpx.Auth):
@@ -74,20 +77,24 @@ class ChallengeAuth(httpx.Auth):
                                     f"{self._hint}")
             self._scheme = "basic"
         elif scheme == "bearer" and "realm" in params:
-            token_request = httpx.Request("GET", params["realm"], params={
+            realm = _realm(request, params["realm"])
+            service = f"the token service {without_credentials(str(realm))}"
+            token_request = httpx.Request("GET", realm, params={
                 key: params[key] for key in ("service", "scope") if key in params})
             if self._basic is not None:
                 token_request = next(self._basic.auth_flow(token_request))
             token_response = yield token_request
             token_response.read()
-            if token_response.status_code != 200:
-                raise RegistryError(f"the token service {params['realm']} refused a token for scope "
-                                    f"{params.get('scope', '(none)')} (HTTP {token_response.status_code}); "
-                                    "check the registry credentials")
-            body = token_response.json()
+            status = token_response.status_code
+            if status == 429 or status >= 500:
+                raise _Retryable(token_response, service)
+            if status != 200:
+                raise RegistryError(f"{service} refused a token for scope {params.get('scope', '(none)')} (HTTP "
+                                    f"{status})" + ("; check the registry credentials" if status in (401, 403) else ""))
+            body = _json_object(token_response, service)
             token = body.get("token") or body.get("access_token")
-            if not token:
-                raise RegistryError(f"the token service {params['realm']} answered without a token")
+            if not token or not isinstance(token, str):
+                raise RegistryError(f"{service} answered without a token")
             with self._lock:
                 self._scheme = "bearer"
                 self._tokens[scope] = token
@@ -128,6 +135,41 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest))
 
 
+def _realm(request: httpx.Request, realm: str) -> httpx.URL:
+    """The token service's URL. It receives the credentials (Basic), so an https registry's must be https."""
+    registry = f"{request.method} {request.url.path}: the registry names the token service"
+    try:
+        url = request.url.join(realm)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise RegistryError(f"{registry} {without_credentials(realm)!r}, which is not an http(s) URL")
+    if request.url.scheme == "https" and url.scheme != "https":
+        raise RegistryError(f"{registry} {without_credentials(str(url))}: plain http from an https registry; refused "
+                            "rather than send it the credentials unencrypted")
+    return url
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer's JSON object; a proxy's login page or any other body is a RegistryError naming ``what``."""
+    try:
+        body = response.json()
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        body = None
+    if not isinstance(body, dict):
+        raise RegistryError(f"{what}: the answer (HTTP {response.status_code}, Content-Type "
+                            f"{response.headers.get('content-type', 'none')}) is not a JSON object; is the URL the "
+                            "registry's (not a proxy's login page, say)?")
+    return body
+
+
+def _is_attestation(entry: dict[str, Any]) -> bool:
+    """buildx lists its provenance and SBOM manifests in the index as platform unknown/unknown."""
+    platform = entry.get("platform") or {}
+    return (isinstance(platform, dict) and platform.get("architecture") == "unknown"
+            and platform.get("os") == "unknown")
+
+
 class RegistryClient:
     """One registry; counts every HTTP request it sends (auth and retries included) in ``requests``."""
 
@@ -166,11 +208,14 @@ class RegistryClient:
                     if response.status_code == 429 or response.status_code >= 500:
                         raise _Retryable(response)
         except _Retryable as error:
-            raise RegistryError(f"{method} {path}: the registry kept answering HTTP {error.response.status_code} "
+            raise RegistryError(f"{method} {path}: {error.server} kept answering HTTP {error.response.status_code} "
                                 f"after {self._attempts} attempts") from None
         except httpx.TransportError as error:
             raise RegistryError(f"cannot reach the registry at {self.url} ({type(error).__name__}: {error}) "
                                 f"after {self._attempts} attempts") from None
+        except httpx.HTTPError as error:  # too many redirects, an undecodable body: a retry would change nothing
+            raise RegistryError(f"{method} {path}: {type(error).__name__}: "
+                                f"{without_credentials(str(error))}") from None
         return response
 
     def _paged(self, path: str, key: str) -> Iterator[str]:
@@ -179,7 +224,10 @@ class RegistryClient:
         while url:
             response = self._send("GET", url)
             self._expect(response, 200, f"GET {path}")
-            yield from response.json().get(key) or []
+            items = _json_object(response, f"GET {path}").get(key) or []
+            if not isinstance(items, list):
+                raise RegistryError(f"GET {path}: '{key}' is not a list")
+            yield from items
             next_link = response.links.get("next", {}).get("url")
             url = urljoin(f"{self.url}{path}", next_link) if next_link else None
             if url and _origin(url) != _origin(self.url):
@@ -197,20 +245,23 @@ class RegistryClient:
         except _NotFound:
             return None
 
-    def manifest(self, repository: str, tag: str) -> Manifest | None:
-        """The tag's manifest digest and config digest in one GET; None when the tag no longer resolves."""
-        response = self._send("GET", f"/v2/{repository}/manifests/{quote(tag, safe='')}",
+    def manifest(self, repository: str, reference: str) -> Manifest | None:
+        """The manifest a tag (or digest) names, with its config digest, in one GET; None when it does not resolve."""
+        what = f"GET manifest {repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
+        response = self._send("GET", f"/v2/{repository}/manifests/{quote(reference, safe=':')}",
                               headers={"Accept": ", ".join(MANIFEST_TYPES)})
         if response.status_code == 404:
             return None
-        self._expect(response, 200, f"GET manifest {repository}:{tag}")
+        self._expect(response, 200, what)
         digest = response.headers.get("docker-content-digest") or \
             "sha256:" + hashlib.sha256(response.content).hexdigest()
-        document = response.json()
-        config = (document.get("config") or {}).get("digest")
-        children = tuple(entry["digest"] for entry in document.get("manifests") or []
-                         if isinstance(entry, dict) and isinstance(entry.get("digest"), str))
-        return Manifest(digest, config, children)
+        document = _json_object(response, what)
+        config = document.get("config")
+        entries = [entry for entry in document.get("manifests") or []
+                   if isinstance(entry, dict) and isinstance(entry.get("digest"), str)]
+        return Manifest(digest, config.get("digest") if isinstance(config, dict) else None,
+                        tuple(entry["digest"] for entry in entries if not _is_attestation(entry)),
+                        tuple(entry["digest"] for entry in entries if _is_attestation(entry)))
 
     def digest(self, repository: str, tag: str) -> str | None:
         """The tag's manifest digest from one HEAD (Docker-Content-Digest); None when the registry has no such tag.

@@ -2,8 +2,9 @@
 
 Dry run unless --apply. It reads everything (every repository, tag, manifest and config) and decides for every
 repository before it deletes anything, so bad input anywhere (a tag of unknown kind, an unreadable outputs file,
-a registry that refuses the credentials) deletes nothing anywhere. Deleting is by digest, in a fixed order, and a
-digest that is already gone counts as deleted: a run killed at any point and started again ends in the same state.
+a registry that refuses the credentials) deletes nothing anywhere. Deleting is by digest, in a fixed order (an
+index before what it lists), and a digest that is already gone counts as deleted: a run killed at any point and
+started again ends in the same state. A registry failure part-way still prints the report of what was deleted.
 
     release-infra-retention --registry https://registry.pay.internal \\
         --protect-outputs sandbox.json --protect-outputs dev.json --protect-outputs test.json \\
@@ -28,11 +29,12 @@ from typing import Any, Sequence
 from pydantic import ValidationError
 
 from core.errors import URL_CREDENTIALS, without_credentials
+from core.images import RELEASE_TAG
 from core.names import ENVIRONMENTS
-from core.registry.retention import (DEFAULT_KEEP_LAST, ProtectedImage, RepositoryPlan, RetentionError,
+from core.registry.retention import (DEFAULT_KEEP_LAST, ListedImage, ProtectedImage, RepositoryPlan, RetentionError,
                                      RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs,
                                      protected_image)
-from release_infra_tools.registry import RETENTION_CREDENTIALS, RegistryClient, RegistryError
+from release_infra_tools.registry import RETENTION_CREDENTIALS, Manifest, RegistryClient, RegistryError
 
 USERNAME_VARIABLE = "RETENTION_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "RETENTION_REGISTRY_PASSWORD"
@@ -40,6 +42,17 @@ PASSWORD_VARIABLE = "RETENTION_REGISTRY_PASSWORD"
 
 class UsageError(Exception):
     """Bad input from the command line or its files: exit status 2."""
+
+
+@dataclass
+class Scanned:
+    """One repository as read: each tag's image, and the manifests indexes list that no tag names."""
+
+    images: list[TaggedImage]
+    untagged: list[ListedImage]
+
+    def digests(self) -> dict[str, str]:
+        return {image.tag: image.digest for image in self.images}
 
 
 @dataclass
@@ -52,21 +65,24 @@ class Run:
     seconds: float
     warnings: list[str]
     skipped: list[str] = field(default_factory=list)  # repositories left alone mid-apply: the run is incomplete
+    failed: str | None = None  # the registry failure that stopped the deletions part-way
 
     def report(self, applied: bool) -> dict[str, Any]:
+        done = {key: "deleted" for key in self.deleted} | {key: "already gone" for key in self.already_gone}
         return {
             "mode": "apply" if applied else "dry-run",
             "repositories": {
                 plan.repository: {
                     "keep": [{"digest": v.digest, "tags": v.tags, "created": _time(v.created), "why": v.reasons}
                              for v in plan.kept],
-                    "delete": [{"digest": v.digest, "tags": v.tags, "created": _time(v.created),
-                                "why": "not among the newest builds, no release tag, no environment runs it"}
+                    "delete": [{"digest": v.digest, "tags": v.tags, "created": _time(v.created), "why": v.why_deleted,
+                                "status": done.get((plan.repository, v.digest), "not deleted") if applied
+                                else "would delete"}
                                for v in plan.deleted],
                 } for plan in self.plans},
             "deleted": len(self.deleted), "already_gone": len(self.already_gone),
             "examined_tags": self.examined_tags, "requests": self.requests, "seconds": round(self.seconds, 3),
-            "warnings": self.warnings, "skipped": self.skipped,
+            "warnings": self.warnings, "skipped": self.skipped, "failed": self.failed,
         }
 
 
@@ -107,18 +123,52 @@ def _protected_image(text: str) -> ProtectedImage:
         raise UsageError(str(error)) from None
 
 
-def scan(client: RegistryClient, repository: str, tags: list[str], workers: int) -> list[TaggedImage]:
-    """Each listed tag of a repository with its digest and creation time: one GET per tag, one per distinct config."""
+def scan(client: RegistryClient, repository: str, tags: list[str], workers: int) -> Scanned:
+    """Each listed tag's manifest, then by digest each manifest an index lists that no tag names (nested indexes
+    too), then each distinct config once. Attestation manifests are not read: they date nothing."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         manifests = list(pool.map(lambda tag: client.manifest(repository, tag), tags))
-        configs = sorted({m.config_digest for m in manifests if m is not None and m.config_digest})
+        read: dict[str, Manifest | None] = {m.digest: m for m in manifests if m is not None}
+        wanted = sorted({child for m in manifests if m is not None for child in m.children} - read.keys())
+        while wanted:  # None: listed but missing from the registry (the plan reports the index)
+            read.update(zip(wanted, pool.map(lambda digest: client.manifest(repository, digest), wanted)))
+            wanted = sorted({child for digest in wanted if read[digest] is not None
+                             for child in read[digest].children} - read.keys())  # type: ignore[union-attr]
+        tagged = {m.digest for m in manifests if m is not None}
+        untagged = [m for digest, m in read.items() if m is not None and digest not in tagged]
+        configs = sorted({m.config_digest for m in read.values() if m is not None and m.config_digest})
         created = dict(zip(configs, pool.map(lambda config: client.created(repository, config), configs)))
-    return [TaggedImage(tag, manifest.digest, created.get(manifest.config_digest or ""), manifest.children)
-            for tag, manifest in zip(tags, manifests) if manifest is not None]  # None: tag of a deleted manifest
+    return Scanned(
+        [TaggedImage(tag, m.digest, created.get(m.config_digest or ""), m.children, m.attestations)
+         for tag, m in zip(tags, manifests) if m is not None],  # None: tag of a deleted manifest
+        [ListedImage(m.digest, created.get(m.config_digest or ""), m.children, m.attestations) for m in untagged])
+
+
+def plan_scanned(repository: str, scanned: Scanned, protected: list[ProtectedImage],
+                 policy: RetentionPolicy) -> RepositoryPlan:
+    return plan_repository(repository, scanned.images, protected, policy, untagged=scanned.untagged)
+
+
+def moved(client: RegistryClient, repository: str, scanned: Scanned, now: list[str],
+          protected: list[ProtectedImage], workers: int) -> bool:
+    """Whether the tags changed since the scan: a new or vanished name, or a tag that may move (a bare release tag,
+    one an environment runs) now naming another digest. Build tags are immutable under the standard."""
+    before = scanned.digests()
+    if set(now) != before.keys():
+        return True
+    running = {p.reference.tag for p in protected if p.reference.repository == repository}
+    watched = [tag for tag in now if RELEASE_TAG.match(tag) or tag in running]
+    if not watched:
+        return False
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        resolved = list(pool.map(lambda tag: client.digest(repository, tag), watched))
+    return any(digest != before[tag] for tag, digest in zip(watched, resolved))
 
 
 def run(client: RegistryClient, policy: RetentionPolicy, protected: list[ProtectedImage], *, apply: bool,
         repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None) -> Run:
+    """Read and plan everything, then (with ``apply``) delete. A registry failure while reading raises; one while
+    deleting stops the deletions and is returned in ``failed`` with what was done, for the report."""
     started = time.monotonic()
     names = sorted(repositories or client.repositories())
     listed = {name: client.tags(name) for name in names}
@@ -127,30 +177,35 @@ def run(client: RegistryClient, policy: RetentionPolicy, protected: list[Protect
         raise RetentionError(f"--repository {', '.join(unknown)}: the registry has no such repository (repositories "
                              "are named after services, e.g. payin-api); nothing was deleted")
     scanned = {name: scan(client, name, listed[name] or [], workers) for name in names}
-    plans = [plan_repository(name, scanned[name], protected, policy) for name in names]  # all before any delete
+    plans = [plan_scanned(name, scanned[name], protected, policy) for name in names]  # all before any delete
     deleted, gone, skipped = [], [], []  # type: list[tuple[str, str]], list[tuple[str, str]], list[str]
-    warnings = list(warnings or [])
+    warnings = list(warnings or []) + [warning for p in plans for warning in p.warnings]
+    failed = None
     if apply:
-        for index, plan in enumerate(plans):
-            if not plan.deleted:
-                continue
-            now = client.tags(plan.repository) or []
-            if set(now) != {image.tag for image in scanned[plan.repository]}:
-                # Tags changed since the scan (a push, a retag): decide this repository again on what is there now.
-                try:
-                    plan = plans[index] = plan_repository(plan.repository, scan(client, plan.repository, now,
-                                                                                workers), protected, policy)
-                except RetentionError as error:  # other repositories may be cleaned already: report, go on
-                    skipped.append(plan.repository)
-                    warnings.append(f"{str(error).removesuffix('; nothing was deleted')} (tags changed during "
-                                    "the run): nothing deleted there")
+        try:
+            for index, planned in enumerate(plans):
+                if not planned.deleted:
                     continue
-                warnings.append(f"{plan.repository}: tags changed during the run; planned again")
-            for verdict in sorted(plan.deleted, key=lambda v: v.digest):
-                (deleted if client.delete(plan.repository, verdict.digest) else gone).append(
-                    (plan.repository, verdict.digest))
-    return Run(plans, deleted, gone, sum(len(images) for images in scanned.values()), client.requests,
-               time.monotonic() - started, warnings, skipped)
+                name = planned.repository
+                now = client.tags(name) or []
+                if moved(client, name, scanned[name], now, protected, workers):
+                    # Tags changed since the scan (a push, a retag): decide this repository again on what is there.
+                    try:
+                        planned = plans[index] = plan_scanned(name, scan(client, name, now, workers), protected,
+                                                              policy)
+                    except RetentionError as error:  # other repositories may be cleaned already: report, go on
+                        skipped.append(name)
+                        warnings.append(f"{str(error).removesuffix('; nothing was deleted')} (tags changed during "
+                                        "the run): nothing deleted there")
+                        continue
+                    warnings += [f"{name}: tags changed or moved during the run; planned again"] + \
+                        [warning for warning in planned.warnings if warning not in warnings]
+                for verdict in planned.deletion_order():
+                    (deleted if client.delete(name, verdict.digest) else gone).append((name, verdict.digest))
+        except RegistryError as error:
+            failed = str(error)
+    return Run(plans, deleted, gone, sum(len(s.images) for s in scanned.values()), client.requests,
+               time.monotonic() - started, warnings, skipped, failed)
 
 
 def credentials(file: Path | None) -> tuple[str | None, str | None]:
@@ -220,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RetentionError as error:
         print(f"release-infra-retention: error: {error}", file=sys.stderr)
         return 2
-    except RegistryError as error:
+    except RegistryError as error:  # while reading: nothing was deleted
         print(f"release-infra-retention: error: {error}; stopped (a rerun finishes the job)", file=sys.stderr)
         return 1
     finally:
@@ -230,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(_text(report))
+    if result.failed:
+        print(f"release-infra-retention: error: {result.failed}; stopped after {len(result.deleted)} deletion(s), "
+              "reported above (a rerun finishes the job)", file=sys.stderr)
+        return 1
     if result.skipped:
         print(f"release-infra-retention: error: {', '.join(result.skipped)} left as they were (see the warnings); "
               "the other repositories were cleaned as reported", file=sys.stderr)
@@ -239,17 +298,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _text(report: dict[str, Any]) -> str:
     lines = [f"registry retention ({report['mode']})"]
-    for repository, plan in report["repositories"].items():
-        lines.append(f"{repository}: keep {len(plan['keep'])}, delete {len(plan['delete'])}")
-        for image in plan["keep"]:
-            lines.append(f"  keep   {image['digest'][:19]} {','.join(image['tags'])}: {'; '.join(image['why'])}")
-        for image in plan["delete"]:
-            verb = "delete" if report["mode"] == "apply" else "would delete"
-            lines.append(f"  {verb} {image['digest'][:19]} {','.join(image['tags'])} (created {image['created']})")
+    for repository, planned in report["repositories"].items():
+        left = " (left as it was, see the warnings)" if repository in report["skipped"] else ""
+        lines.append(f"{repository}: keep {len(planned['keep'])}, delete {len(planned['delete'])}{left}")
+        for image in planned["keep"]:
+            lines.append(f"  keep   {image['digest'][:19]} {_tags(image)}: {'; '.join(image['why'])}")
+        for image in planned["delete"]:
+            lines.append(f"  {image['status']} {image['digest'][:19]} {_tags(image)} (created {image['created']})")
     lines += [f"warning: {warning}" for warning in report["warnings"]]
+    if report["failed"]:
+        lines.append(f"stopped: {report['failed']}")
     lines.append(f"{report['examined_tags']} tags examined, {report['deleted']} deleted, {report['already_gone']} "
                  f"already gone, {report['requests']} HTTP requests, {report['seconds']} s")
     return "\n".join(lines)
+
+
+def _tags(image: dict[str, Any]) -> str:
+    return ",".join(image["tags"]) or "(untagged)"
 
 
 if __name__ == "__main__":

@@ -7,16 +7,18 @@ with it. A digest is kept when any of these holds, whatever its age:
 * it is release-tagged: a build tag of a release version (``a1b2c3d-v2.3.0``; a pre-release such as
   ``-rc.1`` is not one) or a bare ``v<semver>`` tag;
 * an environment runs it (a protected reference names its repository and tag, or its digest);
-* a kept image index (a multi-platform image) lists it: deleting a platform's image under a running index would
-  fail every pull of that index.
+* a kept image index (a multi-platform image) lists it, directly or through a nested index: deleting a
+  platform's image under a running index would fail every pull of that index.
 
 Everything else is deleted. "Newest" orders build images by the image config's ``created`` time, newest first;
 ties (two builds in the same second) go to the higher semantic version among the image's build tags, then to the
 greater digest, so the order is total and the same on every run. An image whose config has no creation time
 cannot be ordered: it is kept and does not count towards ``keep_last``; so is one whose time is a reproducible
 build's placeholder (before 2000, usually 1970-01-01), which says nothing about when it was pushed. An index has no
-config: it takes the newest time of the platform images it lists, and those follow their index rather than count
-on their own. A tag that is neither a build nor a release
+config: it takes the newest time of the platform images it lists (attestation manifests, platform unknown/unknown,
+say nothing of the build and are left out), and those follow their index rather than count on their own. Platform
+images that no tag names (``docker buildx build --platform a,b --push`` pushes them so) are read by digest
+(``untagged``) and share their index's verdict. A tag that is neither a build nor a release
 tag (``latest``, a branch name) is not something the standard produces: the plan refuses to run rather than guess.
 
 Deleting only images outside the newest ``keep_last`` leaves the newest ``keep_last`` unchanged, so running the
@@ -59,6 +61,17 @@ class TaggedImage:
     digest: str
     created: datetime | None
     children: tuple[str, ...] = ()  # an image index: the digests of the platform images it lists
+    attestations: tuple[str, ...] = ()  # an index's attestation manifests: they follow it and never date it
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """A manifest an index lists and no tag names, read by digest: it dates its index and shares its verdict."""
+
+    digest: str
+    created: datetime | None
+    children: tuple[str, ...] = ()  # a nested index
+    attestations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,16 +89,30 @@ class Verdict:
     created: datetime | None
     reasons: list[str] = field(default_factory=list)
     children: tuple[str, ...] = ()
+    attestations: tuple[str, ...] = ()
+    listed_by: list[str] = field(default_factory=list)  # the indexes that list it, by name
+    missing: tuple[str, ...] = ()  # listed manifests the registry does not have: a broken index
 
     @property
     def keep(self) -> bool:
         return bool(self.reasons)
+
+    @property
+    def name(self) -> str:
+        return self.tags[0] if self.tags else self.digest[:19]
+
+    @property
+    def why_deleted(self) -> str:
+        if self.listed_by:
+            return f"listed only by the deleted index {', '.join(self.listed_by)}; no environment runs it"
+        return "not among the newest builds, no release tag, no environment runs it"
 
 
 @dataclass
 class RepositoryPlan:
     repository: str
     verdicts: list[Verdict]  # newest first, then images without a creation time
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def kept(self) -> list[Verdict]:
@@ -97,6 +124,21 @@ class RepositoryPlan:
 
     def surviving_tags(self) -> set[str]:
         return {tag for verdict in self.kept for tag in verdict.tags}
+
+    def deletion_order(self) -> list[Verdict]:
+        """Every index before the manifests it lists, then by digest: a run stopped part-way may leave untagged
+        platform images behind, never a tagged index that lists deleted ones."""
+        by_digest = {verdict.digest: verdict for verdict in self.verdicts}
+        heights: dict[str, int] = {}
+
+        def height(verdict: Verdict) -> int:
+            if verdict.digest not in heights:
+                heights[verdict.digest] = 0  # in progress: content hashes cannot list each other in a cycle
+                heights[verdict.digest] = 1 + max((height(by_digest[digest]) for digest in _listed(verdict)
+                                                   if digest in by_digest), default=-1)
+            return heights[verdict.digest]
+
+        return sorted(self.deleted, key=lambda verdict: (-height(verdict), verdict.digest))
 
 
 def is_release(tag: str) -> bool:
@@ -115,11 +157,12 @@ def tag_kind(tag: str) -> str:
 
 
 def plan_repository(repository: str, images: Iterable[TaggedImage], protected: Iterable[ProtectedImage],
-                    policy: RetentionPolicy = RetentionPolicy()) -> RepositoryPlan:
+                    policy: RetentionPolicy = RetentionPolicy(), *,
+                    untagged: Iterable[ListedImage] = ()) -> RepositoryPlan:
     """Decide every digest of one repository. Raises RetentionError (deciding nothing) on a tag of unknown kind.
 
-    Protected references match on repository and tag or digest, whatever registry host they name: a reference
-    that protects too much only keeps an image longer.
+    ``untagged`` are the manifests indexes list that no tag names. Protected references match on repository and
+    tag or digest, whatever registry host they name: a reference that protects too much only keeps an image longer.
     """
     by_digest: dict[str, Verdict] = {}
     problems = []
@@ -129,26 +172,36 @@ def plan_repository(repository: str, images: Iterable[TaggedImage], protected: I
         except RetentionError as error:
             problems.append(str(error))
         verdict = by_digest.setdefault(image.digest, Verdict(image.digest, [], _dated(image.created), [],
-                                                             image.children))
+                                                             image.children, image.attestations))
         verdict.tags.append(image.tag)
     if problems:
         raise RetentionError(f"repository '{repository}': " + "; ".join(problems) + "; nothing was deleted")
+    for listed_image in untagged:
+        by_digest.setdefault(listed_image.digest, Verdict(listed_image.digest, [], _dated(listed_image.created), [],
+                                                          listed_image.children, listed_image.attestations))
+    for verdict in list(by_digest.values()):  # attestation manifests are not read: they only follow their index
+        for digest in verdict.attestations:
+            by_digest.setdefault(digest, Verdict(digest, [], None))
     for verdict in by_digest.values():
         verdict.tags.sort()
-    listed = {child for verdict in by_digest.values() for child in verdict.children}
-    for verdict in by_digest.values():
-        if verdict.children and verdict.created is None:  # an index is as new as its newest platform image
-            times = [by_digest[child].created for child in verdict.children if child in by_digest]
-            verdict.created = max((time for time in times if time is not None), default=None)
+        verdict.missing = tuple(child for child in verdict.children if child not in by_digest)
+    for verdict in sorted(by_digest.values(), key=lambda v: v.digest):
+        for digest in _listed(verdict):
+            if digest in by_digest:
+                by_digest[digest].listed_by.append(verdict.name)
+    _date_indexes(by_digest)
 
     ordered = sorted((v for v in by_digest.values() if v.created is not None), key=_newest_first)
-    builds = [v for v in ordered if v.digest not in listed and any(tag_kind(tag) == "build" for tag in v.tags)]
+    builds = [v for v in ordered if not v.listed_by and any(tag_kind(tag) == "build" for tag in v.tags)]
     for rank, verdict in enumerate(builds[:policy.keep_last], start=1):
         verdict.reasons.append(f"newest build {rank} of {len(builds)} (keep_last {policy.keep_last})")
-    for verdict in by_digest.values():
+    for verdict in (v for v in by_digest.values() if v.tags):  # a manifest only indexes name follows them
         if verdict.created is None and not verdict.children:
             verdict.reasons.append("image config has no creation time (or a reproducible build's placeholder), "
                                    "so it cannot be ordered")
+        elif verdict.created is None and _missing_under(verdict, by_digest):
+            verdict.reasons.append("image index that lists manifests the registry does not have, so it cannot be "
+                                   "dated (see the warnings); delete it by digest once no environment runs it")
         elif verdict.created is None:
             verdict.reasons.append("image index whose platform images have no creation time, so it cannot be "
                                    "ordered")
@@ -163,12 +216,57 @@ def plan_repository(repository: str, images: Iterable[TaggedImage], protected: I
                 if v is not None}
         for verdict in hits.values():
             verdict.reasons.append(f"runs in {image.where}")
-    for verdict in [v for v in by_digest.values() if v.keep and v.children]:
-        for child in verdict.children:
-            if child in by_digest:
-                by_digest[child].reasons.append(f"a platform image of the kept index {verdict.tags[0]}")
+    _follow_kept_indexes(by_digest)
+    warnings = [f"{repository}: image index {verdict.name} ({verdict.digest}) lists {len(verdict.missing)} "
+                f"manifest(s) the registry does not have ({', '.join(d[:19] for d in verdict.missing)}): pulls of "
+                "those platforms fail" for verdict in sorted(by_digest.values(), key=lambda v: v.digest)
+                if verdict.missing]
     undated = sorted((v for v in by_digest.values() if v.created is None), key=lambda v: v.digest)
-    return RepositoryPlan(repository, ordered + undated)
+    return RepositoryPlan(repository, ordered + undated, warnings)
+
+
+def _listed(verdict: Verdict) -> tuple[str, ...]:
+    return (*verdict.children, *verdict.attestations)
+
+
+def _date_indexes(by_digest: dict[str, Verdict]) -> None:
+    """An index has no config: it is as new as its newest platform image, through nested indexes."""
+    dated: dict[str, datetime | None] = {}
+
+    def date(verdict: Verdict) -> datetime | None:
+        if not verdict.children or verdict.created is not None:
+            return verdict.created
+        if verdict.digest not in dated:
+            dated[verdict.digest] = None  # in progress: content hashes cannot list each other in a cycle
+            times = [date(by_digest[child]) for child in verdict.children if child in by_digest]
+            dated[verdict.digest] = max((time for time in times if time is not None), default=None)
+        return dated[verdict.digest]
+
+    for verdict in list(by_digest.values()):
+        verdict.created = date(verdict)
+
+
+def _missing_under(verdict: Verdict, by_digest: Mapping[str, Verdict], seen: frozenset[str] = frozenset()) -> bool:
+    if verdict.missing:
+        return True
+    return any(_missing_under(by_digest[child], by_digest, seen | {verdict.digest}) for child in verdict.children
+               if child in by_digest and child not in seen)
+
+
+def _follow_kept_indexes(by_digest: dict[str, Verdict]) -> None:
+    """What a kept index lists is kept, down to the last nested index (a fixed point, not one pass)."""
+    queue = [verdict for verdict in by_digest.values() if verdict.keep and _listed(verdict)]
+    while queue:
+        index = queue.pop()
+        for digest, what in [(child, "a platform image") for child in index.children] + \
+                [(attestation, "an attestation manifest") for attestation in index.attestations]:
+            listed = by_digest.get(digest)
+            if listed is None:
+                continue
+            newly_kept = not listed.keep
+            listed.reasons.append(f"{what} of the kept index {index.name}")
+            if newly_kept and _listed(listed):
+                queue.append(listed)
 
 
 def _dated(created: datetime | None) -> datetime | None:

@@ -29,10 +29,28 @@ DEFAULT_IMAGE = "registry.pay.internal/release-infra-retention:0000000-v0.1.0"  
 _CRON_FIELD = r"(?:\*|[0-9]{1,2}(?:-[0-9]{1,2})?)(?:/[0-9]{1,2})?(?:,(?:\*|[0-9]{1,2}(?:-[0-9]{1,2})?)(?:/[0-9]{1,2})?)*"
 
 
+_CRON_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
 def _cron(schedule: str) -> str:
+    """The CronJob's schedule, checked here: the cluster would only refuse it when the update applies it."""
     if not re.fullmatch(rf"{_CRON_FIELD}(?: {_CRON_FIELD}){{4}}", schedule.strip()):
         raise ValueError("must be a five-field cron schedule (minute hour day-of-month month day-of-week) with "
                          "numbers, *, ranges, steps and lists, e.g. '30 3 * * *'")
+    problems = []
+    for (name, low, high), field in zip(_CRON_RANGES, schedule.split()):
+        for item in field.split(","):
+            span, _, step = item.partition("/")
+            numbers = [int(number) for number in span.split("-") if number != "*"]
+            if any(not low <= number <= high for number in numbers):
+                problems.append(f"{name} {item} is outside {low}-{high}")
+            elif numbers != sorted(numbers):
+                problems.append(f"{name} range {item} runs backwards")
+            elif step and int(step) == 0:
+                problems.append(f"{name} step {item} is 0")
+    if problems:
+        raise ValueError("; ".join(problems) + " (minute 0-59, hour 0-23, day of month 1-31, month 1-12, day of "
+                         "week 0-7 with 0 and 7 Sunday)")
     return schedule.strip()
 
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core.images import ImageReference
-from core.registry.retention import (ProtectedImage, RetentionError, RetentionPolicy, TaggedImage, plan_repository,
-                                     protected_from_outputs, protected_from_settings)
+from core.registry.retention import (ListedImage, ProtectedImage, RetentionError, RetentionPolicy, TaggedImage,
+                                     plan_repository, protected_from_outputs, protected_from_settings)
 from core.outputs import stack_outputs
 from tests.support.stacks import STACKS, settings
 
@@ -128,6 +128,75 @@ def test_the_platform_images_of_a_kept_index_stay_and_follow_it():
     assert dated.created == old and dated.reasons == ["runs in prod payin-api blue"]  # not among the newest 20
     # Not running: the index is the 21st build and goes, with its platform images.
     assert {v.digest for v in plan_repository("payin-api", images, []).deleted} == {index, amd, arm}
+
+
+def buildx_index(tag: str = "a1b2c3d-v2.3.0-rc.1", old: datetime = T0 - timedelta(days=30)):
+    """`docker buildx build --platform linux/amd64,linux/arm64 --push`: the index is tagged, its platform images
+    and their attestation manifest (platform unknown/unknown) are not; the attestation is not read."""
+    index, amd, arm, attestation = digest(800), digest(801), digest(802), digest(803)
+    return (TaggedImage(tag, index, None, (amd, arm), (attestation,)),
+            [ListedImage(amd, old), ListedImage(arm, old - timedelta(minutes=1))], (index, amd, arm, attestation))
+
+
+def test_an_index_of_untagged_platform_images_is_dated_by_them_and_they_share_its_verdict():
+    image, untagged, (index, amd, arm, attestation) = buildx_index()
+    plan = plan_repository("payin-api", [image] + builds(20), [], untagged=untagged)
+    [verdict] = [v for v in plan.verdicts if v.digest == index]
+    assert verdict.created == T0 - timedelta(days=30)  # the newest platform image's time
+    assert {v.digest for v in plan.deleted} == {index, amd, arm, attestation}  # the 21st build goes, whole
+    assert [v.why_deleted for v in plan.deleted if v.digest == amd] == [
+        "listed only by the deleted index a1b2c3d-v2.3.0-rc.1; no environment runs it"]
+    running = protect(f"registry.pay.internal/payin-api:a1b2c3d-v2.3.0-rc.1@{index}")
+    kept = plan_repository("payin-api", [image] + builds(20), [running], untagged=untagged)
+    assert kept.deleted == []
+    why = {v.digest: v.reasons for v in kept.verdicts}
+    assert why[arm] == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"]
+    assert why[attestation] == ["an attestation manifest of the kept index a1b2c3d-v2.3.0-rc.1"]
+
+
+def test_an_attestation_manifest_never_dates_its_index():
+    image, untagged, (index, *_, attestation) = buildx_index()
+    newest = ListedImage(attestation, T0 + timedelta(days=1))  # were it read, it would make the index the newest
+    plan = plan_repository("payin-api", [image] + builds(20), [], untagged=untagged + [newest])
+    assert index in {v.digest for v in plan.deleted}
+
+
+def test_an_index_is_deleted_before_what_it_lists_whatever_the_digests():
+    """A run stopped between two deletions must leave no tagged index listing a deleted manifest: outer index,
+    then the inner index it lists, then platform images, although their digests sort the other way."""
+    leaf, inner, outer = digest(1), digest(2), digest(3)
+    images = [TaggedImage("a1b2c3d-v2.3.0-rc.1", outer, None, (inner,)), *builds(20, start=10)]
+    plan = plan_repository("payin-api", images, [], untagged=[ListedImage(inner, None, (leaf,)),
+                                                             ListedImage(leaf, T0)])
+    order = [v.digest for v in plan.deletion_order()]
+    assert order == [outer, inner, leaf]
+
+
+def test_an_index_listing_manifests_the_registry_lacks_is_reported_not_silently_kept():
+    """Its platform images deleted by hand (or by a run before indexes went first): it cannot be dated."""
+    image = TaggedImage("a1b2c3d-v2.3.0-rc.1", digest(800), None, (digest(801), digest(802)))
+    plan = plan_repository("payin-api", [image] + builds(20), [])
+    [verdict] = plan.kept[-1:]
+    assert verdict.digest == digest(800) and verdict.reasons == [
+        "image index that lists manifests the registry does not have, so it cannot be dated (see the warnings); "
+        "delete it by digest once no environment runs it"]
+    assert plan.warnings == [
+        f"payin-api: image index a1b2c3d-v2.3.0-rc.1 ({digest(800)}) lists 2 manifest(s) the registry does not "
+        f"have ({digest(801)[:19]}, {digest(802)[:19]}): pulls of those platforms fail"]
+
+
+def test_protection_reaches_every_level_of_nested_indexes():
+    leaf, inner, outer = digest(801), digest(802), digest(800)
+    images = [TaggedImage("a1b2c3d-v2.3.0-rc.1-amd64", leaf, T0 - timedelta(days=30)),
+              TaggedImage("a1b2c3d-v2.3.0-rc.1-inner", inner, None, (leaf,)),
+              TaggedImage("a1b2c3d-v2.3.0-rc.1", outer, None, (inner,))] + builds(20)
+    running = protect(f"registry.pay.internal/payin-api:a1b2c3d-v2.3.0-rc.1@{outer}")
+    plan = plan_repository("payin-api", images, [running], RetentionPolicy(keep_last=3))
+    why = {v.digest: v.reasons for v in plan.verdicts}
+    assert why[leaf] == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1-inner"]
+    assert why[inner] == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"]
+    assert {v.digest for v in plan_repository("payin-api", images, [], RetentionPolicy(keep_last=3)).deleted} \
+        >= {leaf, inner, outer}
 
 
 @pytest.mark.parametrize("tag", ["latest", "main", "a1b2c3d-v2", "v2.3", "A1B2C3D-v1.0.0"])

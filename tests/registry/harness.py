@@ -1,7 +1,8 @@
 """The open-source distribution registry (Debian `docker-registry`) on a loopback port, and a pusher of small images.
 
 Images are pushed the way a build would, over the v2 API: the config blob (POST then PUT an upload), then the
-manifest under its tag. No layers: retention reads only manifests and configs. Used by tests and the benchmark.
+manifest under its tag (or, for an image with no tag, under its digest, as buildx pushes a multi-platform image's
+platform images). No layers: retention reads only manifests and configs. Used by tests and the benchmark.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def digest_of(data: bytes) -> str:
 
 
 def push(http: httpx.Client, image: Image) -> str:
-    """Push one image under all its tags; returns the manifest digest."""
+    """Push one image under all its tags, or by digest when it has none; returns the manifest digest."""
     config = image.config()
     config_digest = digest_of(config)
     if http.head(f"/v2/{image.repository}/blobs/{config_digest}").status_code != 200:
@@ -154,25 +155,38 @@ def push(http: httpx.Client, image: Image) -> str:
     manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_V2,
                            "config": {"mediaType": CONFIG_V1, "size": len(config), "digest": config_digest},
                            "layers": []}).encode()
-    for tag in image.tags:
-        stored = http.put(f"/v2/{image.repository}/manifests/{tag}", content=manifest,
+    for reference in image.tags or (digest_of(manifest),):
+        stored = http.put(f"/v2/{image.repository}/manifests/{reference}", content=manifest,
                           headers={"Content-Type": MANIFEST_V2})
         assert stored.status_code == 201, stored.text
     return digest_of(manifest)
 
 
-def push_index(http: httpx.Client, repository: str, tag: str, platforms: dict[str, str]) -> str:
-    """A multi-platform image (`docker manifest create`/`push`): an index listing each platform's pushed image
-    (architecture -> manifest digest) under ``tag``; returns the index's digest."""
+def push_index(http: httpx.Client, repository: str, tag: str | None, platforms: dict[str, str],
+               attestations: Iterable[str] = ()) -> str:
+    """A multi-platform image: an index listing each platform's pushed image (architecture -> manifest digest, an
+    index for a nested one) under ``tag`` (`docker manifest create`/`push`), or by digest when ``tag`` is None; and,
+    as buildx adds them, ``attestations`` (pushed manifests listed as platform unknown/unknown). Returns its digest."""
     listed = []
-    for architecture, digest in platforms.items():
-        size = len(http.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_V2}).content)
-        listed.append({"mediaType": MANIFEST_V2, "digest": digest, "size": size,
-                       "platform": {"architecture": architecture, "os": "linux"}})
+    for platform, digest in [*platforms.items(), *(("unknown", digest) for digest in attestations)]:
+        stored = http.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": f"{MANIFEST_V2}, {MANIFEST_LIST}"})
+        assert stored.status_code == 200, stored.text
+        listed.append({"mediaType": stored.headers["content-type"], "digest": digest, "size": len(stored.content),
+                       "platform": {"architecture": platform, "os": "unknown" if platform == "unknown" else "linux"}})
+        if platform == "unknown":
+            listed[-1]["annotations"] = {"vnd.docker.reference.type": "attestation-manifest"}
     index = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": listed}).encode()
-    stored = http.put(f"/v2/{repository}/manifests/{tag}", content=index, headers={"Content-Type": MANIFEST_LIST})
+    stored = http.put(f"/v2/{repository}/manifests/{tag or digest_of(index)}", content=index,
+                      headers={"Content-Type": MANIFEST_LIST})
     assert stored.status_code == 201, stored.text
     return digest_of(index)
+
+
+def manifest_exists(registry: Registry, repository: str, digest: str) -> bool:
+    """Whether the registry still has the manifest, tagged or not."""
+    with registry.client() as http:
+        return http.head(f"/v2/{repository}/manifests/{digest}",
+                         headers={"Accept": f"{MANIFEST_V2}, {MANIFEST_LIST}"}).status_code == 200
 
 
 def push_all(registry: Registry, images: Iterable[Image], workers: int = 16) -> list[str]:

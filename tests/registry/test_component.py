@@ -101,6 +101,11 @@ def test_the_config_map_gets_a_new_name_when_a_stack_runs_a_new_image_and_only_t
     assert protect_name(promoted) != protect_name(base)
 
 
+@pytest.mark.parametrize("schedule", ["0-59/15 0-23 1-31 1-12 0-7", "59 23 31 12 7", "0 0 1 1 0", "*/5 1,13 * * 1-5"])
+def test_cron_schedules_at_the_edges_of_each_fields_range_are_accepted(schedule):
+    assert load_retention("prod", {"schedule": schedule}, {}, "registry.pay.internal", live=False).schedule == schedule
+
+
 def test_the_policy_is_in_the_outputs():
     policy = register({"keep_last": 30, "schedule": "0 4 * * 1"}).result.policy
     assert (policy["keep_last"], policy["schedule"], policy["apply"]) == (30, "0 4 * * 1", False)
@@ -128,6 +133,16 @@ def test_absent_key_means_no_job_and_defaults_follow_the_seed():
      'release-infra:retention.keep_last = 0: input should be greater than or equal to 1'),
     ({"schedule": "daily"}, {}, False,
      'release-infra:retention.schedule = "daily": must be a five-field cron schedule'),
+    ({"schedule": "99 99 99 99 99"}, {}, False,
+     'release-infra:retention.schedule = "99 99 99 99 99": minute 99 is outside 0-59; hour 99 is outside 0-23; day '
+     "of month 99 is outside 1-31; month 99 is outside 1-12; day of week 99 is outside 0-7 (minute 0-59, hour 0-23, "
+     "day of month 1-31, month 1-12, day of week 0-7 with 0 and 7 Sunday)"),
+    ({"schedule": "30 3 0 * 8"}, {}, False,
+     'release-infra:retention.schedule = "30 3 0 * 8": day of month 0 is outside 1-31; day of week 8 is outside 0-7'),
+    ({"schedule": "0,60 3 * 1-13 *"}, {}, False,
+     'release-infra:retention.schedule = "0,60 3 * 1-13 *": minute 60 is outside 0-59; month 1-13 is outside 1-12'),
+    ({"schedule": "30-10 */0 * * *"}, {}, False,
+     'release-infra:retention.schedule = "30-10 */0 * * *": minute range 30-10 runs backwards; hour step */0 is 0'),
     ({"image": "registry.pay.internal/release-infra-retention:latest"}, {}, False,
      "release-infra:retention.image = \"registry.pay.internal/release-infra-retention:latest\": 'latest' is a "
      "mutable tag"),

@@ -151,6 +151,24 @@ def test_a_malformed_tag_pushed_mid_apply_skips_that_repository_and_reports_what
     assert len(registry.tags()["ledger-sync"]) == 20 and len(registry.tags()["zz-tools"]) == 22
 
 
+def test_the_text_report_says_a_skipped_repositorys_images_were_not_deleted(registry, capsys, monkeypatch):
+    push_all(registry, [build("zz-tools", i) for i in range(22)])
+    listed, calls = RegistryClient.tags, {"n": 0}
+
+    def tags(client: RegistryClient, repository: str) -> list[str] | None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the listing just before its deletions
+            push_all(registry, [Image("zz-tools", ("latest",), T0)])
+        return listed(client, repository)
+
+    monkeypatch.setattr(RegistryClient, "tags", tags)
+    assert main(["--registry", registry.url, "--apply", "--require-environments", ""]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "zz-tools: keep 20, delete 2 (left as it was, see the warnings)" in lines
+    assert [line.split()[:2] for line in lines if tag(0) in line or tag(1) in line] == [["not", "deleted"]] * 2
+    assert len(registry.tags()["zz-tools"]) == 23
+
+
 def test_an_unknown_repository_is_refused_not_reported_empty(registry, stack_output_files, capsys):
     push_all(registry, [build("ledger-sync", i) for i in range(25)])
     arguments = command(registry.url, stack_output_files, "--apply", "--repository", "ledger-sync")[3:]
@@ -251,3 +269,52 @@ def test_429_and_5xx_are_retried_then_reported():
                           transport=httpx.MockTransport(lambda request: httpx.Response(502)))
     with pytest.raises(RegistryError, match="kept answering HTTP 502 after 3 attempts"):
         down.repositories()
+
+
+def test_an_http_token_realm_of_an_https_registry_gets_no_credentials():
+    """The token service receives the password (Basic): from an https registry, never over plain http."""
+    hosts = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        hosts.append(f"{request.url.scheme}://{request.url.host}")
+        return httpx.Response(401, headers={"www-authenticate": 'Bearer realm="http://auth.example/token",'
+                                                                'service="registry"'})
+
+    client = RegistryClient("https://registry.example", "retention", "S3cretPW",
+                            transport=httpx.MockTransport(registry))
+    with pytest.raises(RegistryError) as raised:
+        client.repositories()
+    assert str(raised.value) == ("GET /v2/_catalog: the registry names the token service http://auth.example/token: "
+                                 "plain http from an https registry; refused rather than send it the credentials "
+                                 "unencrypted")
+    assert hosts == ["https://registry.example"]
+
+
+@pytest.mark.parametrize("answer, message", [
+    (httpx.Response(200, text="<html>proxy login</html>", headers={"Content-Type": "text/html"}),
+     "GET /v2/_catalog: the answer (HTTP 200, Content-Type text/html) is not a JSON object; is the URL the "
+     "registry's (not a proxy's login page, say)?"),
+    (httpx.Response(302, headers={"Location": "https://registry.example/v2/_catalog?n=1000"}),
+     "GET /v2/_catalog?n=1000: TooManyRedirects: Exceeded maximum allowed redirects."),
+])
+def test_an_answer_that_is_no_registrys_is_a_registry_error_naming_the_request(answer, message):
+    client = RegistryClient("https://registry.example", "retention", "S3cretPW",
+                            transport=httpx.MockTransport(lambda request: answer))
+    with pytest.raises(RegistryError) as raised:
+        client.repositories()
+    assert str(raised.value) == message
+
+
+def test_a_token_service_answering_no_json_is_a_registry_error_naming_it():
+    def registry(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example":
+            return httpx.Response(200, text="<html>sign in</html>", headers={"Content-Type": "text/html"})
+        return httpx.Response(401, headers={"www-authenticate": 'Bearer realm="https://auth.example/token"'})
+
+    client = RegistryClient("https://registry.example", "retention", "S3cretPW",
+                            transport=httpx.MockTransport(registry))
+    with pytest.raises(RegistryError) as raised:
+        client.repositories()
+    assert str(raised.value).startswith("the token service https://auth.example/token: the answer (HTTP 200, "
+                                        "Content-Type text/html) is not a JSON object")
+    assert "S3cretPW" not in str(raised.value)

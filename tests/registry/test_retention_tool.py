@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from core.outputs import stack_outputs
+from release_infra_tools.registry import RegistryClient
 from release_infra_tools.retention import main
 from tests.core.test_registry_retention import oracle_survivors, random_scenario
-from tests.registry.harness import MANIFEST_V2, Image, Registry, push, push_all, push_index
+from tests.registry.harness import MANIFEST_V2, Image, Registry, manifest_exists, push, push_all, push_index
+from tests.registry.token_service import flaky_proxy
 from tests.support.stacks import set_path, settings, stack_config
 
 T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
@@ -27,8 +29,8 @@ def tag(i: int) -> str:
     return f"{i:07x}-v1.{i // 100}.{i % 100}-rc.1"
 
 
-def retain(registry: Registry, outputs: list[Path], *extra: str, capsys=None) -> dict:
-    code = main(["--registry", registry.url, *(arg for f in outputs for arg in ("--protect-outputs", str(f))),
+def retain(registry: Registry, outputs: list[Path], *extra: str, capsys=None, url: str | None = None) -> dict:
+    code = main(["--registry", url or registry.url, *(arg for f in outputs for arg in ("--protect-outputs", str(f))),
                  "--json", *extra])
     assert code == 0
     return json.loads(capsys.readouterr().out) if capsys else {}
@@ -84,6 +86,141 @@ def test_the_platform_images_of_a_running_multi_platform_image_survive(registry,
             assert http.get(f"/v2/merchant-api/manifests/{digest}", headers={"Accept": MANIFEST_V2}).status_code == 200
     why = {tuple(k["tags"]): k["why"] for k in report["repositories"]["merchant-api"]["keep"]}
     assert why[("a1b2c3d-v2.3.0-rc.1-amd64",)] == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"]
+
+
+def push_buildx(registry: Registry, repository: str, tag: str, created: datetime) -> tuple[str, list[str]]:
+    """What `docker buildx build --platform linux/amd64,linux/arm64 --push` leaves: an index under the tag, listing
+    two platform images and an attestation manifest, none of them tagged. Returns the index and the three."""
+    with registry.client() as http:
+        listed = [push(http, Image(repository, (), created - timedelta(minutes=n), label=f"{tag}-{arch}"))
+                  for n, arch in enumerate(("amd64", "arm64"))]
+        attestation = push(http, Image(repository, (), None, label=f"{tag}-provenance"))
+        index = push_index(http, repository, tag, dict(zip(("amd64", "arm64"), listed)), [attestation])
+    return index, [*listed, attestation]
+
+
+def test_a_buildx_image_is_dated_by_its_untagged_platform_images_and_goes_with_them(registry, tmp_path, capsys):
+    index, listed = push_buildx(registry, "payin-api", "a1b2c3d-v2.3.0-rc.1", T0 - timedelta(days=300))
+    push_all(registry, [build("payin-api", i) for i in range(20)])
+    prod = tmp_path / "prod.json"
+    prod.write_text(json.dumps({"schema_version": "1.0", "environment": "prod", "services": {"payin-api": {
+        "colours": {"blue": {"image": f"registry.pay.internal/payin-api:a1b2c3d-v2.3.0-rc.1@{index}"}}}}}))
+    with flaky_proxy(registry.url, []) as proxy:  # passes everything through; lists what the tool asked
+        report = retain(registry, [prod], "--apply", "--require-environments", "prod", capsys=capsys,
+                        url=proxy.url)
+    assert report["deleted"] == 0 and all(manifest_exists(registry, "payin-api", d) for d in [index, *listed])
+    why = {k["digest"]: k["why"] for k in report["repositories"]["payin-api"]["keep"]}
+    assert why[index] == ["runs in prod payin-api blue"]
+    assert why[listed[0]] == ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"]
+    assert why[listed[2]] == ["an attestation manifest of the kept index a1b2c3d-v2.3.0-rc.1"]
+    assert ("GET", f"/v2/payin-api/manifests/{listed[0]}") in proxy.requests  # read by digest, for its date
+    assert not any(listed[2] in path for _, path in proxy.requests)  # an attestation is never read
+    # No longer running: the oldest of 21 builds goes, and its untagged manifests with it (none left behind).
+    report = retain(registry, [], "--apply", "--require-environments", "", capsys=capsys)
+    assert registry.tags() == {"payin-api": {tag(i) for i in range(20)}}
+    assert not any(manifest_exists(registry, "payin-api", d) for d in [index, *listed])
+    assert report["deleted"] == 4
+    assert report["examined_tags"] == 21
+
+
+def test_a_nested_buildx_image_is_read_to_the_last_level_and_kept_or_deleted_whole(registry, tmp_path, capsys):
+    """An outer index lists an untagged inner index, which lists the untagged platform images: each level is read by
+    digest, the running outer index keeps all of it, and once it no longer runs it goes whole, outer first."""
+    with registry.client() as http:
+        platforms = {arch: push(http, Image("payin-api", (), T0 - timedelta(days=300), label=arch))
+                     for arch in ("amd64", "arm64")}
+        inner = push_index(http, "payin-api", None, platforms)
+        outer = push_index(http, "payin-api", "a1b2c3d-v2.3.0-rc.1", {"amd64": inner})
+    push_all(registry, [build("payin-api", i) for i in range(20)])
+    prod = tmp_path / "prod.json"
+    prod.write_text(json.dumps({"schema_version": "1.0", "environment": "prod", "services": {"payin-api": {
+        "colours": {"blue": {"image": "registry.pay.internal/payin-api:a1b2c3d-v2.3.0-rc.1"}}}}}))
+    report = retain(registry, [prod], "--apply", "--require-environments", "prod", capsys=capsys)
+    why = {k["digest"]: k["why"] for k in report["repositories"]["payin-api"]["keep"]}
+    assert why[platforms["arm64"]] == [f"a platform image of the kept index {inner[:19]}"]
+    assert report["deleted"] == 0
+    with flaky_proxy(registry.url, []) as proxy:
+        report = retain(registry, [], "--apply", "--require-environments", "", capsys=capsys, url=proxy.url)
+    assert [path.rpartition("/")[2] for method, path in proxy.requests if method == "DELETE"][:2] == [outer, inner]
+    assert report["deleted"] == 4
+    assert not any(manifest_exists(registry, "payin-api", d) for d in [outer, inner, *platforms.values()])
+
+
+def test_a_failure_part_way_never_leaves_an_index_listing_deleted_manifests(registry, tmp_path, capsys):
+    """The index goes first: the DELETE that fails is the index's, and its platform images are all still there.
+    (In digest order a platform image sorting before its index went first.) A rerun finishes the job."""
+    old = T0 - timedelta(days=300)
+    with registry.client() as http:
+        platforms = {arch: push(http, Image("payin-api", (f"a1b2c3d-v2.3.0-rc.1-{arch}",), old, label=arch))
+                     for arch in ("amd64", "arm64", "s390x", "ppc64le")}  # some sort before the index, surely
+        index = push_index(http, "payin-api", "a1b2c3d-v2.3.0-rc.1", platforms)
+    assert min(platforms.values()) < index
+    push_all(registry, [build("payin-api", i) for i in range(20)])
+    with flaky_proxy(registry.url, [503] * 2, only=lambda method, path: method == "DELETE") as proxy:
+        code = main(["--registry", proxy.url, "--apply", "--json", "--require-environments", "", "--attempts", "2",
+                     "--backoff-seconds", "0.01"])
+    assert code == 1
+    assert [path for method, path in proxy.requests if method == "DELETE"] == [
+        f"/v2/payin-api/manifests/{index}"] * 2
+    assert all(manifest_exists(registry, "payin-api", digest) for digest in [index, *platforms.values()])
+    capsys.readouterr()
+    retain(registry, [], "--apply", "--require-environments", "", capsys=capsys)
+    assert registry.tags() == {"payin-api": {tag(i) for i in range(20)}}
+
+
+def test_an_index_listing_manifests_the_registry_lacks_is_reported(registry, capsys):
+    old = T0 - timedelta(days=300)
+    with registry.client() as http:
+        platforms = {arch: push(http, Image("payin-api", (f"a1b2c3d-v2.3.0-rc.1-{arch}",), old, label=arch))
+                     for arch in ("amd64", "arm64")}
+        index = push_index(http, "payin-api", "a1b2c3d-v2.3.0-rc.1", platforms)
+        assert http.delete(f"/v2/payin-api/manifests/{platforms['amd64']}").status_code == 202  # by hand
+        assert http.delete(f"/v2/payin-api/manifests/{platforms['arm64']}").status_code == 202
+    assert main(["--registry", registry.url, "--require-environments", ""]) == 0
+    output = capsys.readouterr().out
+    assert (f"warning: payin-api: image index a1b2c3d-v2.3.0-rc.1 ({index}) lists 2 manifest(s) the registry does "
+            "not have (") in output
+    assert "image index that lists manifests the registry does not have, so it cannot be dated" in output
+
+
+def test_a_release_tag_moved_onto_a_planned_image_during_the_run_saves_it(registry, capsys, monkeypatch):
+    """Between the scan and the deletions someone points the movable v1.0.0 at the oldest build: the tag names are
+    the same, their digests are not; the repository is planned again and that build, now a release, stays."""
+    push_all(registry, [build("payin-api", i) for i in range(24)] + [build("payin-api", 24, "v1.0.0")])
+    listed, calls = RegistryClient.tags, {"payin-api": 0}
+
+    def tags(client: RegistryClient, repository: str) -> list[str] | None:
+        calls[repository] += 1
+        if calls[repository] == 2:  # the listing just before the deletions
+            with registry.client() as http:
+                oldest = http.get(f"/v2/payin-api/manifests/{tag(0)}", headers={"Accept": MANIFEST_V2}).content
+                assert http.put("/v2/payin-api/manifests/v1.0.0", content=oldest,
+                                headers={"Content-Type": MANIFEST_V2}).status_code == 201
+        return listed(client, repository)
+
+    monkeypatch.setattr(RegistryClient, "tags", tags)
+    report = retain(registry, [], "--apply", "--require-environments", "", capsys=capsys)
+    assert registry.tags() == {"payin-api": {tag(i) for i in range(5, 25)} | {tag(0), "v1.0.0"}}
+    assert report["deleted"] == 4
+    assert "payin-api: tags changed or moved during the run; planned again" in report["warnings"]
+
+
+def test_a_registry_failure_mid_apply_still_reports_what_was_deleted(registry, capsys):
+    push_all(registry, [build(repository, i) for repository in ("ledger-sync", "payin-api") for i in range(23)])
+    with flaky_proxy(registry.url, [503] * 2,
+                     only=lambda method, path: method == "DELETE" and "/payin-api/" in path) as proxy:
+        code = main(["--registry", proxy.url, "--apply", "--json", "--require-environments", "", "--attempts", "2",
+                     "--backoff-seconds", "0.01"])
+    output = capsys.readouterr()
+    assert code == 1
+    report = json.loads(output.out)
+    assert report["deleted"] == 3 and report["failed"].startswith("DELETE /v2/payin-api/manifests/sha256:")
+    assert [image["status"] for image in report["repositories"]["ledger-sync"]["delete"]] == ["deleted"] * 3
+    assert [image["status"] for image in report["repositories"]["payin-api"]["delete"]] == ["not deleted"] * 3
+    assert output.err.startswith("release-infra-retention: error: DELETE /v2/payin-api/manifests/sha256:")
+    assert output.err.endswith("kept answering HTTP 503 after 2 attempts; stopped after 3 deletion(s), reported "
+                               "above (a rerun finishes the job)\n")
+    assert len(registry.tags()["ledger-sync"]) == 20 and len(registry.tags()["payin-api"]) == 23
 
 
 def test_two_tags_on_one_digest_where_one_is_kept_both_stay(registry, stack_output_files, capsys):

@@ -4,6 +4,7 @@ service on loopback, and a proxy in front of a registry that answers 429 and 503
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -45,6 +46,25 @@ def test_the_registry_really_wants_a_token(token_auth) -> None:
                                             r"scope repository:payin-api:pull \(HTTP 401\); check the registry "
                                             "credentials"):
         RegistryClient(registry.url, "deploy", "wrong").digest("payin-api", tag(1))
+
+
+@pytest.mark.parametrize("failures", [[503], [429, 502]])
+def test_a_token_service_that_fails_for_a_moment_is_retried(registry_binary, tmp_path, failures) -> None:
+    with token_registry(registry_binary, tmp_path, USERS, failures=failures) as (registry, service):
+        client = RegistryClient(registry.url, "deploy", "pull-pa55", backoff_seconds=0.01)
+        assert client.tags("payin-api") is None  # an empty registry, reached through a token
+        assert service.issued == ["repository:payin-api:pull"]
+
+
+def test_a_token_service_that_stays_down_is_reported_as_down_not_as_bad_credentials(registry_binary,
+                                                                                      tmp_path) -> None:
+    with token_registry(registry_binary, tmp_path, USERS, failures=[503] * 3) as (registry, service):
+        client = RegistryClient(registry.url, "deploy", "pull-pa55", attempts=3, backoff_seconds=0.01)
+        with pytest.raises(RegistryError) as raised:
+            client.tags("payin-api")
+    assert re.fullmatch(r"GET /v2/payin-api/tags/list\?n=1000: the token service http://127.0.0.1:[0-9]+/token "
+                        r"kept answering HTTP 503 after 3 attempts", str(raised.value)), str(raised.value)
+    assert service.issued == []
 
 
 def test_the_program_pins_through_a_token_registry_with_the_pull_users_secret(token_auth) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -107,13 +107,20 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, 
 
 
 @contextmanager
-def token_registry(binary: str, workdir: Path, users: dict[str, tuple[str, list[str]]]
+def token_registry(binary: str, workdir: Path, users: dict[str, tuple[str, list[str]]], failures: Sequence[int] = ()
                    ) -> Iterator[tuple[Registry, TokenService]]:
-    """The distribution registry with ``auth: token`` and its token service, both on loopback."""
+    """The distribution registry with ``auth: token`` and its token service, both on loopback. The token service
+    answers ``failures`` (e.g. [503]) to its first requests, as one that is overloaded or restarting."""
     service = TokenService(SigningKey.create(workdir), users)
+    failing = list(failures)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if failing:
+                self.send_response(failing.pop(0))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             query = parse_qs(urlparse(self.path).query)
             token = service.token(self.headers.get("Authorization"), query.get("scope", []))
             if token is None:
@@ -150,8 +157,9 @@ def pusher(registry: Registry, user: str, password: str) -> httpx.Client:
 
 @dataclass
 class FlakyProxy:
-    """Answers ``failures`` (e.g. [429, 503]) to the first requests of every distinct method and path, then passes
-    each request through to the registry; counts what it answered itself and lists every (method, path) asked."""
+    """Answers ``failures`` (e.g. [429, 503]) to the first requests of every distinct method and path (of those
+    ``only`` picks, when given), then passes each request through to the registry; counts what it answered itself
+    and lists every (method, path) asked."""
 
     url: str
     answered: dict[int, int]
@@ -159,7 +167,8 @@ class FlakyProxy:
 
 
 @contextmanager
-def flaky_proxy(upstream: str, failures: list[int]) -> Iterator[FlakyProxy]:
+def flaky_proxy(upstream: str, failures: list[int],
+                only: Callable[[str, str], bool] = lambda method, path: True) -> Iterator[FlakyProxy]:
     seen: dict[tuple[str, str], int] = {}
     lock = threading.Lock()
     proxy = FlakyProxy("", {})
@@ -175,7 +184,7 @@ def flaky_proxy(upstream: str, failures: list[int]) -> Iterator[FlakyProxy]:
                 proxy.requests.append((self.command, self.path))
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            if count < len(failures):
+            if count < len(failures) and only(self.command, self.path):
                 status = failures[count]
                 with lock:
                     proxy.answered[status] = proxy.answered.get(status, 0) + 1
