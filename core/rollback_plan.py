@@ -9,8 +9,10 @@ undone that way, so they are flagged at the top of the plan. Except a ConfigMap 
 gateway's config, the retention job's list): new content is a new ConfigMap by design, created before the old one
 goes, so it and what mounts it are listed with the change that gave them new content, when that change explains all
 of it (a gateway's new file differs only in the weighted hosts of the canaries that moved). A database migration is
-never undone (migrations are forward-only), so a service that migrates gets no command restoring an older image,
-and the plan says why.
+never undone (migrations are forward-only), so a service that migrates gets no command restoring an image older than
+its migrations, and the plan says why. Traffic comes back first, in an update of its own: images follow in a later
+one, since the engine would otherwise roll a colour before the switch back, and the release policy judges an image
+change as a release where it lets a rollback through at any time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from semver import Version
 
 from core import labels
 from core.blue_green import service_name
@@ -138,6 +141,11 @@ class ServiceChange:
     active_after: str | None = None
     also_updated: list[str] = field(default_factory=list)
     migration: Change | None = None  # key: the Job's name; old and new: the images whose migrations ran
+    migrated: Version | None = None  # the version the stack last migrated the service to, before this update
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.switch or self.images or self.canary or self.migration)
 
     @property
     def finishes_canary(self) -> bool:
@@ -145,17 +153,30 @@ class ServiceChange:
         return bool(self.switch and self.canary and self.canary.old == 100 and self.canary.new == 0)
 
     @property
-    def rollback(self) -> list[Change]:
-        """Restore traffic first, then images, then the canary weight: one `pulumi up` applies them together.
+    def restores(self) -> list[Change]:
+        """The images to put back. None after this update's migration Job, and none older than the stack's last
+        migration: migrations only move forward, so the program refuses such an image."""
+        return [] if self.migration else [image for image in self.images if not self.behind_migrations(image.old)]
 
-        After a migration no older image may be deployed again, so then only traffic and the weight go back. After a
-        finished canary the weight stays 0: the old colour still runs what it ran and takes all traffic back, where
-        weight 100 would keep the gateway's traffic on the new colour (and the release policy would refuse it for a
+    def behind_migrations(self, image: str | None) -> bool:
+        version = _build_version(image)
+        return self.migrated is not None and version is not None and version < self.migrated
+
+    @property
+    def rollback(self) -> list[list[Change]]:
+        """The updates that undo the change, in order: traffic first (the switch back and the canary weight), then
+        the images, in a later update of their own.
+
+        In one update the engine would roll a colour onto its old image before the Services move traffic back (they
+        depend on both Deployments), and the release policy, which lets a rollback through at any time, judges an
+        image change as a release: outside Prod's train it would refuse the switch back with it. After a finished
+        canary the weight stays 0: the old colour still runs what it ran and takes all traffic back, where weight
+        100 would keep the gateway's traffic on the new colour (and the release policy would refuse it for a
         high-risk service, whose canary starts again at its first step).
         """
-        images = [] if self.migration else self.images
         canary = Change(self.canary.key, 0, 0) if self.finishes_canary and self.canary else self.canary
-        return [change for change in (self.switch, *images, canary) if change is not None]
+        traffic = [change for change in (self.switch, canary) if change is not None]
+        return [update for update in (traffic, self.restores) if update]
 
 
 @dataclass(frozen=True)
@@ -284,7 +305,7 @@ def _attribute(consequences: list[_Consequence], services: dict[str, ServiceChan
                other: list[Unexplained]) -> dict[str, ServiceChange]:
     """The services that change, each with the updates that move with it; an update that follows no changed
     service joins ``other``."""
-    changed = {name: change for name, change in services.items() if change.rollback or change.migration}
+    changed = {name: change for name, change in services.items() if change.changed}
     imaged = [name for name, change in changed.items() if change.images]
     carried = {pair: imaged if carriers is None else carriers for pair, carriers in renamed.items()}
     for step, fields, explained in consequences:
@@ -331,6 +352,8 @@ def _before(preview: Preview) -> dict[str, ServiceChange]:
         if step.type != STACK_RESOURCE or step.old is None:
             continue
         outputs = step.old.outputs.get("services")
+        migrations = step.old.outputs.get("migrations")
+        migrations = migrations if isinstance(migrations, dict) else {}
         for name, service in (outputs if isinstance(outputs, dict) else {}).items():
             if not isinstance(service, dict):
                 continue
@@ -338,8 +361,19 @@ def _before(preview: Preview) -> dict[str, ServiceChange]:
             services[name] = ServiceChange(
                 name, active_after=service.get("active_colour"),
                 images_after={colour: value["image"] for colour, value in colours.items()
-                              if isinstance(value, dict) and isinstance(value.get("image"), str)})
+                              if isinstance(value, dict) and isinstance(value.get("image"), str)},
+                migrated=_migrated(migrations.get(name)))
     return services
+
+
+def _migrated(record: Any) -> Version | None:
+    """The version of a service's migration record in the outputs (`migrations.<service>`), else its image's."""
+    if not isinstance(record, dict):
+        return None
+    version = record.get("version")
+    if isinstance(version, str) and Version.is_valid(version):
+        return Version.parse(version)
+    return _build_version(record.get("image")) if isinstance(record.get("image"), str) else None
 
 
 def _explain(step: Step, fields: list[str], services: dict[str, ServiceChange],
@@ -629,13 +663,27 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
         lines += [f"The image is not restored: {colours} keeps `{change.migration.new}`, or gets a fixed build "
                   f"({_version(change.migration.new)} or later). The migrated schema stays backward compatible, so "
                   "the other colour serves it as before.", ""]
-    if not change.rollback:
+    for image in [] if change.migration else change.images:
+        if change.behind_migrations(image.old):
+            colour = image.key.split(".")[2]
+            lines += [f"The image `{image.old}` is not put back on {colour}: {stack} last migrated {change.service} "
+                      f"to {change.migrated} and migrations only move forward, so the program refuses an older "
+                      f"image; {colour} keeps `{image.new}`, or gets a fixed build ({change.migrated} or later).", ""]
+    updates = change.rollback
+    if not updates:
         return lines + [f"Nothing to switch back: traffic stays on **{change.active_after}**.", ""] \
             if change.active_after else lines
-    restore = [_restore(item) for item in change.rollback]
-    lines += [f"To roll back, {' and '.join(restore)}:", "", "```sh", f"pulumi stack select {stack}"]
-    lines += [f"pulumi config set --path '{item.key}' {item.old}" for item in change.rollback]
-    lines += ["pulumi up", "```", ""]
+    for number, update in enumerate(updates):
+        restore = " and ".join(_restore(item) for item in update)
+        if number == 0:
+            lines.append(f"To roll back, {restore}" + (", in an update of its own:" if len(updates) > 1 else ":"))
+        else:
+            lines.append(f"Then, once traffic is back, {restore} in a later update: the release policy judges an "
+                         "image change as a release (held to the release train where the stack has one), and in the "
+                         "same update as the traffic the engine would roll that colour's pods first:")
+        lines += ["", "```sh", f"pulumi stack select {stack}"]
+        lines += [f"pulumi config set --path '{item.key}' {item.old}" for item in update]
+        lines += ["pulumi up", "```", ""]
     return lines
 
 

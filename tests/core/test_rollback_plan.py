@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
 from core.gateway import render
+from core.migrations import plan as migration_plan, previous_releases
 from core.outputs import stack_outputs
 from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import load_policy
@@ -100,6 +102,19 @@ def step(preview: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
+def never_migrated(preview: dict[str, Any]) -> dict[str, Any]:
+    """The same preview as of a service without database migrations: no migration Job among the steps, and no
+    migration record in the outputs the last update left."""
+    without_migration(preview)
+    del step(preview, "release-infra-prod")["oldState"]["outputs"]["migrations"]["payin-api"]
+    return preview
+
+
+def commands(plan: str) -> list[str]:
+    """Each `pulumi up` the plan asks for, as its block of commands."""
+    return [block.split("```")[0] for block in plan.split("```sh\n")[1:]]
+
+
 @pytest.mark.parametrize("scenario, expected", [("flip", FLIP_PLAN), ("promotion", PROMOTION_PLAN),
                                                 ("canary", CANARY_PLAN)])
 def test_the_plan_of_a_captured_preview(scenario: str, expected: str) -> None:
@@ -111,22 +126,68 @@ def test_a_preview_with_no_changes_has_nothing_to_roll_back() -> None:
     assert plan_of(captured("no-change")) == "### Rollback plan: `prod`\n\nNo changes to `prod`: nothing to roll back.\n"
 
 
-def test_a_promotion_and_a_switch_to_it_roll_back_traffic_first_then_the_image() -> None:
-    """The release in one change: blue gets the new build and takes traffic."""
-    preview = captured("flip")
+def promoted_and_switched() -> dict[str, Any]:
+    """The release in one change: blue gets the new build and takes traffic (a service that never migrated)."""
+    preview = never_migrated(captured("flip"))
     preview["steps"].append(step(captured("promotion"), "prod-payin-api-blue"))
-    plan = plan_of(preview)
+    return preview
+
+
+def test_a_promotion_and_a_switch_to_it_roll_back_traffic_first_then_the_image_in_a_later_update() -> None:
+    """In one update the engine would roll blue, which still takes traffic, onto the old image before the Services
+    move traffic back: the switch back is an update of its own, the image comes after."""
+    plan = plan_of(promoted_and_switched())
     assert ("traffic moves from **green** (`registry.pay.internal/payin-api:a1b2c3d-v2.3.0`) to **blue** "
             "(`registry.pay.internal/payin-api:5e6f7a8-v2.4.0`); green keeps running as the standby. "
             "A newer version: 2.3.0 -> 2.4.0.") in plan
     assert "- **Promotion**: blue, the colour that takes traffic, changes image from" in plan
-    assert ("To roll back, switch traffic back to **green** and restore blue's image "
-            "`registry.pay.internal/payin-api:9f8e7d6-v2.2.4`:") in plan
-    assert plan.split("```sh\n")[1].split("```")[0] == (
+    assert "To roll back, switch traffic back to **green**, in an update of its own:" in plan
+    assert ("Then, once traffic is back, restore blue's image `registry.pay.internal/payin-api:9f8e7d6-v2.2.4` in a "
+            "later update: ") in plan
+    assert commands(plan) == [
         "pulumi stack select prod\n"
         "pulumi config set --path 'services.payin-api.active' green\n"
+        "pulumi up\n",
+        "pulumi stack select prod\n"
         "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4\n"
-        "pulumi up\n")
+        "pulumi up\n"]
+
+
+def test_a_canary_step_with_a_new_image_rolls_back_the_weight_first_then_the_image() -> None:
+    preview = never_migrated(captured("canary"))
+    preview["steps"].append(step(captured("promotion"), "prod-payin-api-blue"))
+    plan = plan_of(preview)
+    assert "To roll back, set the canary weight back to 0%, in an update of its own:" in plan
+    assert commands(plan) == [
+        "pulumi stack select prod\npulumi config set --path 'services.payin-api.canary.weight' 0\npulumi up\n",
+        "pulumi stack select prod\n"
+        "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4\n"
+        "pulumi up\n"]
+
+
+def test_the_switch_back_of_a_promotion_and_switch_passes_the_release_policy_outside_the_train() -> None:
+    """A rollback passes at any time; an image put back is a change, which outside the train would have taken the
+    switch back down with it."""
+    new, old = "registry.pay.internal/payin-api:5e6f7a8-v2.4.0", "registry.pay.internal/payin-api:9f8e7d6-v2.2.4"
+    released = set_path(set_path(stack_config("prod"), "services.payin-api.blue.image", new),
+                        "services.payin-api.active", "blue")
+    after = stack_outputs(settings("prod", released), stack_outputs(settings("prod")).model_dump(mode="json"))
+
+    def judge(config: dict[str, Any]) -> list[str]:
+        upstream = upstream_outputs("prod", {"payin-api": UPSTREAM_RELEASES["services.payin-api.green.image"]})
+        closed = datetime(2026, 11, 24, 14, 30, tzinfo=timezone.utc)  # Tuesday, after the train
+        return evaluate(settings("prod", config), load_policy("prod", "prod", config, catalogue()), catalogue(),
+                        after.model_dump(mode="json"), upstream["test"], closed)
+
+    first, second = [[line.split()[4:] for line in block.splitlines() if line.startswith("pulumi config set")]
+                     for block in commands(plan_of(promoted_and_switched()))]
+    rolled_back = copy.deepcopy(released)
+    for key, value in first:
+        set_path(rolled_back, key.strip("'"), value)
+    assert judge(rolled_back) == []
+    assert second == [["'services.payin-api.blue.image'", old]]
+    with pytest.raises(PolicyViolation, match="changes only in the release train"):  # both in one update
+        judge(set_path(rolled_back, "services.payin-api.blue.image", old))
 
 
 def test_a_promotion_of_the_active_colour_says_its_pods_roll() -> None:
@@ -141,7 +202,7 @@ def test_a_promotion_of_the_active_colour_says_its_pods_roll() -> None:
 
 
 def test_replaced_and_deleted_resources_are_flagged_above_everything_else() -> None:
-    preview = without_migration(captured("promotion"))
+    preview = never_migrated(captured("promotion"))
     blue = step(preview, "prod-payin-api-blue")
     blue["op"], blue["replaceReasons"] = "replace", ["spec.selector"]
     gone = copy.deepcopy(step(captured("flip"), "prod-payin-api-preview"))
@@ -254,6 +315,29 @@ def test_a_migration_is_not_flagged_and_never_rolled_back_to_an_older_image() ->
     plan = plan_of(captured("promotion"))
     assert "REPLACED** `prod-payin-api-migration`" not in plan and "migrate" not in plan.split("#### payin-api")[0]
     assert "services.payin-api.blue.image" not in plan
+
+
+def test_an_image_older_than_the_last_migration_is_not_restored_and_the_plan_says_why() -> None:
+    """A colour that gets an image whose migrations already ran has no Job step; the outputs still say how far the
+    database went (payin-api: 2.3.0), and the program refuses to put 2.2.4 back on blue."""
+    preview = without_migration(captured("promotion"))
+    outputs = step(preview, "release-infra-prod")["oldState"]["outputs"]
+    assert outputs["migrations"]["payin-api"]["version"] == "2.3.0"
+    plan = plan_of(preview)
+    assert "services.payin-api.blue.image" not in plan
+    assert ("The image `registry.pay.internal/payin-api:9f8e7d6-v2.2.4` is not put back on blue: prod last migrated "
+            "payin-api to 2.3.0 and migrations only move forward, so the program refuses an older image; blue keeps "
+            "`registry.pay.internal/payin-api:5e6f7a8-v2.4.0`, or gets a fixed build (2.3.0 or later).\n") in plan
+    assert "Nothing to switch back: traffic stays on **green**." in plan
+    applied = set_path(copy.deepcopy(outputs), "services.payin-api.colours.blue.image",
+                       "registry.pay.internal/payin-api:5e6f7a8-v2.4.0")  # what the update leaves; no Job, no record
+    restored = set_path(stack_config("prod"), "services.payin-api.blue.image",
+                        "registry.pay.internal/payin-api:9f8e7d6-v2.2.4")
+    with pytest.raises(ConfigError, match="migrations only move forward: prod last migrated payin-api to 2.3.0"):
+        migration_plan(settings("prod", restored), catalogue(), previous_releases(applied))
+    outputs["migrations"]["payin-api"]["version"] = "2.2.4"  # the database at blue's old version: it may go back
+    assert ("pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4"
+            in plan_of(preview))
 
 
 def test_a_switch_to_a_migrated_colour_rolls_back_traffic_only() -> None:
