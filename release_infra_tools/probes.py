@@ -75,17 +75,26 @@ class Prometheus:
         self.client = httpx.Client(timeout=timeout)
 
     def error_ratio(self, namespace: str, service: str, colour: str, window: str) -> float | None:
+        """A body that is not the API's answer (a proxy's page, a success without a vector) is a PrometheusError:
+        escaping as a traceback, it would leave a canary at its step instead of rolling it back."""
         query = error_ratio_query(namespace, service, colour, window)
+        shown = without_credentials(self.url)
         try:
             response = self.client.get(f"{self.url}/api/v1/query", params={"query": query})
             body = response.json()
         except (*REQUEST_ERRORS, ValueError) as error:
-            raise PrometheusError(f"Prometheus at {without_credentials(self.url)} cannot be queried: "
-                                  f"{type(error).__name__}") from None
+            raise PrometheusError(f"Prometheus at {shown} cannot be queried: {type(error).__name__}") from None
+        if not isinstance(body, dict):
+            raise PrometheusError(f"Prometheus at {shown} answered HTTP {response.status_code} with JSON that is not "
+                                  "the query API's (not an object)")
         if response.status_code != 200 or body.get("status") != "success":
-            raise PrometheusError(f"Prometheus at {without_credentials(self.url)} refused the query: "
+            raise PrometheusError(f"Prometheus at {shown} refused the query: "
                                   f"{body.get('error', response.status_code)}")
-        return ratio_from_result(body["data"]["result"])
+        try:
+            return ratio_from_result(body["data"]["result"])
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise PrometheusError(f"Prometheus at {shown} answered without a vector in data.result "
+                                  f"({type(error).__name__})") from None
 
     def gate(self, namespace: str, service: str, candidate: str, baseline: str, window: str,
              threshold_pp: float, fallback_baseline: float | None = None) -> GateReading:

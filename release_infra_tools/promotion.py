@@ -10,13 +10,19 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from pydantic import ValidationError
 
 from core.catalogue import Catalogue, ServiceSpec, catalogue_path
 from core.errors import ConfigError
 from core.images import ImageReference
+from core.names import COLOURS, other
+from core.policy.history import with_first_served
+from core.policy.rules import canary_required
+from core.policy.settings import load_policy
 from core.release.canary import Progress, remaining_steps
+from core.release.drift import unapplied
 from core.release.gate import GateReading, judge
 from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,
@@ -48,26 +54,42 @@ def check_image(image: str, service: str) -> str:
     return str(reference)
 
 
-def ready_for_release(environments: Environments, now: Target) -> None:
+def ready_for_release(environments: Environments, now: Target) -> dict[str, Any]:
     """Refuse to start on a stack that a dead update left mid-operation, a stack file that is not what the stack
-    applied, or a standby with no pods."""
+    applied, or a standby with no pods. Returns the stack's outputs."""
     pending = environments.pending_operations(now.environment)  # first: a killed update also leaves the file set
     if pending:
         raise UsageError(f"stack {now.environment} has pending operations from an interrupted update "
                          f"({', '.join(pending[:3])}); run `pulumi refresh --stack {now.environment}` and check "
                          "the resources before releasing")
-    refuse_unapplied(now, environments.outputs(now.environment))
+    outputs = environments.outputs(now.environment)
+    refuse_unapplied(now, outputs)
     if now.standby_scaled_down:
         raise UsageError(f"the standby colour {now.standby} of {now.service} in {now.environment} is scaled down; "
                          f"set services.{now.service}.standby.policy to warm first")
+    return outputs
 
 
-def load_spec(project_dir: Path, service: str) -> ServiceSpec:
+def load_catalogue(project_dir: Path, service: str) -> Catalogue:
     path = catalogue_path(project_dir, os.environ)
     catalogue = Catalogue.load(path)
     if service not in catalogue.services:
         raise UsageError(f"unknown service '{service}': not in the catalogue {path}")
-    return catalogue.services[service]
+    return catalogue
+
+
+def refuse_switch_without_canary(now: Target, catalogue: Catalogue, image: str, outputs: Mapping[str, Any]) -> None:
+    """Refused before the standby's update: where the release policy sends a high-risk service's new releases
+    through a canary, the program would refuse the switch only after the standby got the image, and a migrating
+    service's forward-only migrations had run on the environment's database."""
+    environment, service = now.environment, now.service
+    policy = load_policy(environment, str(now.config.get("environment", environment)), now.config, catalogue)
+    services = with_first_served(outputs).get("services")
+    before = services.get(service) if isinstance(services, Mapping) else None
+    if canary_required(policy, catalogue.services[service], before, image):
+        raise UsageError(f"{service} is high-risk and {environment} takes its new releases only through a canary "
+                         "(release_policy.canary_for_high_risk), so a blue/green switch to it would be refused; use "
+                         f"`release canary {environment} {service} {image}`")
 
 
 def require_hook(options: ReleaseOptions, spec: ServiceSpec, service: str) -> None:
@@ -85,33 +107,66 @@ class Overridden(CheckFailed):
 
 @dataclass
 class Applied:
-    """What this run last applied of what it moves: the active colour, the canary weight, the candidate's image.
+    """What this run last applied of what it moves: the active colour, the canary weight and both colours' images.
 
     Read again before each update and at each look (the stack file, in-process: cheap), so that a change made
-    meanwhile stops the run instead of being walked over.
+    meanwhile stops the run instead of being walked over. Both images: after a switch, the standby is the colour a
+    flip back puts traffic on, and another release may have put its own image there.
     """
 
     environments: Environments
     now: Target
     active: str
     weight: int
-    image: str
+    images: dict[str, str]
 
-    def unchanged(self) -> None:
+    def unchanged(self, *, in_stack: bool = False) -> None:
+        """The stack file as this run left it; ``in_stack``, before an update that moves the release on: also the
+        stack's outputs as this file, since a release from another checkout changes the stack and not this file,
+        and this run's next update would undo it."""
         now = self.now
         try:
             fresh = target(self.environments, now.environment, now.service)
         except (UsageError, StackError) as error:  # a stack file edited meanwhile into one no release can read
-            raise self._overridden(str(error)) from None
+            raise self._overridden(str(error), None) from None
         moved = [f"{what} {ours} -> {theirs}" for what, ours, theirs in (
             ("active", self.active, fresh.active), ("canary.weight", self.weight, fresh.canary_weight),
-            (f"{now.standby}.image", self.image, fresh.images[now.standby])) if ours != theirs]
+            *((f"{colour}.image", self.images[colour], fresh.images[colour]) for colour in COLOURS))
+            if ours != theirs]
         if moved:
-            raise self._overridden(", ".join(moved))
+            raise self._overridden(", ".join(moved), traffic(fresh.active, fresh.canary_weight, fresh.images))
+        if in_stack:
+            outputs = self.environments.outputs(now.environment)
+            differences = [str(difference) for difference in unapplied(fresh.config.get("services") or {}, outputs)]
+            if differences:
+                raise self._overridden(f"{now.environment}'s last update was not this run's: "
+                                       + "; ".join(differences[:5]), applied_traffic(outputs, now.service))
 
-    def _overridden(self, change: str) -> Overridden:
+    def _overridden(self, change: str, where: str | None) -> Overridden:
         return Overridden(f"{self.now.service} in {self.now.environment} was changed by someone else while this run "
-                          f"went on ({change}): the run stops and leaves the stack as that change set it")
+                          f"went on ({change}): the run stops and leaves the stack as that change set it"
+                          + (f", {where}" if where else ""))
+
+
+def traffic(active: str, weight: int, images: Mapping[str, Any]) -> str:
+    """Where a service's traffic is, in words."""
+    if not weight:
+        return f"all traffic on {active} ({images.get(active)})"
+    standby = other(active)  # type: ignore[arg-type]
+    return (f"{100 - weight}% of traffic on {active} ({images.get(active)}), {weight}% on {standby} "
+            f"({images.get(standby)})")
+
+
+def applied_traffic(outputs: Mapping[str, Any], service: str) -> str | None:
+    """Where the stack's last update left a service's traffic, from its outputs; None when they do not say."""
+    services = outputs.get("services")
+    applied = services.get(service) if isinstance(services, Mapping) else None
+    if not isinstance(applied, Mapping) or applied.get("active_colour") not in COLOURS:
+        return None
+    colours = applied.get("colours") if isinstance(applied.get("colours"), Mapping) else {}
+    images = {colour: (colours.get(colour) or {}).get("image") for colour in COLOURS}
+    weight = applied.get("canary_weight")
+    return "the stack has " + traffic(applied["active_colour"], weight if isinstance(weight, int) else 0, images)
 
 
 # -- promote ----------------------------------------------------------------------------------------------------
@@ -134,14 +189,15 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
             service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
-    spec = load_spec(project_dir, service)
+    catalogue = load_catalogue(project_dir, service)
+    spec = catalogue.services[service]
     if now.canary_weight:
         raise UsageError(f"a canary of {service} is running in {environment} at {now.canary_weight}%; finish it "
                          f"or `release rollback {environment} {service}` first")
     if now.images[now.active] == image:
         raise UsageError(f"{service} in {environment} already serves {image} from {now.active}")
     require_hook(options, spec, service)
-    ready_for_release(environments, now)
+    refuse_switch_without_canary(now, catalogue, image, ready_for_release(environments, now))
     old, new, previous_image = now.active, now.standby, now.images[now.standby]
     # A service that migrates has applied the new image's migrations by the time it is verified; they are
     # forward-only (docs/migrations.md), so its standby cannot go back to the older image after a failure.
@@ -152,24 +208,24 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                               colour=colour)
             for role, template, colour in (("preview", options.preview_url, new), ("active", options.active_url, new))}
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
-    applied = Applied(environments, now, active=old, weight=0, image=previous_image)
+    applied = Applied(environments, now, active=old, weight=0, images=dict(now.images))
     try:
         if previous_image != image:
             updated(environments, now, {now.path(new, "image"): image}, f"promote {service}: {new} runs {image}")
-        applied.image = image
+        applied.images[new] = image
         say(f"verifying {new} at {urls['preview']}")
         try:
             verify(now, spec, options, new, urls["preview"], stop)
             baseline = _baseline(prometheus, now, old, options)
             stop.check()  # a Ctrl-C during the baseline's query: still before the switch
-            applied.unchanged()
+            applied.unchanged(in_stack=True)
             updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
         except (Overridden, ConfigNotPutBack):
             raise
         except (CheckFailed, Interrupted, StackError) as failure:  # a failed switch: its config was put back
             what = "interrupted before the switch" if isinstance(failure, Interrupted) else str(failure)
             if restorable:
-                undo(environments, now, {now.path(new, "image"): previous_image},
+                undo(applied, {now.path(new, "image"): previous_image},
                      f"promote {service}: stopped before the switch, {left_on}", failure,
                      f"{what}; putting {previous_image} back on {new}",
                      f"traffic stays on {old} ({now.images[old]}), {new} keeps {image}")
@@ -181,7 +237,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
             raise
         except (CheckFailed, Interrupted) as failure:
             what = "interrupted during the watch" if isinstance(failure, Interrupted) else str(failure)
-            undo(environments, now, {now.path("active"): old}, f"promote {service}: flip back to {old}", failure,
+            undo(applied, {now.path("active"): old}, f"promote {service}: flip back to {old}", failure,
                  f"{what}; the flip back to {old}",
                  f"traffic is on {new} ({image}); run `release rollback {environment} {service}`")
             raise type(failure)(f"{what}; flipped back: traffic on {old} ({now.images[old]})") from None
@@ -236,7 +292,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
            service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
-    spec = load_spec(project_dir, service)
+    spec = load_catalogue(project_dir, service).services[service]
     stable, candidate = now.active, now.standby
     if now.canary_weight and now.images[candidate] != image:
         raise UsageError(f"a canary of {now.images[candidate]} is running in {environment} at "
@@ -248,26 +304,28 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
     preview = options.url(options.preview_url, service=service, namespace=now.namespace, environment=environment,
                           colour=candidate)
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
-    applied = Applied(environments, now, active=stable, weight=now.canary_weight, image=now.images[candidate])
+    applied = Applied(environments, now, active=stable, weight=now.canary_weight, images=dict(now.images))
     try:
-        if applied.image != image:
+        if applied.images[candidate] != image:
             updated(environments, now, {now.path(candidate, "image"): image},
                     f"canary {service}: {candidate} runs {image}, weight 0")
-        applied.image = image
+        applied.images[candidate] = image
         say(f"verifying {candidate} at {preview}")
         verify(now, spec, options, candidate, preview, stop)
         steps = remaining_steps(now.steps, applied.weight)
         baseline: float | None = None
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
             stop.check()
-            applied.unchanged()
+            applied.unchanged(in_stack=True)
             updated(environments, now, {now.path("canary", "weight"): str(step)},
-                    f"canary {service}: weight {applied.weight}% -> {step}%" if step != applied.weight else
-                    f"canary {service}: weight {step}% again, to bake it")
+                    f"canary {service}: weight {applied.weight}% -> {step}%" if step > applied.weight else
+                    f"canary {service}: weight {step}% again, to bake it" if step == applied.weight else
+                    f"canary {service}: weight {applied.weight}% -> {step}%, one step back: at 100% {stable} "
+                    "serves nothing to compare with")
             applied.weight = step
             baseline = bake(prometheus, applied, options, number, baseline, stop)
         stop.check()
-        applied.unchanged()
+        applied.unchanged(in_stack=True)
         updated(environments, now, {now.path("active"): candidate, now.path("canary", "weight"): "0"},
                 f"canary {service}: promoted, active {stable} -> {candidate}, weight 0")
         applied.weight = 0
@@ -276,13 +334,13 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
     except ConfigNotPutBack:
         raise  # no rollback update on a stack file left half-set: the message says how to put it back
     except (CheckFailed, Interrupted, PrometheusError, StackError) as failure:
-        weight, candidate_image = applied.weight, applied.image  # as applied: what a failure leaves
+        weight, candidate_image = applied.weight, applied.images[candidate]  # as applied: what a failure leaves
         engine_state = ""
         if isinstance(failure, StackError) and stop.event.is_set():  # Ctrl-C reached the engine too
             engine_state, failure = f"{failure}; ", Interrupted()
         if weight:
             what = f"interrupted at weight {weight}%" if isinstance(failure, Interrupted) else str(failure)
-            undo(environments, now, {now.path("canary", "weight"): "0"},
+            undo(applied, {now.path("canary", "weight"): "0"},
                  f"canary {service}: rolled back, weight {weight}% -> 0", failure,
                  f"{engine_state}{what}; the rollback to weight 0",
                  f"the stack config has canary.weight {weight}; run `release rollback {environment} {service}`")
@@ -301,16 +359,22 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         f"{now.images[stable]} for a manual rollback")
 
 
-def undo(environments: Environments, now: Target, changes: dict[str, str], message: str, failure: Exception,
-         undoing: str, left: str) -> None:
+def undo(applied: Applied, changes: dict[str, str], message: str, failure: Exception, undoing: str,
+         left: str) -> None:
     """The update that undoes a failed or interrupted step. When it fails too (another update holds the stack,
     the engine errs), the first failure still sets the exit status, and the message says where the stack was
     left and what finishes the job, instead of a bare engine error that hides both. Never after a step whose config
-    could not be put back (ConfigNotPutBack): the undo would apply that half-set change, so callers re-raise it."""
+    could not be put back (ConfigNotPutBack): the undo would apply that half-set change, so callers re-raise it.
+    Nor over a change someone else made meanwhile (a switch, an image on the colour it would flip back to): the
+    undo would walk over it, so the message says where traffic is instead."""
+    kind = next((kind for kind in (Interrupted, StackError) if isinstance(failure, kind)), CheckFailed)
+    try:  # Ctrl-C and engine errors keep their kind; anything else is a failed check
+        applied.unchanged()
+    except Overridden as changed:
+        raise kind(f"{undoing} was not made: {changed}") from None
     try:
-        updated(environments, now, changes, message)
-    except StackError as error:  # Ctrl-C and engine errors keep their kind; anything else is a failed check
-        kind = next((kind for kind in (Interrupted, StackError) if isinstance(failure, kind)), CheckFailed)
+        updated(applied.environments, applied.now, changes, message)
+    except StackError as error:
         raise kind(f"{undoing} failed too ({error}): {left}") from None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from core.catalogue import Catalogue, Risk
+from core.catalogue import Catalogue, Risk, ServiceSpec
 from core.errors import ConfigError, Problem
 from core.names import COLOURS
 from core.policy.changes import Change, mapping, path, release_changes
@@ -126,8 +126,7 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
                                         f"{name} is high-risk: its canary moves one step per update ({schedule}); "
                                         f"from {carried}% the next step is {expected}%"))
         image = str(release.image(release.active))
-        served = {image_key(i) for i in previous_history(before)[1]}
-        if image_key(image) in served:  # a rollback too: its image served before the active one
+        if not canary_required(policy, spec, before, image):  # a rollback too: its image served before
             continue
         reached = _weight_on(before, release.active, image)
         if reached != 100:
@@ -139,6 +138,15 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
                                     f"standby colour reached 100% ({schedule}) in the previous update; it was at "
                                     f"{reached}%"))
     return problems
+
+
+def canary_required(policy: PolicySettings, spec: ServiceSpec, before: Any, image: str) -> bool:
+    """Whether traffic may move to ``image`` only after its canary reached 100%: a high-risk service, in a stack
+    whose policy canaries them, that already ran there (``before``, its previous outputs), taking an image that has
+    not served there before. Also asked by `release promote` before it changes anything."""
+    if not policy.release_policy.canary_for_high_risk or spec.risk != Risk.HIGH or not isinstance(before, Mapping):
+        return False
+    return image_key(image) not in {image_key(served) for served in previous_history(before)[1]}
 
 
 def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any]) -> list[Problem]:

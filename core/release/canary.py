@@ -9,8 +9,12 @@ from core.release.gate import GateReading
 
 def remaining_steps(steps: list[int], weight: int) -> list[int]:
     """The steps still to walk from ``weight`` (0: from the start). A restarted canary resumes at the step it was
-    left at and bakes it again: the run that set it may have stopped before its bake and gate were done."""
-    return [step for step in steps if step >= weight]
+    left at and bakes it again: the run that set it may have stopped before its bake and gate were done. At 100%
+    it goes back one step first: the stable colour serves nothing there, so a run that starts at 100% would have no
+    baseline for its gate and could never promote."""
+    left = [step for step in steps if step >= weight]
+    earlier = [step for step in steps if 0 < step < weight]
+    return [earlier[-1], *left] if weight >= 100 and earlier else left
 
 
 class Progress(BaseModel):

@@ -17,6 +17,10 @@ from core.release.gate import CANARY_THRESHOLD_PP, WATCH_THRESHOLD_PP
 
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+# Prometheus's own duration grammar (model.ParseDuration): units largest first, each at most once.
+_PROMQL_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
+_PROMQL_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+MIN_INTERVAL = 1.0  # seconds between two looks: less polls health and Prometheus in a tight loop
 TEMPLATE_FIELDS = ("service", "namespace", "environment", "colour")
 SAMPLE = {  # what a template is checked with before anything changes
     "service": "payin-api", "namespace": "payments-dev", "environment": "dev", "colour": "blue"}
@@ -87,9 +91,23 @@ class ReleaseOptions(BaseModel):
     @field_validator("window")
     @classmethod
     def _promql_duration(cls, window: str) -> str:
-        if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", window):
-            raise ValueError(f"'{window}' is not a PromQL duration, e.g. 5m or 30s")
+        """As Prometheus parses it: a window it refuses would fail only at the first query, after traffic moved."""
+        match = _PROMQL_DURATION.match(window)
+        if not window or match is None:
+            raise ValueError(f"'{window}' is not a PromQL duration, e.g. 5m, 30s or 1h30m (units y w d h m s ms, "
+                             "largest first, each once)")
+        parts = [re.fullmatch(r"(\d+)(\D+)", part) for part in match.groups() if part]
+        if not sum(int(part[1]) * _PROMQL_UNITS[part[2]] for part in parts if part):
+            raise ValueError(f"'{window}' is an empty range; the error rate needs a window longer than 0")
         return window
+
+    @field_validator("interval")
+    @classmethod
+    def _looks_apart(cls, interval: float) -> float:
+        if interval < MIN_INTERVAL:
+            raise ValueError(f"{interval:g}s is too short: at least {MIN_INTERVAL:g}s between two looks, or the "
+                             "watch and the bake poll health and Prometheus in a tight loop")
+        return interval
 
     @classmethod
     def build(cls, **values: object) -> "ReleaseOptions":

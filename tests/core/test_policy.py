@@ -12,7 +12,7 @@ from core.errors import ConfigError
 from core.outputs import stack_outputs
 from core.policy.clock import pinned_time
 from core.policy.history import is_earlier_release, with_first_served
-from core.policy.rules import PolicyViolation, evaluate
+from core.policy.rules import PolicyViolation, canary_required, evaluate
 from core.policy.settings import TrainWindow, load_policy
 from tests.support.stacks import TRAIN, catalogue, delete_path, set_path, settings, stack_config, upstream_outputs
 
@@ -448,6 +448,27 @@ def test_standard_risk_services_switch_blue_green_without_a_canary() -> None:
 def test_an_image_that_served_this_environment_may_take_traffic_again() -> None:
     rolled_back = outputs("prod", prod_with("services.payin-api.active", "blue"), outputs("prod"))
     assert judge("prod", stack_config("prod"), rolled_back, TRAIN) == []
+
+
+@pytest.mark.parametrize(("stack", "service", "image", "required"), [
+    ("prod", "payin-api", NEW_PAYIN, True),
+    ("prod", "merchant-api", NEW_MERCHANT, False),  # standard risk
+    ("prod", "payin-api", "registry.pay.internal/payin-api:a1b2c3d-v2.3.0", False),  # it served prod before
+    ("test", "payin-api", NEW_PAYIN, False)])  # no canary rule
+def test_canary_required_is_what_the_policy_asks_of_a_blue_green_switch(stack: str, service: str, image: str,
+                                                                        required: bool) -> None:
+    """`release promote` asks it before it puts the image on the standby: the program would refuse only the switch."""
+    standby = "blue" if stack_config(stack)["services"][service]["active"] == "green" else "green"
+    on_standby = set_path(stack_config(stack), f"services.{service}.{standby}.image", image)
+    previous = outputs(stack, on_standby, outputs(stack))
+    switched = set_path(copy.deepcopy(on_standby), f"services.{service}.active", standby)
+    policy = load_policy(stack, stack, switched, catalogue())
+    assert canary_required(policy, catalogue().services[service], previous["services"][service], image) is required
+    if required:
+        assert f"{service} is high-risk: traffic moves to {image} only after its canary" in refusal(
+            stack, switched, previous, TRAIN)
+    else:
+        assert judge(stack, switched, previous, TRAIN) == []
 
 
 def test_outside_prod_the_canary_rule_is_off_by_default() -> None:

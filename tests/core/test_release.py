@@ -85,14 +85,37 @@ def test_the_query_counts_a_colour_without_5xx_as_zero_and_no_requests_as_no_dat
 
 
 def test_options_take_durations_and_refuse_bad_ones_in_one_line() -> None:
-    options = ReleaseOptions.build(bake="15m", watch="90s", interval="500ms", window=None)
-    assert (options.bake, options.watch, options.interval, options.window) == (900, 90, 0.5, "5m")
+    options = ReleaseOptions.build(bake="15m", watch="90s", interval="1500ms", window=None)
+    assert (options.bake, options.watch, options.interval, options.window) == (900, 90, 1.5, "5m")
     with pytest.raises(OptionsError, match=r"^--bake: 'soon' is not a duration"):
         ReleaseOptions.build(bake="soon")
     with pytest.raises(OptionsError, match=r"^--preview-url: unknown placeholder \{port\}"):
         ReleaseOptions.build(preview_url="http://{service}:{port}")
     with pytest.raises(OptionsError, match=r"^--window: '5 minutes' is not a PromQL duration"):
         ReleaseOptions.build(window="5 minutes")
+
+
+@pytest.mark.parametrize("window", ["5m", "30s", "1h30m", "500ms", "1d", "2w", "1y", "1h0m", "1m30s500ms"])
+def test_a_window_is_any_range_prometheus_takes(window: str) -> None:
+    assert ReleaseOptions.build(window=window).window == window
+
+
+@pytest.mark.parametrize(("window", "why"), [
+    ("5m5m", "is not a PromQL duration"), ("1s30m", "is not a PromQL duration"), ("5M", "is not a PromQL duration"),
+    ("1.5m", "is not a PromQL duration"), ("", "is not a PromQL duration"),
+    ("0m", "is an empty range"), ("0s0ms", "is an empty range")])
+def test_a_window_prometheus_would_refuse_at_its_first_query_is_refused_before_anything_changes(
+        window: str, why: str) -> None:
+    """promtool refuses these; Prometheus itself only when the gate first asks, after traffic moved."""
+    with pytest.raises(OptionsError, match=rf"^--window: '{window}' {why}"):
+        ReleaseOptions.build(window=window)
+
+
+@pytest.mark.parametrize("interval", ["0", "0ms", "999ms", "0.5"])
+def test_an_interval_under_a_second_is_refused_rather_than_polling_in_a_tight_loop(interval: str) -> None:
+    with pytest.raises(OptionsError, match=r"^--interval: .* too short: at least 1s between two looks"):
+        ReleaseOptions.build(interval=interval)
+    assert ReleaseOptions.build(interval="1s").interval == 1
 
 
 def test_default_urls_are_the_in_cluster_services() -> None:
@@ -102,10 +125,13 @@ def test_default_urls_are_the_in_cluster_services() -> None:
 
 
 def test_a_canary_resumes_at_its_weight_and_bakes_it_again() -> None:
-    """The run that set 25% or 100% may have died before that step's bake: a restart never skips a bake."""
+    """The run that set 25% or 100% may have died before that step's bake: a restart never skips a bake. At 100%
+    the stable colour serves nothing, so a resumed run steps back once to have a baseline for its gate."""
     assert remaining_steps([5, 25, 50, 100], 0) == [5, 25, 50, 100]
     assert remaining_steps([5, 25, 50, 100], 25) == [25, 50, 100]
-    assert remaining_steps([5, 25, 50, 100], 100) == [100]
+    assert remaining_steps([5, 25, 50, 100], 30) == [50, 100]
+    assert remaining_steps([5, 25, 50, 100], 100) == [50, 100]
+    assert remaining_steps([1, 5, 10, 25, 50, 75, 100], 100) == [75, 100]
     line = Progress(step=2, of=4, weight=25, left_seconds=754, reading=judge(0.01, 0.01, 1.0)).line()
     assert line == "step 2/4: weight 25%, bake 12m34s left, errors 1.00% vs baseline 1.00% (limit +1 pp): pass"
 

@@ -5,51 +5,62 @@ stack file in memory (Ctrl-C, a failed switch, a URL typo, no baseline, a change
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Future
 from typing import Callable
 
+import httpx
 import pytest
 
-from core.release.options import OptionsError, ReleaseOptions
+from core.release.options import OptionsError, ReleaseOptions, seconds
 from release_infra_tools import promotion
 from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, missing_hook, synthetic_problem
-from release_infra_tools.promotion import undo
-from release_infra_tools.release import CheckFailed, Interrupted, Stop, Target, UsageError, rollback, say
+from release_infra_tools.promotion import Applied, undo
+from release_infra_tools.release import CheckFailed, Interrupted, Stop, UsageError, rollback, say, target
 from release_infra_tools.stacks import ConfigNotPutBack, StackError, Update
 from tests.support.stacks import ROOT, catalogue
 
 LOCKED = "stack dev is locked by another update"
 
 
-class LockedEnvironments:
-    """Every update fails as a held lock makes it fail; the release tier's tests take a real lock."""
-
-    def __init__(self) -> None:
-        self.asked: list[dict[str, str]] = []
-
-    def update(self, environment: str, changes: dict[str, str], message: str, before: object = None,
-               check: object = None) -> None:
-        self.asked.append(changes)
-        raise StackError(LOCKED)
-
-
-NOW = Target(environment="dev", service="payin-api", namespace="payments-dev", active="blue",
-             images={"blue": "registry/payin-api:1.0.0", "green": "registry/payin-api:1.1.0"}, canary_weight=5,
-             steps=[5, 25, 50, 100], standby_policy={"policy": "warm"}, config={})
-
-
 @pytest.mark.parametrize(("failure", "kind"), [(Interrupted(), Interrupted), (StackError("x"), StackError),
                                                (CheckFailed("x"), CheckFailed), (PrometheusError("x"), CheckFailed)])
 def test_a_failed_undo_keeps_the_first_failures_kind_and_says_where_the_stack_was_left(
         failure: Exception, kind: type[Exception]) -> None:
-    environments = LockedEnvironments()
+    """Every update fails as a held lock makes it fail; the release tier's tests take a real lock."""
+    environments = Walked("payin-api", BLUE, GREEN, refused="services.payin-api.canary.weight")
+    environments.set("services.payin-api.canary.weight", "5")
     with pytest.raises(kind) as raised:
-        undo(environments, NOW, {"services.payin-api.canary.weight": "0"}, "canary payin-api: rolled back",  # type: ignore[arg-type]
+        undo(at_weight_5(environments), {"services.payin-api.canary.weight": "0"}, "canary payin-api: rolled back",
              failure, "interrupted at weight 5%; the rollback to weight 0", "the stack config has canary.weight 5")
     assert type(raised.value) is kind
     assert str(raised.value) == (f"interrupted at weight 5%; the rollback to weight 0 failed too ({LOCKED}): "
                                  "the stack config has canary.weight 5")
     assert environments.asked == [{"services.payin-api.canary.weight": "0"}]
+
+
+def at_weight_5(environments: "Walked") -> Applied:
+    """A canary run of payin-api that has applied weight 5."""
+    now = target(environments, "dev", "payin-api")  # type: ignore[arg-type]
+    return Applied(environments, now, active="blue", weight=5, images=dict(now.images))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("failure", "kind"), [(Interrupted(), Interrupted), (CheckFailed("x"), CheckFailed)])
+def test_an_undo_does_not_walk_over_a_change_made_meanwhile_and_says_where_traffic_is(
+        failure: Exception, kind: type[Exception]) -> None:
+    environments = Walked("payin-api", BLUE, GREEN)
+    environments.set("services.payin-api.canary.weight", "5")
+    applied = at_weight_5(environments)
+    environments.set("services.payin-api.active", "green")  # a hand switch: `pulumi config set`, `pulumi up`
+    environments.set("services.payin-api.canary.weight", "0")
+    with pytest.raises(kind) as raised:
+        undo(applied, {"services.payin-api.canary.weight": "0"}, "canary payin-api: rolled back", failure,
+             "interrupted at weight 5%; the rollback to weight 0", "the stack config has canary.weight 5")
+    assert str(raised.value) == (
+        "interrupted at weight 5%; the rollback to weight 0 was not made: payin-api in dev was changed by someone "
+        "else while this run went on (active blue -> green, canary.weight 5 -> 0): the run stops and leaves the "
+        f"stack as that change set it, all traffic on green ({GREEN})")
+    assert environments.asked == []
 
 
 def test_the_synthetic_hook_is_required_and_run_for_payments_services_only() -> None:
@@ -275,12 +286,13 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 
 def walk(command: str, stack: Walked, image: str, stop: Stop | None = None, **options: str) -> None:
-    """One bake look per step and one watch look, unless a test asks for more; no sleep."""
-    values = {"bake": "0", "watch": "0", "interval": "0", "preview_url": "http://preview",
-              "active_url": "http://active", **options}
+    """One bake look per step and one watch look, unless a test asks for more; no sleep. The looks of a test may
+    come faster than the one-second floor a person's --interval has."""
+    values = {"bake": "0", "watch": "0", "preview_url": "http://preview", "active_url": "http://active", **options}
+    interval = seconds(values.pop("interval", "0"))
     run = promotion.promote if command == "promote" else promotion.canary
-    run(stack, ROOT, ReleaseOptions.build(**values), "dev", stack.service, image,  # type: ignore[arg-type]
-        stop or Stop())
+    run(stack, ROOT, ReleaseOptions.build(**values).model_copy(update={"interval": interval}), "dev",
+        stack.service, image, stop or Stop())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("during", ["health checks", "baseline query"])
@@ -345,7 +357,8 @@ def test_a_rollback_from_another_terminal_stops_the_canary_without_another_updat
     with pytest.raises(CheckFailed) as raised:
         walk("canary", stack, M_NEW)
     assert str(raised.value) == ("merchant-api in dev was changed by someone else while this run went on "
-                                 "(canary.weight 25 -> 0): the run stops and leaves the stack as that change set it")
+                                 "(canary.weight 25 -> 0): the run stops and leaves the stack as that change set it, "
+                                 f"all traffic on blue ({M_ACTIVE})")
     assert [list(changes.values())[0] for changes in stack.asked] == [M_NEW, "5", "25"]
 
 
@@ -428,3 +441,161 @@ def test_a_password_in_a_url_option_reaches_no_message(capsys: pytest.CaptureFix
         assert password not in message and "http://[secret]@127.0.0.1:9" in message, message
     say(f"verifying green at {closed}")
     assert capsys.readouterr().out == "verifying green at http://[secret]@127.0.0.1:9\n"
+
+
+M_OTHER = "registry.pay.internal/merchant-api:abcdef0-v3.3.0"  # another operator's build, never verified by this run
+
+
+@pytest.mark.parametrize("look", [1, 2])
+def test_a_promotion_does_not_flip_back_onto_an_image_another_release_put_on_the_old_colour(
+        probes: Callable[..., None], look: int) -> None:
+    """After the switch the old colour is the standby, where another terminal's `release promote` puts its image;
+    a flip back would put traffic on that unverified build. Seen at the next look, or by the flip back itself when
+    the change came with the failing reading."""
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    looks: list[int] = []
+
+    def green_ratio() -> float:
+        looks.append(1)
+        if len(looks) == 1:
+            stack.set("services.merchant-api.blue.image", M_OTHER)
+        return 0.30 if len(looks) == look else 0.001
+    probes(blue=0.001, green=green_ratio)
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW, watch="10s", interval="10ms")
+    overridden = (f"merchant-api in dev was changed by someone else while this run went on (blue.image {M_ACTIVE} -> "
+                  f"{M_OTHER}): the run stops and leaves the stack as that change set it, all traffic on green "
+                  f"({M_NEW})")
+    assert str(raised.value) == overridden if look == 2 else str(raised.value).endswith(
+        f"; the flip back to blue was not made: {overridden}")
+    assert stack.asked == [{"services.merchant-api.green.image": M_NEW}, {"services.merchant-api.active": "green"}]
+
+
+def test_a_failed_verification_puts_nothing_back_over_a_switch_made_meanwhile(
+        probes: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another terminal switched to the candidate colour: putting the old image back would roll the colour that now
+    takes traffic onto the release before last."""
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+
+    def switched_meanwhile(base_url: str, spec: object, timeout: float) -> list[str]:
+        stack.set("services.merchant-api.active", "green")
+        return ["http://preview/health/ready: HTTP 503"]
+    monkeypatch.setattr(promotion, "health_problems", switched_meanwhile)
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW)
+    assert str(raised.value) == (
+        f"green failed verification: http://preview/health/ready: HTTP 503; putting {M_STANDBY} back on green was "
+        "not made: merchant-api in dev was changed by someone else while this run went on (active blue -> green): "
+        f"the run stops and leaves the stack as that change set it, all traffic on green ({M_NEW})")
+    assert stack.asked == [{"services.merchant-api.green.image": M_NEW}]
+
+
+class Elsewhere(Walked):
+    """A stack another checkout also releases to: its updates change the stack's outputs, not this stack file."""
+
+    def __init__(self, *args: str) -> None:
+        super().__init__(*args)
+        self.outputs_read, self.applied_there = 0, {}  # type: int, dict[str, object]
+
+    def outputs(self, environment: str) -> dict[str, object]:
+        self.outputs_read += 1
+        applied = super().outputs(environment)
+        for key, value in self.applied_there.items():
+            applied["services"][self.service][key] = value  # type: ignore[index]
+        return applied
+
+
+def test_the_canary_reads_what_the_stack_applied_before_each_step() -> None:
+    stack = Elsewhere("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: [])
+        patch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(blue=0.001, green=0.001))
+        walk("canary", stack, M_NEW)
+    assert len(stack.asked) == 6 and stack.outputs_read == 6  # before the walk, each of 4 steps, the promotion
+
+
+def test_a_release_from_another_checkout_stops_the_canary_before_its_next_step(probes: Callable[..., None]) -> None:
+    """Another operator's `release rollback` from their own checkout: the stack went back to weight 0, this file
+    still says 5, and the next step would apply this file over their rollback."""
+    stack = Elsewhere("merchant-api", M_ACTIVE, M_STANDBY)
+
+    def canary_ratio() -> float:
+        stack.applied_there["canary_weight"] = 0
+        return 0.001
+    probes(blue=0.001, green=canary_ratio)
+    with pytest.raises(CheckFailed) as raised:
+        walk("canary", stack, M_NEW)
+    assert str(raised.value) == (
+        "merchant-api in dev was changed by someone else while this run went on (dev's last update was not this "
+        "run's: services.merchant-api.canary.weight: applied 0, the file says 5): the run stops and leaves the stack "
+        f"as that change set it, the stack has all traffic on blue ({M_ACTIVE})")
+    assert stack.asked == [{"services.merchant-api.green.image": M_NEW}, {"services.merchant-api.canary.weight": "5"}]
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"status": "success", "data": {}}, "answered without a vector in data.result (KeyError)"),
+    ({"status": "success"}, "answered without a vector in data.result (KeyError)"),
+    ({"status": "success", "data": {"result": [{"metric": {}}]}}, "answered without a vector in data.result"),
+    ({"status": "success", "data": {"resultType": "scalar", "result": [1, "0.5"]}},
+     "answered without a vector in data.result (TypeError)"),
+    ([1, 2], "answered HTTP 200 with JSON that is not the query API's (not an object)"),
+    ("ok", "answered HTTP 200 with JSON that is not the query API's (not an object)"),
+])
+def test_an_answer_that_is_not_the_query_apis_is_a_prometheus_error_and_rolls_the_canary_back(
+        monkeypatch: pytest.MonkeyPatch, body: object, problem: str) -> None:
+    """A proxy's page or a success without a vector: as a traceback it would leave the canary at its step."""
+    def odd(url: str, timeout: float) -> Prometheus:
+        prometheus = Prometheus(url, timeout)
+        prometheus.client = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, json=body)))
+        return prometheus
+    with pytest.raises(PrometheusError, match=f"^Prometheus at http://prometheus:9090 {re.escape(problem)}"):
+        odd("http://prometheus:9090", 1).error_ratio("payments-dev", "merchant-api", "green", "5m")
+    monkeypatch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: [])
+    monkeypatch.setattr(promotion, "Prometheus", odd)
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.raises(CheckFailed) as raised:
+        walk("canary", stack, M_NEW)
+    assert problem in str(raised.value) and "rolled back to weight 0" in str(raised.value)
+    assert stack.asked[-1] == {"services.merchant-api.canary.weight": "0"}
+
+
+class Prod(Walked):
+    """The same stack file, as prod's: its release policy takes high-risk services to traffic only by canary."""
+
+    def config(self, environment: str) -> dict[str, object]:
+        return {**super().config(environment), "environment": "prod", "upstream_stack": "test"}
+
+
+def test_a_promotion_of_a_high_risk_service_where_it_needs_a_canary_is_refused_before_anything_changes(
+        probes: Callable[..., None]) -> None:
+    """The program would refuse only the switch, after the standby got the image and its migrations ran."""
+    stack = Prod("payin-api", BLUE, GREEN)
+    with pytest.raises(UsageError) as raised:
+        walk("promote", stack, P_NEW, synthetic_hook="true")
+    assert str(raised.value) == (
+        "payin-api is high-risk and dev takes its new releases only through a canary "
+        "(release_policy.canary_for_high_risk), so a blue/green switch to it would be refused; use "
+        f"`release canary dev payin-api {P_NEW}`")
+    assert stack.asked == []
+
+
+@pytest.mark.parametrize(("stack", "image"), [
+    (Walked("payin-api", BLUE, GREEN), P_NEW),  # dev: blue/green
+    (Prod("merchant-api", M_ACTIVE, M_STANDBY), M_NEW),  # a standard-risk service
+    (Prod("payin-api", BLUE, GREEN), GREEN)])  # a release that served prod before: a roll forward again
+def test_a_promotion_the_release_policy_lets_switch_goes_ahead(probes: Callable[..., None], stack: Walked,
+                                                               image: str) -> None:
+    walk("promote", stack, image, synthetic_hook="true")
+    assert stack.services[stack.service]["active"] == "green"  # type: ignore[index]
+
+
+def test_a_canary_resumed_at_100_steps_back_for_a_baseline_and_can_be_promoted(probes: Callable[..., None]) -> None:
+    """At 100% the stable colour serves nothing: a run that starts there has no baseline and never promotes."""
+    stack = Walked("merchant-api", M_ACTIVE, M_NEW)
+    stack.set("services.merchant-api.canary.weight", "100")  # a run killed after it set 100%
+    probes(blue=lambda: None if stack.services["merchant-api"]["canary"]["weight"] == "100" else 0.001,  # type: ignore[index]
+           green=0.001)
+    walk("canary", stack, M_NEW)
+    assert stack.asked == [{"services.merchant-api.canary.weight": "50"},
+                           {"services.merchant-api.canary.weight": "100"},
+                           {"services.merchant-api.active": "green", "services.merchant-api.canary.weight": "0"}]
