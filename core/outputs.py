@@ -6,19 +6,20 @@ Add fields freely within a major version; rename or remove only with a new major
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
 from core.migrations import Migration
 from core.names import EnvironmentName
-from core.policy.history import accumulate, first_served, previous_history
+from core.policy.history import accumulate, first_served, previous_history, switch_time
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -56,6 +57,9 @@ class ServiceOutput(_Output):
     colours: dict[Colour, ColourOutput] = Field(min_length=2, description="Both colours, blue and green.")
     service_names: ServiceNames
     history: ServiceHistory = Field(description="Added in 1.1.")
+    switched_at: AwareDatetime | None = Field(None, description=(
+        "When traffic last moved to the active colour: the clock of the update that switched it; null until a "
+        "switch is recorded. The colour it left keeps its image through the manual-rollback window (since 1.3)."))
 
 
 class MigrationOutput(_Output):
@@ -67,7 +71,7 @@ class MigrationOutput(_Output):
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.2"] = Field(
+    schema_version: Literal["1.3"] = Field(
         description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
     environment: EnvironmentName
     namespace: str
@@ -82,9 +86,11 @@ class StackOutputs(_Output):
 
 def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = None,
                   migrations: Mapping[str, Migration] | None = None,
-                  digests: Mapping[tuple[str, Colour], str] | None = None) -> StackOutputs:
+                  digests: Mapping[tuple[str, Colour], str] | None = None,
+                  now: datetime | None = None) -> StackOutputs:
     """The outputs of this update: ``settings`` as configured, ``previous`` (the stack's last outputs) carrying each
-    service's history, the migrations applied and ``digests``, what each Deployment is pinned to."""
+    service's history and last switch, the migrations applied, ``digests``, what each Deployment is pinned to, and
+    ``now``, the update's clock, which a switch records."""
     digests = digests or {}
     before = (previous or {}).get("services")
     before = before if isinstance(before, Mapping) else {}
@@ -109,6 +115,7 @@ def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = 
                 service_names=ServiceNames(active=service_name(name, "active"),
                                            preview=service_name(name, "preview")),
                 history=_history(settings, name, before.get(name)),
+                switched_at=_switched_at(release.active, before.get(name), now),
             )
             for name, release in settings.services.items()
         },
@@ -145,6 +152,17 @@ def _history(settings: StackSettings, name: str, before: Any) -> ServiceHistory:
     if not isinstance(before, Mapping):
         served = first_served(str(release.image(release.standby_colour)), active)
     return ServiceHistory(ran=accumulate(ran, running), served=accumulate(served, [active]))
+
+
+def _switched_at(active: Colour, before: Any, now: datetime | None) -> datetime | None:
+    """``now`` if this update moves traffic to another colour; else the switch the previous outputs record. A
+    service's first update switches nothing: its standby never served here."""
+    if not isinstance(before, Mapping):
+        return None
+    if before.get("active_colour") != active:
+        return now
+    return switch_time(before)
+
 
 
 def json_schema() -> str:

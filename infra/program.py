@@ -110,7 +110,7 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
             *(f"{DATABASES_KEY}.{name}" for name in sorted(database_urls))], retention=retention is not None,
             migrating=bool(databases), announcing=alerting.alertmanager_url is not None)
         alerting = alerting.model_copy(update={"alertmanager_url": None})
-    outputs = stack_outputs(settings, previous, migrations, pins)  # type: ignore[arg-type]
+    outputs = stack_outputs(settings, previous, migrations, pins, now=moment)  # type: ignore[arg-type]
     registered: list[pulumi.CustomResource] = []
     Environment(settings.environment.value, pin(settings, pins), catalogue,
                 opts=pulumi.ResourceOptions(providers=[provider], transformations=[collect_into(registered)]),

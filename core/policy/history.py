@@ -8,7 +8,10 @@ standard, so a digest pin names the same build.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Iterable, Mapping
+
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from core.images import ImageReference
 
@@ -106,3 +109,15 @@ def ran_in(outputs: Mapping[str, Any], service: str) -> set[str]:
     """Image keys that a stack's outputs say it has run of ``service``."""
     services = outputs.get("services") if isinstance(outputs.get("services"), Mapping) else {}
     return {image_key(image) for image in previous_history(services.get(service))[0]}
+
+
+def switch_time(service: Mapping[str, Any]) -> datetime | None:
+    """When a service's outputs say traffic last moved to its active colour; None for outputs from before 1.3 (or
+    malformed ones), which recorded no switch."""
+    try:
+        return _MOMENT.validate_python(service.get("switched_at"))
+    except ValidationError:
+        return None
+
+
+_MOMENT: TypeAdapter[datetime | None] = TypeAdapter(AwareDatetime | None)  # type: ignore[arg-type]

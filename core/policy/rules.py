@@ -11,12 +11,13 @@ from typing import Any, Mapping
 
 from core.catalogue import Catalogue, Risk, ServiceSpec
 from core.errors import ConfigError, Problem
+from core.images import ImageReference
 from core.names import COLOURS
 from core.policy.changes import Change, mapping, path, release_changes
-from core.policy.history import image_key, previous_history
+from core.policy.history import image_key, previous_history, switch_time
 from core.policy.lineage import lineage_problems
 from core.policy.settings import EMERGENCY, WEEKDAYS, PolicySettings
-from core.settings import DEFAULT_CANARY_STEPS, StackSettings
+from core.settings import DEFAULT_CANARY_STEPS, EnvironmentKind, StackSettings
 
 FLAG_REMOVAL = timedelta(days=30)  # seed 000 §5: flags go within 30 days of full rollout
 
@@ -46,6 +47,7 @@ def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalog
         reports += notes
         problems += canary_problems(settings, policy, catalogue, previous)
         problems += rollback_window_problems(settings, previous)
+        problems += rollback_target_problems(settings, policy, previous, now)
         problems += canary_switch_problems(settings, previous)
     if policy.upstream_stack is not None:
         problems += lineage_problems(settings, previous, policy.upstream_stack, upstream_outputs or {})
@@ -165,6 +167,49 @@ def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any
                                     "after it; scale it down in a later update, with standby.since at or after the "
                                     "switch"))
     return problems
+
+
+def rollback_target_problems(settings: StackSettings, policy: PolicySettings, previous: Mapping[str, Any],
+                             now: datetime) -> list[Problem]:
+    """Seed 000 §4: after a promotion, the colour switched away from keeps the release it ran for the manual-rollback
+    window, so a rollback has somewhere to go. Its image may not change in the update that switches away from it,
+    nor until the window after that switch (outputs' ``switched_at``) has passed. After a rollback (traffic went to
+    the older version) the standby holds the release rolled back from, and a fix may replace it at once. A current
+    emergency change record overrides. Prod only: the other environments deploy every merge or candidate, and
+    nothing there waits for a rollback an hour later."""
+    emergency = policy.emergency_change
+    if settings.environment != EnvironmentKind.PROD or (emergency is not None and emergency.covers(now)):
+        return []
+    window, problems = timedelta(minutes=settings.rollback_window_minutes), []
+    for name, release in settings.services.items():
+        before = mapping(mapping(previous.get("services")).get(name))
+        images = {colour: mapping(mapping(before.get("colours")).get(colour)).get("image") for colour in COLOURS}
+        served = before.get("active_colour")
+        if served not in COLOURS:
+            continue
+        if served != release.active:  # this update switches: the colour it leaves is the target from now on
+            target, newer, switched = served, str(release.image(release.active)), now
+        else:
+            target, newer, switched = release.standby_colour, images[served], switch_time(before)
+        kept = images[target]
+        if switched is None or now >= switched + window or not isinstance(kept, str) \
+                or image_key(kept) == image_key(str(release.image(target))) or not _newer(newer, kept):
+            continue
+        when = "this update switches away from it" if switched is now else f"it served until {_utc(switched)}"
+        problems.append(Problem(
+            path("services", name, target, "image"), str(release.image(target)),
+            f"{target} keeps {kept} for {name}'s manual rollback through the {settings.rollback_window_minutes}-"
+            f"minute window after the switch ({when}): change its image after {_utc(switched + window)}, in a later "
+            f"update, or under a current emergency change record (release-infra:{EMERGENCY})"))
+    return problems
+
+
+def _newer(image: Any, than: str) -> bool:
+    """Whether ``image`` is a later version than ``than``: the switch to it was a promotion, not a rollback."""
+    try:
+        return isinstance(image, str) and ImageReference.parse(image).version > ImageReference.parse(than).version
+    except ValueError:
+        return False
 
 
 def canary_switch_problems(settings: StackSettings, previous: Mapping[str, Any]) -> list[Problem]:

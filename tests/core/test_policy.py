@@ -356,6 +356,80 @@ def test_the_colour_that_served_keeps_its_pods_through_the_switch() -> None:
     assert judge("prod", scaled, outputs("prod", switched, outputs("prod")), TRAIN) == []
 
 
+NEXT_MERCHANT = "registry.pay.internal/merchant-api:0123abc-v3.3.0"
+KEEPS_GREEN = ("green keeps registry.pay.internal/merchant-api:e1f2a3b-v3.1.0 for merchant-api's manual rollback "
+               "through the 60-minute window after the switch")
+
+
+def promoted_to_blue(at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """merchant-api in prod promoted: 3.2.0 put on blue, then traffic switched to it at ``at``; the config and the
+    outputs of that switch. Green keeps 3.1.0, the release a manual rollback goes back to."""
+    standby = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    switched = set_path(copy.deepcopy(standby), "services.merchant-api.active", "blue")
+    before = stack_outputs(settings("prod", standby), outputs("prod"), now=at - timedelta(minutes=10))
+    after = stack_outputs(settings("prod", switched), before.model_dump(mode="json"), now=at)
+    assert before.services["merchant-api"].switched_at is None and after.services["merchant-api"].switched_at == at
+    return switched, after.model_dump(mode="json")
+
+
+def test_the_release_a_switch_left_keeps_its_colour_through_the_rollback_window() -> None:
+    """Seed 000 §4: replaced minutes after the switch, 3.1.0 would run nowhere and a rollback would have nowhere
+    to go; after the window, or under an emergency change record, the colour is free."""
+    switched, applied = promoted_to_blue(TRAIN)
+    replaced = set_path(copy.deepcopy(switched), "services.merchant-api.green.image", NEXT_MERCHANT)
+    tested = {"upstream": upstream_outputs("prod", {"merchant-api": NEXT_MERCHANT})["test"]}  # test ran 3.3.0
+    assert refusal("prod", replaced, applied, TRAIN + timedelta(minutes=5), **tested) == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.green.image = '
+        f'"{NEXT_MERCHANT}": {KEEPS_GREEN} (it served until 2026-11-24 10:30 UTC): change its image after '
+        "2026-11-24 11:30 UTC, in a later update, or under a current emergency change record "
+        "(release-infra:emergency_change)")
+    assert judge("prod", replaced, applied, TRAIN + timedelta(minutes=60), **tested) == []
+    emergency = set_path(copy.deepcopy(replaced), "emergency_change", {
+        "id": "INC-7", "approver": "cdo", "reason": "P1", "approved_at": "2026-11-24T10:32:00Z",
+        "review_due": "2026-11-25T10:00:00Z"})
+    assert judge("prod", emergency, applied, TRAIN + timedelta(minutes=5), **tested) == []
+
+
+def test_the_colour_a_promotion_leaves_keeps_its_release_in_the_switch_itself() -> None:
+    standby = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    both = set_path(set_path(copy.deepcopy(standby), "services.merchant-api.active", "blue"),
+                    "services.merchant-api.green.image", NEXT_MERCHANT)
+    tested = upstream_outputs("prod", {"merchant-api": NEXT_MERCHANT})["test"]
+    assert f"{KEEPS_GREEN} (this update switches away from it): change its image after 2026-11-24 11:30 UTC" in \
+        refusal("prod", both, outputs("prod", standby, outputs("prod")), TRAIN, upstream=tested)
+
+
+def test_after_a_rollback_the_release_rolled_back_from_may_be_replaced_at_once() -> None:
+    """Traffic went back to the older version: the standby holds the release that failed, and a fix replaces it."""
+    switched, applied = promoted_to_blue(TRAIN)
+    back = set_path(copy.deepcopy(switched), "services.merchant-api.active", "green")
+    rolled_back = stack_outputs(settings("prod", back), applied, now=TRAIN + timedelta(minutes=3))
+    assert rolled_back.services["merchant-api"].switched_at == TRAIN + timedelta(minutes=3)
+    fixed = set_path(copy.deepcopy(back), "services.merchant-api.blue.image", NEXT_MERCHANT)
+    tested = upstream_outputs("prod", {"merchant-api": NEXT_MERCHANT})["test"]
+    assert judge("prod", fixed, rolled_back.model_dump(mode="json"), TRAIN + timedelta(minutes=5),
+                 upstream=tested) == []
+
+
+def test_outside_prod_the_next_release_may_replace_the_colour_a_switch_left() -> None:
+    """Dev deploys every merge: the release after next may come minutes after a switch."""
+    standby = set_path(stack_config("dev"), "services.payin-api.green.image", NEW_PAYIN)  # blue serves 2.4.0-rc.3
+    switched = set_path(copy.deepcopy(standby), "services.payin-api.active", "green")  # a promotion to 2.5.0
+    applied = stack_outputs(settings("dev", switched), outputs("dev", standby, outputs("dev")), now=TRAIN)
+    assert applied.services["payin-api"].switched_at == TRAIN
+    later = set_path(copy.deepcopy(switched), "services.payin-api.blue.image",
+                     "registry.pay.internal/payin-api:6f7a8b9-v2.6.0")
+    assert judge("dev", later, applied.model_dump(mode="json"), TRAIN + timedelta(minutes=5)) == []  # prod: refused
+
+
+def test_outputs_carry_the_last_switch_until_the_next_one() -> None:
+    switched, applied = promoted_to_blue(TRAIN)
+    again = stack_outputs(settings("prod", switched), applied, now=TRAIN + timedelta(hours=2))
+    assert again.services["merchant-api"].switched_at == TRAIN  # no switch: the last one stays
+    assert again.services["payin-api"].switched_at is None  # never switched here
+    assert stack_outputs(settings("prod"), now=TRAIN).services["merchant-api"].switched_at is None  # first update
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_switching_colours_with_a_canary_weight_above_0_is_refused(stack: str) -> None:
     """merchant-api (standard risk, so no canary rule of its own) at 100% on its standby, then switched by hand
