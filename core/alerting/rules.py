@@ -300,8 +300,9 @@ class _Rules:
                 f"Since {active} took traffic, its P95 latency is more than {number(t.baseline_p95_increase_percent)}% "
                 f"above the service's P95 in the hour before (seed 000 §9). Roll back: switch to {standby}.",
                 **failed),
-            self.canary(**failed),
-            self.canary_latency(**failed),
+            # Only while the gateway splits traffic: after a plain switch the colour left behind still shows a 5-minute
+            # rate, and judged as a canary its old build would page "roll the canary back" onto the new one.
+            *([self.canary(**failed), self.canary_latency(**failed)] if self.release.canary.weight else []),
         ]
 
     def canary(self, **labels: str) -> dict[str, Any]:

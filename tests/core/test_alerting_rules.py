@@ -21,6 +21,11 @@ def alerts(spec) -> dict[str, dict]:
     return {rule["alert"]: rule for rule in spec["groups"][0]["rules"] if "alert" in rule}
 
 
+def canary_at(weight: int) -> dict:
+    """prod's config with Pay-In's canary at ``weight``: the canary alerts exist only then."""
+    return set_path(stack_config("prod"), "services.payin-api.canary", {"weight": weight})
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_one_rule_group_per_service_plus_the_watchdog(stack: str) -> None:
     result = specs(stack)
@@ -65,7 +70,7 @@ def test_seed_thresholds_appear_in_the_expressions() -> None:
         rules["ServiceLatencyP99AboveRollbackTrigger"]["expr"]
     assert " > 0.005 and " in rules["PostDeployErrorRateAboveBaseline"]["expr"]
     assert "group_left () (1.1 * histogram_quantile(0.95" in rules["PostDeployLatencyAboveBaseline"]["expr"]
-    assert " > 0.01 and " in rules["CanaryErrorRateAboveStable"]["expr"]
+    assert " > 0.01 and " in alerts(specs("prod", canary_at(5))["payin-api"])["CanaryErrorRateAboveStable"]["expr"]
     # SLO 99.9%: budget 0.1%; 14.4x, 6x and 1x of it.
     assert "ratio_rate1h{" in rules["ErrorBudgetBurnFast"]["expr"] and "> 0.0144" in rules["ErrorBudgetBurnFast"]["expr"]
     assert "> 0.006" in rules["ErrorBudgetBurnMedium"]["expr"] and "ratio_rate30m{" in rules["ErrorBudgetBurnMedium"]["expr"]
@@ -76,7 +81,7 @@ def test_seed_thresholds_appear_in_the_expressions() -> None:
 
 
 def test_config_overrides_reach_the_rules() -> None:
-    rules = alerts(specs("prod", raw={"slo_percent": 99.5, "min_request_rate": 5, "min_failed_requests": 25,
+    rules = alerts(specs("prod", canary_at(5), raw={"slo_percent": 99.5, "min_request_rate": 5, "min_failed_requests": 25,
                                       "thresholds": {"canary_error_increase_points": 2}})["payin-api"])
     assert "> 0.072" in rules["ErrorBudgetBurnFast"]["expr"]
     assert "* 300 >= 25)" in rules["ServiceErrorRateCritical"]["expr"]
@@ -89,18 +94,24 @@ def test_the_active_colour_decides_unreachable_canary_and_baseline() -> None:
     rules = alerts(specs("prod")["payin-api"])  # prod payin-api: green active
     assert 'color="green"' in rules["ServiceUnreachable"]["expr"] and rules["ServiceUnreachable"]["labels"]["color"] == "green"
     assert rules["StandbyColourDown"]["labels"]["color"] == "blue"
-    canary = rules["CanaryErrorRateAboveStable"]["expr"]
+    canary = alerts(specs("prod", canary_at(25))["payin-api"])["CanaryErrorRateAboveStable"]["expr"]
     assert canary.index('color="blue"') < canary.index('color="green"')  # canary minus stable
     flipped = alerts(specs("prod", set_path(stack_config("prod"), "services.payin-api.active", "blue"))["payin-api"])
     assert flipped["ServiceUnreachable"]["labels"]["color"] == "blue"
 
 
-@pytest.mark.parametrize(("weight", "canary", "stable"), [(0, "1", "1"), (5, "0.05", "0.95"), (50, "0.5", "0.5")])
+def test_without_a_canary_no_canary_alert_is_rendered() -> None:
+    """After a plain switch the colour left behind still shows 5 minutes of its old traffic: judged as a canary,
+    a fix-forward's old, failing build would page "roll the canary back" onto the fix."""
+    assert not [name for name in alerts(specs("prod", canary_at(0))["payin-api"]) if name.startswith("Canary")]
+    assert {"CanaryErrorRateAboveStable", "CanaryLatencyAboveStable", "CanaryColourUnreachable"} <= set(
+        alerts(specs("prod", canary_at(5))["payin-api"]))
+
+
+@pytest.mark.parametrize(("weight", "canary", "stable"), [(5, "0.05", "0.95"), (50, "0.5", "0.5")])
 def test_each_colour_is_held_to_its_share_of_the_minimum_rate(weight: int, canary: str, stable: str) -> None:
-    """prod needs 1 request/s of the service; at weight 0 no canary runs, and the standby's release checks are
-    held to the whole rate."""
-    config = set_path(stack_config("prod"), "services.payin-api.canary", {"weight": weight})
-    expr = alerts(specs("prod", config)["payin-api"])["CanaryErrorRateAboveStable"]["expr"]
+    """prod needs 1 request/s of the service: each colour is held to its share of it."""
+    expr = alerts(specs("prod", canary_at(weight))["payin-api"])["CanaryErrorRateAboveStable"]["expr"]
     assert re.findall(r'rate5m\{namespace="payments-prod", app="payin-api", color="(\w+)"\} >= ([\d.]+)', expr) == \
         [("blue", canary), ("green", stable)]
 
@@ -118,8 +129,9 @@ def test_only_prod_pages_when_a_service_stops_answering_requests() -> None:
 
 
 def test_post_deploy_alerts_are_deployment_failures() -> None:
-    rules = alerts(specs("prod")["payin-api"])
-    for name in ("PostDeployErrorRateAboveBaseline", "PostDeployLatencyAboveBaseline", "CanaryErrorRateAboveStable"):
+    rules = alerts(specs("prod", canary_at(5))["payin-api"])
+    for name in ("PostDeployErrorRateAboveBaseline", "PostDeployLatencyAboveBaseline", "CanaryErrorRateAboveStable",
+                 "CanaryLatencyAboveStable"):
         assert rules[name]["labels"]["event"] == "deployment-failed"
     assert "offset 15m" in rules["PostDeployErrorRateAboveBaseline"]["expr"]
     assert "offset 30m" in alerts(specs("prod", raw={"post_deploy_window_minutes": 30})["payin-api"])[

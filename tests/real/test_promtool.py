@@ -389,8 +389,9 @@ class Service:
         self.absolute_latency("ServiceLatencyP99AboveRollbackTrigger", 0.99, t.p99_rollback_seconds)
         self.absolute_latency("ServiceLatencyP95High", 0.95, t.p95_warning_seconds)
         self.post_deploy()
-        self.canary()
-        self.canary_latency()
+        if self.stack.services[self.name].canary.weight:  # the canary alerts exist only during a canary
+            self.canary()
+            self.canary_latency()
         self.resources()
         self.no_data()
         self.idle()
@@ -478,6 +479,17 @@ def test_during_a_canary_both_colours_are_watched_as_serving(weight: int, promto
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
 
 
+def test_a_canary_failing_or_slower_than_stable_fires_and_one_just_under_does_not(promtool: str,
+                                                                                   tmp_path: Path) -> None:
+    """At 5%: 1.1 points over the stable colour's 5xx share fires, 0.9 does not; the same for P95 at +10%."""
+    service = canary_service(5)
+    service.canary()
+    service.canary_latency()
+    assert set(service.covered) == {"CanaryErrorRateAboveStable", "CanaryLatencyAboveStable"}
+    result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
 def test_a_canary_at_100_percent_is_held_to_the_stable_colours_last_hour(promtool: str, tmp_path: Path) -> None:
     """At 100% the stable colour takes no gateway request, so the canary is compared with its share while it
     still served: +1.1 points fires, +0.9 does not."""
@@ -558,10 +570,8 @@ def test_metrics_that_vanish_page_as_a_count_of_0_does() -> None:
 
 def test_promtool_test_can_fail(promtool: str, tmp_path: Path) -> None:
     """The unit tests can fail: the canary alert expected at +0.9 points is reported missing."""
-    stack_settings, alerting = alerting_of("prod")
-    specs = rule_specs(stack_settings, alerting, catalogue())
-    rules = {rule["alert"]: rule for rule in specs["payin-api"]["groups"][0]["rules"] if "alert" in rule}
-    service = Service(stack_settings, alerting, "payin-api", rules)
+    service = canary_service(5)
+    specs = rule_specs(service.stack, service.alerting, catalogue())
     service.canary()
     below = service.groups[1]
     below["alert_rule_test"][0]["exp_alerts"] = [service.expected("CanaryErrorRateAboveStable",
