@@ -27,6 +27,7 @@ MEMORY = "container_memory_working_set_bytes"
 ERRORS = 'code=~"5.."'
 BURN_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
 BASELINE_WINDOW = "1h"
+SERVED_SHARE = 0.5  # of the service's requests: a version carrying at least this much was already serving
 MEMORY_FORECAST_HOURS = 4
 
 # How long a condition must hold before the alert fires. Seeds give 3 minutes for the 5xx rollback trigger
@@ -254,9 +255,11 @@ class _Rules:
     def after_deploy(self) -> list[dict[str, Any]]:
         """Seed 000 §9 and §2: the colour that just took traffic against the baseline, and a canary against stable.
 
-        A colour "just took traffic" when it serves at least the minimum rate now but did not serve its version
-        ``post_deploy_window_minutes`` ago: a fix-forward onto the colour a switch just left is new traffic too. The
-        baseline is the whole service over the hour before that.
+        A colour "just took traffic" when it serves at least the minimum rate now and its version did not carry at
+        least half of the service's requests ``post_deploy_window_minutes`` ago: a fix-forward onto the colour a
+        switch just left is new traffic too, and a quiet service getting busy on the release it ran is not (an
+        absolute rate then read the morning's first busy minutes as a deploy). The baseline is the whole service over
+        the hour before that.
         """
         t, svc, env = self.thresholds, self.service, self.environment
         active, standby = self.release.active, self.release.standby_colour
@@ -267,7 +270,8 @@ class _Rules:
             f"(namespace_app_color:http_requests:rate5m{{{active_s}}} >= {self.min_rate})"
             f" unless on (namespace, app, color)"
             f" (sum by (namespace, app, color) (rate({REQUESTS}{{{active_s}, {VERSION}=\"{version}\"}}[5m]"
-            f" offset {window})) >= {self.min_rate})"
+            f" offset {window})) >= ignoring (color) group_left ()"
+            f" ({SERVED_SHARE} * sum by (namespace, app) (rate({REQUESTS}{{{s}}}[5m] offset {window}))))"
         )
         baseline_total = f"sum by (namespace, app) (rate({REQUESTS}{{{s}}}[{BASELINE_WINDOW}] offset {window}))"
         baseline_ratio = (

@@ -246,6 +246,15 @@ class Service:
         self.silent(alert, served_twice(BASELINE_ERRORS, BASELINE_ERRORS + increase * INCREMENT_ABOVE)
                     + self.requests(self.standby, TRAFFIC, BASELINE_ERRORS, minutes, start=left, stop=SWITCH),
                     first_true)
+        # No deploy: the active colour's release, quiet (half the minimum rate) until SWITCH, then busy and failing
+        # more: the morning's first busy minutes are no new traffic (the absolute error-rate alerts watch them).
+        quiet = self.alerting.min_request_rate * 60 / 2
+        self.silent(alert, [series("http_requests_total", {**self.pod(self.active), "code": code},
+                                   [before + after for before, after in zip(
+                                       counter(quiet * share(BASELINE_ERRORS), minutes, stop=SWITCH),
+                                       counter(TRAFFIC * share(BASELINE_ERRORS + increase * INCREMENT_ABOVE),
+                                               minutes, start=SWITCH))])
+                            for code, share in (("200", lambda e: 1 - e), ("500", lambda e: e))], first_true)
         alert = "PostDeployLatencyAboveBaseline"
         growth = t.baseline_p95_increase_percent / 100
         self.fires(alert, self.switched(minutes, 0, active_p95=BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)),
