@@ -41,6 +41,7 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
 from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
 from core.errors import without_credentials
+from core.names import Colour
 
 INPUTS = ("stack", "environment", "namespace", "service", "active", "images", "canary_weight", "served",
           "alertmanager_url")
@@ -163,9 +164,10 @@ def _now() -> datetime:
 
 
 def report_failure(alertmanager_url: str, *, stack: str, environment: str, namespace: str, service: str,
-                   release: ReleaseState, reason: str, now: datetime | None = None) -> DeploymentEvent:
+                   release: ReleaseState, reason: str, colour: Optional[Colour] = None,
+                   now: datetime | None = None) -> DeploymentEvent:
     """Post a deployment-failed event for a stack update that failed: #deployments and #incidents hear of it."""
-    event = failure(service, release, reason)
+    event = failure(service, release, reason, colour)
     post_alerts(alertmanager_url, postable_alerts([event], stack=stack, environment=environment, namespace=namespace,
                                                   now=now or _now()))
     return event
@@ -179,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("alertmanager-url", "stack", "environment", "namespace", "service", "blue", "green", "reason"):
         failed.add_argument(f"--{option}", required=True)
     failed.add_argument("--active", required=True, choices=("blue", "green"))
+    failed.add_argument("--colour", choices=("blue", "green"),
+                        help="the colour being deployed (default: the standby; for a failed switch, --active)")
     args = parser.parse_args(argv)
     try:
         event = report_failure(args.alertmanager_url, stack=args.stack, environment=args.environment,
                                namespace=args.namespace, service=args.service,
-                               release=ReleaseState(args.active, args.blue, args.green), reason=args.reason)
+                               release=ReleaseState(args.active, args.blue, args.green), reason=args.reason,
+                               colour=args.colour)
     except PostFailed as error:  # `pulumi up` has already failed: say so in one line, and fail the step
         print(f"posting deployment-failed for {args.service} to {without_credentials(args.alertmanager_url)} failed: "
               f"{error.reason}", file=sys.stderr)

@@ -146,7 +146,11 @@ def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> 
                        f"{service} {after.version(active)} is live ({active}), first release here")]
     events = []
     standby = other(active)
-    if after.build(standby) != before.build(standby):
+    if after.build(standby) != before.build(standby) and _withdrawn(before, after, standby):
+        events.append(_event(EventKind.FAILED, service, after, standby, before.image(standby),
+                             f"{service} {before.version(standby)} withdrawn from standby {standby} before it took "
+                             f"traffic; {standby} runs {after.version(standby)} again"))
+    elif after.build(standby) != before.build(standby):
         events.append(_event(EventKind.STARTED, service, after, standby, before.image(standby),
                              f"{service} {after.version(standby)} deployed to standby {standby}, not yet live"))
     elif active == before.active and after.canary_weight < before.canary_weight:
@@ -167,16 +171,23 @@ def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> 
     return events
 
 
+def _withdrawn(before: ReleaseState, after: ReleaseState, standby: Colour) -> bool:
+    """The standby's new build never took traffic and goes back to one that did: a release that failed its checks
+    (``release promote`` and ``release canary`` put the previous image back), not a new deployment."""
+    return before.build(standby) not in before.served and after.build(standby) in after.served
+
+
 def _release(image: str, other_image: str) -> str:
     """The version, or the tag when ``other_image`` is another build of the same version."""
     version, tag = ImageReference.parse(image).version, image_key(image).rsplit(":", 1)[-1]
     return tag if version == ImageReference.parse(other_image).version else str(version)
 
 
-def failure(service: str, state: ReleaseState, reason: str) -> DeploymentEvent:
-    """A failed update of one service, reported by the pipeline."""
-    standby = other(state.active)
-    return _event(EventKind.FAILED, service, state, standby, None,
+def failure(service: str, state: ReleaseState, reason: str, colour: Colour | None = None) -> DeploymentEvent:
+    """A failed update of one service, reported by the pipeline: ``colour`` is the one being deployed (by default
+    the standby of ``state``; for a failed switch, the colour traffic was to move to)."""
+    colour = colour or other(state.active)
+    return _event(EventKind.FAILED, service, state, colour, None,
                   f"{service}: deployment failed in the stack update: {reason}")
 
 

@@ -205,3 +205,20 @@ def test_a_failure_names_the_build_that_did_not_make_it() -> None:
     event = failure("payin-api", ReleaseState("blue", blue=V230, green=V240), "pulumi up failed")
     assert (event.kind, event.colour, event.version) == (EventKind.FAILED, "green", "2.4.0")
     assert event.record()["kind"] == "deployment-failed"
+    # A failed switch: the colour traffic was to move to, named in the desired state as its active colour.
+    switch = failure("payin-api", ReleaseState("green", blue=V230, green=V240), "pulumi up failed", colour="green")
+    assert (switch.colour, switch.version) == ("green", "2.4.0")
+
+
+def test_a_release_put_back_after_failing_its_checks_is_a_failed_deployment() -> None:
+    """`release promote` put 2.4.0 on green; its checks failed and green gets 2.2.0 back, which served before:
+    #deployments and #incidents hear of a failed deployment, not of 2.2.0 "deployed to standby"."""
+    staged = ReleaseState("blue", blue=V230, green=V240, served=(V230,))
+    put_back = ReleaseState("blue", blue=V230, green=V220, served=(V220, V230))
+    [event] = classify("payin-api", staged, put_back)
+    assert (event.kind, event.colour, event.version, event.previous_version) == (
+        EventKind.FAILED, "green", "2.2.0", "2.4.0")
+    assert event.summary == "payin-api 2.4.0 withdrawn from standby green before it took traffic; green runs 2.2.0 again"
+    # A build that served, replaced on the standby by the next one, is a new deployment as before.
+    assert kinds(put_back, ReleaseState("blue", blue=V230, green=V250, served=(V230,))) == [
+        ("deployment-started", "green", "2.5.0")]
