@@ -376,8 +376,10 @@ class _Rules:
              "seed 002: a rollback trigger - consider rolling back the latest release"),
             ("ServiceLatencyP95High", "95", t.p95_warning_seconds, "warning", "seed 003: warning"),
         ]
+        # At or above: when every slow request is past the highest finite bucket, histogram_quantile answers that
+        # bucket's bound, so a service whose top bucket is the threshold (5 s) would never reach "> 5".
         return [self.alert(
-            name, f"namespace_app:http_request_duration_seconds:p{q}_5m{{{s}}} > {number(seconds)}"
+            name, f"namespace_app:http_request_duration_seconds:p{q}_5m{{{s}}} >= {number(seconds)}"
                   f" and {self.traffic()}", severity,
             f"{svc} in {env}: P{q} latency above {number(seconds)}s",
             f"P{q} request latency of {svc} over 5 minutes has been above {number(seconds)}s for {FOR[name]} ({why}).")

@@ -66,7 +66,7 @@ def test_seed_thresholds_appear_in_the_expressions() -> None:
     assert rules["ServiceErrorRateCritical"]["expr"].split(" and ")[0].endswith("> 0.05")
     assert " > 0.001 and " in rules["ServiceErrorRateAboveRollbackTrigger"]["expr"]
     assert rules["ServiceErrorRateAboveRollbackTrigger"]["for"] == "3m"
-    assert "p99_5m" in rules["ServiceLatencyP99AboveRollbackTrigger"]["expr"] and " > 1 and " in \
+    assert "p99_5m" in rules["ServiceLatencyP99AboveRollbackTrigger"]["expr"] and " >= 1 and " in \
         rules["ServiceLatencyP99AboveRollbackTrigger"]["expr"]
     assert " > 0.005 and " in rules["PostDeployErrorRateAboveBaseline"]["expr"]
     assert "group_left () (1.1 * histogram_quantile(0.95" in rules["PostDeployLatencyAboveBaseline"]["expr"]

@@ -577,6 +577,22 @@ def test_metrics_that_vanish_page_as_a_count_of_0_does() -> None:
     assert rules["ServiceMetricsMissing"]["labels"]["severity"] == "critical"  # prod, the last of STACKS
 
 
+def test_requests_slower_than_the_top_bucket_page_at_its_bound(promtool: str, tmp_path: Path) -> None:
+    """A histogram whose highest finite bound is the 5-second threshold: every request takes 8 s, and
+    histogram_quantile answers 5, the bound. The page still fires (at or above), where "> 5" never could."""
+    stack_settings, alerting = alerting_of("prod")
+    specs = rule_specs(stack_settings, alerting, catalogue())
+    rules = {rule["alert"]: rule for rule in specs["payin-api"]["groups"][0]["rules"] if "alert" in rule}
+    service = Service(stack_settings, alerting, "payin-api", rules)
+    alert = "ServiceLatencyP99Critical"
+    minutes = service.minutes_for(alert) + 3
+    slow = [series("http_request_duration_seconds_bucket", {**service.pod(service.active), "le": le},
+                   counter(TRAFFIC * (1.0 if le == "+Inf" else 0.0), minutes)) for le in ("1", "2", "5", "+Inf")]
+    service.fires(alert, service.requests(service.active, TRAFFIC, 0, minutes) + slow, 1, service.labels())
+    result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
 def test_promtool_test_can_fail(promtool: str, tmp_path: Path) -> None:
     """The unit tests can fail: the canary alert expected at +0.9 points is reported missing."""
     service = canary_service(5)
