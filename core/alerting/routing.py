@@ -110,9 +110,10 @@ def plan(alerting: AlertingSettings) -> Routing:
     critical = [Route("incidents", (("severity", "=", "critical"),), group_by=("namespace", "service"))]
     if page:
         rollback.append(event(EventKind.ROLLBACK, "on-call-events"))
-        # One outage is one page: everything critical in the environment joins one group (one incident).
+        # One page per service: one group would make a second service's outage an update of an incident
+        # already acknowledged, which pages nobody. Within a service, ServiceUnreachable inhibits the rest.
         critical.insert(0, Route("on-call", (("severity", "=", "critical"),), continue_=True,
-                                 group_by=("namespace",)))
+                                 group_by=("namespace", "service")))
     routes = (
         Route("watchdog", (("alertname", "=", WATCHDOG),), group_by=("namespace",), group_wait="0s",
               group_interval="1m", repeat_interval="5m"),
