@@ -14,8 +14,11 @@ recorded in the resource's outputs.
 A failed post fails the update after the Kubernetes changes are applied (the resource depends on them): the
 engine keeps the old inputs, so the next ``pulumi up`` posts the same events again.
 
-For an update that fails before the events are posted, the pipeline reports the failure itself (exit status 1 and
-one line when the post fails):
+For an update that fails before the events are posted, the pipeline reports the failure itself: the deploy
+workflow's step after a failed `pulumi up` runs `release failed <stack> --reason ...` (release_infra_tools/failed.py),
+which finds the services the update was deploying from the stack file and the stack's outputs and posts their
+events with ``post_alerts``. By hand, one service with every field given (exit status 1 and one line when the post
+fails):
 
     python -m components.deployment_events failed --alertmanager-url URL --stack prod --environment prod \
         --namespace payments-prod --service payin-api --active green \
@@ -175,7 +178,9 @@ def report_failure(alertmanager_url: str, *, stack: str, environment: str, names
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.deployment_events",
-                                     description="Report a failed stack update to Alertmanager.")
+                                     description="Report a failed stack update of one service to Alertmanager, "
+                                                 "every field given (the pipeline runs `release failed <stack>`, "
+                                                 "which reads them from the stack).")
     sub = parser.add_subparsers(dest="command", required=True)
     failed = sub.add_parser("failed", help="post a deployment-failed event")
     for option in ("alertmanager-url", "stack", "environment", "namespace", "service", "blue", "green", "reason"):

@@ -4,12 +4,15 @@
     release rollback <env> <service>
     release promote <env> <service> <image> [--synthetic-hook CMD] [--watch 5m]
     release canary <env> <service> <image> [--synthetic-hook CMD] [--bake 15m] [--interval 1m]
+    release failed <env> --reason TEXT
 
 Every change is a `pulumi config set --path` on the environment's stack followed by an update, through the
-Automation API, so each one is in the stack's history. Exit status: 0 done; 1 a check failed (traffic stays on,
-or went back to, the colour named); 2 bad input or a stack that cannot be updated; 130 interrupted.
-Details: docs/release.md. A command's own module (release_status, promotion) is imported when it runs, so a rollback
-starts without the models and probes it does not use.
+Automation API, so each one is in the stack's history. `failed` changes nothing: after a failed `pulumi up` it
+posts a deployment-failed event for each service the update was deploying. Exit status: 0 done; 1 a check failed
+(traffic stays on, or went back to, the colour named), or Alertmanager did not take the events; 2 bad input or a
+stack that cannot be updated; 130 interrupted.
+Details: docs/release.md. A command's own module (release_status, promotion, failed) is imported when it runs, so a
+rollback starts without the models and probes it does not use.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class CheckFailed(Exception):
 
 class Interrupted(Exception):
     """Ctrl-C, handled: the message says the state the stack was left in."""
+
+
+class NotDelivered(Exception):
+    """`release failed`: Alertmanager did not take the events (exit status 1); the message names them and why."""
 
 
 def say(text: str) -> None:
@@ -233,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("service")
         command.add_argument("image")
         _release_options(command)
+    failed = commands.add_parser("failed", help="after a failed `pulumi up`: post deployment-failed for each service "
+                                                "the update was deploying (stack file vs the stack's outputs)")
+    failed.add_argument("environment")
+    failed.add_argument("--reason", required=True, help="why the update failed, for #deployments and #incidents")
     return top
 
 
@@ -251,7 +262,7 @@ def _release_options(command: argparse.ArgumentParser) -> None:
 
 
 EXIT_STATUS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
-    (CheckFailed, 1), (Interrupted, 130), (Exception, 2))
+    (CheckFailed, 1), (NotDelivered, 1), (Interrupted, 130), (Exception, 2))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             from release_infra_tools import release_status  # each command imports what only it needs, when it runs
             release_status.status(environments, args.format, args.output)
+            return 0
+        if args.command == "failed":
+            from release_infra_tools import failed
+            failed.report(environments, args.environment, args.reason)
             return 0
         with Stop() as stop:
             try:
@@ -275,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise Interrupted(f"interrupted: {error}") from None
                 raise
         return 0
-    except (CheckFailed, Interrupted, UsageError, StackError) as error:
+    except (CheckFailed, NotDelivered, Interrupted, UsageError, StackError) as error:
         print(f"release {args.command}: {without_credentials(str(error))}", file=sys.stderr)
         return next(code for kinds, code in EXIT_STATUS if isinstance(error, kinds))
 

@@ -5,20 +5,25 @@ Slack, PagerDuty and the dead-man's switch are a local sink, so a test sees the 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.deployment_events import DeploymentEventsProvider, PostFailed, post_alerts
 from core.alerting import routing
 from core.alerting.settings import load_alerting
+from release_infra_tools import release
+from release_infra_tools.stacks import Environments
 from tests.real.conftest import AlertmanagerServer, Sink, free_port
 from tests.support.stacks import settings
 
@@ -220,3 +225,182 @@ def test_a_provider_update_against_an_unreachable_alertmanager_fails_the_update(
                                            "again to send them"):
         DeploymentEventsProvider().update("prod/payin-api", props(url), props(url, active="blue"))
 
+
+
+# -- `release failed`: the pipeline's step after a failed `pulumi up` -------------------------------------------------
+
+class AppliedStack(Environments):
+    """The `release` command's view of one stack: Environments' own reading of a real Pulumi.<env>.yaml in a
+    directory, and as outputs what the stack's last update exported (`pulumi stack output --json`), given here
+    without the engine (tests/release runs the command on a stack the real engine deployed)."""
+
+    def __init__(self, project_dir: Path, applied: dict[str, Any]) -> None:  # no CLI: nothing here runs pulumi
+        self.project_dir = project_dir
+        self.applied = applied
+
+    def outputs(self, environment: str) -> dict[str, Any]:
+        return self.applied[self.require(environment)]
+
+
+@dataclass
+class ProdStack:
+    """Prod's stack file in a directory, with a cluster and this test's Alertmanager, and what prod applied."""
+
+    directory: Path
+    config: dict[str, Any]
+    applied: dict[str, Any]
+
+    @property
+    def services(self) -> dict[str, Any]:
+        return self.config["release-infra:services"]
+
+    def release_failed(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                       reason: str = "pulumi up failed (run 4242)") -> tuple[int, str, str]:
+        """`release failed prod --reason ...` as the deploy workflow runs it, on the stack file as the test left
+        it: exit status, stdout, stderr."""
+        (self.directory / "Pulumi.prod.yaml").write_text(yaml.safe_dump({"config": self.config}, sort_keys=False))
+        monkeypatch.setattr(release, "Environments", lambda directory: AppliedStack(directory,
+                                                                                    {"prod": self.applied}))
+        capsys.readouterr()
+        code = release.main(["--project-dir", str(self.directory), "failed", "prod", "--reason", reason])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+
+def applied_outputs(services: dict[str, Any]) -> dict[str, Any]:
+    """The release fields of the outputs a stack exports once it has applied ``services`` (core/outputs.py)."""
+    return {"services": {name: {"active_colour": spec["active"],
+                                "colours": {colour: {"image": spec[colour]["image"]} for colour in ("blue", "green")},
+                                "canary_weight": int((spec.get("canary") or {}).get("weight", 0))}
+                         for name, spec in services.items()}}
+
+
+@pytest.fixture
+def prod_stack(tmp_path: Path, alertmanager_server: AlertmanagerServer) -> ProdStack:
+    """Prod as committed, applied; its stack file with a cluster and `alerting.alertmanager_url`."""
+    directory = tmp_path / "project"
+    directory.mkdir()
+    (directory / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    config = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    config["release-infra:cluster"] = {"context": "prod"}
+    config["release-infra:alerting"] = {"alertmanager_url": alertmanager_server.url}
+    assert config["release-infra:services"]["payin-api"] == {"active": "green", "blue": {"image": OLD},
+                                                             "green": {"image": NEW}}
+    return ProdStack(directory, config, applied_outputs(copy.deepcopy(config["release-infra:services"])))
+
+
+def failed_alerts(server: AlertmanagerServer) -> list[tuple[str, ...]]:
+    """Every alert Alertmanager holds, as (alertname, event, service, color, version, stack, namespace)."""
+    keys = ("alertname", "event", "service", "color", "version", "stack", "namespace")
+    return sorted(tuple(alert["labels"].get(key, "") for key in keys) for alert in alerts(server))
+
+
+def test_release_failed_announces_a_promotion_whose_update_failed(
+        prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, alertmanager_sink: Sink,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Step 1 of a promotion: the standby (blue) got the new image in the file, and its `pulumi up` failed."""
+    prod_stack.services["payin-api"]["blue"]["image"] = NEXT
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert code == 0, err
+    assert failed_alerts(alertmanager_server) == [
+        ("DeploymentFailed", "deployment-failed", "payin-api", "blue", "2.4.0", "prod", NAMESPACE)]
+    [alert] = alerts(alertmanager_server)
+    assert alert["labels"]["environment"] == "prod"
+    assert receivers_of(alert) == [PREFIX + "deployments", PREFIX + "incident-events"]
+    assert out == "posted deployment-failed for payin-api in prod: blue 2.4.0 (the new image on standby blue)\n"
+    for channel in ("deployments", "incidents"):
+        [text] = slack_texts(alertmanager_sink, f"/slack/{channel}")
+        assert "payin-api: deployment failed in the stack update: pulumi up failed (run 4242)" in text
+
+
+def test_release_failed_announces_a_switch_whose_update_failed(
+        prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, alertmanager_sink: Sink,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Step 3: blue runs 2.4.0 (applied), the file moves traffic to it, and that update failed: the colour named is
+    the one traffic was to move to, not the file's standby (green, 2.3.0)."""
+    prod_stack.services["payin-api"]["blue"]["image"] = NEXT
+    prod_stack.applied = applied_outputs(prod_stack.services)
+    prod_stack.services["payin-api"]["active"] = "blue"
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert code == 0, err
+    assert failed_alerts(alertmanager_server) == [
+        ("DeploymentFailed", "deployment-failed", "payin-api", "blue", "2.4.0", "prod", NAMESPACE)]
+    assert out == "posted deployment-failed for payin-api in prod: blue 2.4.0 (the switch of traffic to blue)\n"
+    alertmanager_sink.wait_for("/slack/deployments")
+    alertmanager_sink.wait_for("/slack/incidents")
+
+
+def test_release_failed_posts_one_event_per_service_the_update_was_deploying(
+        prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A switch of merchant-api and the first canary step of payin-api (blue runs 2.4.0, applied) in one failed
+    update; payout-api is as applied, and is not announced."""
+    prod_stack.services["payin-api"]["blue"]["image"] = NEXT
+    prod_stack.applied = applied_outputs(prod_stack.services)
+    prod_stack.services["payin-api"]["canary"] = {"weight": 5}
+    prod_stack.services["merchant-api"]["active"] = "blue"
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert code == 0, err
+    assert failed_alerts(alertmanager_server) == [
+        ("DeploymentFailed", "deployment-failed", "merchant-api", "blue", "3.0.9", "prod", NAMESPACE),
+        ("DeploymentFailed", "deployment-failed", "payin-api", "blue", "2.4.0", "prod", NAMESPACE)]
+    assert out.splitlines()[-2:] == [
+        "posted deployment-failed for merchant-api in prod: blue 3.0.9 (the switch of traffic to blue)",
+        "posted deployment-failed for payin-api in prod: blue 2.4.0 (the canary weight 5% on blue)"]
+
+
+def test_release_failed_posts_nothing_when_the_stack_file_is_what_the_stack_applied(
+        prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert (code, err) == (0, "")
+    assert out == ("Pulumi.prod.yaml is what prod's last update applied: no deployment to announce, nothing "
+                   "posted\n")
+    assert alertmanager_server.get("/api/v2/alerts") == []
+
+
+@pytest.mark.parametrize(("key", "said"), [
+    ("release-infra:cluster",
+     "prod has no cluster (its manifests are rendered, nothing is deployed): no deployment to announce, nothing "
+     "posted\n"),
+    ("release-infra:alerting",
+     "prod has no alerting.alertmanager_url: the failed update is not announced, nothing posted\n"),
+])
+def test_release_failed_without_a_cluster_or_an_alertmanager_says_so_and_posts_nothing(
+        prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], key: str, said: str) -> None:
+    prod_stack.services["payin-api"]["blue"]["image"] = NEXT
+    del prod_stack.config[key]
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert (code, out, err) == (0, said, "")
+    assert alertmanager_server.get("/api/v2/alerts") == []
+
+
+@pytest.mark.parametrize("credentials", ["", "ops:hunter2@"])
+def test_release_failed_says_in_one_line_when_alertmanager_cannot_be_reached(
+        prod_stack: ProdStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        credentials: str) -> None:
+    """Exit status 1 and one line, which never shows a credential that a URL holds."""
+    monkeypatch.setattr("components.deployment_events.time.sleep", lambda _: None)
+    port = free_port()
+    prod_stack.config["release-infra:alerting"] = {"alertmanager_url": f"http://{credentials}127.0.0.1:{port}"}
+    prod_stack.services["payin-api"]["blue"]["image"] = NEXT
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert (code, out) == (1, "")
+    shown = "[secret]@" if credentials else ""
+    prefix = f"release failed: posting deployment-failed for payin-api to http://{shown}127.0.0.1:{port} failed: "
+    assert err.startswith(prefix) and err.count("\n") == 1 and "hunter2" not in err
+    if not credentials:
+        assert err == prefix + "Connection refused\n"
+
+
+def test_release_failed_refuses_a_release_it_cannot_name_and_posts_nothing(
+        prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    prod_stack.services["payin-api"]["blue"]["image"] = "registry.pay.internal/payin-api:latest"
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert (code, out) == (2, "")
+    assert err == ('release failed: invalid config for stack "prod": release-infra:services.payin-api.blue.image = '
+                   '"registry.pay.internal/payin-api:latest": \'latest\' is a mutable tag; expected '
+                   '<registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0\n')
+    assert alertmanager_server.get("/api/v2/alerts") == []

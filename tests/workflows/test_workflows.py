@@ -70,8 +70,25 @@ def test_each_environment_is_updated_by_its_own_trigger() -> None:
         job = jobs[stack]
         assert job["environment"] == stack
         assert job["concurrency"] == {"group": f"stack-{stack}", "cancel-in-progress": False}
-        assert [step.get("run") for step in job["steps"]][-1] == f"pulumi up --yes --non-interactive --stack {stack}"
+        up = next(step for step in job["steps"] if step.get("id") == "up")
+        assert up["run"] == f"pulumi up --yes --non-interactive --stack {stack}"
         assert {"uses": "./.github/actions/rollback-plan", "with": {"stack": stack}} in job["steps"]
+
+
+def test_a_failed_update_is_announced_by_the_step_after_it() -> None:
+    """A failed `pulumi up` never reaches the deployment events: the next step, and only that one, runs `release
+    failed` for the job's stack, only when `pulumi up` itself failed (a failed setup or plan deployed nothing)."""
+    jobs = load(WORKFLOWS / "deploy.yml")["jobs"]
+    for stack in STACKS:
+        steps = jobs[stack]["steps"]
+        ids = [step.get("id") for step in steps]
+        assert ids.count("up") == 1
+        up, announce = steps[ids.index("up"):]
+        assert up["run"] == f"pulumi up --yes --non-interactive --stack {stack}" and "if" not in up
+        assert announce["if"] == "failure() && steps.up.outcome == 'failure'"
+        assert announce["run"] == (f'.venv/bin/release failed {stack} --reason "pulumi up failed (run '
+                                   '$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID)"')
+        assert "env" not in announce  # the job's backend and passphrase: it reads the stack file and outputs only
 
 
 def test_prod_runs_on_the_tuesday_train_or_on_demand_after_approval() -> None:

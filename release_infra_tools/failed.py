@@ -1,0 +1,137 @@
+"""release failed: announce a stack update that failed, as the pipeline's step after a failed `pulumi up`.
+
+A failed update never reaches the services' DeploymentEvents resources, and it leaves the stack's outputs as the
+last good update exported them (infra.program.export_when_applied). So the services the update was deploying are
+the ones whose release in the stack file differs from those outputs (core.release.drift.unapplied, the comparison
+the other commands refuse a stale stack file by), and the colour each was deploying follows from the difference:
+the new active colour of a switch, otherwise the colour whose image changed (the active one when both did), or the
+canary colour when only the canary weight changed. One deployment-failed event per service goes to the stack's
+``alerting.alertmanager_url`` in one post (components.deployment_events.post_alerts), routed to #deployments and
+#incidents. A stack without a ``cluster`` applies nothing and announces nothing, as the events resource does.
+
+Imported only by this command: components.deployment_events brings the Pulumi SDK with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from components.deployment_events import PostFailed, post_alerts
+from core.alerting.events import DeploymentEvent, ReleaseState, failure, postable_alerts
+from core.errors import ConfigError, Problem, without_credentials
+from core.images import ImageReference
+from core.names import COLOURS, PROJECT, Colour, other, whole_percent
+from core.release.drift import unapplied
+from release_infra_tools.release import NotDelivered, UsageError, _release_problems, say
+from release_infra_tools.stacks import Environments
+
+
+@dataclass(frozen=True)
+class Deploying:
+    """A service the failed update was deploying: its release as the stack file has it, and the colour."""
+
+    service: str
+    release: ReleaseState
+    colour: Colour
+    why: str  # what differs, for the log: "the new image on standby green", "the switch to blue", ...
+
+
+def deploying(services: Mapping[str, Any], outputs: Mapping[str, Any], environment: str
+              ) -> tuple[list[Deploying], list[str]]:
+    """The services whose release in the stack file is not what the outputs record, each with the colour being
+    deployed; and the services the file drops (a removal deploys no colour, so it is named, not announced).
+    A stack never updated has no services in its outputs: every service in its file is a first release."""
+    if not isinstance(outputs.get("services"), Mapping):
+        outputs = {**outputs, "services": {}}
+    changed: dict[str, set[str]] = {}
+    removed = []
+    for difference in unapplied(services, outputs):
+        service, _, field = difference.path.removeprefix("services.").partition(".")
+        if difference.in_file is None and not field:
+            removed.append(service)
+        else:
+            changed.setdefault(service, set()).add(field or "service")
+    source = f'stack "{environment}"'
+    return [_deploying(source, service, services[service], fields) for service, fields in changed.items()], removed
+
+
+def _deploying(source: str, service: str, release: Any, fields: set[str]) -> Deploying:
+    problems = _release_problems(service, release)
+    if problems:  # a stack file edited by hand: one line, before anything is posted
+        raise UsageError(str(ConfigError(source, problems)))
+    state = ReleaseState(active=release["active"], blue=release["blue"]["image"], green=release["green"]["image"],
+                         canary_weight=whole_percent((release.get("canary") or {}).get("weight", 0)) or 0)
+    active = state.active
+    images = [colour for colour in COLOURS if f"{colour}.image" in fields]
+    if "service" in fields:
+        colour, why = active, f"its first release here, on {active}"
+    elif "active" in fields:
+        colour, why = active, f"the switch of traffic to {active}"
+    elif images:
+        colour = active if active in images else images[0]
+        why = f"the new image on {'active' if colour == active else 'standby'} {colour}"
+    else:  # only the canary weight: the canary is the standby colour
+        colour, why = other(active), f"the canary weight {state.canary_weight}% on {other(active)}"
+    try:
+        ImageReference.parse(state.image(colour))
+    except ValidationError as error:
+        problem = Problem(f"{PROJECT}:services.{service}.{colour}.image", state.image(colour),
+                          error.errors()[0]["msg"].removeprefix("Value error, "))
+        raise UsageError(str(ConfigError(source, [problem]))) from None
+    return Deploying(service, state, colour, why)
+
+
+def report(environments: Environments, environment: str, reason: str, *,
+           now: datetime | None = None) -> list[DeploymentEvent]:
+    """Post one deployment-failed event per service the failed update of ``environment`` was deploying; returns
+    them (none when there is nothing to announce or nowhere to announce it). UsageError on bad input,
+    NotDelivered when Alertmanager does not take them."""
+    environments.require(environment)
+    reason = without_credentials(reason.strip())  # it goes to Slack
+    if not reason:
+        raise UsageError("--reason is empty: say why the update failed (the job's log, say)")
+    config = environments.config(environment)
+    services = config.get("services") or {}
+    alerting = config.get("alerting") or {}
+    if not isinstance(services, Mapping) or not isinstance(alerting, Mapping):
+        wrong = "services" if not isinstance(services, Mapping) else "alerting"
+        raise UsageError(str(ConfigError(f'stack "{environment}"', [
+            Problem(f"{PROJECT}:{wrong}", config.get(wrong), "expected a map")])))
+    url = alerting.get("alertmanager_url")
+    if not config.get("cluster"):
+        say(f"{environment} has no cluster (its manifests are rendered, nothing is deployed): no deployment to "
+            "announce, nothing posted")
+        return []
+    if not url:
+        say(f"{environment} has no alerting.alertmanager_url: the failed update is not announced, nothing posted")
+        return []
+    if not isinstance(url, str):
+        raise UsageError(str(ConfigError(f'stack "{environment}"', [
+            Problem(f"{PROJECT}:alerting.alertmanager_url", url, "expected an http(s) URL")])))
+    found, removed = deploying(services, environments.outputs(environment), environment)
+    dropped = (f"{', '.join(removed)} removed from Pulumi.{environment}.yaml: a removal deploys no colour, not "
+               "announced") if removed else ""
+    if not found:
+        say(f"{dropped}; no deployment to announce, nothing posted" if removed else
+            f"Pulumi.{environment}.yaml is what {environment}'s last update applied: no deployment to announce, "
+            "nothing posted")
+        return []
+    events = [failure(item.service, item.release, reason, item.colour) for item in found]
+    namespace = str(config.get("namespace") or "")
+    try:
+        post_alerts(url, postable_alerts(events, stack=environment,
+                                         environment=str(config.get("environment") or environment),
+                                         namespace=namespace, now=now or datetime.now(timezone.utc)))
+    except PostFailed as error:
+        raise NotDelivered(f"posting deployment-failed for {', '.join(item.service for item in found)} to "
+                           f"{without_credentials(url)} failed: {error.reason}") from None
+    for item, event in zip(found, events):
+        say(f"posted deployment-failed for {item.service} in {environment}: {item.colour} {event.version} "
+            f"({item.why})")
+    if dropped:
+        say(dropped)
+    return events
