@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from pydantic import ValidationError
 
+from core.alerting.settings import load_alerting
 from core.catalogue import Catalogue, ServiceSpec, catalogue_path
 from core.errors import ConfigError
 from core.images import ImageReference
@@ -90,6 +91,15 @@ def refuse_switch_without_canary(now: Target, catalogue: Catalogue, image: str, 
         raise UsageError(f"{service} is high-risk and {environment} takes its new releases only through a canary "
                          "(release_policy.canary_for_high_risk), so a blue/green switch to it would be refused; use "
                          f"`release canary {environment} {service} {image}`")
+
+
+def gate_thresholds(options: ReleaseOptions, now: Target) -> ReleaseOptions:
+    """The gate judges by the stack's own thresholds (release-infra:alerting), the numbers its alerts use: a stack
+    that tightens the canary's margin to 0.3 points must not see `release canary` promote a canary 0.9 over."""
+    kind = str(now.config.get("environment", now.environment))
+    thresholds = load_alerting(now.environment, kind, now.config.get("alerting"), {}, live=False).thresholds
+    return options.model_copy(update={"canary_threshold_pp": thresholds.canary_error_increase_points,
+                                      "watch_threshold_pp": thresholds.baseline_error_increase_points})
 
 
 def require_hook(options: ReleaseOptions, spec: ServiceSpec, service: str) -> None:
@@ -189,6 +199,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
             service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
+    options = gate_thresholds(options, now)
     catalogue = load_catalogue(project_dir, service)
     spec = catalogue.services[service]
     if now.canary_weight:
@@ -292,6 +303,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
            service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
+    options = gate_thresholds(options, now)
     spec = load_catalogue(project_dir, service).services[service]
     stable, candidate = now.active, now.standby
     if now.canary_weight and now.images[candidate] != image:

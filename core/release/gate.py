@@ -14,9 +14,6 @@ from pydantic import BaseModel, ConfigDict
 
 from core.alerting.rules import ERRORS, REQUESTS
 
-CANARY_THRESHOLD_PP = 1.0  # seed 000 §2
-WATCH_THRESHOLD_PP = 0.5  # seed 000 §9
-
 Verdict = Literal["pass", "fail", "no-data"]
 
 

@@ -13,7 +13,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import without_credentials
-from core.release.gate import CANARY_THRESHOLD_PP, WATCH_THRESHOLD_PP
+from core.alerting.settings import Thresholds
 
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
@@ -64,8 +64,9 @@ class ReleaseOptions(BaseModel):
     watch: Seconds = Field(300, description="How long a promotion watches the new active colour (seed 000 §4).")
     interval: Seconds = Field(60, description="Time between two looks at health and the gate.")
     window: str = Field("5m", description="PromQL range of the error-rate queries.")
-    canary_threshold_pp: float = Field(CANARY_THRESHOLD_PP, ge=0, le=100)
-    watch_threshold_pp: float = Field(WATCH_THRESHOLD_PP, ge=0, le=100)
+    # The stack's own (release-infra:alerting thresholds), set by release_infra_tools.promotion.gate_thresholds.
+    canary_threshold_pp: float = Field(Thresholds().canary_error_increase_points, ge=0, le=100)
+    watch_threshold_pp: float = Field(Thresholds().baseline_error_increase_points, ge=0, le=100)
     request_timeout: Seconds = Field(5, description="Timeout of one health, hook or Prometheus request.")
 
     @field_validator("preview_url", "active_url")

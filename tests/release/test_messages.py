@@ -80,12 +80,13 @@ class StackFile:
 
     def __init__(self, services: dict[str, object]) -> None:
         self.services = services
+        self.settings: dict[str, object] = {}  # the file's other keys
 
     def require(self, environment: str) -> str:
         return environment
 
     def config(self, environment: str) -> dict[str, object]:
-        return {"namespace": "payments-dev", "services": self.services}
+        return {"namespace": "payments-dev", "services": self.services, **self.settings}
 
     def update(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("a hand-edited stack file must not be updated")
@@ -384,6 +385,19 @@ def test_without_a_baseline_the_watch_holds_the_new_colour_to_zero(probes: Calla
     assert str(raised.value) == ("green broke the error-rate gate during the watch: errors 40.00% vs baseline 0.00% "
                                  f"(limit +0.5 pp): fail; flipped back: traffic on blue ({M_ACTIVE})")
     assert stack.asked[-1] == {"services.merchant-api.active": "blue"}
+
+
+def test_the_gate_takes_the_stacks_own_alerting_thresholds(probes: Callable[..., None]) -> None:
+    """A stack that holds the watch to 0.2 points, as its PostDeploy alert does: 0.4 points over fails the gate,
+    where the seed's default 0.5 would have let it through."""
+    probes(blue=0.001, green=0.005)
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    stack.settings["alerting"] = {"thresholds": {"baseline_error_increase_points": 0.2}}
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW)
+    assert "errors 0.50% vs baseline 0.10% (limit +0.2 pp): fail" in str(raised.value)
+    probes(blue=0.001, green=0.005)
+    walk("promote", Walked("merchant-api", M_ACTIVE, M_STANDBY), M_NEW)  # the default, +0.5: passes
 
 
 def test_a_failed_switch_puts_the_standby_back_and_says_where_traffic_is(probes: Callable[..., None]) -> None:
