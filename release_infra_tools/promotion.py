@@ -93,6 +93,19 @@ def refuse_switch_without_canary(now: Target, catalogue: Catalogue, image: str, 
                          f"`release canary {environment} {service} {image}`")
 
 
+PROD_MINIMUM = {"bake": 900.0, "watch": 300.0}  # seconds; seed 000 §2 (15-minute steps) and §4 (5-minute watch)
+
+
+def refuse_short_waits(options: ReleaseOptions, now: Target, waits: tuple[str, ...]) -> None:
+    """Prod waits as seed 000 asks; a shorter --bake or --watch is for the other environments (and tests)."""
+    if str(now.config.get("environment", now.environment)) != "prod":
+        return
+    short = [f"--{wait} {getattr(options, wait):g}s" for wait in waits if getattr(options, wait) < PROD_MINIMUM[wait]]
+    if short:
+        raise UsageError(f"{' and '.join(short)} is shorter than prod allows: each canary step bakes at least "
+                         "15 minutes and a promotion is watched at least 5 (seed 000 §2, §4)")
+
+
 def gate_thresholds(options: ReleaseOptions, now: Target) -> ReleaseOptions:
     """The gate judges by the stack's own thresholds (release-infra:alerting), the numbers its alerts use: a stack
     that tightens the canary's margin to 0.3 points must not see `release canary` promote a canary 0.9 over."""
@@ -199,6 +212,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
             service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
+    refuse_short_waits(options, now, ("watch",))
     options = gate_thresholds(options, now)
     catalogue = load_catalogue(project_dir, service)
     spec = catalogue.services[service]
@@ -303,6 +317,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
            service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
+    refuse_short_waits(options, now, ("bake",))
     options = gate_thresholds(options, now)
     spec = load_catalogue(project_dir, service).services[service]
     stable, candidate = now.active, now.standby

@@ -387,6 +387,20 @@ def test_without_a_baseline_the_watch_holds_the_new_colour_to_zero(probes: Calla
     assert stack.asked[-1] == {"services.merchant-api.active": "blue"}
 
 
+@pytest.mark.parametrize(("command", "option", "refused"), [
+    ("canary", {"bake": "14m"}, "--bake 840s"), ("promote", {"watch": "60s"}, "--watch 60s")])
+def test_prod_waits_as_long_as_the_standard_asks(command: str, option: dict[str, str], refused: str) -> None:
+    """Seed 000: 15 minutes a canary step, 5 minutes of watch; before anything changes."""
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    values = {"bake": "15m", "watch": "5m", "preview_url": "http://preview", "active_url": "http://active", **option}
+    run = promotion.promote if command == "promote" else promotion.canary
+    with pytest.raises(UsageError) as raised:
+        run(stack, ROOT, ReleaseOptions.build(**values), "prod", "merchant-api", M_NEW, Stop())  # type: ignore[arg-type]
+    assert str(raised.value).startswith(f"{refused} is shorter than prod allows: each canary step bakes at least 15 "
+                                        "minutes")
+    assert stack.asked == []
+
+
 def test_the_gate_takes_the_stacks_own_alerting_thresholds(probes: Callable[..., None]) -> None:
     """A stack that holds the watch to 0.2 points, as its PostDeploy alert does: 0.4 points over fails the gate,
     where the seed's default 0.5 would have let it through."""
@@ -573,6 +587,12 @@ def test_an_answer_that_is_not_the_query_apis_is_a_prometheus_error_and_rolls_th
     assert stack.asked[-1] == {"services.merchant-api.canary.weight": "0"}
 
 
+@pytest.fixture
+def prod_waits_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prod's 15-minute bakes and 5-minute watch, waived for tests of what comes after them."""
+    monkeypatch.setattr(promotion, "PROD_MINIMUM", {"bake": 0.0, "watch": 0.0})
+
+
 class Prod(Walked):
     """The same stack file, as prod's: its release policy takes high-risk services to traffic only by canary."""
 
@@ -581,7 +601,7 @@ class Prod(Walked):
 
 
 def test_a_promotion_of_a_high_risk_service_where_it_needs_a_canary_is_refused_before_anything_changes(
-        probes: Callable[..., None]) -> None:
+        probes: Callable[..., None], prod_waits_in_seconds: None) -> None:
     """The program would refuse only the switch, after the standby got the image and its migrations ran."""
     stack = Prod("payin-api", BLUE, GREEN)
     with pytest.raises(UsageError) as raised:
@@ -598,7 +618,7 @@ def test_a_promotion_of_a_high_risk_service_where_it_needs_a_canary_is_refused_b
     (Prod("merchant-api", M_ACTIVE, M_STANDBY), M_NEW),  # a standard-risk service
     (Prod("payin-api", BLUE, GREEN), GREEN)])  # a release that served prod before: a roll forward again
 def test_a_promotion_the_release_policy_lets_switch_goes_ahead(probes: Callable[..., None], stack: Walked,
-                                                               image: str) -> None:
+                                                               image: str, prod_waits_in_seconds: None) -> None:
     walk("promote", stack, image, synthetic_hook="true")
     assert stack.services[stack.service]["active"] == "green"  # type: ignore[index]
 
