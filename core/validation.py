@@ -109,7 +109,7 @@ def lax_reading(annotation: Any, value: Any) -> str | None:
         return next((why for arg in args if (why := lax_reading(arg, value))), None)
     if annotation in _TIME_FORMS and _number(value):
         return f"must be written as {_TIME_FORMS[annotation]}, not a number"
-    if annotation is bool and value not in (True, False, "true", "false"):
+    if annotation is bool and not (value is True or value is False or value in ("true", "false")):  # 1 == True
         return "must be true or false"
     if isinstance(value, bool):
         return "must be a number, not true or false" if annotation in (int, float) else None

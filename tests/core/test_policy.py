@@ -88,6 +88,8 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
      "e.g. 2026-11-22T10:00:00Z, not a number"),
     ("release_policy.canary_for_high_risk", "yes",
      'release-infra:release_policy.canary_for_high_risk = "yes": must be true or false'),
+    ("release_policy.canary_for_high_risk", 1,  # 1 == True in Python: refused all the same
+     "release-infra:release_policy.canary_for_high_risk = 1: must be true or false"),
     ("release_policy.freezes", [{"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", "reason": "BF"}],
      'release-infra:release_policy.freezes[0] = {"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", '
      '"reason": "BF"}: end must be after start'),
