@@ -176,7 +176,16 @@ class ServiceChange:
         """
         canary = Change(self.canary.key, 0, 0) if self.finishes_canary and self.canary else self.canary
         traffic = [change for change in (self.switch, canary) if change is not None]
-        return [update for update in (traffic, self.restores) if update]
+        ahead = self.restores_ahead
+        return [update for update in (ahead, traffic, [i for i in self.restores if i not in ahead]) if update]
+
+    @property
+    def restores_ahead(self) -> list[Change]:
+        """The image of the colour traffic goes back to, when this change also gave that colour a new build: put
+        back while it is still the standby, in an update of its own before the switch, or traffic would come back
+        to a build that never served."""
+        back_to = self.switch.old if self.switch else None
+        return [image for image in self.restores if back_to and image.key == f"services.{self.service}.{back_to}.image"]
 
 
 @dataclass(frozen=True)
@@ -673,10 +682,15 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
     if not updates:
         return lines + [f"Nothing to switch back: traffic stays on **{change.active_after}**.", ""] \
             if change.active_after else lines
+    ahead = 1 if change.restores_ahead else 0  # the update before the traffic's, if any
     for number, update in enumerate(updates):
         restore = " and ".join(_restore(item) for item in update)
-        if number == 0:
-            lines.append(f"To roll back, {restore}" + (", in an update of its own:" if len(updates) > 1 else ":"))
+        if number < ahead:
+            lines.append(f"To roll back, first {restore}, in an update of its own: this change gave that colour a "
+                         "build that never served, and traffic must not come back to it:")
+        elif number == ahead:
+            lines.append(f"{'Then' if ahead else 'To roll back,'} {restore}"
+                         + (", in an update of its own:" if len(updates) > number + 1 else ":"))
         else:
             lines.append(f"Then, once traffic is back, {restore} in a later update: the release policy judges an "
                          "image change as a release (held to the release train where the stack has one), and in the "

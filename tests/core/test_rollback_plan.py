@@ -18,7 +18,8 @@ from core.migrations import plan as migration_plan, previous_releases
 from core.outputs import stack_outputs
 from core.policy.rules import PolicyViolation, evaluate
 from core.policy.settings import load_policy
-from core.rollback_plan import FailedPreview, PreviewError, Preview, parse_preview, render_markdown, rollback_plan
+from core.rollback_plan import (Change, FailedPreview, PreviewError, Preview, ServiceChange, _service_section, parse_preview,
+                                 render_markdown, rollback_plan)
 from release_infra_tools.rollback_plan import main
 from tests.support.previews import FAILED, UPSTREAM_RELEASES, fixture
 from tests.support.stacks import ROOT, catalogue, set_path, settings, stack_config, upstream_outputs
@@ -151,6 +152,21 @@ def test_a_promotion_and_a_switch_to_it_roll_back_traffic_first_then_the_image_i
         "pulumi stack select prod\n"
         "pulumi config set --path 'services.payin-api.blue.image' registry.pay.internal/payin-api:9f8e7d6-v2.2.4\n"
         "pulumi up\n"]
+
+
+def test_the_colour_traffic_goes_back_to_gets_its_image_back_first_when_the_change_replaced_it() -> None:
+    """A switch away from blue that also gave blue a new build (a dev push, or prod under an emergency record):
+    switching back first would put traffic on a build that never served; blue is restored while still standby."""
+    old, new = "registry.pay.internal/merchant-api:d0e1f2a-v3.0.9", "registry.pay.internal/merchant-api:0123abc-v3.3.0"
+    change = ServiceChange("merchant-api", switch=Change("services.merchant-api.active", "blue", "green"),
+                           images=[Change("services.merchant-api.blue.image", old, new)],
+                           images_after={"blue": new, "green": "registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"},
+                           active_after="green")
+    assert [[(item.key, item.old) for item in update] for update in change.rollback] == [
+        [("services.merchant-api.blue.image", old)], [("services.merchant-api.active", "blue")]]
+    section = "\n".join(_service_section("dev", change))
+    assert f"To roll back, first restore blue's image `{old}`, in an update of its own:" in section
+    assert "Then switch traffic back to **blue**:" in section
 
 
 def test_a_canary_step_with_a_new_image_rolls_back_the_weight_first_then_the_image() -> None:
