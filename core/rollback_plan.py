@@ -643,8 +643,10 @@ def _service_section(stack: str, change: ServiceChange) -> list[str]:
     if change.switch:
         old, new = change.switch.old, change.switch.new
         old_image, new_image = before.get(old, change.images_after.get(old)), change.images_after.get(new)
+        stays = (f"{old} keeps running as the standby" if old not in before else
+                 f"{old} becomes the standby, with a new image (below)")
         lines.append(f"- **Colour switch**: traffic moves from **{old}**{_shown(old_image)} to **{new}**"
-                     f"{_shown(new_image)}; {old} keeps running as the standby.{_direction(old_image, new_image)}")
+                     f"{_shown(new_image)}; {stays}.{_direction(old_image, new_image)}")
     for image in change.images:
         colour = image.key.split(".")[2]
         if change.active_after is None:

@@ -165,6 +165,7 @@ def test_the_colour_traffic_goes_back_to_gets_its_image_back_first_when_the_chan
     assert [[(item.key, item.old) for item in update] for update in change.rollback] == [
         [("services.merchant-api.blue.image", old)], [("services.merchant-api.active", "blue")]]
     section = "\n".join(_service_section("dev", change))
+    assert "; blue becomes the standby, with a new image (below). A newer version: 3.0.9 -> 3.1.0." in section
     assert f"To roll back, first restore blue's image `{old}`, in an update of its own:" in section
     assert "Then switch traffic back to **blue**:" in section
 
