@@ -24,9 +24,9 @@ from components.deployment_events import PostFailed, post_alerts
 from core.alerting.events import DeploymentEvent, ReleaseState, failure, postable_alerts
 from core.errors import ConfigError, Problem, without_credentials
 from core.images import ImageReference
-from core.names import COLOURS, PROJECT, Colour, other, whole_percent
+from core.names import COLOURS, PROJECT, Colour, other
 from core.release.drift import unapplied
-from release_infra_tools.release import NotDelivered, UsageError, _release_problems, say
+from release_infra_tools.release import NotDelivered, Target, UsageError, say, target
 from release_infra_tools.stacks import Environments
 
 
@@ -40,8 +40,8 @@ class Deploying:
     why: str  # what differs, for the log: "the new image on standby green", "the switch to blue", ...
 
 
-def deploying(services: Mapping[str, Any], outputs: Mapping[str, Any], environment: str
-              ) -> tuple[list[Deploying], list[str]]:
+def deploying(environments: Environments, environment: str, services: Mapping[str, Any],
+              outputs: Mapping[str, Any]) -> tuple[list[Deploying], list[str]]:
     """The services whose release in the stack file is not what the outputs record, each with the colour being
     deployed; and the services the file drops (a removal deploys no colour, so it is named, not announced).
     A stack never updated has no services in its outputs: every service in its file is a first release."""
@@ -55,16 +55,14 @@ def deploying(services: Mapping[str, Any], outputs: Mapping[str, Any], environme
             removed.append(service)
         else:
             changed.setdefault(service, set()).add(field or "service")
-    source = f'stack "{environment}"'
-    return [_deploying(source, service, services[service], fields) for service, fields in changed.items()], removed
+    return [_deploying(target(environments, environment, service), fields)
+            for service, fields in changed.items()], removed
 
 
-def _deploying(source: str, service: str, release: Any, fields: set[str]) -> Deploying:
-    problems = _release_problems(service, release)
-    if problems:  # a stack file edited by hand: one line, before anything is posted
-        raise UsageError(str(ConfigError(source, problems)))
-    state = ReleaseState(active=release["active"], blue=release["blue"]["image"], green=release["green"]["image"],
-                         canary_weight=whole_percent((release.get("canary") or {}).get("weight", 0)) or 0)
+def _deploying(now: Target, fields: set[str]) -> Deploying:
+    """``now``: the service as the stack file has it (release.target refuses a hand-edited one in one line)."""
+    state = ReleaseState(active=now.active, blue=now.images["blue"], green=now.images["green"],  # type: ignore[arg-type]
+                         canary_weight=now.canary_weight)
     active = state.active
     images = [colour for colour in COLOURS if f"{colour}.image" in fields]
     if "service" in fields:
@@ -79,10 +77,10 @@ def _deploying(source: str, service: str, release: Any, fields: set[str]) -> Dep
     try:
         ImageReference.parse(state.image(colour))
     except ValidationError as error:
-        problem = Problem(f"{PROJECT}:services.{service}.{colour}.image", state.image(colour),
+        problem = Problem(f"{PROJECT}:services.{now.service}.{colour}.image", state.image(colour),
                           error.errors()[0]["msg"].removeprefix("Value error, "))
-        raise UsageError(str(ConfigError(source, [problem]))) from None
-    return Deploying(service, state, colour, why)
+        raise UsageError(str(ConfigError(f'stack "{now.environment}"', [problem]))) from None
+    return Deploying(now.service, state, colour, why)
 
 
 def report(environments: Environments, environment: str, reason: str, *,
@@ -112,7 +110,7 @@ def report(environments: Environments, environment: str, reason: str, *,
     if not isinstance(url, str):
         raise UsageError(str(ConfigError(f'stack "{environment}"', [
             Problem(f"{PROJECT}:alerting.alertmanager_url", url, "expected an http(s) URL")])))
-    found, removed = deploying(services, environments.outputs(environment), environment)
+    found, removed = deploying(environments, environment, services, environments.outputs(environment))
     dropped = (f"{', '.join(removed)} removed from Pulumi.{environment}.yaml: a removal deploys no colour, not "
                "announced") if removed else ""
     if not found:
