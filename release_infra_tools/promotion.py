@@ -84,7 +84,7 @@ def refuse_switch_without_canary(now: Target, catalogue: Catalogue, image: str, 
     through a canary, the program would refuse the switch only after the standby got the image, and a migrating
     service's forward-only migrations had run on the environment's database."""
     environment, service = now.environment, now.service
-    policy = load_policy(environment, str(now.config.get("environment", environment)), now.config, catalogue)
+    policy = load_policy(environment, now.kind, now.config, catalogue)
     services = with_first_served(outputs).get("services")
     before = services.get(service) if isinstance(services, Mapping) else None
     if canary_required(policy, catalogue.services[service], before, image):
@@ -98,7 +98,7 @@ PROD_MINIMUM = {"bake": 900.0, "watch": 300.0}  # seconds; seed 000 §2 (15-minu
 
 def refuse_short_waits(options: ReleaseOptions, now: Target, waits: tuple[str, ...]) -> None:
     """Prod waits as seed 000 asks; a shorter --bake or --watch is for the other environments (and tests)."""
-    if str(now.config.get("environment", now.environment)) != "prod":
+    if now.kind != "prod":
         return
     short = [f"--{wait} {getattr(options, wait):g}s" for wait in waits if getattr(options, wait) < PROD_MINIMUM[wait]]
     if short:
@@ -109,8 +109,7 @@ def refuse_short_waits(options: ReleaseOptions, now: Target, waits: tuple[str, .
 def gate_thresholds(options: ReleaseOptions, now: Target) -> ReleaseOptions:
     """The gate judges by the stack's own thresholds (release-infra:alerting), the numbers its alerts use: a stack
     that tightens the canary's margin to 0.3 points must not see `release canary` promote a canary 0.9 over."""
-    kind = str(now.config.get("environment", now.environment))
-    thresholds = load_alerting(now.environment, kind, now.config.get("alerting"), {}, live=False).thresholds
+    thresholds = load_alerting(now.environment, now.kind, now.config.get("alerting"), {}, live=False).thresholds
     return options.model_copy(update={"canary_threshold_pp": thresholds.canary_error_increase_points,
                                       "watch_threshold_pp": thresholds.baseline_error_increase_points})
 

@@ -99,6 +99,11 @@ class Target:
     def standby(self) -> str:
         return other(self.active)  # type: ignore[arg-type]
 
+    @property
+    def kind(self) -> str:
+        """The environment the stack is (its `environment` key; a stack named after one is that one)."""
+        return str(self.config.get("environment", self.environment))
+
     def path(self, *parts: str) -> str:
         return ".".join(("services", self.service, *parts))
 
