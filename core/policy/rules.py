@@ -187,7 +187,8 @@ def rollback_target_problems(settings: StackSettings, policy: PolicySettings, pr
         served = before.get("active_colour")
         if served not in COLOURS:
             continue
-        if served != release.active:  # this update switches: the colour it leaves is the target from now on
+        switching = served != release.active
+        if switching:  # the colour this update leaves is the target from now on
             target, newer, switched = served, str(release.image(release.active)), now
         else:
             target, newer, switched = release.standby_colour, images[served], switch_time(before)
@@ -195,7 +196,7 @@ def rollback_target_problems(settings: StackSettings, policy: PolicySettings, pr
         if switched is None or now >= switched + window or not isinstance(kept, str) \
                 or image_key(kept) == image_key(str(release.image(target))) or not _newer(newer, kept):
             continue
-        when = "this update switches away from it" if switched is now else f"it served until {_utc(switched)}"
+        when = "this update switches away from it" if switching else f"it served until {_utc(switched)}"
         problems.append(Problem(
             path("services", name, target, "image"), str(release.image(target)),
             f"{target} keeps {kept} for {name}'s manual rollback through the {settings.rollback_window_minutes}-"
