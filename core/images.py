@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 _HOST = r"(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)(?::[0-9]{1,5})?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY = rf"{_COMPONENT}(?:/{_COMPONENT})*"  # the registry's grammar of a repository path: lowercase components
 _REFERENCE = re.compile(
-    rf"^(?P<registry>{_HOST})/(?P<repository>{_COMPONENT}(?:/{_COMPONENT})*)"
+    rf"^(?P<registry>{_HOST})/(?P<repository>{REPOSITORY})"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>[^@]+))?$"
 )
 _BUILD_TAG = re.compile(r"^(?P<git_sha>[0-9a-f]{7,40})-v(?P<version>.+)$")

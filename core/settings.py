@@ -16,7 +16,7 @@ from core.registry.digests import CONFIG_KEYS as DIGEST_KEYS
 from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import NO_VALUE, SECRET, ConfigError, Problem
-from core.images import ImageReference, is_registry_host
+from core.images import REPOSITORY, ImageReference, is_registry_host
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour, other  # noqa: F401  (re-exported)
 from core.validation import CONCEALED, key_path, problems_from, structured, unknown_key
 
@@ -137,8 +137,7 @@ _DIGEST = r"@sha256:[0-9a-f]{64}"
 # or localhost), then lowercase path components, at most one tag, at most one lowercase sha256 digest.
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?" \
           r"|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+|localhost)"
-_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-_PINNED_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH}(?::(?P<tag>\w[\w.-]{{0,127}}))?(?P<digest>{_DIGEST})?")
+_PINNED_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{REPOSITORY}(?::(?P<tag>\w[\w.-]{{0,127}}))?(?P<digest>{_DIGEST})?")
 _RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+(?:[-+._][\w.-]*)?")  # a patch release; 2 or 2.13 moves with each
 MOVING_TAGS = ("latest", "watch")  # KrakenD's :watch reloads its config and is for development only
 
