@@ -194,7 +194,11 @@ def _pinned_image(value: str) -> str:
     """The gateway's image is pinned (a patch release's tag or a digest): a moving tag (:latest, :2, :2.13) would
     change what runs unseen; and it is one a cluster can pull, not refused by the kubelet after the update."""
     match = _PINNED_IMAGE.fullmatch(value)
-    if not match or not (match["digest"] or (match["tag"] and _RELEASE_TAG.fullmatch(match["tag"]))):
+    tag = match["tag"] if match else None
+    if tag and "watch" in re.split(r"[-+._]", tag):  # 2.13.1-watch, pinned or not, reloads its config all the same
+        raise ValueError(f"must not be a watch image ('{tag}'): it reloads its config as it changes, for "
+                         "development only")
+    if not match or not (match["digest"] or (tag and _RELEASE_TAG.fullmatch(tag))):
         raise ValueError("must be a pinned image: <repository>:<version> (a patch release, e.g. 2.13.1) or "
                          "<repository>@sha256:<digest>, the repository in lowercase; not "
                          f"{' or '.join(f':{tag}' for tag in MOVING_TAGS)} alone")
@@ -365,7 +369,8 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
     problems = []
     # A stack named after an environment is that environment: one key must not drop prod's rules and paging.
     named = {kind.value for kind in EnvironmentKind}
-    if settings.stack in named and settings.environment.value != settings.stack:
+    posing = settings.stack in named and settings.environment.value != settings.stack
+    if posing:
         problems.append(Problem(_path("environment"), settings.environment.value,
                                 f"the {settings.stack} stack is the {settings.stack} environment; only a stack of "
                                 f"another name (not {', '.join(sorted(named))}) may choose its environment"))
@@ -383,9 +388,37 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
         problems.append(Problem(_path("gateway", "replicas"), settings.gateway.replicas,
                                 "prod runs at least 2 gateway pods: a node drain takes one at a time, and one alone "
                                 "would take every prod request with it"))
+    if not posing:  # as another environment, its own namespace and hosts would look like another's
+        problems += _kept_apart(settings)
     for name in settings.services:
         problems += _check_service(settings, name, catalogue, now)
     problems += _in_flight_problems(settings, catalogue)
+    return problems
+
+
+def _kept_apart(settings: StackSettings) -> list[Problem]:
+    """No stack takes another environment's namespace or public host. Sandbox deploys every feature branch's stack
+    file unreviewed: one naming payments-prod, or prod's host on the edge class both share, would take over prod's
+    objects or its traffic. A namespace names its environment, a host its environment unless prod's (whose hosts
+    are the product's own), and neither names another."""
+    own = settings.environment.value
+    others = sorted(kind.value for kind in EnvironmentKind if kind != settings.environment)
+    problems = []
+    words = settings.namespace.split("-")
+    if own not in words or set(others) & set(words):
+        problems.append(Problem(_path("namespace"), settings.namespace,
+                                f"a {own} namespace has '{own}' as one of its '-'-separated words, and none of "
+                                f"{', '.join(others)} (e.g. payments-{own}): no stack may take another "
+                                "environment's namespace"))
+    for audience, host in settings.gateway.public_hosts.items():
+        host_labels = host.split(".")
+        if set(others) & set(host_labels) or (settings.environment != EnvironmentKind.PROD
+                                              and own not in host_labels):
+            named = f"has '{own}' as one of its labels and none of" if settings.environment != EnvironmentKind.PROD \
+                else "has none of"
+            problems.append(Problem(_path("gateway", "public_hosts", audience), host,
+                                    f"a {own} host {named} {', '.join(others)} (e.g. {audience}.{own}.api.pay.example):"
+                                    " no stack may take another environment's host"))
     return problems
 
 
