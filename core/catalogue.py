@@ -326,6 +326,28 @@ def _route_problems(catalogue: Catalogue, source: str) -> list[Problem]:
         elif key in seen:
             problems.append(Problem(f"{source}:routes[{index}].path", route.path,
                                     f"{route.method} {route.path} is already routed by routes[{seen[key]}]"))
+        elif clash := _parameter_clash(catalogue.routes, index):
+            problems.append(Problem(f"{source}:routes[{index}].path", route.path, clash))
         seen.setdefault(key, index)
     return problems
+
+
+def _parameter_clash(routes: list[Route], index: int) -> str | None:
+    """The gateway's router keeps one tree per method, and a place in it holds one parameter name: with GET
+    /v1/payins/{id} routed, GET /v1/payins/{payin}/refunds stops every gateway pod at start."""
+    route = routes[index]
+    segments = route.path.split("/")
+    for earlier, other in enumerate(routes[:index]):
+        if other.method != route.method:
+            continue
+        for place, (mine, theirs) in enumerate(zip(segments, other.path.split("/"))):
+            ours, their = _PARAMETER.fullmatch(mine), _PARAMETER.fullmatch(theirs)
+            if ours and their and mine != theirs:
+                prefix = "/".join(segments[:place]) + "/"
+                return (f"names the parameter after {prefix} {mine}, where routes[{earlier}] ({other.method} "
+                        f"{other.path}) names it {theirs}: the gateway's router takes one name in one place; use "
+                        f"{theirs}")
+            if mine != theirs:
+                break
+    return None
 

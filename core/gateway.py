@@ -15,12 +15,14 @@ from typing import Any, Callable, Literal, Sequence
 from core.blue_green import SERVICE_PORT, Role, service_name
 from core.catalogue import Catalogue, Route, health_path
 from core.content_address import canonical
-from core.settings import EnvironmentKind, StackSettings
+from core.settings import Access, EnvironmentKind, StackSettings
 
 GatewayRole = Literal["public", "preview"]
 LISTEN_PORT = 8080
 FORWARDED_HEADERS = ["Accept", "Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-Id",
-                     "X-Request-Id", "traceparent", "tracestate"]
+                     "X-Request-Id"]
+TRACE_HEADERS = ["traceparent", "tracestate"]
+HEALTH_MAX_RATE = 10  # requests per second and gateway pod on a health route: enough for any monitor
 BackendUrl = Callable[[str, Role], str]
 
 
@@ -54,6 +56,10 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
     """A KrakenD file (format version 3) for one gateway of the environment."""
     url = url or cluster_url(settings)
     gateway = settings.gateway
+    outside = role == "public" and settings.access != Access.INTERNAL
+    # A trace context from outside is a stranger's: kept, it would join the client's trace, and a sampled flag
+    # would force tracing of every request it sends. The gateway starts its own trace for those.
+    headers = FORWARDED_HEADERS if outside else FORWARDED_HEADERS + TRACE_HEADERS
     endpoints = []
     for service, release in settings.services.items():
         if role == "public":
@@ -62,8 +68,8 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
             hosts = [url(service, "preview")]
         health = Route(method="GET", path=health_path(service), service=service,
                        backend=catalogue.services[service].health.readiness)
-        endpoints += [_endpoint(settings, route, hosts) for route in catalogue.routes_of(service)]
-        endpoints.append(_endpoint(settings, health, hosts, per_client=False))
+        endpoints += [_endpoint(settings, route, hosts, headers) for route in catalogue.routes_of(service)]
+        endpoints.append(_endpoint(settings, health, hosts, headers, per_client=False))
     return {
         "$schema": "https://www.krakend.io/schema/v2.13/krakend.json",
         "version": 3,
@@ -76,11 +82,13 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
         "disable_keep_alives": True,
         "output_encoding": "no-op",
         "extra_config": {
-            "router": client_address(gateway.trusted_proxies),
+            # The version header tells a caller which KrakenD's known flaws to try: nothing a client needs.
+            "router": client_address(gateway.trusted_proxies) | {"hide_version_header": True},
             "telemetry/opentelemetry": {
                 "service_name": gateway_name(role),
                 "deploy_env": settings.environment.value,
                 "trace_sample_rate": 0.25 if settings.environment == EnvironmentKind.PROD else 1.0,
+                "layers": {"global": {"disable_propagation": outside}},
                 "exporters": {"otlp": [{"name": "collector", "host": gateway.otlp.host, "port": gateway.otlp.port,
                                         "use_http": False}]},
             },
@@ -100,19 +108,22 @@ def client_address(trusted_proxies: Sequence[str]) -> dict[str, Any]:
             "trusted_proxies": list(trusted_proxies)}
 
 
-def _endpoint(settings: StackSettings, route: Route, hosts: list[str], per_client: bool = True) -> dict[str, Any]:
+def _endpoint(settings: StackSettings, route: Route, hosts: list[str], headers: list[str],
+              per_client: bool = True) -> dict[str, Any]:
     """One route. Its per-client limit keys on Authorization, and KrakenD refuses a request without that header
-    with 429 before any service sees it; the health routes are for monitors, which send none, so they have only
-    the endpoint's limit."""
+    with 429 before any service sees it; the health routes are for monitors, which send none, so they have a small
+    limit of their own instead: each request reaches a readiness handler, which may ask the database."""
     breaker, limit = settings.gateway.circuit_breaker, settings.gateway.rate_limit
     rate_limit: dict[str, Any] = {"max_rate": limit.max_rate}
     if per_client:
         rate_limit |= {"client_max_rate": limit.client_max_rate, "strategy": "header", "key": "Authorization"}
+    else:
+        rate_limit["max_rate"] = min(limit.max_rate, HEALTH_MAX_RATE)
     return {
         "endpoint": route.path,
         "method": route.method,
         "output_encoding": "no-op",
-        "input_headers": FORWARDED_HEADERS,
+        "input_headers": headers,
         "input_query_strings": ["*"],
         "extra_config": {
             "qos/ratelimit/router": rate_limit,

@@ -40,6 +40,11 @@ def test_the_real_catalogue_routes_every_service(tmp_path: Path) -> None:
     (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/health/payin-api", backend="/health/ready")),
      'catalogue.yaml:routes[6].path = "/health/payin-api": GET /health/payin-api is the gateway\'s health route of '
      "payin-api, added for every service; use another path"),
+    (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/v1/payins/{payin}/refunds",
+                                           backend="/payins/{payin}/refunds")),
+     'catalogue.yaml:routes[6].path = "/v1/payins/{payin}/refunds": names the parameter after /v1/payins/ {payin}, '
+     "where routes[1] (GET /v1/payins/{id}) names it {id}: the gateway's router takes one name in one place; use "
+     "{id}"),
     (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="v1/refunds")),
      'catalogue.yaml:routes[6].path = "v1/refunds": must start with /'),
     (lambda raw: raw["routes"].append(dict(PAYIN_GET, path="/v1/refunds", backend="/refunds/{id}")),

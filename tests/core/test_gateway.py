@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 from core.errors import ConfigError
 from core.content_address import checksum
-from core.gateway import gateway_roles, krakend_config, weighted_hosts
+from core.gateway import HEALTH_MAX_RATE, gateway_roles, krakend_config, weighted_hosts
 from core.content_address import content_address_prefix, content_addressed_name
 from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
 
@@ -79,7 +79,7 @@ def test_a_canary_step_weights_only_that_services_hosts() -> None:
 def test_payment_headers_telemetry_and_protection_are_configured() -> None:
     config = krakend_config(settings("prod"), catalogue())
     endpoint = next(e for e in config["endpoints"] if e["endpoint"] == "/v1/payouts")
-    assert {"Authorization", "Idempotency-Key", "X-Request-Id", "traceparent"} <= set(endpoint["input_headers"])
+    assert {"Authorization", "Idempotency-Key", "X-Request-Id"} <= set(endpoint["input_headers"])
     assert endpoint["backend"][0]["extra_config"]["qos/circuit-breaker"]["max_errors"] == 10
     assert endpoint["extra_config"]["qos/ratelimit/router"]["client_max_rate"] == 100
     otel = config["extra_config"]["telemetry/opentelemetry"]
@@ -96,11 +96,40 @@ def test_gateway_settings_override_only_what_they_name() -> None:
 
 def test_only_trusted_proxies_may_name_the_client_address() -> None:
     """By default KrakenD believes X-Forwarded-For from anyone; here nobody's, until the stack names its proxies."""
-    assert krakend_config(settings("prod"), catalogue())["extra_config"]["router"] == {"forwarded_by_client_ip": False}
+    assert krakend_config(settings("prod"), catalogue())["extra_config"]["router"] == {
+        "forwarded_by_client_ip": False, "hide_version_header": True}
     config = set_path(stack_config("prod"), "gateway.trusted_proxies", ["10.42.0.0/16", "fd00:42::/64", "192.0.2.7"])
     assert krakend_config(settings("prod", config), catalogue())["extra_config"]["router"] == {
         "forwarded_by_client_ip": True, "remote_ip_headers": ["X-Forwarded-For"],
-        "trusted_proxies": ["10.42.0.0/16", "fd00:42::/64", "192.0.2.7/32"]}
+        "trusted_proxies": ["10.42.0.0/16", "fd00:42::/64", "192.0.2.7/32"], "hide_version_header": True}
+
+
+@pytest.mark.parametrize(("stack", "role", "outside"), [
+    ("sandbox", "public", True), ("prod", "public", True),  # external merchants (and consumers)
+    ("sandbox", "preview", False), ("dev", "public", False), ("test", "public", False),
+])
+def test_only_gateways_for_outside_callers_start_their_own_traces(stack: str, role: str, outside: bool) -> None:
+    """A trace context from outside the company is not joined: a sampled flag would force tracing at will."""
+    config = krakend_config(settings(stack), catalogue(), role)
+    otel = config["extra_config"]["telemetry/opentelemetry"]
+    assert otel["layers"]["global"]["disable_propagation"] is outside
+    for endpoint in config["endpoints"]:
+        assert ("traceparent" in endpoint["input_headers"]) is not outside, endpoint["endpoint"]
+        assert ("tracestate" in endpoint["input_headers"]) is not outside, endpoint["endpoint"]
+
+
+def test_health_routes_have_a_small_limit_of_their_own() -> None:
+    """Public and without credentials, a health route reaches a readiness handler: it must not admit the API's
+    rate, which is 5,000 per second and pod in prod."""
+    config = krakend_config(settings("prod"), catalogue())
+    limits = {e["endpoint"]: e["extra_config"]["qos/ratelimit/router"] for e in config["endpoints"]}
+    health = {path: limit for path, limit in limits.items() if path.startswith("/health/")}
+    assert set(health) == {f"/health/{service}" for service in settings("prod").services}
+    assert all(limit == {"max_rate": HEALTH_MAX_RATE} for limit in health.values()), health
+    assert limits["/v1/payouts"]["max_rate"] == 5000
+    small = set_path(stack_config("dev"), "gateway.rate_limit.max_rate", 3)  # a stack's own lower limit stays
+    assert krakend_config(settings("dev", small), catalogue())["endpoints"][0]["extra_config"][
+        "qos/ratelimit/router"]["max_rate"] == 3
 
 
 PINNED = ("must be a pinned image: <repository>:<version> (a patch release, e.g. 2.13.1) or "
@@ -145,8 +174,9 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
     ("services.payin-api.canary", {"weight": 10, "steps": [10, 50, 100]},
      "release-infra:services.payin-api.canary.steps = [10, 50, 100]: must be ascending percentages from 1 "
      "to 100, starting at 5 or below and ending at 100"),
-    ("gateway", {"image": "docker.io/devopsfaith/krakend:watch"},
-     'release-infra:gateway.image = "docker.io/devopsfaith/krakend:watch": ' + PINNED),
+    *(("gateway", {"image": image}, f'release-infra:gateway.image = "{image}": must not be a watch image '
+        f"('{image.rsplit(':', 1)[-1].split('@')[0]}'): it reloads its config as it changes, for development only")
+      for image in ("docker.io/devopsfaith/krakend:watch", "docker.io/devopsfaith/krakend:2.13.1-watch")),
     ("gateway", {"image": "docker.io/devopsfaith/krakend"},
      'release-infra:gateway.image = "docker.io/devopsfaith/krakend": ' + PINNED),
     *(("gateway", {"image": image}, f'release-infra:gateway.image = "{image}": ' + PINNED) for image in (

@@ -3,16 +3,20 @@ split canary traffic exactly, forward the payment headers and pass backend failu
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
-from core.gateway import gateway_roles, krakend_config, render
+from core.catalogue import Catalogue
+from core.errors import ConfigError
+from core.gateway import HEALTH_MAX_RATE, gateway_roles, krakend_config, render
 from tests.support.gateway_harness import Stub, colours_seen, krakend_binary, request, running_gateway
-from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
+from tests.support.stacks import ROOT, STACKS, catalogue, set_path, settings, stack_config
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +46,28 @@ def test_krakend_check_rejects_a_broken_config(krakend: Path, tmp_path: Path) ->
     assert result.returncode != 0
     assert f"endpoints[{len(config['endpoints']) - 1}] GET {config['endpoints'][0]['endpoint']} duplicates " \
            "endpoints[0]" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("method", "parameter", "catalogue_accepts"), [
+    ("GET", "payin", False),  # GET /v1/payins/{id} is routed: one place, two names
+    ("GET", "id", True),
+    ("POST", "payin", True),  # another method is another tree of the router
+])
+def test_the_catalogue_refuses_exactly_the_parameter_names_the_router_refuses(
+        krakend: Path, tmp_path: Path, method: str, parameter: str, catalogue_accepts: bool) -> None:
+    raw = yaml.safe_load((ROOT / "catalogue.yaml").read_text())
+    raw["routes"].append({"method": method, "path": f"/v1/payins/{{{parameter}}}/refunds", "service": "payin-api",
+                          "backend": f"/payins/{{{parameter}}}/refunds"})
+    (tmp_path / "catalogue.yaml").write_text(yaml.safe_dump(raw))
+    try:
+        loaded, refused = Catalogue.load(tmp_path / "catalogue.yaml"), None
+    except ConfigError as error:
+        loaded, refused = Catalogue.model_validate(raw), str(error)
+    assert (refused is None) is catalogue_accepts, refused
+    path = tmp_path / "krakend.json"
+    path.write_text(render(krakend_config(settings("dev"), loaded)))
+    result = subprocess.run([str(krakend), "check", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert (result.returncode == 0) is catalogue_accepts, result.stdout + result.stderr
 
 
 class Services:
@@ -200,3 +226,53 @@ def test_each_request_opens_its_own_backend_connection(krakend: Path, tmp_path: 
     with running_gateway(krakend, rendered, tmp_path) as port:
         colours_seen(port, "/v1/payins/p-1", 20)
     assert stub.connections == 20
+
+
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.mark.parametrize(("stack", "joined"), [("sandbox", False), ("dev", True)])
+def test_only_a_gateway_for_internal_callers_joins_the_callers_trace(krakend: Path, tmp_path: Path, stack: str,
+                                                                     joined: bool) -> None:
+    """Sandbox faces outside merchants: a sampled trace context they send would have every request traced. Its
+    gateway starts a trace of its own, and still hands the service one; Dev's callers are the company's own."""
+    services = Services(stack)
+    try:
+        config = krakend_config(services.settings, catalogue(), url=services.url)
+        with running_gateway(krakend, config, tmp_path) as port:
+            status, _ = request(port, "GET", "/v1/payins/p-1", {
+                "Authorization": "Bearer m-42", "traceparent": f"00-{CLIENT_TRACE}-00f067aa0ba902b7-01"})
+        seen = {key.lower(): value for key, value in services.stubs[("payin-api", "active")].seen_headers[-1].items()}
+    finally:
+        services.stop()
+    assert status == 200
+    version, trace, _, _ = seen["traceparent"].split("-")
+    assert (version, len(trace)) == ("00", 32)
+    assert (trace == CLIENT_TRACE) is joined
+
+
+def test_the_gateway_does_not_tell_its_version(krakend: Path, tmp_path: Path, dev_services: Services) -> None:
+    built = subprocess.run([str(krakend), "version"], capture_output=True, text=True, timeout=60).stdout
+    assert "2.13" in built  # the binary knows its version: the config is what hides it
+    config = krakend_config(settings("dev"), catalogue(), url=dev_services.url)
+    with running_gateway(krakend, config, tmp_path) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/v1/payins/p-1", headers={"Authorization": "Bearer m-42"})
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+    assert response.status == 200
+    assert response.getheader("X-Krakend") == "Version undefined"
+
+
+def test_a_health_route_admits_a_monitor_not_a_flood(krakend: Path, tmp_path: Path, dev_services: Services) -> None:
+    """Past its endpoint's limit KrakenD answers 503 (429 is the per-client limit's), before the service sees it."""
+    rendered = krakend_config(settings("dev"), catalogue(), url=dev_services.url)
+    stub = dev_services.stubs[("payin-api", "active")]
+    with running_gateway(krakend, rendered, tmp_path) as port:
+        answers = [request(port, "GET", "/health/payin-api")[0] for _ in range(60)]
+    assert set(answers) == {200, 503}
+    assert len(stub.seen_headers) == answers.count(200)
+    assert answers.count(200) <= 2 * HEALTH_MAX_RATE, answers
