@@ -14,7 +14,7 @@ from core import labels
 from core.catalogue import PREVIEW_SUFFIX, ServiceSpec
 from core.environment import SERVICE_TIER, Manifest
 from core.migrations import Migration
-from core.pod_security import NONROOT_UID, container_security_context, pod_security_context
+from core.pod_security import NONROOT_UID, container_security_context, pod_security_context, spread_across_nodes
 from core.settings import COLOURS, Colour, StackSettings
 
 Role = Literal["active", "preview"]
@@ -104,12 +104,7 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {**pod_security_context(), "fsGroup": NONROOT_UID},
-                    "topologySpreadConstraints": [{
-                        "maxSkew": 1,
-                        "topologyKey": "kubernetes.io/hostname",
-                        "whenUnsatisfiable": "ScheduleAnyway",
-                        "labelSelector": {"matchLabels": selector(name, colour)},
-                    }],
+                    "topologySpreadConstraints": spread_across_nodes(selector(name, colour)),
                     "containers": [container],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
                 },

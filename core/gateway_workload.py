@@ -8,7 +8,7 @@ from core import labels
 from core.catalogue import Catalogue, Quantity, Resources
 from core.content_address import checksum, content_addressed_name
 from core.environment import AUDIENCES, EDGE_NAMESPACES, GATEWAY_TIER, PREVIEW_GATEWAY_TIER, Manifest
-from core.pod_security import container_security_context, pod_security_context
+from core.pod_security import container_security_context, pod_security_context, spread_across_nodes
 from core.settings import StackSettings
 from core.gateway import LISTEN_PORT, GatewayRole, gateway_name, krakend_config, render
 
@@ -80,7 +80,7 @@ def _deployment(settings: StackSettings, name: str, config: dict, selector: dict
         "readinessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 10},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-        "resources": _kubernetes(GATEWAY_RESOURCES),
+        "resources": GATEWAY_RESOURCES.kubernetes(),
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
@@ -97,6 +97,8 @@ def _deployment(settings: StackSettings, name: str, config: dict, selector: dict
                     "terminationGracePeriodSeconds": DRAIN_SECONDS + (gateway.timeout_ms // 1000) + 10,
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(KRAKEND_UID),
+                    # Every request of the environment passes here: its pods on one node would go with that node.
+                    "topologySpreadConstraints": spread_across_nodes(selector),
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": config_map_name(name, config)}}],
                 },
@@ -105,20 +107,22 @@ def _deployment(settings: StackSettings, name: str, config: dict, selector: dict
     }
 
 
-def _kubernetes(resources: Resources) -> dict[str, dict[str, str]]:
-    """As a container's `resources`, whole cores written as such ("1", not "1000m"), as the gateway always had."""
-    cpu = lambda millicores: str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"  # noqa: E731
-    return {kind: {"cpu": cpu(quantity.cpu_millicores), "memory": f"{quantity.memory_mib}Mi"}
-            for kind, quantity in (("requests", resources.requests), ("limits", resources.limits))}
+def tls_secret_name(gateway: str, audience: str) -> str:
+    return f"{gateway}-{audience}-tls"
 
 
 def _ingresses(settings: StackSettings, name: str, selector: dict[str, str], tier: str) -> dict[str, Manifest]:
-    """One Ingress per outside audience the environment's access admits, through that audience's edge class."""
+    """One Ingress per outside audience the environment's access admits, through that audience's edge class, over
+    TLS only: an Ingress with a `tls` entry is served on HTTPS and its plain HTTP redirected, where one without
+    would carry merchants' credentials in the clear. The certificate's Secret is the cluster's (README, Cluster
+    contract); the Ingress names it."""
     return {
         audience: {
             "metadata": _metadata(settings, f"{name}-{audience}", selector, tier),
             "spec": {
                 "ingressClassName": EDGE_NAMESPACES[audience],
+                "tls": [{"hosts": [settings.gateway.public_hosts[audience]],
+                         "secretName": tls_secret_name(name, audience)}],
                 "rules": [{"host": settings.gateway.public_hosts[audience], "http": {"paths": [{
                     "path": "/", "pathType": "Prefix",
                     "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}],

@@ -26,6 +26,16 @@ def test_registers_config_deployment_service_budget_and_an_ingress_per_audience(
     assert classes == ["edge-consumers", "edge-merchants"]
 
 
+def test_outside_traffic_comes_in_over_tls_only() -> None:
+    """An Ingress without `tls` is served on plain HTTP: merchants' credentials would cross the edge in the clear."""
+    hosts = settings("prod").gateway.public_hosts
+    for ingress in register("prod").of_kind("Ingress"):
+        audience = ingress.name.rsplit("-", 1)[-1]
+        [rule] = ingress.inputs["spec"]["rules"]
+        assert rule["host"] == hosts[audience]
+        assert ingress.inputs["spec"]["tls"] == [{"hosts": [hosts[audience]], "secretName": f"gateway-{audience}-tls"}]
+
+
 def test_internal_environments_and_preview_gateways_have_no_ingress() -> None:
     assert not register("dev").of_kind("Ingress")
     assert not register("sandbox", role="preview").of_kind("Ingress")
@@ -41,6 +51,12 @@ def test_the_gateway_pod_is_safe_and_exact() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/__health"
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] < spec["template"]["spec"]["terminationGracePeriodSeconds"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # prod's three gateway pods carry every request: they prefer three nodes, so one node's loss is one pod's
+    assert spec["template"]["spec"]["topologySpreadConstraints"] == [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": spec["selector"]["matchLabels"]}}]
+    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "128Mi"},
+                                      "limits": {"cpu": "1000m", "memory": "256Mi"}}
 
 
 def checksum(run: Run) -> str:
