@@ -61,7 +61,8 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
             [{"podSelector": {"matchExpressions": [
                 {"key": labels.TIER, "operator": "In", "values": [GATEWAY_TIER, PREVIEW_GATEWAY_TIER]}]}}],
             service_ports),
-        "allow-release-checks": _allow({labels.TIER: SERVICE_TIER}, [internal], service_ports),
+        "allow-release-checks": _allow({labels.TIER: SERVICE_TIER}, [_release_checks(settings, internal)],
+                                       service_ports),
         # Only the pods the PodMonitor scrapes: the gateways, Jobs and their ports stay closed to monitoring.
         "allow-monitoring": _allow(
             {labels.TIER: SERVICE_TIER},
@@ -76,6 +77,15 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
         edge = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": EDGE_NAMESPACES[audience]}}}
         policies[f"allow-{audience}-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [edge], None)
     return {name: {"metadata": metadata(settings, name), "spec": spec} for name, spec in policies.items()}
+
+
+def _release_checks(settings: StackSettings, internal: dict[str, Any]) -> dict[str, Any]:
+    """Who may call the services behind the gateway. Outside prod, any internal caller: it reaches the same
+    services through the internal gateways anyway. Prod's serve live payments, past the gateway's limits: only
+    namespaces labelled for prod's release checks, not every one the internal zone lets into Dev and Test."""
+    if settings.environment != EnvironmentKind.PROD:
+        return internal
+    return {"namespaceSelector": {"matchLabels": {labels.PROD_RELEASE_CHECKS: "true"}}}
 
 
 def _allow(pods: dict[str, str], sources: list[dict[str, Any]], ports: list[int] | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ TIER = "release-infra/tier"
 ENVIRONMENT = "release-infra/environment"
 ZONE = "release-infra/zone"
 INTERNAL_ZONE = "internal"
+PROD_RELEASE_CHECKS = "release-infra/prod-release-checks"  # on the namespaces that may call prod's services directly
 
 
 def common(settings: StackSettings) -> dict[str, str]:

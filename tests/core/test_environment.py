@@ -45,6 +45,23 @@ def test_services_accept_only_the_gateway_release_checks_and_monitoring() -> Non
     assert policies["allow-monitoring"]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]
 
 
+def _sources(policy: dict) -> list[dict]:
+    return [source for rule in policy["spec"]["ingress"] for source in rule["from"]]
+
+
+def test_no_label_that_opens_dev_or_test_opens_prods_services() -> None:
+    """The internal zone reaches Dev's and Test's gateways; prod's services answer only the namespaces labelled
+    for prod's release checks, so a namespace let into Dev is not also let past prod's gateway."""
+    prod = environment.network_policies(settings("prod"), catalogue())
+    to_prod_services = _sources(prod["allow-release-checks"])  # the others: its gateway's pods, and monitoring
+    assert to_prod_services == [{"namespaceSelector": {"matchLabels": {"release-infra/prod-release-checks": "true"}}}]
+    elsewhere = [source for stack in ("sandbox", "dev", "test")
+                 for name, policy in environment.network_policies(settings(stack), catalogue()).items()
+                 if name != "default-deny" for source in _sources(policy)]
+    assert {"namespaceSelector": {"matchLabels": {"release-infra/zone": "internal"}}} in elsewhere
+    assert not [source for source in to_prod_services if source in elsewhere]
+
+
 @pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
 def test_monitoring_reaches_only_the_pods_it_scrapes(stack: str) -> None:
     """The PodMonitor scrapes service pods; the gateways, migration Jobs and the retention job stay closed to it."""
