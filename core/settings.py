@@ -462,11 +462,17 @@ def _check_service(settings: StackSettings, name: str, catalogue: Catalogue, now
                                     f"is an image of '{image.service}', not of '{name}'"))
     if release.canary.weight and release.standby.policy != "warm":
         problems.append(Problem(_path("services", name, "canary", "weight"), release.canary.weight,
-                                "a canary runs on the standby colour, which is scaled down; set "
-                                "standby.policy to warm first"))
+                                "a canary runs on the standby colour, which is scaled down; make it warm and "
+                                f"update first ({warm_again(name)})"))
     if release.standby.policy == "scaled-down":
         problems += _check_scaled_down(settings, name, now)
     return problems
+
+
+def warm_again(service: str) -> str:
+    """How a scaled-down standby becomes warm: `pulumi config set` cannot write ``standby: {policy: warm}``, and
+    policy warm beside the colour and since of a scaled-down one is refused; without the key a standby is warm."""
+    return f"pulumi config rm --path services.{service}.standby"
 
 
 def _check_scaled_down(settings: StackSettings, name: str, now: datetime) -> list[Problem]:
@@ -476,8 +482,8 @@ def _check_scaled_down(settings: StackSettings, name: str, now: datetime) -> lis
     window = timedelta(minutes=settings.rollback_window_minutes)
     if standby.colour == release.active:
         return [Problem(_path("services", name, "standby", "colour"), standby.colour,
-                        "the active colour cannot be scaled down; set standby.policy to warm and update before "
-                        "switching to it")]
+                        "the active colour cannot be scaled down; make the standby warm and update before "
+                        f"switching to it ({warm_again(name)})")]
     if standby.since > now:
         return [Problem(_path("services", name, "standby", "since"), standby.since.isoformat(),
                         f"is in the future (now is {now.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC): when the "

@@ -24,6 +24,7 @@ from core.policy.rules import canary_required
 from core.policy.settings import load_policy
 from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
+from core.settings import warm_again
 from core.release.gate import GateReading, judge
 from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,
@@ -67,7 +68,7 @@ def ready_for_release(environments: Environments, now: Target) -> dict[str, Any]
     refuse_unapplied(now, outputs)
     if now.standby_scaled_down:
         raise UsageError(f"the standby colour {now.standby} of {now.service} in {now.environment} is scaled down; "
-                         f"set services.{now.service}.standby.policy to warm first")
+                         f"make it warm and `pulumi up` first (`{warm_again(now.service)} --stack {now.environment}`)")
     return outputs
 
 

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 from core.errors import MISSING, ConfigError, Problem, without_credentials
 from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other, whole_percent
+from core.settings import warm_again
 from release_infra_tools.stacks import Environments, StackError
 
 
@@ -179,8 +180,8 @@ def rollback(environments: Environments, environment: str, service: str) -> None
     now = target(environments, environment, service)
     if now.standby_scaled_down and not now.canary_weight:  # refused here, not by the program after a whole run
         raise UsageError(f"the standby colour {now.standby} of {service} in {environment} is scaled down, so it has "
-                         f"no pod to take traffic; set services.{service}.standby.policy to warm and `pulumi up` "
-                         "first")
+                         f"no pod to take traffic; make it warm and `pulumi up` first (`{warm_again(service)} "
+                         f"--stack {environment}`)")
     with ThreadPoolExecutor(max_workers=1) as pool:  # the outputs are read while the config is being set
         if now.canary_weight:
             updated(environments, now, {now.path("canary", "weight"): "0"},

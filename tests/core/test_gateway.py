@@ -11,7 +11,7 @@ from core.errors import ConfigError
 from core.content_address import checksum
 from core.gateway import HEALTH_MAX_RATE, gateway_roles, krakend_config, weighted_hosts
 from core.content_address import content_address_prefix, content_addressed_name
-from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
+from tests.support.stacks import STACKS, catalogue, delete_path, set_path, settings, stack_config
 
 
 @given(st.integers(0, 100))
@@ -220,11 +220,15 @@ def test_bad_gateway_and_canary_config(path: str, value: object, expected: str) 
     assert str(raised.value) == f'invalid config for stack "dev": {expected}'
 
 
-def test_a_canary_needs_a_warm_standby() -> None:
+def test_a_canary_needs_a_warm_standby_and_the_advice_makes_it_warm() -> None:
     config = set_path(stack_config("prod"), "services.payout-api.canary", {"weight": 5})
-    with pytest.raises(ConfigError, match="release-infra:services.payout-api.canary.weight = 5: a canary runs on the "
-                                          "standby colour, which is scaled down"):
+    with pytest.raises(ConfigError) as raised:
         settings("prod", config)
+    assert str(raised.value).endswith(
+        "release-infra:services.payout-api.canary.weight = 5: a canary runs on the standby colour, which is scaled "
+        "down; make it warm and update first (pulumi config rm --path services.payout-api.standby)")
+    delete_path(config, "services.payout-api.standby")  # what that command does to the stack file
+    assert settings("prod", config).services["payout-api"].standby.policy == "warm"
 
 
 def test_a_content_addressed_name_gives_back_its_prefix_and_no_other_name_does() -> None:

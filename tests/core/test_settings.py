@@ -157,7 +157,7 @@ BAD_CONFIG = [
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down'},
      'release-infra:services.payin-api.standby = {"policy": "scaled-down"}: policy scaled-down needs colour (blue or green) and since (an ISO 8601 time with zone)'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'blue', 'since': '2026-11-01T10:00:00Z'},
-     'release-infra:services.payin-api.standby.colour = "blue": the active colour cannot be scaled down; set standby.policy to warm and update before switching to it'),
+     'release-infra:services.payin-api.standby.colour = "blue": the active colour cannot be scaled down; make the standby warm and update before switching to it (pulumi config rm --path services.payin-api.standby)'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '2026-11-22T11:30:00Z'},
      'release-infra:services.payin-api.standby.since = "2026-11-22T11:30:00+00:00": the standby stays runnable for the 60-minute manual-rollback window: scale it down after 2026-11-22 12:30 UTC'),
     ('dev', 'services.payin-api.standby', {'policy': 'scaled-down', 'colour': 'green', 'since': '2026-11-22T16:30:00+05:00'},

@@ -211,8 +211,21 @@ def test_a_rollback_to_a_scaled_down_standby_is_refused_before_any_update() -> N
     with pytest.raises(UsageError) as raised:
         rollback(stack, "dev", "payin-api")  # type: ignore[arg-type]
     assert str(raised.value) == (
-        "the standby colour green of payin-api in dev is scaled down, so it has no pod to take traffic; set "
-        "services.payin-api.standby.policy to warm and `pulumi up` first")
+        "the standby colour green of payin-api in dev is scaled down, so it has no pod to take traffic; make it "
+        "warm and `pulumi up` first (`pulumi config rm --path services.payin-api.standby --stack dev`)")
+    assert stack.asked == []
+
+
+def test_a_promotion_onto_a_scaled_down_standby_is_refused_with_the_command_that_makes_it_warm() -> None:
+    stack = Deployed("blue", [GREEN, BLUE])
+    stack.services["payin-api"]["standby"] = {"policy": "scaled-down", "colour": "green",  # type: ignore[index]
+                                              "since": "2026-11-20T10:00:00Z"}
+    stack.pending_operations = lambda environment: []  # type: ignore[attr-defined]
+    with pytest.raises(UsageError) as raised:
+        promotion.ready_for_release(stack, target(stack, "dev", "payin-api"))  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "the standby colour green of payin-api in dev is scaled down; make it warm and `pulumi up` first "
+        "(`pulumi config rm --path services.payin-api.standby --stack dev`)")
     assert stack.asked == []
 
 
