@@ -457,6 +457,19 @@ def test_a_canary_step_back_and_warming_a_standby_pass_on_any_day() -> None:
                  FRIDAY) == []
 
 
+def test_a_canary_step_forward_is_a_change_on_a_friday() -> None:
+    """Only a step back is safe at any time: 5 -> 25 moves more traffic to the standby's release, a release step
+    that waits for the train like any other."""
+    at_5 = prod_with("services.payin-api.canary", {"weight": 5})
+    at_25 = prod_with("services.payin-api.canary", {"weight": 25})
+    assert refusal("prod", at_25, outputs("prod", at_5), FRIDAY) == (
+        'release policy refuses the update of stack "prod": release-infra:services.payin-api.canary.weight = 25: it '
+        "is Friday 2026-11-27 15:00 UTC: no deploys on Friday (release_policy.no_deploy_weekdays); prod changes only "
+        "in the release train, Tuesday 10:00-14:00 UTC; only a rollback or a current emergency change record "
+        "(release-infra:emergency_change) may deploy now")
+    assert judge("prod", at_25, outputs("prod", at_5), TRAIN) == []
+
+
 def test_dev_deploys_continuously() -> None:
     config = set_path(stack_config("dev"), "services.payin-api.blue.image", NEW_PAYIN)
     assert judge("dev", config, outputs("dev"), FRIDAY) == []
