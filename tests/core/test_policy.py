@@ -432,21 +432,23 @@ def test_outputs_carry_the_last_switch_until_the_next_one() -> None:
     assert stack_outputs(settings("prod"), now=TRAIN).services["merchant-api"].switched_at is None  # first update
 
 
+@pytest.mark.parametrize("weight", [5, 25, 100])
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_switching_colours_with_a_canary_weight_above_0_is_refused(stack: str) -> None:
-    """merchant-api (standard risk, so no canary rule of its own) at 100% on its standby, then switched by hand
-    with the weight left: the preview Service, which the weight goes to, now selects the old release."""
-    at_100 = set_path(stack_config(stack), "services.merchant-api.canary", {"weight": 100})
-    active = at_100["services"]["merchant-api"]["active"]
+def test_switching_colours_with_a_canary_weight_above_0_is_refused(stack: str, weight: int) -> None:
+    """merchant-api (standard risk, so no canary rule of its own) at ``weight`` on its standby, then switched by
+    hand with the weight left: the preview Service, which the weight goes to, now selects the old release. Any
+    share would go there, not only a finished canary's 100%."""
+    canary = set_path(stack_config(stack), "services.merchant-api.canary", {"weight": weight})
+    active = canary["services"]["merchant-api"]["active"]
     other = "green" if active == "blue" else "blue"
-    switched = set_path(copy.deepcopy(at_100), "services.merchant-api.active", other)
-    assert refusal(stack, switched, outputs(stack, at_100), TRAIN) == (
+    switched = set_path(copy.deepcopy(canary), "services.merchant-api.active", other)
+    assert refusal(stack, switched, outputs(stack, canary), TRAIN) == (
         f'release policy refuses the update of stack "{stack}": release-infra:services.merchant-api.active = '
-        f'"{other}": switching merchant-api to {other} with canary.weight 100 would send 100% of its traffic to '
-        f"{active}, the colour switched away from (the weight goes to the standby); set canary.weight to 0 in the "
-        "same update")
+        f'"{other}": switching merchant-api to {other} with canary.weight {weight} would send {weight}% of its '
+        f"traffic to {active}, the colour switched away from (the weight goes to the standby); set canary.weight to 0 "
+        "in the same update")
     finished = set_path(copy.deepcopy(switched), "services.merchant-api.canary", {"weight": 0})
-    assert judge(stack, finished, outputs(stack, at_100), TRAIN) == []
+    assert judge(stack, finished, outputs(stack, canary), TRAIN) == []
 
 
 def test_a_canary_step_back_and_warming_a_standby_pass_on_any_day() -> None:
