@@ -203,6 +203,15 @@ def test_a_freeze_stops_changes_even_in_the_train() -> None:
     assert judge("prod", config, outputs("prod"), datetime(2026, 12, 1, 10, 30, tzinfo=timezone.utc)) == []
 
 
+def test_a_freeze_is_over_at_its_end() -> None:
+    """A freeze runs up to its end, not through it: the train opens again at the minute the freeze names."""
+    freeze = [{"start": "2026-11-23T00:00:00Z", "end": "2026-11-24T10:30:00Z", "reason": "Black Friday"}]
+    config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "release_policy.freezes", freeze)
+    assert judge("prod", config, outputs("prod"), TRAIN) == []  # 10:30, the freeze's end
+    assert 'the change freeze "Black Friday" is on until 2026-11-24 10:30 UTC (release_policy.freezes[0])' \
+        in refusal("prod", config, outputs("prod"), TRAIN - timedelta(minutes=1))
+
+
 def test_freezes_apply_to_any_environment_that_configures_them() -> None:
     freeze = [{"start": "2026-11-23T00:00:00Z", "end": "2026-12-01T00:00:00Z", "reason": "Black Friday"}]
     config = set_path(set_path(stack_config("test"), "services.payin-api.green.image", NEW_PAYIN),
@@ -229,6 +238,14 @@ def test_an_emergency_change_covers_only_approval_to_review(now: datetime) -> No
     config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "emergency_change", EMERGENCY)
     assert refusal("prod", config, outputs("prod"), now).endswith(
         "emergency change INC-2417 covers 2026-11-27 14:30 UTC to 2026-11-28 10:00 UTC only")
+
+
+def test_an_emergency_change_still_covers_the_minute_its_review_is_due() -> None:
+    """The record covers approval to review, both included: the review is due at 10:00, not before it."""
+    config = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "emergency_change", EMERGENCY)
+    assert judge("prod", config, outputs("prod"), datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)) == [
+        "emergency change INC-2417, approved by cdo@pay.example (P1: Pay-In timeouts), overrides: prod changes only "
+        "in the release train, Tuesday 10:00-14:00 UTC; its post-hoc review is due 2026-11-28 10:00 UTC"]
 
 
 def test_a_rollback_passes_on_any_day() -> None:
@@ -581,6 +598,23 @@ def test_prod_may_not_run_an_image_test_has_not_run() -> None:
         '"registry.pay.internal/merchant-api:0123abc-v3.3.0": has not run in test (release-infra:upstream_stack) '
         'and has not run in prod before; prod runs only images test has run (test has run merchant-api '
         'd0e1f2a-v3.0.9, e1f2a3b-v3.1.0, f3a4b5c-v3.2.0)')
+
+
+def test_the_lineage_refusal_names_the_newest_images_the_upstream_ran() -> None:
+    """Test has run four merchant-api builds: the message names the last three, the ones a promotion would pick
+    from, not the oldest."""
+    newest = "registry.pay.internal/merchant-api:a4b5c6d-v3.2.1"
+    upstream = upstream_outputs("prod", {"merchant-api": NEW_MERCHANT})["test"]
+    standby = upstream["services"]["merchant-api"]["standby_colour"]
+    again = set_path(stack_config("test"), f"services.merchant-api.{standby}.image", newest)
+    upstream = stack_outputs(settings("test", again), upstream).model_dump(mode="json")
+    assert [image.rsplit(":", 1)[-1] for image in upstream["services"]["merchant-api"]["history"]["ran"]] == [
+        "d0e1f2a-v3.0.9", "e1f2a3b-v3.1.0", "f3a4b5c-v3.2.0", "a4b5c6d-v3.2.1"]
+    image = "registry.pay.internal/merchant-api:0123abc-v3.3.0"
+    assert refusal("prod", prod_with("services.merchant-api.blue.image", image), outputs("prod"), TRAIN,
+                   upstream=upstream).endswith(
+        "prod runs only images test has run (test has run merchant-api e1f2a3b-v3.1.0, f3a4b5c-v3.2.0, "
+        "a4b5c6d-v3.2.1)")
 
 
 def test_an_image_prod_ran_before_needs_no_upstream() -> None:
