@@ -357,6 +357,16 @@ def test_an_image_older_than_the_last_migration_is_not_restored_and_the_plan_say
             in plan_of(preview))
 
 
+def test_an_image_is_not_restored_after_this_updates_migration_even_at_the_last_migrated_version() -> None:
+    """The last migration went to 2.2.4, blue's old image: by that record alone it could go back. This update's
+    Job migrates to 2.4.0, though, so 2.2.4 is behind the database once it has run: the plan restores no image."""
+    preview = captured("promotion")
+    step(preview, "release-infra-prod")["oldState"]["outputs"]["migrations"]["payin-api"]["version"] = "2.2.4"
+    plan = plan_of(preview)
+    assert "services.payin-api.blue.image" not in plan
+    assert plan == PROMOTION_PLAN  # "The image is not restored: blue keeps ... 2.4.0 ...", nothing to switch back
+
+
 def test_a_switch_to_a_migrated_colour_rolls_back_traffic_only() -> None:
     preview = captured("flip")
     promotion = captured("promotion")
