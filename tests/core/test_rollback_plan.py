@@ -503,6 +503,23 @@ def test_pods_that_mount_a_config_map_no_step_renamed_are_another_change() -> No
     assert "- `prod-gateway-deployment` (Deployment): `spec.template.metadata.annotations" in plan
 
 
+def test_the_engines_own_keys_are_no_change_of_a_resource() -> None:
+    """`__provider` is the engine's pickle of a dynamic resource's provider, new with any new provider attribute or
+    Python: a new Alertmanager URL in the same update is the one change listed for the events resource."""
+    preview = captured("flip")
+    preview["steps"] = [s for s in preview["steps"]
+                        if s["urn"].endswith(("::release-infra-prod", "::prod-alerting-payin-api-deployment"))]
+    events = step(preview, "prod-alerting-payin-api-deployment")
+    old, new = events["oldState"]["inputs"], events["newState"]["inputs"]
+    new["active"] = old["active"]  # no switch: only the URL and the pickle change
+    old["alertmanager_url"] = "http://alertmanager.monitoring:9093"
+    new["alertmanager_url"] = "http://alertmanager.observability:9093"
+    new["__provider"] = old["__provider"][::-1]
+    plan = plan_of(preview)
+    assert "#### payin-api" not in plan
+    assert other_changes(plan) == ["- `prod-alerting-payin-api-deployment` (DeploymentEvents): `alertmanager_url`"]
+
+
 def krakend(config_map: dict[str, Any], state: str, edit) -> None:
     """Edit the KrakenD document in one state of the gateway's ConfigMap step, rendered as the program renders it."""
     data = config_map[state]["inputs"]["data"]
