@@ -444,6 +444,15 @@ def test_a_program_that_raises_shows_the_whole_traceback(tmp_path: Path, capsys:
         '    File "/project/infra/__main__.py", line 5, in <module>', "      main()", "  KeyError: 'payin-api'"]
 
 
+def test_a_resource_moves_with_the_service_of_the_longest_name_it_holds() -> None:
+    """payin-api-webhooks switches next to an unchanged payin-api: `prod-alerting-payin-api-webhooks-rules` names
+    both, and it is the webhooks' alert rules that move with the switch, not a change of payin-api's."""
+    preview = json.loads(json.dumps(captured("flip")).replace("payin-api", "payin-api-webhooks"))
+    services = step(preview, "release-infra-prod")["oldState"]["outputs"]["services"]
+    services["payin-api"] = step(captured("flip"), "release-infra-prod")["oldState"]["outputs"]["services"]["payin-api"]
+    assert plan_of(preview) == FLIP_PLAN.replace("payin-api", "payin-api-webhooks")
+
+
 def test_the_plan_does_not_depend_on_the_order_of_the_steps() -> None:
     preview = captured("flip")
     preview["steps"].reverse()
