@@ -287,6 +287,23 @@ def test_what_a_new_image_does_not_explain_on_a_colours_deployment_is_listed_not
     assert "- `prod-payin-api-green` (Deployment): `spec.template.spec.containers[0].resources.limits.cpu`\n" in other
 
 
+def test_a_deployment_whose_selector_adds_to_app_and_color_is_not_a_colour() -> None:
+    """A colour's Deployment is known by its fixed selector {app, color}: a worker that also selects on its tier is
+    no promotion of payin-api's blue, and its new image is a change of its own, with no command restoring blue."""
+    preview = captured("promotion")
+    worker = copy.deepcopy(step(preview, "prod-payin-api-blue"))
+    worker["urn"] = worker["urn"].replace("prod-payin-api-blue", "prod-payin-api-blue-worker")
+    for state in ("oldState", "newState"):
+        worker[state]["inputs"]["spec"]["selector"]["matchLabels"]["release-infra/tier"] = "worker"
+    preview["steps"] = [step(preview, "release-infra-prod"), worker]
+    plan = plan_of(preview)
+    assert "#### payin-api" not in plan and "Promotion" not in plan and "pulumi config set" not in plan
+    assert other_changes(plan) == [
+        "- `prod-payin-api-blue-worker` (Deployment): `spec.template.metadata.labels.app.kubernetes.io/version`, "
+        "`spec.template.spec.containers[0].env[2].value`, `spec.template.spec.containers[0].env[4].value`, "
+        "`spec.template.spec.containers[0].image`"]
+
+
 def test_without_stack_outputs_the_plan_says_only_what_the_steps_show() -> None:
     """A stack never updated has no outputs: which colour is active is unknown, the rollback is not."""
     preview = without_migration(captured("promotion"))
