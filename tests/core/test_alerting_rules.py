@@ -61,6 +61,57 @@ def test_every_alert_carries_routing_labels_and_a_known_wait(stack: str) -> None
             assert rule["annotations"]["summary"]
 
 
+# Who is paged and how long each condition waits, as prod renders them (alert -> (severity, for)). Seed 003 gives
+# the severities of the 5xx, latency, CPU/memory and unreachable alerts, "info" for resource usage trending up, and
+# 5 minutes for the dead-man's switch (critical where traffic never stops: prod); seed 002 gives 3 minutes for the
+# 5xx rollback trigger. The seeds give no wait for the others and no severity for the rollback triggers, the
+# post-deploy, canary, burn-rate and standby alerts: those are the values docs/alerting.md documents.
+PROD_ALERTS = {
+    "ServiceErrorRateCritical": ("critical", "2m"),  # severity 003; wait docs
+    "ServiceErrorRateHigh": ("warning", "5m"),  # severity 003; wait docs
+    "ServiceErrorRateAboveRollbackTrigger": ("warning", "3m"),  # wait 002; severity docs
+    "PostDeployErrorRateAboveBaseline": ("warning", "2m"),  # docs
+    "PostDeployLatencyAboveBaseline": ("warning", "2m"),  # docs
+    "CanaryErrorRateAboveStable": ("warning", "2m"),  # docs
+    "CanaryLatencyAboveStable": ("warning", "2m"),  # docs
+    "ServiceLatencyP99Critical": ("critical", "5m"),  # severity 003; wait docs
+    "ServiceLatencyP99AboveRollbackTrigger": ("warning", "5m"),  # docs
+    "ServiceLatencyP95High": ("warning", "10m"),  # severity 003; wait docs
+    "ErrorBudgetBurnFast": ("critical", "2m"),  # docs (SRE workbook)
+    "ErrorBudgetBurnMedium": ("critical", "15m"),  # docs (SRE workbook)
+    "ErrorBudgetBurnSlow": ("warning", "1h"),  # docs (SRE workbook)
+    "ServiceCpuCritical": ("critical", "5m"),  # severity 003; wait docs
+    "ServiceCpuHigh": ("warning", "15m"),  # severity 003; wait docs
+    "ServiceMemoryCritical": ("critical", "5m"),  # severity 003; wait docs
+    "ServiceMemoryHigh": ("warning", "15m"),  # severity 003; wait docs
+    "ServiceMemoryTrendingUp": ("info", "15m"),  # severity 003; wait docs
+    "ServiceUnreachable": ("critical", "2m"),  # severity 003; wait docs
+    "CanaryColourUnreachable": ("critical", "2m"),  # docs
+    "StandbyColourDown": ("warning", "5m"),  # docs
+    "MetricsNotReporting": ("critical", "5m"),  # 003
+    "ServiceMetricsMissing": ("critical", "10m"),  # docs: as MetricsNotReporting where that pages
+}
+# Outside prod the dead-man's switch is logged only, and missing metrics warn (docs/alerting.md).
+OUTSIDE_PROD = {"MetricsNotReporting": ("info", "5m"), "ServiceMetricsMissing": ("warning", "10m")}
+
+
+def test_every_alert_pages_and_waits_as_the_seeds_and_docs_say() -> None:
+    """Severity decides who is woken, `for` how soon: each is pinned to the seed's (or the documented) value,
+    not to the rule module's own table, so a page turned into a warning or a 5-minute wait into 15 fails here.
+    prod renders every alert: the standby's during a plain release, the canary's during a canary."""
+    rendered = {**alerts(specs("prod")["payin-api"]), **alerts(specs("prod", canary_at(5))["payin-api"])}
+    assert {name: (rule["labels"]["severity"], rule["for"]) for name, rule in rendered.items()} == PROD_ALERTS
+
+
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test"])
+def test_outside_prod_the_dead_mans_switch_is_logged_and_missing_metrics_warn(stack: str) -> None:
+    """Seed 003's dead-man's switch pages where traffic never stops; an idle environment only logs it (docs)."""
+    rules = alerts(specs(stack)["payin-api"])
+    rendered = {name: (rule["labels"]["severity"], rule["for"]) for name, rule in rules.items()}
+    assert rendered == {name: OUTSIDE_PROD.get(name, PROD_ALERTS[name]) for name in rendered}
+    assert set(OUTSIDE_PROD) <= set(rendered)
+
+
 def test_seed_thresholds_appear_in_the_expressions() -> None:
     rules = alerts(specs("prod")["payin-api"])
     assert rules["ServiceErrorRateCritical"]["expr"].split(" and ")[0].endswith("> 0.05")
