@@ -263,12 +263,40 @@ class Service:
                                        counter(TRAFFIC * share(BASELINE_ERRORS + increase * INCREMENT_ABOVE),
                                                minutes, start=SWITCH))])
                             for code, share in (("200", lambda e: 1 - e), ("500", lambda e: e))], first_true)
+        self.served_share(alert)
         alert = "PostDeployLatencyAboveBaseline"
         growth = t.baseline_p95_increase_percent / 100
         self.fires(alert, self.switched(minutes, 0, active_p95=BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)),
                    first_true, labels)
         self.silent(alert, self.switched(minutes, 0, active_p95=BASELINE_P95 * (1 + growth * INCREMENT_BELOW)),
                     first_true)
+
+    def served_share(self, alert: str) -> None:
+        """A colour is new to traffic when its version carried less than half of the service's requests before
+        the window (docs/alerting.md). The active colour's version serves ``share`` of the requests until SWITCH,
+        the standby the rest, both at the baseline; from SWITCH on the active colour takes them all, failing 1.1x
+        the allowed increase more. At 60% it was already serving: silent (the absolute alerts watch it). At 40%
+        it is new traffic, judged against the baseline: firing."""
+        increase = self.alerting.thresholds.baseline_error_increase_points / 100
+        after = BASELINE_ERRORS + increase * INCREMENT_ABOVE
+        # Its 5-minute ratio is all post-switch from SWITCH + 5 and the wait has passed by SWITCH + 7; the baseline
+        # and the share 15 minutes back are still from before SWITCH until SWITCH + 15.
+        at = SWITCH + 10
+        minutes = at + 1
+        assert self.minutes_for(alert) <= 3
+
+        def inputs(share: float) -> list[dict[str, str]]:
+            active = [series("http_requests_total", {**self.pod(self.active), "code": code},
+                             [before + later for before, later in zip(
+                                 counter(TRAFFIC * share * part(BASELINE_ERRORS), minutes, stop=SWITCH),
+                                 counter(TRAFFIC * part(after), minutes, start=SWITCH))])
+                      for code, part in (("200", lambda e: 1 - e), ("500", lambda e: e))]
+            return active + self.requests(self.standby, TRAFFIC * (1 - share), BASELINE_ERRORS, minutes, stop=SWITCH)
+
+        for share, firing in ((0.6, False), (0.4, True)):
+            self.groups.append({"interval": "1m", "input_series": inputs(share), "alert_rule_test": [
+                {"eval_time": f"{at}m", "alertname": alert,
+                 "exp_alerts": [self.expected(alert, self.labels(color=self.active))] if firing else []}]})
 
     def canary(self) -> None:
         alert = "CanaryErrorRateAboveStable"
