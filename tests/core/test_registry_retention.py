@@ -112,6 +112,16 @@ def test_a_reproducible_builds_placeholder_time_orders_nothing():
     assert all("cannot be ordered" in verdict.reasons[0] for verdict in plan.kept)
 
 
+def test_a_creation_time_of_exactly_2000_is_a_real_time_and_orders_its_image():
+    """docs/registry.md: a placeholder is a time before 2000. 2000-01-01T00:00Z itself orders its image like any
+    other time: it is the older of two builds and goes at keep_last 1, rather than being kept as undated."""
+    images = [TaggedImage("0000000-v1.0.0-rc.1", digest(0), datetime(2000, 1, 1, tzinfo=timezone.utc)),
+              TaggedImage("0000001-v1.0.1-rc.1", digest(1), T0)]
+    plan = plan_repository("payin-api", images, [], RetentionPolicy(keep_last=1))
+    assert [v.tags for v in plan.deleted] == [["0000000-v1.0.0-rc.1"]]
+    assert plan.surviving_tags() == {"0000001-v1.0.1-rc.1"}
+
+
 def test_the_platform_images_of_a_kept_index_stay_and_follow_it():
     """`docker manifest create`: each platform pushed under its own tag, then the index under the release's. The
     index has no config and runs in prod by digest; its platform images must outlive twenty newer builds."""
@@ -128,6 +138,22 @@ def test_the_platform_images_of_a_kept_index_stay_and_follow_it():
     assert dated.created == old and dated.reasons == ["runs in prod payin-api blue"]  # not among the newest 20
     # Not running: the index is the 21st build and goes, with its platform images.
     assert {v.digest for v in plan_repository("payin-api", images, []).deleted} == {index, amd, arm}
+
+
+def test_a_platform_image_with_its_own_build_tag_takes_no_place_among_the_newest_builds():
+    """`docker manifest create` pushes each platform under a build tag of its own, but it is part of its index's
+    build, not a build of its own. At keep_last 2 the index and the older build are the two newest: counted, the
+    platform image would take the second place and the older build would go."""
+    amd, index, older = digest(801), digest(800), digest(1)
+    images = [TaggedImage("a1b2c3d-v2.3.0-rc.1-amd64", amd, T0),
+              TaggedImage("a1b2c3d-v2.3.0-rc.1", index, None, (amd,)),
+              TaggedImage("0000001-v1.0.1-rc.1", older, T0 - timedelta(days=1))]
+    plan = plan_repository("payin-api", images, [], RetentionPolicy(keep_last=2))
+    assert plan.deleted == []
+    why = {v.digest: v.reasons for v in plan.verdicts}
+    assert why == {index: ["newest build 1 of 2 (keep_last 2)"],
+                   amd: ["a platform image of the kept index a1b2c3d-v2.3.0-rc.1"],
+                   older: ["newest build 2 of 2 (keep_last 2)"]}
 
 
 def buildx_index(tag: str = "a1b2c3d-v2.3.0-rc.1", old: datetime = T0 - timedelta(days=30)):
