@@ -138,6 +138,13 @@ def test_a_canary_resumes_at_its_weight_and_bakes_it_again() -> None:
     assert line == "step 2/4: weight 25%, bake 12m34s left, errors 1.00% vs baseline 1.00% (limit +1 pp): pass"
 
 
+@pytest.mark.parametrize(("left_seconds", "bake"), [(0, "0m00s"), (-1, "0m00s"), (-754, "0m00s"), (1, "0m01s")])
+def test_a_bake_that_has_run_over_shows_nothing_left_not_a_negative_time(left_seconds: float, bake: str) -> None:
+    """The gate's look may come a little after the bake ended: the line says 0m00s left, never -1m59s."""
+    line = Progress(step=1, of=4, weight=5, left_seconds=left_seconds, reading=None).line()
+    assert line == f"step 1/4: weight 5%, bake {bake} left, gate: no reading yet"
+
+
 def applied_outputs(stack: str = "dev") -> dict:
     return stack_outputs(settings(stack)).model_dump(mode="json")
 
