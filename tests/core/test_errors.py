@@ -9,7 +9,7 @@ from core.policy.rules import PolicyViolation
 from core.registry.digests import load_image_digests
 from core.registry.settings import load_retention
 from core.alerting.settings import load_alerting
-from core.validation import plain_text_entries, refuse_plain_text_secrets
+from core.validation import plain_text_entries, refuse_needless_secrets, refuse_plain_text_secrets
 from tests.support.stacks import settings, stack_config
 
 
@@ -91,3 +91,21 @@ def test_plain_entries_of_an_object_come_from_the_stack_file() -> None:
                                  "in plain text in the stack file: set it with pulumi config set --secret --path "
                                  "'databases.payin-api' ... and rotate it")
     refuse_plain_text_secrets("prod", "release-infra:", values, {"databases"}, set())  # all entries secure: passes
+
+
+def test_a_mistyped_key_set_with_secret_is_left_to_the_unknown_key_check() -> None:
+    """A Slack URL under a mistyped key, set with --secret: the unknown-key check names the key it was meant to be
+    (did you mean alerting_slack_deployments_url?). Reported as a secret holding no credential, it would be told
+    to drop --secret, and the URL would go into the stack file in plain text. Only a known key that holds no
+    credential, here `alerting`, is refused for its --secret."""
+    credentials = ("alerting_slack_deployments_url", "alerting_slack_alerts_url")
+    known = ("alerting", "alerting_slack_deployments_url", "alerting_slack_alerts_url", "services")
+    encrypted = {"alerting_slack_deployment_url", "alerting", "alerting_slack_alerts_url"}
+    with pytest.raises(ConfigError) as raised:
+        refuse_needless_secrets("prod", "release-infra:", encrypted, credentials, known)
+    assert str(raised.value) == (
+        'invalid config for stack "prod": release-infra:alerting = "[secret]": is set with --secret, but it holds no '
+        "credential, and its values go into resources and outputs in plain text; set it without --secret, and a "
+        "credential in it under its own key (alerting_slack_deployments_url, alerting_slack_alerts_url)")
+    refuse_needless_secrets("prod", "release-infra:", {"alerting_slack_deployment_url", "alerting_slack_alerts_url"},
+                            credentials, known)  # the mistyped key alone: nothing for this check to refuse
