@@ -169,12 +169,12 @@ class ServiceChange:
 
         In one update the engine would roll a colour onto its old image before the Services move traffic back (they
         depend on both Deployments), and the release policy, which lets a rollback through at any time, judges an
-        image change as a release: outside Prod's train it would refuse the switch back with it. After a finished
-        canary the weight stays 0: the old colour still runs what it ran and takes all traffic back, where weight
-        100 would keep the gateway's traffic on the new colour (and the release policy would refuse it for a
-        high-risk service, whose canary starts again at its first step).
+        image change as a release: outside Prod's train it would refuse the switch back with it. After a switch
+        the weight stays 0: the old colour still runs what it ran and takes all traffic back. The policy refuses a
+        switch with a weight above 0 in the same update, and after a finished canary weight 100 would keep the
+        gateway's traffic on the new colour; a canary the switch cut short is started again by `release canary`.
         """
-        canary = Change(self.canary.key, 0, 0) if self.finishes_canary and self.canary else self.canary
+        canary = Change(self.canary.key, 0, 0) if self.switch and self.canary else self.canary
         traffic = [change for change in (self.switch, canary) if change is not None]
         ahead = self.restores_ahead
         return [update for update in (ahead, traffic, [i for i in self.restores if i not in ahead]) if update]

@@ -644,6 +644,26 @@ def test_a_finished_canary_rolls_back_to_the_old_colour_with_no_weight() -> None
         "pulumi up\n")
 
 
+def test_a_switch_that_cuts_a_canary_short_rolls_back_with_no_weight() -> None:
+    """Blue had 25% as the standby, not all the gateway traffic: the switch gives it all, and green, the new standby,
+    gets nothing. The plan does not read that as a canary that reached 100%, and its rollback does not put 25% back
+    in the switch's update, which the release policy refuses; traffic goes back to green whole."""
+    preview, _, _ = canary_promotion()
+    krakend(step(preview, "prod-gateway-config"), "oldState", payin_hosts(
+        ["http://payin-api.payments-prod.svc.cluster.local:80"] * 3
+        + ["http://payin-api-preview.payments-prod.svc.cluster.local:80"]))
+    plan = plan_of(preview)
+    assert ("- **Canary**: green, the standby (`registry.pay.internal/payin-api:a1b2c3d-v2.3.0`), gets 0% of "
+            "payin-api's gateway traffic; before the switch blue, then the standby, had 25%.\n") in plan
+    assert "Canary finished" not in plan and "had 100%" not in plan
+    assert "To roll back, switch traffic back to **green** and keep the canary weight at 0%:" in plan
+    assert plan.split("```sh\n")[1].split("```")[0] == (
+        "pulumi stack select prod\n"
+        "pulumi config set --path 'services.payin-api.active' green\n"
+        "pulumi config set --path 'services.payin-api.canary.weight' 0\n"
+        "pulumi up\n")
+
+
 def test_the_release_policy_accepts_the_rollback_of_a_finished_canary_on_any_day() -> None:
     """payin-api is high-risk: weight 100 on its standby again would be refused (its canary restarts at 5%)."""
     preview, promoted, after = canary_promotion()
