@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import math
+
 from core import blue_green, environment, gateway_workload, quota
 from core.gateway import gateway_roles
 from core.migrations import plan as migration_plan
@@ -116,3 +118,55 @@ def test_quota_admits_every_pod_the_stack_runs_at_once(stack: str, gateway_repli
     assert set(needed) == set(hard)
     for key, amount in needed.items():
         assert amount <= _amount(hard[key]) if key != "pods" else amount <= int(hard[key]), (key, amount, hard[key])
+
+
+def _full_size_pods(stack_settings) -> list[tuple[dict, int]]:
+    """Every pod template the stack's manifests run and how many copies can run at once: each colour of a service at
+    its full size (the larger of its two Deployments: a scaled-down standby is scaled back up to it) plus a surge
+    pod, a migration Job's pod per migrating service, and every gateway with its surge pod."""
+    services = catalogue().services
+    migrations = migration_plan(stack_settings, catalogue(), {})
+    pods: list[tuple[dict, int]] = []
+    for name in stack_settings.services:
+        migration = migrations.get(name)
+        deployments = blue_green.plan(stack_settings, name, services[name], migration).deployments.values()
+        full = max(d["spec"]["replicas"] for d in deployments)
+        pods += [(d["spec"]["template"]["spec"], full + 1) for d in deployments]
+        if migration is not None:
+            pods.append((migration.job["spec"]["template"]["spec"], 1))
+    for role in gateway_roles(stack_settings):
+        deployment = gateway_workload.plan(stack_settings, catalogue(), role).deployment
+        pods.append((deployment["spec"]["template"]["spec"], deployment["spec"]["replicas"] + 1))
+    return pods
+
+
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
+@pytest.mark.parametrize("gateway_replicas", [None, 5])
+def test_quota_is_one_and_a_half_times_every_pod_at_full_size(stack: str, gateway_replicas: int | None) -> None:
+    """README: both colours at full size with a surge pod each, a migration Job per migrating service, every gateway
+    with its surge pod, times 1.5 (rounded up once, on the total). Exactly: a forgotten Job or surge pod would
+    leave an update unadmitted, and a headroom of 10 would let one environment starve the cluster."""
+    config = stack_config(stack)
+    if gateway_replicas is not None:
+        config = set_path(config, "gateway.replicas", gateway_replicas)
+    stack_settings = settings(stack, config)
+    needed: dict[str, int] = {}
+    for pod_spec, count in _full_size_pods(stack_settings):
+        for key, amount in _at_once(pod_spec, count).items():
+            needed[key] = needed.get(key, 0) + amount
+    hard = quota.resource_quota(stack_settings, catalogue())["spec"]["hard"]
+    assert hard == {"requests.cpu": f"{math.ceil(needed['requests.cpu'] * 3 / 2)}m",
+                    "limits.cpu": f"{math.ceil(needed['limits.cpu'] * 3 / 2)}m",
+                    "requests.memory": f"{math.ceil(needed['requests.memory'] * 3 / 2)}Mi",
+                    "limits.memory": f"{math.ceil(needed['limits.memory'] * 3 / 2)}Mi",
+                    "pods": str(math.ceil(needed["pods"] * 3 / 2))}
+
+
+def test_prods_quota_counts_migration_jobs_and_a_scaled_down_standby() -> None:
+    """The exact count above covers both: prod migrates services, and a standby scaled down to 0 in its manifest
+    is counted at full size, as scaling it back up must be admitted."""
+    stack_settings = settings("prod")
+    migrations = migration_plan(stack_settings, catalogue(), {})
+    assert set(migrations) == {"payin-api", "payout-api"}
+    payout = blue_green.plan(stack_settings, "payout-api", catalogue().services["payout-api"], migrations["payout-api"])
+    assert sorted(d["spec"]["replicas"] for d in payout.deployments.values())[0] == 0
