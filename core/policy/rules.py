@@ -11,10 +11,9 @@ from typing import Any, Mapping
 
 from core.catalogue import Catalogue, Risk, ServiceSpec
 from core.errors import ConfigError, Problem
-from core.images import ImageReference
 from core.names import COLOURS
 from core.policy.changes import Change, mapping, path, release_changes
-from core.policy.history import image_key, previous_history, switch_time
+from core.policy.history import image_key, is_earlier_release, previous_history, switch_time
 from core.policy.lineage import lineage_problems
 from core.policy.settings import EMERGENCY, WEEKDAYS, PolicySettings
 from core.settings import DEFAULT_CANARY_STEPS, EnvironmentKind, StackSettings
@@ -173,10 +172,11 @@ def rollback_target_problems(settings: StackSettings, policy: PolicySettings, pr
                              now: datetime) -> list[Problem]:
     """Seed 000 §4: after a promotion, the colour switched away from keeps the release it ran for the manual-rollback
     window, so a rollback has somewhere to go. Its image may not change in the update that switches away from it,
-    nor until the window after that switch (outputs' ``switched_at``) has passed. After a rollback (traffic went to
-    the older version) the standby holds the release rolled back from, and a fix may replace it at once. A current
-    emergency change record overrides. Prod only: the other environments deploy every merge or candidate, and
-    nothing there waits for a rollback an hour later."""
+    nor until the window after that switch (outputs' ``switched_at``) has passed. After a rollback (traffic went
+    back to a release that served before: the served history decides, not versions, so promoting a rebuild of the
+    same version is a promotion) the standby holds the release rolled back from, and a fix may replace it at once.
+    A current emergency change record overrides. Prod only: the other environments deploy every merge or
+    candidate, and nothing there waits for a rollback an hour later."""
     emergency = policy.emergency_change
     if settings.environment != EnvironmentKind.PROD or (emergency is not None and emergency.covers(now)):
         return []
@@ -194,7 +194,8 @@ def rollback_target_problems(settings: StackSettings, policy: PolicySettings, pr
             target, newer, switched = release.standby_colour, images[served], switch_time(before)
         kept = images[target]
         if switched is None or now >= switched + window or not isinstance(kept, str) \
-                or image_key(kept) == image_key(str(release.image(target))) or not _newer(newer, kept):
+                or image_key(kept) == image_key(str(release.image(target))) or not isinstance(newer, str) \
+                or is_earlier_release(newer, kept, previous_history(before)[1]):  # a rollback's standby: a fix may go
             continue
         when = "this update switches away from it" if switching else f"it served until {_utc(switched)}"
         problems.append(Problem(
@@ -203,14 +204,6 @@ def rollback_target_problems(settings: StackSettings, policy: PolicySettings, pr
             f"minute window after the switch ({when}): change its image after {_utc(switched + window)}, in a later "
             f"update, or under a current emergency change record (release-infra:{EMERGENCY})"))
     return problems
-
-
-def _newer(image: Any, than: str) -> bool:
-    """Whether ``image`` is a later version than ``than``: the switch to it was a promotion, not a rollback."""
-    try:
-        return isinstance(image, str) and ImageReference.parse(image).version > ImageReference.parse(than).version
-    except ValueError:
-        return False
 
 
 def canary_switch_problems(settings: StackSettings, previous: Mapping[str, Any]) -> list[Problem]:

@@ -430,6 +430,43 @@ def test_after_a_rollback_the_release_rolled_back_from_may_be_replaced_at_once()
                  upstream=tested) == []
 
 
+REBUILD = "registry.pay.internal/merchant-api:0f1e2d3-v3.1.0"  # a rebuild of green's 3.1.0
+
+
+def rebuild_promoted_to_blue() -> tuple[dict, dict]:
+    """merchant-api's 3.1.0 rebuilt, staged on blue, and promoted at TRAIN: the config and the outputs after it."""
+    staged = prod_with("services.merchant-api.blue.image", REBUILD)
+    before = stack_outputs(settings("prod", staged), outputs("prod"), now=TRAIN - timedelta(minutes=10))
+    promoted = set_path(copy.deepcopy(staged), "services.merchant-api.active", "blue")
+    return promoted, stack_outputs(settings("prod", promoted), before.model_dump(mode="json"),
+                                   now=TRAIN).model_dump(mode="json")
+
+
+def test_a_promoted_rebuild_of_the_same_version_keeps_the_first_build_for_the_window() -> None:
+    """The served history, not the version, says which switch was a promotion: the first build that served is
+    where a rollback of the rebuild goes, so it stays for the window."""
+    promoted, applied = rebuild_promoted_to_blue()
+    replaced = set_path(copy.deepcopy(promoted), "services.merchant-api.green.image", NEXT_MERCHANT)
+    tested = upstream_outputs("prod", {"merchant-api": NEXT_MERCHANT})["test"]
+    assert refusal("prod", replaced, applied, TRAIN + timedelta(minutes=5), upstream=tested) == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.green.image = '
+        f'"{NEXT_MERCHANT}": green keeps registry.pay.internal/merchant-api:e1f2a3b-v3.1.0 for merchant-api\'s '
+        "manual rollback through the 60-minute window after the switch (it served until 2026-11-24 10:30 UTC): "
+        "change its image after 2026-11-24 11:30 UTC, in a later update, or under a current emergency change record "
+        "(release-infra:emergency_change)")
+
+
+def test_after_a_rollback_to_the_first_build_of_the_same_version_the_rebuild_may_be_replaced_at_once() -> None:
+    """Back on the first 3.1.0 build, the standby holds the rebuild rolled back from, and a fix replaces it."""
+    promoted, applied = rebuild_promoted_to_blue()
+    back = set_path(copy.deepcopy(promoted), "services.merchant-api.active", "green")
+    rolled_back = stack_outputs(settings("prod", back), applied, now=TRAIN + timedelta(minutes=3))
+    fixed = set_path(copy.deepcopy(back), "services.merchant-api.blue.image", NEXT_MERCHANT)
+    tested = upstream_outputs("prod", {"merchant-api": NEXT_MERCHANT})["test"]
+    assert judge("prod", fixed, rolled_back.model_dump(mode="json"), TRAIN + timedelta(minutes=5),
+                 upstream=tested) == []
+
+
 def test_outside_prod_the_next_release_may_replace_the_colour_a_switch_left() -> None:
     """Dev deploys every merge: the release after next may come minutes after a switch."""
     standby = set_path(stack_config("dev"), "services.payin-api.green.image", NEW_PAYIN)  # blue serves 2.4.0-rc.3
