@@ -98,9 +98,20 @@ def test_prod_runs_on_the_tuesday_train_or_on_demand_after_approval() -> None:
     assert (minute, hour, day, month, weekday) == ("0", "10", "*", "*", "2")  # GitHub's cron is UTC; 2 is Tuesday
     assert deploy["on"]["workflow_dispatch"]["inputs"]["reason"]["required"] is True
     plan, prod = deploy["jobs"]["prod-plan"], deploy["jobs"]["prod"]
-    assert plan["if"] == "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
+    assert plan["if"] == ("(github.event_name == 'schedule' || github.event_name == 'workflow_dispatch') && "
+                          "github.ref == 'refs/heads/main'")
     assert plan["environment"] == "prod-plan"  # no reviewers: the plan is in the run's summary before they approve
     assert prod["needs"] == "prod-plan" and prod["environment"] == "prod"
+
+
+def test_prod_runs_only_the_program_on_main() -> None:
+    """A dispatch can name any ref (`gh workflow run deploy.yml --ref feature-x`): both jobs that hold Prod's
+    passphrase run only from main, or a branch's program, release-policy checks and all, would run against Prod."""
+    jobs = load(WORKFLOWS / "deploy.yml")["jobs"]
+    for name in ("prod-plan", "prod"):
+        condition = jobs[name]["if"]
+        assert condition == "github.ref == 'refs/heads/main'" or condition.endswith(
+            ") && github.ref == 'refs/heads/main'"), condition
 
 
 def test_a_job_holds_only_its_own_stacks_passphrase() -> None:
