@@ -60,7 +60,7 @@ def test_actionlint_catches_a_broken_workflow(actionlint: str, tmp_path: Path) -
 def test_each_environment_is_updated_by_its_own_trigger() -> None:
     deploy = load(WORKFLOWS / "deploy.yml")
     jobs = deploy["jobs"]
-    assert set(jobs) == {*STACKS, "prod-plan"}
+    assert set(jobs) == {*STACKS, "prod-plan", "tests"}
     assert deploy["on"]["push"] == {"branches": ["**"], "tags": ["v*.*.*-rc*"]}
     assert jobs["sandbox"]["if"] == ("github.event_name == 'push' && github.ref_type == 'branch' && "
                                      "github.ref_name != 'main'")
@@ -101,7 +101,7 @@ def test_prod_runs_on_the_tuesday_train_or_on_demand_after_approval() -> None:
     assert plan["if"] == ("(github.event_name == 'schedule' || github.event_name == 'workflow_dispatch') && "
                           "github.ref == 'refs/heads/main'")
     assert plan["environment"] == "prod-plan"  # no reviewers: the plan is in the run's summary before they approve
-    assert prod["needs"] == "prod-plan" and prod["environment"] == "prod"
+    assert prod["needs"] == ["tests", "prod-plan"] and prod["environment"] == "prod"
 
 
 def test_prod_runs_only_the_program_on_main() -> None:
@@ -123,13 +123,16 @@ def test_a_job_holds_only_its_own_stacks_passphrase() -> None:
         assert "PULUMI_CONFIG_PASSPHRASE" not in workflow["env"]
     environments = {name: job.get("environment") for name, job in deploy["jobs"].items()}
     assert environments == {"sandbox": "sandbox", "dev": "dev", "test": "test", "prod-plan": "prod-plan",
-                            "prod": "prod"}
-    for job in deploy["jobs"].values():
-        assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
+                            "prod": "prod", "tests": None}
+    for name, job in deploy["jobs"].items():
+        if name == "tests":
+            assert "PULUMI_CONFIG_PASSPHRASE" not in str(job) and "secrets." not in str(job)
+        else:
+            assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
     preview = pull_request["jobs"]["preview"]
     assert preview["environment"] == "preview-${{ matrix.stack }}"
     assert preview["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
-    for name in ("affected", "comment"):
+    for name in ("affected", "comment", "test"):
         assert "PULUMI_CONFIG_PASSPHRASE" not in str(pull_request["jobs"][name])
 
 
@@ -163,3 +166,24 @@ def test_actions_are_pinned_to_versions_and_pulumi_to_the_engine() -> None:
     setup = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
     [pulumi] = [step for step in setup["runs"]["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
     assert pulumi["with"]["pulumi-version"] == versions["PULUMI_VERSION"]
+
+
+def go_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.search(r"^go (\d+(?:\.\d+)*)$", text, re.M)[1].split("."))
+
+
+def test_nothing_deploys_untested() -> None:
+    """Every change passes the tests before it reaches an environment (seed 001; seed 000: all tests pass before
+    Prod): pull requests run `make test`, and every deploy job needs a `make test` of the same commit."""
+    pull_request, deploy = load(WORKFLOWS / "pull-request.yml"), load(WORKFLOWS / "deploy.yml")
+    for job in (pull_request["jobs"]["test"], deploy["jobs"]["tests"]):
+        assert "if" not in job and "environment" not in job
+        assert [step["run"] for step in job["steps"] if "run" in step] == ["make test"]
+        assert {"uses": "./.github/actions/setup", "with": {"pulumi": "false"}} in job["steps"]  # the suite's own CLI
+        # Go builds the engine, the gateway and actionlint: the newest `go` line of their modules.
+        [go] = [step for step in job["steps"] if step.get("uses", "").startswith("actions/setup-go@")]
+        wanted = max(go_version(path.read_text()) for path in ROOT.glob("**/go.mod") if ".venv" not in path.parts)
+        assert go_version((ROOT / go["with"]["go-version-file"]).read_text()) == wanted
+    for name in (*STACKS, "prod-plan"):
+        needs = deploy["jobs"][name]["needs"]
+        assert "tests" in ([needs] if isinstance(needs, str) else needs), name
