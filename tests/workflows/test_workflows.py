@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,23 @@ def load(path: Path) -> dict[str, Any]:
     if True in document:  # YAML 1.1 reads the key `on` as a boolean
         document["on"] = document.pop(True)
     return document
+
+
+def runner_shell(step: dict[str, Any], *defaults: dict[str, Any]) -> list[str]:
+    """The command a Linux runner runs a `run:` step's script with: `bash -e` when neither the step nor the
+    `defaults` of its job or workflow name a shell, and `bash --noprofile --norc -eo pipefail` for `shell: bash`
+    (GitHub's documented commands; a composite action's step must name its shell)."""
+    shells = [step.get("shell"), *(scope.get("defaults", {}).get("run", {}).get("shell") for scope in defaults)]
+    shell = next((shell for shell in shells if shell), None)
+    if shell is None:
+        return ["bash", "-e"]
+    assert shell == "bash", shell
+    return ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+
+
+def step_named(job: dict[str, Any], key: str, value: str) -> dict[str, Any]:
+    [step] = [step for step in job["steps"] if step.get(key) == value]
+    return step
 
 
 def lint(actionlint: str, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -187,3 +205,61 @@ def test_nothing_deploys_untested() -> None:
     for name in (*STACKS, "prod-plan"):
         needs = deploy["jobs"][name]["needs"]
         assert "tests" in ([needs] if isinstance(needs, str) else needs), name
+
+
+def test_run_steps_fail_when_any_command_of_a_pipe_fails() -> None:
+    """A `run:` step without a shell runs as `bash -e`: `git diff ... | release-infra-affected-stacks` would pass
+    with `[]` (no previews) when git fails. `shell: bash` adds pipefail, for every step of both workflows."""
+    for path in WORKFLOWS.glob("*.yml"):
+        workflow = load(path)
+        assert workflow["defaults"] == {"run": {"shell": "bash"}}, path.name
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                if "run" in step:
+                    assert runner_shell(step, job, workflow)[-2:] == ["-eo", "pipefail"]
+
+
+def run_affected_step(repo: Path, base: str, head: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    workflow = load(WORKFLOWS / "pull-request.yml")
+    job = workflow["jobs"]["affected"]
+    step = step_named(job, "id", "affected")
+    output = repo / "github-output"
+    output.write_text("")
+    result = subprocess.run([*runner_shell(step, job, workflow), "-c", step["run"]], cwd=repo, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, **step["env"], "BASE": base, "HEAD": head,
+                                                        "GITHUB_OUTPUT": str(output)})
+    return result, output.read_text()
+
+
+@pytest.fixture
+def renamed_program_file(tmp_path: Path) -> tuple[Path, str, str]:
+    """A repository whose one commit moves infra/x.py to docs/x.py unchanged (git sees a rename)."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "x.py").write_text("".join(f"VALUE_{n} = {n}\n" for n in range(20)))
+    subprocess.run([*git, "add", "infra/x.py"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "base"], check=True)
+    (tmp_path / "docs").mkdir()
+    subprocess.run([*git, "mv", "infra/x.py", "docs/x.py"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "move"], check=True)
+    base, head = (subprocess.run([*git, "rev-parse", ref], check=True, capture_output=True, text=True).stdout.strip()
+                  for ref in ("HEAD~1", "HEAD"))
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    return tmp_path, base, head
+
+
+def test_a_program_file_moved_out_of_the_program_still_previews_every_stack(
+        renamed_program_file: tuple[Path, str, str]) -> None:
+    """With rename detection `git diff --name-only` names only docs/x.py, which affects no stack; the program lost a
+    file, so every stack is previewed."""
+    result, output = run_affected_step(*renamed_program_file)
+    assert result.returncode == 0, result.stderr
+    assert output == 'stacks=["sandbox", "dev", "test", "prod"]\n'
+
+
+def test_the_affected_stacks_step_fails_when_git_diff_does(renamed_program_file: tuple[Path, str, str]) -> None:
+    """A base commit the checkout lacks is an error, not "no stack affected"."""
+    repo, _, head = renamed_program_file
+    result, output = run_affected_step(repo, "0" * 40, head)
+    assert result.returncode != 0 and output == "", (result.returncode, output)
