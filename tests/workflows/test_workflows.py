@@ -263,3 +263,41 @@ def test_the_affected_stacks_step_fails_when_git_diff_does(renamed_program_file:
     repo, _, head = renamed_program_file
     result, output = run_affected_step(repo, "0" * 40, head)
     assert result.returncode != 0 and output == "", (result.returncode, output)
+
+
+def run_rollback_plan(tmp_path: Path, preview: Path, status: int) -> tuple[subprocess.CompletedProcess[str], Path,
+                                                                             Path]:
+    """The rollback-plan action's script for stack prod, with a `pulumi` that prints `preview` and exits `status`."""
+    action = yaml.safe_load((ACTIONS / "rollback-plan" / "action.yml").read_text())
+    [step] = action["runs"]["steps"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(f"#!/bin/sh\ncat '{preview}'\nexit {status}\n")
+    (bin_dir / "pulumi").chmod(0o755)
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    summary, output = tmp_path / "summary.md", tmp_path / "github-output"
+    summary.write_text("")
+    output.write_text("")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "STACK": "prod",
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
+    result = subprocess.run([*runner_shell(step), "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    return result, summary, output
+
+
+def test_a_failed_preview_shows_the_engines_errors_and_fails_the_step(tmp_path: Path) -> None:
+    """`pulumi preview --json` fails on a policy refusal; release-infra-rollback-plan is what prints the engine's
+    errors from its output, so it runs anyway, and the step then fails with the preview's status and no plan."""
+    result, summary, output = run_rollback_plan(tmp_path, ROOT / "tests/fixtures/previews/prod-friday-canary.json",
+                                                255)
+    assert result.returncode == 255, result.stderr
+    assert "the preview of stack 'prod' failed" in result.stderr
+    assert "no deploys on Friday (release_policy.no_deploy_weekdays)" in result.stderr
+    assert summary.read_text() == "" and output.read_text() == ""
+
+
+def test_a_preview_that_succeeds_puts_its_plan_in_the_summary(tmp_path: Path) -> None:
+    result, summary, output = run_rollback_plan(tmp_path, ROOT / "tests/fixtures/previews/prod-flip.json", 0)
+    assert result.returncode == 0, result.stderr
+    assert output.read_text() == "plan=build/rollback-plan/prod.md\n"
+    assert summary.read_text() == (tmp_path / "build/rollback-plan/prod.md").read_text() != ""
