@@ -95,7 +95,8 @@ def test_each_environment_is_updated_by_its_own_trigger() -> None:
 
 def test_a_failed_update_is_announced_by_the_step_after_it() -> None:
     """A failed `pulumi up` never reaches the deployment events: the next step, and only that one, runs `release
-    failed` for the job's stack, only when `pulumi up` itself failed (a failed setup or plan deployed nothing)."""
+    failed` for the job's stack, only when `pulumi up` itself failed or was stopped (the job's timeout or a cancelled
+    run stops it halfway), never for a failed setup or plan, which deployed nothing."""
     jobs = load(WORKFLOWS / "deploy.yml")["jobs"]
     for stack in STACKS:
         steps = jobs[stack]["steps"]
@@ -103,7 +104,7 @@ def test_a_failed_update_is_announced_by_the_step_after_it() -> None:
         assert ids.count("up") == 1
         up, announce = steps[ids.index("up"):]
         assert up["run"] == f"pulumi up --yes --non-interactive --stack {stack}" and "if" not in up
-        assert announce["if"] == "failure() && steps.up.outcome == 'failure'"
+        assert announce["if"] == "always() && (steps.up.outcome == 'failure' || steps.up.outcome == 'cancelled')"
         assert announce["run"] == (f'.venv/bin/release failed {stack} --reason "pulumi up failed (run '
                                    '$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID)"')
         assert "env" not in announce  # the job's backend and passphrase: it reads the stack file and outputs only
@@ -205,6 +206,20 @@ def test_nothing_deploys_untested() -> None:
     for name in (*STACKS, "prod-plan"):
         needs = deploy["jobs"][name]["needs"]
         assert "tests" in ([needs] if isinstance(needs, str) else needs), name
+
+
+def test_every_job_has_a_timeout() -> None:
+    """A hung job would hold its runner, and a hung `pulumi up` its stack's concurrency group, for GitHub's default
+    six hours. `pulumi up` gets more than the longest update (a migration Job may run an hour, the catalogue's
+    `deadline_seconds` being at most 3600, before the Deployments and the gateway roll) in a step timeout of its own,
+    shorter than the job's: a step that times out fails, and the job still has time to announce it."""
+    for path in WORKFLOWS.glob("*.yml"):
+        for name, job in load(path)["jobs"].items():
+            minutes = job.get("timeout-minutes")
+            assert isinstance(minutes, int) and 0 < minutes < 360, (path.name, name, minutes)
+            for step in job["steps"]:
+                if step.get("id") == "up":
+                    assert 90 <= step["timeout-minutes"] <= minutes - 15, (name, step["timeout-minutes"], minutes)
 
 
 def test_run_steps_fail_when_any_command_of_a_pipe_fails() -> None:
