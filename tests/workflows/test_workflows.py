@@ -316,3 +316,13 @@ def test_a_preview_that_succeeds_puts_its_plan_in_the_summary(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert output.read_text() == "plan=build/rollback-plan/prod.md\n"
     assert summary.read_text() == (tmp_path / "build/rollback-plan/prod.md").read_text() != ""
+
+
+def test_the_comment_is_posted_by_live_runs_and_edits_only_this_workflows_comment() -> None:
+    """A cancelled run (a newer push superseded it) posts nothing: `always()` would let it write "the preview did
+    not run" over the newer run's comment. The comment to edit is the one this workflow's token posted, not any
+    bot's comment that starts with the marker."""
+    comment = load(WORKFLOWS / "pull-request.yml")["jobs"]["comment"]
+    assert comment["if"] == "needs.affected.result == 'success' && !cancelled()"
+    script = comment["steps"][-1]["with"]["script"]
+    assert 'c.user?.login === "github-actions[bot]"' in script and "user.type" not in script
