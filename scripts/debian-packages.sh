@@ -19,6 +19,12 @@ if [[ ${#missing[@]} -eq 0 ]]; then
 fi
 sudo=()
 if [[ $(id -u) -ne 0 ]]; then
+    # Said in one line, before anything runs: a bare `sudo: not found` (127) reads like a broken script.
+    if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
+        echo "debian-packages: missing ${missing[*]}: install them (apt-get install ${missing[*]}), or run this as" \
+            "root or as a user with passwordless sudo" >&2
+        exit 1
+    fi
     sudo=(sudo -n)
 fi
 echo "debian-packages: installing ${missing[*]}" >&2
@@ -32,18 +38,14 @@ if [[ -z ${RELEASE_INFRA_APT_LOCKED:-} ]] && command -v flock >/dev/null; then
 fi
 "${sudo[@]}" apt-get update -qq -o DPkg::Lock::Timeout=600
 # No recommends: the packages' own daemons are not wanted, only their binaries. policy-rc.d keeps the
-# post-install scripts from starting services (there is no init system in a container or CI runner anyway).
+# post-install scripts from starting services (in a container there is no init system to start them anyway).
+# It goes on exit, however the script ends (a failed install, Ctrl-C, a cancelled CI job): one left behind keeps every
+# service installed later on the machine from starting.
 policy=/usr/sbin/policy-rc.d
-installed_policy=false
 if [[ ! -e $policy ]]; then
+    trap '"${sudo[@]}" rm -f "$policy"' EXIT
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
     "${sudo[@]}" chmod +x "$policy"
-    installed_policy=true
 fi
-status=0
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 \
-    "${missing[@]}" >/dev/null || status=$?
-if $installed_policy; then
-    "${sudo[@]}" rm -f "$policy"
-fi
-exit $status
+    "${missing[@]}" >/dev/null

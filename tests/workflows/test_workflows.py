@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +328,73 @@ def test_the_comment_is_posted_by_live_runs_and_edits_only_this_workflows_commen
     assert comment["if"] == "needs.affected.result == 'success' && !cancelled()"
     script = comment["steps"][-1]["with"]["script"]
     assert 'c.user?.login === "github-actions[bot]"' in script and "user.type" not in script
+
+
+@pytest.mark.parametrize("sudo", [None, "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"],
+                         ids=["no sudo", "sudo asks for a password"])
+def test_debian_packages_says_what_to_do_without_root_or_sudo(tmp_path: Path, sudo: str | None) -> None:
+    """Not root and no passwordless sudo: one line naming the packages and how to get them, not `sudo: not found`
+    (after which `make test` would run no test)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    dpkg_query = shutil.which("dpkg-query")
+    assert dpkg_query, "dpkg-query is missing: make test needs Debian's apt"
+    (bin_dir / "dpkg-query").symlink_to(dpkg_query)
+    (bin_dir / "id").write_text("#!/bin/sh\necho 1000\n")  # not root, whoever runs the tests
+    (bin_dir / "id").chmod(0o755)
+    if sudo:
+        (bin_dir / "sudo").write_text(sudo)
+        (bin_dir / "sudo").chmod(0o755)
+    result = subprocess.run([shutil.which("bash") or "bash", str(ROOT / "scripts" / "debian-packages.sh"),
+                             "release-infra-no-such-package"], env={"PATH": str(bin_dir)}, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("debian-packages: ") and "release-infra-no-such-package" in line
+    assert "root" in line and "passwordless sudo" in line
+
+
+def debian_packages_as_root(tmp_path: Path, apt_get: str) -> tuple[list[str], dict[str, str], Path]:
+    """scripts/debian-packages.sh with its policy-rc.d in tmp_path (not /usr/sbin), run as root (`id` says 0) with
+    a fake `apt-get`, for a package that is not installed; the command, its environment and the policy file."""
+    policy = tmp_path / "policy-rc.d"
+    script = (ROOT / "scripts" / "debian-packages.sh").read_text()
+    assert script.count("\npolicy=/usr/sbin/policy-rc.d\n") == 1
+    (tmp_path / "debian-packages.sh").write_text(script.replace("\npolicy=/usr/sbin/policy-rc.d\n",
+                                                                f"\npolicy={policy}\n"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in {"id": "#!/bin/sh\necho 0\n", "apt-get": apt_get}.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RELEASE_INFRA_APT_LOCKED": "1"}
+    return [shutil.which("bash") or "bash", str(tmp_path / "debian-packages.sh"), "release-infra-no-such-package"], \
+        env, policy
+
+
+def test_debian_packages_removes_its_policy_rc_d_when_interrupted(tmp_path: Path) -> None:
+    """policy-rc.d keeps the install's services from starting; one left behind by a Ctrl-C would keep every service
+    installed later on the machine from starting."""
+    started = tmp_path / "installing"
+    command, env, policy = debian_packages_as_root(
+        tmp_path, f'#!/bin/sh\ncase "$*" in *install*) cp "{tmp_path}/policy-rc.d" "{started}"; sleep 60;; esac\n')
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(600):
+            if started.exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert started.read_text() == "#!/bin/sh\nexit 101\n"  # in place while apt-get installs
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
+        assert process.wait(timeout=30) != 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert not policy.exists()
+
+
+def test_debian_packages_removes_its_policy_rc_d_and_fails_when_the_install_fails(tmp_path: Path) -> None:
+    command, env, policy = debian_packages_as_root(tmp_path, '#!/bin/sh\ncase "$*" in *install*) exit 100;; esac\n')
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 100, result.stderr
+    assert not policy.exists()
