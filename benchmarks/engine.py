@@ -14,14 +14,14 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.synthetic import prod_config, repeat_count, write_catalogue
+from benchmarks.synthetic import prod_config, repeat_count, upstream_config, write_catalogue
 from tests.support.engine import Project, bootstrap_env, make_project
 
 EMPTY_PROGRAM = "import pulumi\n"
 
 
-def stack_file(services: int) -> str:
-    return yaml.safe_dump({"config": {f"release-infra:{key}": value for key, value in prod_config(services).items()}})
+def stack_file(config: dict) -> str:
+    return yaml.safe_dump({"config": {f"release-infra:{key}": value for key, value in config.items()}})
 
 
 def timed(project: Project, *args: str) -> float:
@@ -37,8 +37,11 @@ def main() -> None:
         root = Path(workdir)
         previews = {}
         for services in (20, 100):
-            project = make_project(root / f"p{services}", env, {"prod": stack_file(services)},
+            project = make_project(root / f"p{services}", env, {"prod": stack_file(prod_config(services)),
+                                                                "test": stack_file(upstream_config(services))},
                                    write_catalogue(root, services))
+            project.init("test")  # prod runs only images test has run: test deploys them first
+            project.run("up", "--yes", "--skip-preview", "--stack", "test")
             project.init("prod")
             project.run("up", "--yes", "--skip-preview", "--stack", "prod")
             previews[services] = statistics.median(timed(project, "preview", "--stack", "prod")

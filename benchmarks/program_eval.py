@@ -23,7 +23,7 @@ from typing import Callable
 import pulumi
 import pulumi_kubernetes as k8s
 
-from benchmarks.synthetic import prod_config, write_catalogue
+from benchmarks.synthetic import prod_config, upstream_outputs, write_catalogue
 from infra.program import main
 from tests.support.mock_engine import Registration, run_program
 from tests.support.stacks import NOW
@@ -61,7 +61,7 @@ def baseline(registrations: list[Registration]) -> Callable[[], None]:
     return program
 
 
-def timed(program: Callable[[], object], config: dict) -> tuple[float, float, int]:
+def timed(program: Callable[[], object], config: dict, upstream: dict) -> tuple[float, float, int]:
     """Seconds, CPU seconds of the process (less moved by other load on the machine), and how many full passes of
     the garbage collector the run paid for."""
     full_passes = []
@@ -73,7 +73,7 @@ def timed(program: Callable[[], object], config: dict) -> tuple[float, float, in
     gc.callbacks.append(count)
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        run_program(program, stack="prod", config=config)
+        run_program(program, stack="prod", config=config, stack_outputs=upstream)
         return time.perf_counter() - start, time.process_time() - cpu, len(full_passes)
     finally:
         gc.callbacks.remove(count)
@@ -82,12 +82,13 @@ def timed(program: Callable[[], object], config: dict) -> tuple[float, float, in
 def one_repetition(services: int, directory: str) -> tuple[tuple[float, float, int], tuple[float, float, int], int]:
     """One warm program run and one warm baseline run, in a process of its own like every `pulumi` run."""
     catalogue, config = write_catalogue(Path(directory), services), prod_config(services)
+    upstream = upstream_outputs(services, catalogue)  # what test ran, which prod's lineage reads
     program = lambda: main(now=lambda: NOW, catalogue_file=catalogue)  # noqa: E731
-    recorded = run_program(program, stack="prod", config=config).registrations  # also the warm-up
+    recorded = run_program(program, stack="prod", config=config, stack_outputs=upstream).registrations  # warm-up
     flat = baseline(recorded)
     custom = sum(1 for r in recorded if r.custom and not r.type.startswith("pulumi:providers:"))
     assert len(run_program(flat, stack="prod", config=config).registrations) == custom + 1  # + the provider
-    return timed(program, config), timed(flat, config), custom
+    return timed(program, config, upstream), timed(flat, config, upstream), custom
 
 
 def measure(services: int, repeat: int, directory: Path) -> tuple[tuple[float, ...], tuple[float, ...], int]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core.catalogue import Catalogue
+from core.outputs import stack_outputs
+from core.settings import load_settings
 from tests.support.stacks import ROOT, stack_config
 
 
@@ -21,8 +25,22 @@ def write_catalogue(directory: Path, services: int) -> Path:
 
 
 def prod_config(services: int) -> dict[str, Any]:
-    config = stack_config("prod")
-    del config["upstream_stack"]  # a benchmark's prod stands alone: there is no test stack to promote from
+    """Prod with ``services`` services, promoted from ``upstream_config``'s test stack."""
+    return _with_services(stack_config("prod"), services)
+
+
+def upstream_config(services: int) -> dict[str, Any]:
+    """The test stack prod is promoted from, running the same images: prod runs only images test has run."""
+    return _with_services(stack_config("test"), services)
+
+
+def upstream_outputs(services: int, catalogue: Path) -> dict[str, dict[str, Any]]:
+    """For mocks' ``stack_outputs``: what that test stack exported after its update."""
+    test = load_settings("test", upstream_config(services), Catalogue.load(catalogue), datetime.now(timezone.utc))
+    return {"test": stack_outputs(test).model_dump(mode="json")}
+
+
+def _with_services(config: dict[str, Any], services: int) -> dict[str, Any]:
     # Services only, as the figures always measured; the retention job would also need the other three stacks.
     config.pop("retention", None)
     config["services"] = {

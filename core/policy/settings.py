@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AwareDatetime, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from core.catalogue import Catalogue, Strict
-from core.errors import ConfigError, Problem
+from core.errors import MISSING, ConfigError, Problem
 from core.validation import key_path, problems_from
 
 PREFIX = "release-infra:"
@@ -173,6 +173,9 @@ def _against_standard(stack: str, environment: str, policy: PolicySettings, cata
         if not rules.canary_for_high_risk:
             problems.append(Problem(path(POLICY, "canary_for_high_risk"), False,
                                     "prod releases high-risk services as canaries; it cannot be switched off"))
+        if policy.upstream_stack is None:
+            problems.append(Problem(path(UPSTREAM), MISSING, "prod runs only images its upstream environment has "
+                                    "run (promoted from Test); name that stack, e.g. test"))
     if rules.train is not None and rules.train.weekday in rules.no_deploy_weekdays:
         problems.append(Problem(path(POLICY, "train", "weekday"), rules.train.weekday,
                                 "the train cannot run on a no-deploy day"))

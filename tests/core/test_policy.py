@@ -116,6 +116,9 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
      'release-infra:emergency_change.approver = " ": string should have at least 1 character'),
     ("upstream_stack", "prod",
      'release-infra:upstream_stack = "prod": names the stack that images are promoted from, not this one'),
+    ("upstream_stack", None,  # as good as deleted: lineage would be off, and prod would run any build
+     "release-infra:upstream_stack is missing: prod runs only images its upstream environment has run (promoted "
+     "from Test); name that stack, e.g. test"),
 ])
 def test_policy_config_against_the_standard(path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
