@@ -1,8 +1,9 @@
 """release-infra-affected-stacks: the stacks a change affects, for the pull-request preview's job matrix.
 
-    git diff --name-only origin/main...HEAD | release-infra-affected-stacks --json     # ["dev", "prod"]
+    git diff --no-renames --name-only origin/main...HEAD | release-infra-affected-stacks --json   # ["dev", "prod"]
 
-Paths come as arguments or one per line on stdin. The stacks are the environments, sandbox to prod.
+Paths come as arguments or one per line on stdin. The stacks are the environments, sandbox to prod. Without
+--no-renames, git names only the new path of a moved file, and a program file moved out of infra/ would go unseen.
 """
 
 from __future__ import annotations
