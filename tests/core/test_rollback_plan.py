@@ -624,6 +624,16 @@ def canary_promotion() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return preview, promoted, after
 
 
+def assert_traffic_goes_back_to_green_whole(plan: str) -> None:
+    """A rollback after a switch that ended a canary: green takes all traffic back, with no weight on blue."""
+    assert "To roll back, switch traffic back to **green** and keep the canary weight at 0%:" in plan
+    assert plan.split("```sh\n")[1].split("```")[0] == (
+        "pulumi stack select prod\n"
+        "pulumi config set --path 'services.payin-api.active' green\n"
+        "pulumi config set --path 'services.payin-api.canary.weight' 0\n"
+        "pulumi up\n")
+
+
 def test_a_finished_canary_rolls_back_to_the_old_colour_with_no_weight() -> None:
     """All gateway traffic was on blue (the standby at 100%) and stays there as blue becomes active: the rollback
     puts it all back on green, which still runs what it ran, rather than the weight back on blue."""
@@ -636,12 +646,7 @@ def test_a_finished_canary_rolls_back_to_the_old_colour_with_no_weight() -> None
     assert ("Updated with it: `prod-alerting-payin-api-deployment` (DeploymentEvents), "
             "`prod-alerting-payin-api-rules` (PrometheusRule), `prod-gateway-deployment` (Deployment), "
             "`prod-payin-api-preview` (Service).\n") in plan
-    assert "To roll back, switch traffic back to **green** and keep the canary weight at 0%:" in plan
-    assert plan.split("```sh\n")[1].split("```")[0] == (
-        "pulumi stack select prod\n"
-        "pulumi config set --path 'services.payin-api.active' green\n"
-        "pulumi config set --path 'services.payin-api.canary.weight' 0\n"
-        "pulumi up\n")
+    assert_traffic_goes_back_to_green_whole(plan)
 
 
 def test_a_switch_that_cuts_a_canary_short_rolls_back_with_no_weight() -> None:
@@ -656,12 +661,7 @@ def test_a_switch_that_cuts_a_canary_short_rolls_back_with_no_weight() -> None:
     assert ("- **Canary**: green, the standby (`registry.pay.internal/payin-api:a1b2c3d-v2.3.0`), gets 0% of "
             "payin-api's gateway traffic; before the switch blue, then the standby, had 25%.\n") in plan
     assert "Canary finished" not in plan and "had 100%" not in plan
-    assert "To roll back, switch traffic back to **green** and keep the canary weight at 0%:" in plan
-    assert plan.split("```sh\n")[1].split("```")[0] == (
-        "pulumi stack select prod\n"
-        "pulumi config set --path 'services.payin-api.active' green\n"
-        "pulumi config set --path 'services.payin-api.canary.weight' 0\n"
-        "pulumi up\n")
+    assert_traffic_goes_back_to_green_whole(plan)
 
 
 def test_the_release_policy_accepts_the_rollback_of_a_finished_canary_on_any_day() -> None:
