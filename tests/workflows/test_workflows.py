@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import yaml
@@ -398,3 +398,60 @@ def test_debian_packages_removes_its_policy_rc_d_and_fails_when_the_install_fail
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 100, result.stderr
     assert not policy.exists()
+
+
+def run_tested_program_step(repo: Path) -> subprocess.CompletedProcess[str]:
+    workflow = load(WORKFLOWS / "deploy.yml")
+    job = workflow["jobs"]["prod-plan"]
+    step = step_named(job, "name", "the program Test ran")
+    summary = repo / "summary"
+    return subprocess.run([*runner_shell(step, job, workflow), "-c", step["run"]], cwd=repo, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)})
+
+
+@pytest.fixture
+def tested_candidate(tmp_path: Path) -> Callable[..., None]:
+    """A repository whose release candidate v2.3.0-rc.1 Test ran; ``commit(path, text)`` adds a commit on top."""
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+
+    def commit(path: str, text: str, tag: str | None = None) -> None:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        subprocess.run([*git, "add", path], check=True)
+        subprocess.run([*git, "commit", "--quiet", "-m", path], check=True)
+        if tag:
+            subprocess.run([*git, "tag", tag], check=True)
+
+    commit("infra/program.py", "VERSION = 1\n", tag="v2.2.0-rc.1")
+    commit("catalogue.yaml", "services: {}\n", tag="v2.3.0-rc.1")
+    return commit
+
+
+@pytest.mark.parametrize(("path", "refused"), [
+    ("Pulumi.prod.yaml", False),  # the promotion itself
+    ("docs/release.md", False),
+    ("Pulumi.dev.yaml", False),
+    ("infra/program.py", True),  # Test never ran this program
+    ("catalogue.yaml", True),
+])
+def test_prod_runs_only_the_program_test_ran(tested_candidate: Callable[..., None], tmp_path: Path, path: str,
+                                             refused: bool) -> None:
+    tested_candidate(path, "changed after the release candidate\n")
+    result = run_tested_program_step(tmp_path)
+    assert (result.returncode != 0) is refused, result.stdout + result.stderr
+    if refused:
+        assert (f"::error::Prod runs the program Test ran at v2.3.0-rc.1, and it changed since: {path}; tag a "
+                "release candidate and let Test deploy it first") in result.stdout
+    else:
+        assert (tmp_path / "summary").read_text() == "Prod's program is the one Test ran at v2.3.0-rc.1\n"
+
+
+def test_prod_without_a_release_candidate_is_refused(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+                    "--quiet", "--allow-empty", "-m", "first"], check=True)
+    result = run_tested_program_step(tmp_path)
+    assert result.returncode == 1
+    assert "::error::no release-candidate tag (v*.*.*-rc*): Test has run no program for Prod to run" in result.stdout
