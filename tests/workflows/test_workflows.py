@@ -92,7 +92,8 @@ def test_each_environment_is_updated_by_its_own_trigger() -> None:
         assert job["concurrency"] == {"group": f"stack-{stack}", "cancel-in-progress": False}
         up = next(step for step in job["steps"] if step.get("id") == "up")
         assert up["run"] == f"pulumi up --yes --non-interactive --stack {stack}"
-        assert {"uses": "./.github/actions/rollback-plan", "with": {"stack": stack}} in job["steps"]
+        [plan] = [step for step in job["steps"] if step.get("uses") == "./.github/actions/rollback-plan"]
+        assert plan["with"] == {"stack": stack}
 
 
 def test_a_failed_update_is_announced_by_the_step_after_it() -> None:
@@ -109,7 +110,7 @@ def test_a_failed_update_is_announced_by_the_step_after_it() -> None:
         assert announce["if"] == "always() && (steps.up.outcome == 'failure' || steps.up.outcome == 'cancelled')"
         assert announce["run"] == (f'.venv/bin/release failed {stack} --reason "pulumi up failed (run '
                                    '$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID)"')
-        assert "env" not in announce  # the job's backend and passphrase: it reads the stack file and outputs only
+        assert set(announce["env"]) == {"PULUMI_CONFIG_PASSPHRASE"}  # it reads the stack file and outputs only
 
 
 def test_prod_runs_on_the_tuesday_train_or_on_demand_after_approval() -> None:
@@ -135,9 +136,17 @@ def test_prod_runs_only_the_program_on_main() -> None:
             ") && github.ref == 'refs/heads/main'"), condition
 
 
-def test_a_job_holds_only_its_own_stacks_passphrase() -> None:
-    """Each stack's passphrase is the secret of the job's GitHub environment: none is set for a whole workflow, and
-    a job that runs no stack gets none."""
+def runs_pulumi(step: dict[str, Any]) -> bool:
+    """A step that runs the pulumi CLI: itself, through the rollback-plan action, or through `release`."""
+    commands = [line.strip() for line in step.get("run", "").splitlines()]
+    return step.get("uses") == "./.github/actions/rollback-plan" or any(
+        command.startswith(("pulumi ", ".venv/bin/release ")) for command in commands)
+
+
+def test_a_job_holds_only_its_own_stacks_passphrase_and_only_its_pulumi_steps_see_it() -> None:
+    """Each stack's passphrase is the secret of the job's GitHub environment: none is set for a whole workflow, a
+    job that runs no stack gets none, and within a job only the steps that run Pulumi get it, not the checkout,
+    the setup actions (third-party code) or the package installs before them."""
     passphrase = "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
     deploy, pull_request = load(WORKFLOWS / "deploy.yml"), load(WORKFLOWS / "pull-request.yml")
     for workflow in (deploy, pull_request):
@@ -145,14 +154,16 @@ def test_a_job_holds_only_its_own_stacks_passphrase() -> None:
     environments = {name: job.get("environment") for name, job in deploy["jobs"].items()}
     assert environments == {"sandbox": "sandbox", "dev": "dev", "test": "test", "prod-plan": "prod-plan",
                             "prod": "prod", "tests": None}
-    for name, job in deploy["jobs"].items():
-        if name == "tests":
-            assert "PULUMI_CONFIG_PASSPHRASE" not in str(job) and "secrets." not in str(job)
-        else:
-            assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
-    preview = pull_request["jobs"]["preview"]
-    assert preview["environment"] == "preview-${{ matrix.stack }}"
-    assert preview["env"]["PULUMI_CONFIG_PASSPHRASE"] == passphrase
+    stack_jobs = [job for name, job in deploy["jobs"].items() if name != "tests"] + [pull_request["jobs"]["preview"]]
+    for job in stack_jobs:
+        assert "PULUMI_CONFIG_PASSPHRASE" not in job["env"]
+        pulumi_steps = [step for step in job["steps"] if runs_pulumi(step)]
+        assert pulumi_steps
+        for step in job["steps"]:
+            given = step.get("env", {}).get("PULUMI_CONFIG_PASSPHRASE")
+            assert given == (passphrase if step in pulumi_steps else None), step
+    assert "secrets." not in str(deploy["jobs"]["tests"])
+    assert pull_request["jobs"]["preview"]["environment"] == "preview-${{ matrix.stack }}"
     for name in ("affected", "comment", "test"):
         assert "PULUMI_CONFIG_PASSPHRASE" not in str(pull_request["jobs"][name])
 
@@ -165,8 +176,8 @@ def test_pull_requests_get_one_comment_edited_on_each_push() -> None:
     assert preview["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.affected.outputs.stacks) }}"
     runs = "\n".join(step.get("run", "") for step in preview["steps"])
     assert "pulumi preview --diff" in runs
-    assert {"name": "rollback plan", "id": "plan", "uses": "./.github/actions/rollback-plan",
-            "with": {"stack": "${{ matrix.stack }}"}} in preview["steps"]
+    plan = step_named(preview, "id", "plan")
+    assert (plan["uses"], plan["with"]) == ("./.github/actions/rollback-plan", {"stack": "${{ matrix.stack }}"})
     assert comment["permissions"] == {"pull-requests": "write"}
     body, post = comment["steps"][-2:]
     marker = "<!-- release-infra preview -->"
