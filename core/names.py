@@ -30,3 +30,9 @@ def whole_percent(value: Any) -> int | None:
 
 def other(colour: Colour) -> Colour:
     return "green" if colour == "blue" else "blue"
+
+
+def warm_again(service: str) -> str:
+    """How a scaled-down standby becomes warm: `pulumi config set` cannot write ``standby: {policy: warm}``, and
+    policy warm beside the colour and since of a scaled-down one is refused; without the key a standby is warm."""
+    return f"pulumi config rm --path services.{service}.standby"

@@ -17,7 +17,8 @@ from core.registry.settings import CONFIG_KEYS as RETENTION_KEYS
 from core.catalogue import Catalogue, DnsLabel, Strict
 from core.errors import NO_VALUE, SECRET, ConfigError, Problem
 from core.images import REPOSITORY, ImageReference, is_registry_host
-from core.names import COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour, other  # noqa: F401  (re-exported)
+from core.names import (COLOURS, DEFAULT_CANARY_STEPS, ENVIRONMENTS, PROJECT, Colour,  # noqa: F401  (re-exported)
+                        other, warm_again)
 from core.validation import CONCEALED, key_path, problems_from, structured, unknown_key
 
 Region = Literal["PK", "BD", "NP", "IQ", "EG"]
@@ -467,12 +468,6 @@ def _check_service(settings: StackSettings, name: str, catalogue: Catalogue, now
     if release.standby.policy == "scaled-down":
         problems += _check_scaled_down(settings, name, now)
     return problems
-
-
-def warm_again(service: str) -> str:
-    """How a scaled-down standby becomes warm: `pulumi config set` cannot write ``standby: {policy: warm}``, and
-    policy warm beside the colour and since of a scaled-down one is refused; without the key a standby is warm."""
-    return f"pulumi config rm --path services.{service}.standby"
 
 
 def _check_scaled_down(settings: StackSettings, name: str, now: datetime) -> list[Problem]:

@@ -18,13 +18,12 @@ from core.alerting.settings import load_alerting
 from core.catalogue import Catalogue, ServiceSpec, catalogue_path
 from core.errors import ConfigError
 from core.images import ImageReference
-from core.names import COLOURS, other
+from core.names import COLOURS, other, warm_again
 from core.policy.history import with_first_served
 from core.policy.rules import canary_required
 from core.policy.settings import load_policy
 from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
-from core.settings import warm_again
 from core.release.gate import GateReading, judge
 from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import MISSING, ConfigError, Problem, without_credentials
-from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other, whole_percent
-from core.settings import warm_again
+from core.names import COLOURS, DEFAULT_CANARY_STEPS, PROJECT, other, warm_again, whole_percent
 from release_infra_tools.stacks import Environments, StackError
 
 

@@ -6,6 +6,8 @@ stack file in memory (Ctrl-C, a failed switch, a URL typo, no baseline, a change
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from concurrent.futures import Future
 from typing import Callable
 
@@ -646,3 +648,12 @@ def test_a_canary_resumed_at_100_steps_back_for_a_baseline_and_can_be_promoted(p
     assert stack.asked == [{"services.merchant-api.canary.weight": "50"},
                            {"services.merchant-api.canary.weight": "100"},
                            {"services.merchant-api.active": "green", "services.merchant-api.canary.weight": "0"}]
+
+
+def test_the_release_command_starts_without_the_models() -> None:
+    """A rollback in an incident starts at once: `release` imports the settings models and pydantic only for the
+    commands that use them (release.py's docstring), and a message helper must not pull them in."""
+    loaded = subprocess.run([sys.executable, "-c", "import sys, release_infra_tools.release; "
+                             "print(sorted(m for m in ('pydantic', 'core.settings') if m in sys.modules))"],
+                            cwd=ROOT, capture_output=True, text=True, check=True, timeout=60).stdout
+    assert loaded == "[]\n"
