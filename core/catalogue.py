@@ -341,8 +341,7 @@ def _parameter_clash(routes: list[Route], index: int) -> str | None:
         if other.method != route.method:
             continue
         for place, (mine, theirs) in enumerate(zip(segments, other.path.split("/"))):
-            ours, their = _PARAMETER.fullmatch(mine), _PARAMETER.fullmatch(theirs)
-            if ours and their and mine != theirs:
+            if mine != theirs and _PARAMETER.fullmatch(mine) and _PARAMETER.fullmatch(theirs):
                 prefix = "/".join(segments[:place]) + "/"
                 return (f"names the parameter after {prefix} {mine}, where routes[{earlier}] ({other.method} "
                         f"{other.path}) names it {theirs}: the gateway's router takes one name in one place; use "

@@ -164,7 +164,6 @@ def _switched_at(active: Colour, before: Any, now: datetime | None) -> datetime 
     return switch_time(before)
 
 
-
 def json_schema() -> str:
     schema = StackOutputs.model_json_schema()
     schema["$id"] = "https://release-infra/schemas/stack-outputs.v1.schema.json"

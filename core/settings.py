@@ -411,12 +411,11 @@ def _kept_apart(settings: StackSettings) -> list[Problem]:
                                 f"a {own} namespace has '{own}' as one of its '-'-separated words, and none of "
                                 f"{', '.join(others)} (e.g. payments-{own}): no stack may take another "
                                 "environment's namespace"))
+    prod = settings.environment == EnvironmentKind.PROD
+    named = "has none of" if prod else f"has '{own}' as one of its labels and none of"
     for audience, host in settings.gateway.public_hosts.items():
-        host_labels = host.split(".")
-        if set(others) & set(host_labels) or (settings.environment != EnvironmentKind.PROD
-                                              and own not in host_labels):
-            named = f"has '{own}' as one of its labels and none of" if settings.environment != EnvironmentKind.PROD \
-                else "has none of"
+        host_labels = set(host.split("."))
+        if host_labels & set(others) or not (prod or own in host_labels):
             problems.append(Problem(_path("gateway", "public_hosts", audience), host,
                                     f"a {own} host {named} {', '.join(others)} (e.g. {audience}.{own}.api.pay.example):"
                                     " no stack may take another environment's host"))
