@@ -93,7 +93,9 @@ def test_the_routing_services_wait_for_both_colours_deployments(deployed: Projec
             assert gateways <= set(resource["dependencies"]), resource["urn"]
 
 
-def test_a_colour_flip_updates_only_the_two_routing_services(deployed: Project) -> None:
+def test_a_colour_flip_updates_the_routing_services_and_what_watches_them(deployed: Project) -> None:
+    """The two Services that route by colour, the alert rules and deployment events that follow the active colour:
+    nothing replaced, created or deleted, and no Deployment (the issue asked for one resource; these four are it)."""
     services = lambda: deployed.json("stack", "output", "services", "--json", "--stack", "prod")  # noqa: E731
     active, standby = services()["payin-api"]["active_colour"], services()["payin-api"]["standby_colour"]
     deployed.run("config", "set", "--path", "services.payin-api.active", standby, "--stack", "prod")
