@@ -15,14 +15,15 @@ from pydantic import BaseModel, ConfigDict, model_validator
 _HOST = r"(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)(?::[0-9]{1,5})?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY = rf"{_COMPONENT}(?:/{_COMPONENT})*"  # the registry's grammar of a repository path: lowercase components
+# Anchored with \Z, not $: $ also matches before a trailing newline, which would end up in a digest or tag.
 _REFERENCE = re.compile(
     rf"^(?P<registry>{_HOST})/(?P<repository>{REPOSITORY})"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>[^@]+))?$"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>[^@]+))?\Z"
 )
-_BUILD_TAG = re.compile(r"^(?P<git_sha>[0-9a-f]{7,40})-v(?P<version>.+)$")
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-RELEASE_TAG = re.compile(r"^v(?P<version>\d+\.\d+\.\d+)$")
+_BUILD_TAG = re.compile(r"^(?P<git_sha>[0-9a-f]{7,40})-v(?P<version>.+)\Z")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
+RELEASE_TAG = re.compile(r"^v(?P<version>\d+\.\d+\.\d+)\Z")
 
 TAG_RULE = "<registry>/<service>:<git-sha>-v<semver>, e.g. registry.example.com/payin-api:a1b2c3d-v2.3.0"
 

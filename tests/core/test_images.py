@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 from pydantic import ValidationError
 
-from core.images import ImageReference
+from core.images import DIGEST as DIGEST_RULE, RELEASE_TAG, ImageReference, build_version
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -41,6 +41,9 @@ def test_keeps_a_digest_a_port_and_a_nested_repository() -> None:
     # Kubernetes refuses these as the app.kubernetes.io/version label: ending in '-', longer than 63 characters.
     ("registry.pay.internal/payin-api:a1b2c3d-v3.2.0-rc-", "version '3.2.0-rc-' in tag .* cannot be a Kubernetes label"),
     (f"registry.pay.internal/payin-api:a1b2c3d-v3.2.0-{'feature' * 9}", "cannot be a Kubernetes label value"),
+    # `$` matches before a trailing newline: it must not slip into the digest, nor be dropped from the tag.
+    (f"registry.pay.internal/payin-api:a1b2c3d-v2.3.0@{DIGEST}\n", "digest must be sha256:"),
+    ("registry.pay.internal/payin-api:a1b2c3d-v2.3.0\n", "not an image reference"),
 ])
 def test_refuses_what_is_not_a_build_tag(text: str, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason.replace("[", r"\[")):
@@ -55,3 +58,11 @@ def test_every_build_tag_round_trips(sha: str, version: tuple[int, int, int]) ->
     assert str(image) == text
     assert image.git_sha == sha
     assert tuple(image.version.to_tuple()[:3]) == version
+
+
+def test_a_trailing_newline_makes_no_build_tag_release_tag_or_digest() -> None:
+    """Tag lists and files hand over lines; each rule must hold for the whole string, as the registry's does."""
+    assert build_version("a1b2c3d-v2.3.0\n") is None
+    assert RELEASE_TAG.match("v2.3.0\n") is None
+    assert DIGEST_RULE.match(f"{DIGEST}\n") is None
+    assert str(build_version("a1b2c3d-v2.3.0")) == "2.3.0" and RELEASE_TAG.match("v2.3.0")
