@@ -274,7 +274,7 @@ def _dated(created: datetime | None) -> datetime | None:
     if created is None:
         return None
     aware = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
-    return None if aware < PLACEHOLDER_BEFORE else created
+    return None if aware < PLACEHOLDER_BEFORE else aware
 
 
 def _newest_first(verdict: Verdict) -> tuple:

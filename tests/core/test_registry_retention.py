@@ -122,6 +122,15 @@ def test_a_creation_time_of_exactly_2000_is_a_real_time_and_orders_its_image():
     assert plan.surviving_tags() == {"0000001-v1.0.1-rc.1"}
 
 
+def test_naive_and_aware_creation_times_order_together_with_naive_taken_as_utc():
+    """A config time without a zone is UTC (as the registry client reads it); mixing both kinds must not crash."""
+    images = [TaggedImage("0000000-v1.0.0-rc.1", digest(0), datetime(2026, 1, 1, 9)),
+              TaggedImage("0000001-v1.0.1-rc.1", digest(1), datetime(2026, 1, 1, 10, tzinfo=timezone.utc)),
+              TaggedImage("0000002-v1.0.2-rc.1", digest(2), datetime(2026, 1, 1, 11))]
+    plan = plan_repository("payin-api", images, [], RetentionPolicy(keep_last=2))
+    assert [v.tags for v in plan.deleted] == [["0000000-v1.0.0-rc.1"]]
+    assert all(v.created.tzinfo is not None for v in plan.verdicts)
+
 def test_the_platform_images_of_a_kept_index_stay_and_follow_it():
     """`docker manifest create`: each platform pushed under its own tag, then the index under the release's. The
     index has no config and runs in prod by digest; its platform images must outlive twenty newer builds."""
