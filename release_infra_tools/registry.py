@@ -3,7 +3,7 @@
 httpx does the HTTP, tenacity the retries; this module adds the registry's auth challenge flow (Basic, or
 Bearer tokens from the realm the registry names), Link-header pagination and the manifest media types.
 Credentials go only into Authorization headers; no message or exception here ever contains them. The token
-service a Bearer challenge names receives them (Basic) to issue a token: an https registry's realm must be https.
+service a Bearer challenge names receives them (Basic) to issue a token: it must be https, or loopback http.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from core.errors import without_credentials
+from core.registry.digests import PLAIN_HTTP_RULE, is_loopback
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -147,6 +148,9 @@ def _realm(request: httpx.Request, realm: str) -> httpx.URL:
     if request.url.scheme == "https" and url.scheme != "https":
         raise RegistryError(f"{registry} {without_credentials(str(url))}: plain http from an https registry; refused "
                             "rather than send it the credentials unencrypted")
+    if url.scheme != "https" and not is_loopback(url.host):  # a loopback registry may name only a loopback one
+        raise RegistryError(f"{registry} {without_credentials(str(url))}: {PLAIN_HTTP_RULE}; refused rather than send "
+                            "it the credentials")
     return url
 
 

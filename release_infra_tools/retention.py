@@ -25,12 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from core.errors import URL_CREDENTIALS, without_credentials
 from core.images import RELEASE_TAG
 from core.names import ENVIRONMENTS
+from core.registry.digests import PLAIN_HTTP_RULE, is_loopback
 from core.registry.retention import (DEFAULT_KEEP_LAST, ListedImage, ProtectedImage, RepositoryPlan, RetentionError,
                                      RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs,
                                      protected_image)
@@ -252,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"credentials (user:password@); {RETENTION_CREDENTIALS}")
         if not arguments.registry.startswith(("http://", "https://")):
             raise UsageError(f"--registry {arguments.registry}: must be an http:// or https:// URL")
+        if arguments.registry.startswith("http://") and not is_loopback(urlsplit(arguments.registry).hostname or ""):
+            raise UsageError(f"--registry {arguments.registry}: must be https://: {PLAIN_HTTP_RULE}")
         try:
             policy = RetentionPolicy(keep_last=arguments.keep_last)
         except ValidationError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 
@@ -28,22 +29,32 @@ MODES: tuple[Mode, ...] = ("lookup", "off")
 SHAPE = ("lookup or off (quote 'off' in YAML), or an object {mode: lookup | off, registry_url, username}")
 
 
+PLAIN_HTTP_RULE = ("plain http would send the registry credentials unencrypted; http:// only for a loopback "
+                   "registry (127.0.0.0/8, ::1, localhost)")
+
+
 def base_url(url: str) -> str:
     """A registry's base URL. No user:password@: a credential there would be shown in outputs, the job's spec and
-    errors; it goes in the secret password key instead."""
+    errors; it goes in the secret password key instead. https, or http to a loopback registry only."""
     if not re.fullmatch(r"https?://[^\s/?#@]+/?", url):
         raise ValueError("must be the registry's base URL without credentials, e.g. https://registry.pay.internal")
+    if url.startswith("http://") and not is_loopback(urlsplit(url).hostname or ""):
+        raise ValueError(f"must be https://: {PLAIN_HTTP_RULE}")
     return url.rstrip("/")
 
 
-def default_url(registry: str) -> str:
-    """https, except plain http for a loopback registry (as Docker treats 127.0.0.0/8 and localhost)."""
-    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+def is_loopback(host: str) -> bool:
+    """Whether a registry host (no port) is this machine, as Docker treats 127.0.0.0/8, ::1 and localhost."""
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    return f"{'http' if loopback else 'https'}://{registry}"
+        return False
+
+
+def default_url(registry: str) -> str:
+    """https, except plain http for a loopback registry (as Docker's default)."""
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    return f"{'http' if is_loopback(host) else 'https'}://{registry}"
 
 
 class ImageDigests(Strict):

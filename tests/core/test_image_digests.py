@@ -65,6 +65,13 @@ def test_loopback_registries_are_plain_http_like_dockers_default(registry: str, 
     assert ImageReference.parse(f"{registry}/payin-api:a1b2c3d-v2.3.0").registry == registry
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:5000", "http://127.1.2.3", "http://localhost:5000/",
+                                 "http://[::1]:5000", "https://registry.pay.internal"])
+def test_plain_http_is_allowed_to_a_loopback_registry_only(url: str) -> None:
+    digests = load_image_digests("dev", {"mode": "lookup", "registry_url": url}, {}, "registry.pay.internal", live=False)
+    assert digests.registry_url == url.rstrip("/")
+
+
 def test_an_explicit_url_and_credentials_are_kept_and_the_password_never_shown() -> None:
     digests = load_image_digests("prod", {"mode": "lookup", "registry_url": "https://mirror.pay.internal/",
                                           "username": "deploy"},
@@ -81,6 +88,9 @@ def test_an_explicit_url_and_credentials_are_kept_and_the_password_never_shown()
     ({"mode": "always"}, {}, "release-infra:image_digests.mode = \"always\": input should be 'lookup' or 'off'"),
     ({"mode": "lookup", "registry_url": "registry.pay.internal"}, {},
      'release-infra:image_digests.registry_url = "registry.pay.internal": must be the registry\'s base URL'),
+    ({"mode": "lookup", "registry_url": "http://registry.pay.internal"}, {},
+     'release-infra:image_digests.registry_url = "http://registry.pay.internal": must be https://: plain http would '
+     'send the registry credentials unencrypted; http:// only for a loopback registry (127.0.0.0/8, ::1, localhost)'),
     ({"mode": "lookup", "usr": "x"}, {},
      'release-infra:image_digests.usr: unknown key; known keys are mode, registry_url, username'),
     ({"mode": "lookup", "passwd": "hunter2"}, {},  # no hint to write the password into the stack file

@@ -165,6 +165,9 @@ def test_absent_key_means_no_job_and_defaults_follow_the_seed():
     ({"registry_url": "https://retention:hunter2@registry.pay.internal"}, {}, False,
      'release-infra:retention.registry_url = "https://[secret]@registry.pay.internal": must be the registry\'s base '
      "URL without credentials, e.g. https://registry.pay.internal"),
+    ({"registry_url": "http://registry.pay.internal:5000"}, {}, False,
+     'release-infra:retention.registry_url = "http://registry.pay.internal:5000": must be https://: plain http would '
+     "send the registry credentials unencrypted; http:// only for a loopback registry (127.0.0.0/8, ::1, localhost)"),
 ])
 def test_bad_settings_name_the_key_and_what_is_allowed(raw, secrets, live, message):
     with pytest.raises(ConfigError) as error:

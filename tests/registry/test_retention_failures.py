@@ -87,6 +87,18 @@ def test_credentials_in_the_registry_url_are_refused_and_never_printed(stack_out
     assert "[secret]@127.0.0.1" in output.err and "RETENTION_REGISTRY_PASSWORD" in output.err
 
 
+@pytest.mark.parametrize("url", ["http://registry.pay.internal", "http://10.0.0.7:5000", "http://127.0.0.1.example"])
+def test_plain_http_to_a_registry_elsewhere_is_refused_before_any_request(stack_output_files, capsys, monkeypatch,
+                                                                          url):
+    """The credentials go in every request's Authorization header: never unencrypted over the network."""
+    monkeypatch.setenv("RETENTION_REGISTRY_PASSWORD", "s3cret-pa55")
+    monkeypatch.setattr(RegistryClient, "__init__", lambda *args, **kwargs: pytest.fail("a client was made"))
+    assert main(["--registry", url, *(a for f in stack_output_files for a in ("--protect-outputs", str(f)))]) == 2
+    assert capsys.readouterr().err == (f"release-infra-retention: error: --registry {url}: must be https://: plain "
+                                       "http would send the registry credentials unencrypted; http:// only for a "
+                                       "loopback registry (127.0.0.0/8, ::1, localhost); nothing was deleted\n")
+
+
 def test_without_credentials_a_401_is_a_clear_error_and_nothing_is_deleted(authenticated_registry, stack_output_files,
                                                                             capsys, monkeypatch):
     push_all(authenticated_registry, [build("ledger-sync", i) for i in range(25)])
@@ -288,6 +300,20 @@ def test_an_http_token_realm_of_an_https_registry_gets_no_credentials():
                                  "plain http from an https registry; refused rather than send it the credentials "
                                  "unencrypted")
     assert hosts == ["https://registry.example"]
+
+
+def test_a_loopback_http_registry_naming_a_plain_http_realm_elsewhere_gets_no_credentials():
+    hosts = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(401, headers={"www-authenticate": 'Bearer realm="http://auth.example/token"'})
+
+    client = RegistryClient("http://127.0.0.1:5000", "retention", "S3cretPW", transport=httpx.MockTransport(registry))
+    with pytest.raises(RegistryError, match="names the token service http://auth.example/token: plain http would "
+                                            "send the registry credentials unencrypted"):
+        client.repositories()
+    assert hosts == ["127.0.0.1"]
 
 
 @pytest.mark.parametrize("answer, message", [
