@@ -45,7 +45,8 @@ def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalog
         problems += schedule
         reports += notes
         problems += canary_problems(settings, policy, catalogue, previous)
-        problems += rollback_window_problems(settings, previous)
+        problems += staging_problems(settings, policy, catalogue, previous)
+        problems += rollback_window_problems(settings, previous, now)
         problems += rollback_target_problems(settings, policy, previous, now)
         problems += canary_switch_problems(settings, previous)
     if policy.upstream_stack is not None:
@@ -141,6 +142,35 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
     return problems
 
 
+def staging_problems(settings: StackSettings, policy: PolicySettings, catalogue: Catalogue,
+                     previous: Mapping[str, Any]) -> list[Problem]:
+    """Seed 000 §2, blue/green: a release goes to the standby colour, is checked there (health checks, synthetic
+    transactions: `release promote`), and only then takes traffic. So in prod the active colour takes an image
+    that has not served there only if the previous update already ran it on that colour as the standby: neither
+    replaced in place on the serving colour nor staged and switched to in one update. A rollback (an image that
+    served before) and a service new to the environment pass; high-risk services answer to the canary rule."""
+    if settings.environment != EnvironmentKind.PROD:
+        return []
+    problems = []
+    for name, release in settings.services.items():
+        before, spec = mapping(previous.get("services")).get(name), catalogue.services.get(name)
+        image, colour = str(release.image(release.active)), release.active
+        if not isinstance(before, Mapping) or spec is None or canary_required(policy, spec, before, image) \
+                or image_key(image) in {image_key(served) for served in previous_history(before)[1]}:
+            continue
+        staged = mapping(mapping(before.get("colours")).get(colour)).get("image")
+        if before.get("standby_colour") == colour and isinstance(staged, str) and image_key(staged) == image_key(image):
+            continue
+        switched = before.get("active_colour") != colour
+        key = path("services", name, "active") if switched else path("services", name, colour, "image")
+        problems.append(Problem(key, colour if switched else image,
+                                f"{image} has not served {name} in {settings.stack} and was not on {colour}, the "
+                                "standby, in the previous update: a release goes to the standby colour first, is "
+                                "checked there, and takes traffic in a later update (seed 000 §2; `release promote` "
+                                "does both)"))
+    return problems
+
+
 def canary_required(policy: PolicySettings, spec: ServiceSpec, before: Any, image: str) -> bool:
     """Whether traffic may move to ``image`` only after its canary reached 100%: a high-risk service, in a stack
     whose policy canaries them, that already ran there (``before``, its previous outputs), taking an image that has
@@ -150,21 +180,38 @@ def canary_required(policy: PolicySettings, spec: ServiceSpec, before: Any, imag
     return image_key(image) not in {image_key(served) for served in previous_history(before)[1]}
 
 
-def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any]) -> list[Problem]:
-    """Seed 000 §4: the colour that took traffic until this update keeps its pods. Scaled down in the update that
-    switches away from it, it would leave the Service on a colour going to zero while the other one starts, and the
-    switch with nothing to go back to for the manual-rollback window. ``standby.since`` is the operator's word;
-    the previous outputs are what served."""
-    problems = []
+def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any], now: datetime) -> list[Problem]:
+    """Seed 000 §4: the colour that took traffic until the last switch keeps its pods through the manual-rollback
+    window after it. Scaled down in the update that switches away from it, it would leave the Service on a colour
+    going to zero while the other one starts, and the switch with nothing to go back to. In a later update the
+    window is counted from the switch the previous outputs record (``switched_at``), not from ``standby.since``,
+    which is the operator's word and may be left over from an earlier switch. After a rollback the standby holds the
+    release rolled back from, which nothing goes back to: it may go at once."""
+    problems, window = [], timedelta(minutes=settings.rollback_window_minutes)
     for name, release in settings.services.items():
         colour, before = release.standby.colour, mapping(mapping(previous.get("services")).get(name))
-        if release.standby.policy == "scaled-down" and colour != release.active \
-                and before.get("active_colour") == colour:
+        if release.standby.policy != "scaled-down" or colour == release.active:
+            continue
+        if before.get("active_colour") == colour:
             problems.append(Problem(path("services", name, "standby", "policy"), "scaled-down",
                                     f"{colour} took {name}'s traffic until this update: it stays warm through the "
                                     f"switch and the {settings.rollback_window_minutes}-minute manual-rollback window "
                                     "after it; scale it down in a later update, with standby.since at or after the "
                                     "switch"))
+            continue
+        colours = {key: mapping(mapping(before.get("colours")).get(key)) for key in COLOURS}
+        switched, replicas = switch_time(before), colours[colour].get("replicas")
+        images = {key: colours[key].get("image") for key in COLOURS}
+        if before.get("active_colour") != release.active or switched is None or now >= switched + window \
+                or not isinstance(replicas, int) or replicas == 0 \
+                or not all(isinstance(image, str) for image in images.values()) \
+                or is_earlier_release(images[release.active], images[colour], previous_history(before)[1]):
+            continue
+        problems.append(Problem(path("services", name, "standby", "policy"), "scaled-down",
+                                f"{colour} served {name}'s traffic until {_utc(switched)} (the previous outputs' "
+                                f"switched_at): it stays runnable for the {settings.rollback_window_minutes}-minute "
+                                f"manual-rollback window after that switch, whatever standby.since says; scale it "
+                                f"down after {_utc(switched + window)}"))
     return problems
 
 

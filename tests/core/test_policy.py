@@ -394,6 +394,67 @@ def promoted_to_blue(at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     return switched, after.model_dump(mode="json")
 
 
+def test_a_standby_scaled_down_minutes_after_a_switch_is_refused_whatever_its_since_says() -> None:
+    """standby.since left over from an earlier switch (prod's file has one) would let the colour a promotion left go
+    to zero five minutes later: the window counts from the switch the outputs record. After it, the colour may go."""
+    switched, applied = promoted_to_blue(TRAIN)
+    scaled = set_path(copy.deepcopy(switched), "services.merchant-api.standby",
+                      {"policy": "scaled-down", "colour": "green", "since": "2026-11-20T09:00:00Z"})
+    assert refusal("prod", scaled, applied, TRAIN + timedelta(minutes=5)) == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.standby.policy = '
+        '"scaled-down": green served merchant-api\'s traffic until 2026-11-24 10:30 UTC (the previous outputs\' '
+        "switched_at): it stays runnable for the 60-minute manual-rollback window after that switch, whatever "
+        "standby.since says; scale it down after 2026-11-24 11:30 UTC")
+    assert judge("prod", scaled, applied, TRAIN + timedelta(minutes=60)) == []
+
+
+def test_after_a_rollback_the_standby_may_be_scaled_down_at_once() -> None:
+    """The standby then holds the release rolled back from: nothing goes back to it."""
+    switched, applied = promoted_to_blue(TRAIN)
+    back = set_path(copy.deepcopy(switched), "services.merchant-api.active", "green")
+    rolled_back = stack_outputs(settings("prod", back), applied, now=TRAIN + timedelta(minutes=3))
+    scaled = set_path(copy.deepcopy(back), "services.merchant-api.standby",
+                      {"policy": "scaled-down", "colour": "blue", "since": "2026-11-20T09:00:00Z"})
+    assert judge("prod", scaled, rolled_back.model_dump(mode="json"), TRAIN + timedelta(minutes=5)) == []
+
+
+STAGING = ("has not served merchant-api in prod and was not on {colour}, the standby, in the previous update: a "
+           "release goes to the standby colour first, is checked there, and takes traffic in a later update (seed "
+           "000 §2; `release promote` does both)")
+
+
+def test_prod_refuses_a_release_put_straight_onto_the_serving_colour() -> None:
+    """merchant-api (standard risk) serves 3.1.0 from green: 3.2.0 in place on green would take traffic unchecked,
+    with the rollback target running the release before the previous one."""
+    in_place = prod_with("services.merchant-api.green.image", NEW_MERCHANT)
+    assert refusal("prod", in_place, outputs("prod"), TRAIN) == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.green.image = '
+        f'"{NEW_MERCHANT}": {NEW_MERCHANT} ' + STAGING.format(colour="green"))
+
+
+def test_prod_refuses_a_release_staged_and_switched_to_in_one_update() -> None:
+    both = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "services.merchant-api.active",
+                    "blue")
+    assert refusal("prod", both, outputs("prod"), TRAIN) == (
+        'release policy refuses the update of stack "prod": release-infra:services.merchant-api.active = "blue": '
+        f"{NEW_MERCHANT} " + STAGING.format(colour="blue"))
+    staged = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
+    assert judge("prod", both, outputs("prod", staged, outputs("prod")), TRAIN) == []  # a later update may switch
+
+
+def test_a_release_that_served_before_may_go_back_onto_the_serving_colour() -> None:
+    """Green served 3.1.0; put back in place after a bad in-place change (under an older policy), it is a rollback."""
+    earlier = "registry.pay.internal/merchant-api:e1f2a3b-v3.1.0"
+    previous = outputs("prod", prod_with("services.merchant-api.green.image", NEW_MERCHANT), outputs("prod"))
+    assert judge("prod", prod_with("services.merchant-api.green.image", earlier), previous, TRAIN) == []
+
+
+def test_other_environments_may_stage_and_switch_in_one_update() -> None:
+    both = set_path(set_path(stack_config("dev"), "services.merchant-api.blue.image", NEW_MERCHANT),
+                    "services.merchant-api.active", "blue")
+    assert judge("dev", both, outputs("dev"), WEDNESDAY) == []
+
+
 def test_the_release_a_switch_left_keeps_its_colour_through_the_rollback_window() -> None:
     """Seed 000 §4: replaced minutes after the switch, 3.1.0 would run nowhere and a rollback would have nowhere
     to go; after the window, or under an emergency change record, the colour is free."""
