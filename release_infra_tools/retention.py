@@ -4,7 +4,9 @@ Dry run unless --apply. It reads everything (every repository, tag, manifest and
 repository before it deletes anything, so bad input anywhere (a tag of unknown kind, an unreadable outputs file,
 a registry that refuses the credentials) deletes nothing anywhere. Deleting is by digest, in a fixed order (an
 index before what it lists), and a digest that is already gone counts as deleted: a run killed at any point and
-started again ends in the same state. A registry failure part-way still prints the report of what was deleted.
+started again ends in the same state. A registry failure part-way still prints the report of what was deleted, and
+so does SIGTERM (the CronJob's activeDeadlineSeconds, a node drain); each DELETE is also logged to stderr as it
+happens, so even a SIGKILL leaves a record of what went.
 
     release-infra-retention --registry https://registry.pay.internal \\
         --protect-outputs sandbox.json --protect-outputs dev.json --protect-outputs test.json \\
@@ -19,12 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -34,7 +39,7 @@ from core.images import RELEASE_TAG
 from core.names import ENVIRONMENTS
 from core.registry.digests import PLAIN_HTTP_RULE, is_loopback
 from core.registry.retention import (DEFAULT_KEEP_LAST, ListedImage, ProtectedImage, RepositoryPlan, RetentionError,
-                                     RetentionPolicy, TaggedImage, plan_repository, protected_from_outputs,
+                                     RetentionPolicy, TaggedImage, Verdict, plan_repository, protected_from_outputs,
                                      protected_image)
 from release_infra_tools.registry import RETENTION_CREDENTIALS, Manifest, RegistryClient, RegistryError
 
@@ -85,7 +90,59 @@ class Run:
             "deleted": len(self.deleted), "already_gone": len(self.already_gone),
             "examined_tags": self.examined_tags, "requests": self.requests, "seconds": round(self.seconds, 3),
             "warnings": self.warnings, "skipped": self.skipped, "failed": self.failed,
+            "orphaned": [{"repository": repository, "digest": digest} for repository, digest in self.orphaned()],
         }
+
+    def orphaned(self) -> list[tuple[str, str]]:
+        """Planned manifests still there that no remaining tag leads to: the untagged platform images of an index
+        deleted by a run stopped part-way. A rerun reads from tags and never sees them; delete them by digest."""
+        done = set(self.deleted) | set(self.already_gone)
+        left = []
+        for plan in self.plans:
+            present = {v.digest: v for v in plan.verdicts if (plan.repository, v.digest) not in done}
+            reachable, queue = set(), [v for v in present.values() if v.tags]
+            while queue:
+                verdict = queue.pop()
+                if verdict.digest not in reachable:
+                    reachable.add(verdict.digest)
+                    queue += [present[d] for d in (*verdict.children, *verdict.attestations) if d in present]
+            left += [(plan.repository, digest) for digest in sorted(present.keys() - reachable)]
+        return left
+
+
+class Termination:
+    """SIGTERM becomes a RegistryError in the main thread, so the run stops as on a registry failure part-way: the
+    report of what was deleted is printed and the exit status is 1. Held off while a DELETE is sent and recorded,
+    so no deletion that happened is missing from the report."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+        self.stopped = False  # once stopped (or done), a signal must not cut the report short
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+        elif not self.stopped:
+            self.stopped = True
+            raise RegistryError("received SIGTERM (the job's activeDeadlineSeconds, or a node drain)")
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            self.handle(signal.SIGTERM, None)
+
+
+def _log_deletion(repository: str, verdict: Verdict, done: bool) -> None:
+    """One stderr line per DELETE as it happens: a run killed before its report leaves this record."""
+    print(f"release-infra-retention: {'deleted' if done else 'already gone'} {repository}@{verdict.digest} "
+          f"({','.join(verdict.tags) or 'untagged'})", file=sys.stderr, flush=True)
 
 
 def _time(value: Any) -> str | None:
@@ -168,9 +225,12 @@ def moved(client: RegistryClient, repository: str, scanned: Scanned, now: list[s
 
 
 def run(client: RegistryClient, policy: RetentionPolicy, protected: list[ProtectedImage], *, apply: bool,
-        repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None) -> Run:
-    """Read and plan everything, then (with ``apply``) delete. A registry failure while reading raises; one while
-    deleting stops the deletions and is returned in ``failed`` with what was done, for the report."""
+        repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None,
+        termination: Termination | None = None) -> Run:
+    """Read and plan everything, then (with ``apply``) delete. A registry failure (or ``termination``'s SIGTERM)
+    while reading raises; one while deleting stops the deletions and is returned in ``failed`` with what was done,
+    for the report."""
+    termination = termination or Termination()
     started = time.monotonic()
     names = sorted(repositories or client.repositories())
     listed = {name: client.tags(name) for name in names}
@@ -203,7 +263,10 @@ def run(client: RegistryClient, policy: RetentionPolicy, protected: list[Protect
                     warnings += [f"{name}: tags changed or moved during the run; planned again"] + \
                         [warning for warning in planned.warnings if warning not in warnings]
                 for verdict in planned.deletion_order():
-                    (deleted if client.delete(name, verdict.digest) else gone).append((name, verdict.digest))
+                    with termination.held():
+                        done = client.delete(name, verdict.digest)
+                        (deleted if done else gone).append((name, verdict.digest))
+                        _log_deletion(name, verdict, done)
         except RegistryError as error:
             failed = str(error)
     return Run(plans, deleted, gone, sum(len(s.images) for s in scanned.values()), client.requests,
@@ -273,9 +336,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     client = RegistryClient(arguments.registry, username, password, attempts=arguments.attempts,
                             backoff_seconds=arguments.backoff_seconds, workers=arguments.workers)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal works only there
+    termination = Termination()
+    previous = signal.signal(signal.SIGTERM, termination.handle) if in_main_thread else None
+    try:
+        return _run_and_report(client, arguments, policy, protected, warnings, termination)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run_and_report(client: RegistryClient, arguments: argparse.Namespace, policy: RetentionPolicy,
+                    protected: list[ProtectedImage], warnings: list[str], termination: Termination) -> int:
     try:
         result = run(client, policy, protected, apply=arguments.apply, repositories=arguments.repository,
-                     workers=arguments.workers, warnings=warnings)
+                     workers=arguments.workers, warnings=warnings, termination=termination)
     except RetentionError as error:
         print(f"release-infra-retention: error: {error}", file=sys.stderr)
         return 2
@@ -283,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"release-infra-retention: error: {error}; stopped (a rerun finishes the job)", file=sys.stderr)
         return 1
     finally:
+        termination.stopped = True  # what is left is the report: a signal now must not cut it short
         client.close()
     report = result.report(arguments.apply)
     if arguments.json:
@@ -312,6 +388,10 @@ def _text(report: dict[str, Any]) -> str:
     lines += [f"warning: {warning}" for warning in report["warnings"]]
     if report["failed"]:
         lines.append(f"stopped: {report['failed']}")
+    for orphan in report["orphaned"]:
+        repository, digest = orphan["repository"], orphan["digest"]
+        lines.append(f"left untagged: {repository}@{digest}: only deleted indexes listed it, so no rerun reaches it; "
+                     f"delete it by digest (DELETE /v2/{repository}/manifests/{digest})")
     lines.append(f"{report['examined_tags']} tags examined, {report['deleted']} deleted, {report['already_gone']} "
                  f"already gone, {report['requests']} HTTP requests, {report['seconds']} s")
     return "\n".join(lines)

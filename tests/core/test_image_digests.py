@@ -68,7 +68,8 @@ def test_loopback_registries_are_plain_http_like_dockers_default(registry: str, 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:5000", "http://127.1.2.3", "http://localhost:5000/",
                                  "http://[::1]:5000", "https://registry.pay.internal"])
 def test_plain_http_is_allowed_to_a_loopback_registry_only(url: str) -> None:
-    digests = load_image_digests("dev", {"mode": "lookup", "registry_url": url}, {}, "registry.pay.internal", live=False)
+    digests = load_image_digests("dev", {"mode": "lookup", "registry_url": url}, {}, "registry.pay.internal",
+                                 live=False)
     assert digests.registry_url == url.rstrip("/")
 
 

@@ -61,6 +61,41 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(registry, stack_outpu
     assert registry.tags() == expected
 
 
+def test_sigterm_after_the_first_deletion_reports_exactly_what_was_deleted(registry):
+    """The CronJob's activeDeadlineSeconds and a node drain send SIGTERM: the run stops as on a registry failure,
+    and the report and the stderr lines (one per DELETE, as it happens) name exactly the images that are gone."""
+    images = [build("ledger-sync", i) for i in range(25)]
+    digests = dict(zip((image.tags[0] for image in images), push_all(registry, images)))
+    with flaky_proxy(registry.url, []) as proxy:
+        process = subprocess.Popen([*command(proxy.url, [], "--apply", "--json", "--keep-last", "5"),
+                                    "--require-environments", ""], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while process.poll() is None and time.monotonic() < deadline and not killing_point(proxy, "deletion"):
+                time.sleep(0.002)
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 1, err
+    left = registry.tags()["ledger-sync"]
+    gone = {(tag, digest) for tag, digest in digests.items() if tag not in left}
+    assert 0 < len(gone) < 20  # stopped part-way through its 20 deletions
+    report = json.loads(out)
+    assert report["failed"] == "received SIGTERM (the job's activeDeadlineSeconds, or a node drain)"
+    assert report["deleted"] == len(gone)
+    assert {(image["tags"][0], image["digest"]) for image in report["repositories"]["ledger-sync"]["delete"]
+            if image["status"] == "deleted"} == gone
+    logged = [line for line in err.splitlines() if line.startswith("release-infra-retention: deleted ")]
+    assert sorted(logged) == sorted(f"release-infra-retention: deleted ledger-sync@{digest} ({tag})"
+                                    for tag, digest in gone)
+    assert err.splitlines()[-1] == (f"release-infra-retention: error: received SIGTERM (the job's "
+                                    f"activeDeadlineSeconds, or a node drain); stopped after {len(gone)} "
+                                    "deletion(s), reported above (a rerun finishes the job)")
+
+
 def killing_point(proxy: FlakyProxy, kill_when: str) -> bool:
     """Mid-scan: the tool has read some manifests (of 450); after the first deletion: it has deleted one."""
     requests = list(proxy.requests)
@@ -158,8 +193,8 @@ def test_a_malformed_tag_pushed_mid_apply_skips_that_repository_and_reports_what
     report = json.loads(output.out)
     assert report["deleted"] == 1 and report["skipped"] == ["zz-tools"]
     assert any("repository 'zz-tools': tag 'latest' is neither" in warning for warning in report["warnings"])
-    assert output.err == ("release-infra-retention: error: zz-tools left as they were (see the warnings); the other "
-                          "repositories were cleaned as reported\n")
+    assert output.err.splitlines()[-1] == ("release-infra-retention: error: zz-tools left as they were (see the "
+                                           "warnings); the other repositories were cleaned as reported")
     assert len(registry.tags()["ledger-sync"]) == 20 and len(registry.tags()["zz-tools"]) == 22
 
 

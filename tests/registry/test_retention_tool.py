@@ -11,7 +11,7 @@ import pytest
 
 from core.outputs import stack_outputs
 from release_infra_tools.registry import RegistryClient
-from release_infra_tools.retention import main
+from release_infra_tools.retention import _text, main
 from tests.core.test_registry_retention import oracle_survivors, random_scenario
 from tests.registry.harness import MANIFEST_V2, Image, Registry, manifest_exists, push, push_all, push_index
 from tests.registry.token_service import flaky_proxy
@@ -168,6 +168,25 @@ def test_a_failure_part_way_never_leaves_an_index_listing_deleted_manifests(regi
     assert registry.tags() == {"payin-api": {tag(i) for i in range(20)}}
 
 
+def test_a_run_stopped_after_deleting_an_index_lists_its_untagged_manifests_for_deleting_by_digest(registry, capsys):
+    """No tag leads a rerun to the untagged platform images of a deleted index: the report names each by digest."""
+    index, listed = push_buildx(registry, "payin-api", "a1b2c3d-v2.3.0-rc.1", T0 - timedelta(days=300))
+    push_all(registry, [build("payin-api", i) for i in range(20)])
+    first_after_index = min(listed)  # the index goes first, then what it lists in digest order
+    with flaky_proxy(registry.url, [503] * 2, only=lambda method, path: path.endswith(first_after_index)) as proxy:
+        code = main(["--registry", proxy.url, "--apply", "--json", "--require-environments", "", "--attempts", "2",
+                     "--backoff-seconds", "0.01"])
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["deleted"] == 1 and not manifest_exists(registry, "payin-api", index)
+    assert all(manifest_exists(registry, "payin-api", digest) for digest in listed)
+    assert report["orphaned"] == [{"repository": "payin-api", "digest": digest} for digest in sorted(listed)]
+    assert f"left untagged: payin-api@{listed[0]}: only deleted indexes listed it, so no rerun reaches it; delete it " \
+           f"by digest (DELETE /v2/payin-api/manifests/{listed[0]})" in _text(report).splitlines()
+    retain(registry, [], "--apply", "--require-environments", "", capsys=capsys)  # a rerun does not see them
+    assert all(manifest_exists(registry, "payin-api", digest) for digest in listed)
+
+
 def test_an_index_listing_manifests_the_registry_lacks_is_reported(registry, capsys):
     old = T0 - timedelta(days=300)
     with registry.client() as http:
@@ -217,9 +236,13 @@ def test_a_registry_failure_mid_apply_still_reports_what_was_deleted(registry, c
     assert report["deleted"] == 3 and report["failed"].startswith("DELETE /v2/payin-api/manifests/sha256:")
     assert [image["status"] for image in report["repositories"]["ledger-sync"]["delete"]] == ["deleted"] * 3
     assert [image["status"] for image in report["repositories"]["payin-api"]["delete"]] == ["not deleted"] * 3
-    assert output.err.startswith("release-infra-retention: error: DELETE /v2/payin-api/manifests/sha256:")
-    assert output.err.endswith("kept answering HTTP 503 after 2 attempts; stopped after 3 deletion(s), reported "
-                               "above (a rerun finishes the job)\n")
+    *deletions, error = output.err.splitlines()
+    assert sorted(deletions) == sorted(f"release-infra-retention: deleted ledger-sync@{image['digest']} "
+                                       f"({image['tags'][0]})"
+                                       for image in report["repositories"]["ledger-sync"]["delete"])
+    assert error.startswith("release-infra-retention: error: DELETE /v2/payin-api/manifests/sha256:")
+    assert error.endswith("kept answering HTTP 503 after 2 attempts; stopped after 3 deletion(s), reported above (a "
+                          "rerun finishes the job)")
     assert len(registry.tags()["ledger-sync"]) == 20 and len(registry.tags()["payin-api"]) == 23
 
 
