@@ -22,13 +22,18 @@ from typing import Iterable, Iterator
 
 import httpx
 import yaml
+from release_infra_tools.registry import MANIFEST_TYPES
 from tests.support.servers import free_port, listens, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("docker-registry", "apache2-utils")  # the registry; htpasswd for the auth tests
 MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
+# What the product accepts: the registry answers 404 for an OCI index to a client that does not accept one, which a
+# narrower list would count as a deleted image.
+ACCEPT = {"Accept": ", ".join(MANIFEST_TYPES)}
 
 
 def install() -> str:
@@ -59,8 +64,7 @@ class Registry:
             for repository in _all(http, "/v2/_catalog", "repositories"):
                 tags = _all(http, f"/v2/{repository}/tags/list", "tags")
                 alive = {tag for tag in tags
-                         if http.head(f"/v2/{repository}/manifests/{tag}",
-                                      headers={"Accept": MANIFEST_V2}).status_code == 200}
+                         if http.head(f"/v2/{repository}/manifests/{tag}", headers=ACCEPT).status_code == 200}
                 if alive:
                     result[repository] = alive
             return result
@@ -163,21 +167,22 @@ def push(http: httpx.Client, image: Image) -> str:
 
 
 def push_index(http: httpx.Client, repository: str, tag: str | None, platforms: dict[str, str],
-               attestations: Iterable[str] = ()) -> str:
+               attestations: Iterable[str] = (), media_type: str = MANIFEST_LIST) -> str:
     """A multi-platform image: an index listing each platform's pushed image (architecture -> manifest digest, an
     index for a nested one) under ``tag`` (`docker manifest create`/`push`), or by digest when ``tag`` is None; and,
-    as buildx adds them, ``attestations`` (pushed manifests listed as platform unknown/unknown). Returns its digest."""
+    as buildx adds them, ``attestations`` (pushed manifests listed as platform unknown/unknown). A Docker manifest
+    list unless ``media_type`` is OCI_INDEX. Returns its digest."""
     listed = []
     for platform, digest in [*platforms.items(), *(("unknown", digest) for digest in attestations)]:
-        stored = http.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": f"{MANIFEST_V2}, {MANIFEST_LIST}"})
+        stored = http.get(f"/v2/{repository}/manifests/{digest}", headers=ACCEPT)
         assert stored.status_code == 200, stored.text
         listed.append({"mediaType": stored.headers["content-type"], "digest": digest, "size": len(stored.content),
                        "platform": {"architecture": platform, "os": "unknown" if platform == "unknown" else "linux"}})
         if platform == "unknown":
             listed[-1]["annotations"] = {"vnd.docker.reference.type": "attestation-manifest"}
-    index = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_LIST, "manifests": listed}).encode()
+    index = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": listed}).encode()
     stored = http.put(f"/v2/{repository}/manifests/{tag or digest_of(index)}", content=index,
-                      headers={"Content-Type": MANIFEST_LIST})
+                      headers={"Content-Type": media_type})
     assert stored.status_code == 201, stored.text
     return digest_of(index)
 
@@ -185,8 +190,7 @@ def push_index(http: httpx.Client, repository: str, tag: str | None, platforms: 
 def manifest_exists(registry: Registry, repository: str, digest: str) -> bool:
     """Whether the registry still has the manifest, tagged or not."""
     with registry.client() as http:
-        return http.head(f"/v2/{repository}/manifests/{digest}",
-                         headers={"Accept": f"{MANIFEST_V2}, {MANIFEST_LIST}"}).status_code == 200
+        return http.head(f"/v2/{repository}/manifests/{digest}", headers=ACCEPT).status_code == 200
 
 
 def push_all(registry: Registry, images: Iterable[Image], workers: int = 16) -> list[str]:

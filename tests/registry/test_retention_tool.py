@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.outputs import stack_outputs
+from core.registry.retention import RetentionPolicy, protected_image
 from release_infra_tools.registry import RegistryClient
-from release_infra_tools.retention import _text, main
+from release_infra_tools.retention import _text, main, run
 from tests.core.test_registry_retention import oracle_survivors, random_scenario
-from tests.registry.harness import MANIFEST_V2, Image, Registry, manifest_exists, push, push_all, push_index
+from tests.registry.harness import (MANIFEST_V2, OCI_INDEX, Image, Registry, manifest_exists, push, push_all,
+                                    push_index)
 from tests.registry.token_service import flaky_proxy
 from tests.support.stacks import set_path, settings, stack_config
 
@@ -121,6 +125,20 @@ def test_a_buildx_image_is_dated_by_its_untagged_platform_images_and_goes_with_t
     assert not any(manifest_exists(registry, "payin-api", d) for d in [index, *listed])
     assert report["deleted"] == 4
     assert report["examined_tags"] == 21
+
+
+def test_an_oci_index_is_read_and_kept_like_a_docker_manifest_list(registry, capsys):
+    """buildx with the containerd image store pushes OCI indexes; the registry hides one from a client that does not
+    accept it (HTTP 404), so the tool and these tests' view of the registry ask with the same Accept list."""
+    with registry.client() as http:
+        platforms = {arch: push(http, Image("payin-api", (), T0 - timedelta(days=300), label=arch))
+                     for arch in ("amd64", "arm64")}
+        index = push_index(http, "payin-api", "a1b2c3d-v2.3.0", platforms, media_type=OCI_INDEX)  # a release
+    push_all(registry, [build("payin-api", i) for i in range(21)])
+    report = retain(registry, [], "--apply", "--require-environments", "", capsys=capsys)
+    assert report["deleted"] == 1
+    assert registry.tags() == {"payin-api": {tag(i) for i in range(1, 21)} | {"a1b2c3d-v2.3.0"}}
+    assert all(manifest_exists(registry, "payin-api", digest) for digest in [index, *platforms.values()])
 
 
 def test_a_nested_buildx_image_is_read_to_the_last_level_and_kept_or_deleted_whole(registry, tmp_path, capsys):
@@ -316,3 +334,42 @@ def test_random_scenarios_end_to_end_agree_with_the_oracle(registry, tmp_path, c
            capsys=capsys)
     expected = oracle_survivors(images, tags_protected, keep_last)
     assert registry.tags().get("payin-api", set()) == expected
+
+
+def test_a_protected_tag_listed_only_on_the_second_tag_page_is_kept():
+    """The registry pages tag lists (Link: rel="next"). Prod runs the oldest build under a second tag that only page 2
+    lists: reading page 1 alone, the plan would see an old build no one runs and delete the digest prod runs."""
+    running = "0badc0d-v2.9.0-rc.2"
+    pages = {"": [tag(i) for i in range(4)], tag(3): [running]}
+    created = {tag(i): T0 + timedelta(hours=i) for i in range(4)}
+    image_of = {fake_digest(name): name for name in created} | {fake_digest(name, "config"): name for name in created}
+    deleted = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": ["payin-api"]})
+        if path == "/v2/payin-api/tags/list":
+            last = request.url.params.get("last", "")
+            more = {"Link": f'</v2/payin-api/tags/list?last={tag(3)}&n=1000>; rel="next"'} if not last else {}
+            return httpx.Response(200, json={"name": "payin-api", "tags": pages[last]}, headers=more)
+        reference = path.rpartition("/")[2]
+        image = tag(0) if reference == running else image_of.get(reference, reference)  # one digest, two tags
+        if method == "DELETE":
+            deleted.append(image)
+            return httpx.Response(202)
+        if "/manifests/" in path:
+            return httpx.Response(200, headers={"Docker-Content-Digest": fake_digest(image)}, json={
+                "schemaVersion": 2, "mediaType": MANIFEST_V2, "config": {"digest": fake_digest(image, "config")}})
+        return httpx.Response(200, json={"created": created[image].isoformat()})
+
+    client = RegistryClient("https://registry.example", transport=httpx.MockTransport(registry))
+    prod = protected_image(f"registry.pay.internal/payin-api:{running}", "prod payin-api blue", "test")
+    result = run(client, RetentionPolicy(keep_last=2), [prod], apply=True)
+    assert deleted == [tag(1)]
+    [kept] = [v for v in result.plans[0].kept if running in v.tags]
+    assert kept.tags == [tag(0), running] and kept.reasons == ["runs in prod payin-api blue"]
+
+
+def fake_digest(name: str, kind: str = "manifest") -> str:
+    return "sha256:" + hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()
