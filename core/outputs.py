@@ -16,10 +16,12 @@ from core.blue_green import service_name
 from core.gateway import gateway_name, gateway_roles
 from core.migrations import Migration
 from core.names import EnvironmentName
-from core.policy.history import accumulate, first_served, previous_history, switch_time
+from core.policy.changes import mapping
+from core.policy.history import (accumulate, canary_step_time, first_served, image_key, previous_history,
+                                  switch_time)
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -60,6 +62,9 @@ class ServiceOutput(_Output):
     switched_at: AwareDatetime | None = Field(None, description=(
         "When traffic last moved to the active colour: the clock of the update that switched it; null until a "
         "switch is recorded. The colour it left keeps its image through the manual-rollback window (since 1.3)."))
+    canary_stepped_at: AwareDatetime | None = Field(None, description=(
+        "When the canary weight took its current value on the standby's current image: the clock of that update; "
+        "null at weight 0. The next step, and the switch after 100%, wait the canary interval from it (since 1.4)."))
 
 
 class MigrationOutput(_Output):
@@ -71,7 +76,7 @@ class MigrationOutput(_Output):
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.3"] = Field(
+    schema_version: Literal["1.4"] = Field(
         description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
     environment: EnvironmentName
     namespace: str
@@ -116,6 +121,7 @@ def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = 
                                            preview=service_name(name, "preview")),
                 history=_history(settings, name, before.get(name)),
                 switched_at=_switched_at(release.active, before.get(name), now),
+                canary_stepped_at=_canary_stepped_at(settings, name, before.get(name), now),
             )
             for name, release in settings.services.items()
         },
@@ -162,6 +168,21 @@ def _switched_at(active: Colour, before: Any, now: datetime | None) -> datetime 
     if before.get("active_colour") != active:
         return now
     return switch_time(before)
+
+
+def _canary_stepped_at(settings: StackSettings, name: str, before: Any, now: datetime | None) -> datetime | None:
+    """``now`` if this update sets the canary weight, or puts a new image under it; else the step the previous
+    outputs record."""
+    release = settings.services[name]
+    if release.canary.weight == 0:
+        return None
+    standby = release.standby_colour
+    staged = mapping(mapping(mapping(before).get("colours")).get(standby)).get("image")
+    if isinstance(before, Mapping) and before.get("canary_weight") == release.canary.weight \
+            and before.get("standby_colour") == standby and isinstance(staged, str) \
+            and image_key(staged) == image_key(str(release.image(standby))):
+        return canary_step_time(before)
+    return now
 
 
 def json_schema() -> str:

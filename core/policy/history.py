@@ -114,8 +114,18 @@ def ran_in(outputs: Mapping[str, Any], service: str) -> set[str]:
 def switch_time(service: Mapping[str, Any]) -> datetime | None:
     """When a service's outputs say traffic last moved to its active colour; None for outputs from before 1.3 (or
     malformed ones), which recorded no switch."""
+    return _moment(service.get("switched_at"))
+
+
+def canary_step_time(service: Mapping[str, Any]) -> datetime | None:
+    """When a service's outputs say its canary weight took its value; None at weight 0 and for outputs from before
+    1.4, which recorded no step."""
+    return _moment(service.get("canary_stepped_at"))
+
+
+def _moment(value: Any) -> datetime | None:
     try:
-        return _MOMENT.validate_python(service.get("switched_at"))
+        return _MOMENT.validate_python(value)
     except ValidationError:
         return None
 

@@ -13,12 +13,13 @@ from core.catalogue import Catalogue, Risk, ServiceSpec
 from core.errors import ConfigError, Problem
 from core.names import COLOURS
 from core.policy.changes import Change, mapping, path, release_changes
-from core.policy.history import image_key, is_earlier_release, previous_history, switch_time
+from core.policy.history import canary_step_time, image_key, is_earlier_release, previous_history, switch_time
 from core.policy.lineage import lineage_problems
 from core.policy.settings import EMERGENCY, WEEKDAYS, PolicySettings
 from core.settings import DEFAULT_CANARY_STEPS, EnvironmentKind, StackSettings
 
 FLAG_REMOVAL = timedelta(days=30)  # seed 000 §5: flags go within 30 days of full rollout
+CANARY_INTERVAL = timedelta(minutes=15)  # seed 000 §2: 5% -> 25% -> 50% -> 100% at 15-minute intervals
 
 
 class PolicyViolation(ConfigError):
@@ -44,7 +45,7 @@ def evaluate(settings: StackSettings, policy: PolicySettings, catalogue: Catalog
         schedule, notes = schedule_problems(settings, policy, release_changes(settings, previous), now)
         problems += schedule
         reports += notes
-        problems += canary_problems(settings, policy, catalogue, previous)
+        problems += canary_problems(settings, policy, catalogue, previous, now)
         problems += staging_problems(settings, policy, catalogue, previous)
         problems += rollback_window_problems(settings, previous, now)
         problems += rollback_target_problems(settings, policy, previous, now)
@@ -94,13 +95,15 @@ def _utc(moment: datetime) -> str:
 
 
 def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: Catalogue,
-                    previous: Mapping[str, Any]) -> list[Problem]:
+                    previous: Mapping[str, Any], now: datetime) -> list[Problem]:
     """High-risk services (catalogue ``risk: high``) move traffic to a new image only through the canary steps.
 
-    From the previous outputs alone: the canary weight on an unchanged standby image advances one step per
-    update, and the active colour may take an image that has not served this environment only if the previous
-    update had that image on the standby colour at 100%. Rollbacks and services new to the environment pass. A
-    schedule (``canary.steps``) may add steps to the standard's, never leave one out.
+    From the previous outputs and the clock: the canary weight on an unchanged standby image advances one step per
+    update, each step once the one before has run CANARY_INTERVAL (outputs' ``canary_stepped_at``), and the active
+    colour may take an image that has not served this environment only if the previous update had that image on the
+    standby colour at 100% for that long. Rollbacks and services new to the environment pass; a current emergency
+    change record may shorten the waits, never skip a step. A schedule (``canary.steps``) may add steps to the
+    standard's, never leave one out.
     """
     if not policy.release_policy.canary_for_high_risk:
         return []
@@ -127,11 +130,17 @@ def canary_problems(settings: StackSettings, policy: PolicySettings, catalogue: 
                 problems.append(Problem(path("services", name, "canary", "weight"), release.canary.weight,
                                         f"{name} is high-risk: its canary moves one step per update ({schedule}); "
                                         f"from {carried}% the next step is {expected}%"))
+            elif carried:
+                problems += _canary_wait(policy, before, now, path("services", name, "canary", "weight"),
+                                         release.canary.weight, f"{name}'s canary steps to {release.canary.weight}%")
         image = str(release.image(release.active))
         if not canary_required(policy, spec, before, image):  # a rollback too: its image served before
             continue
         reached = _weight_on(before, release.active, image)
-        if reached != 100:
+        if reached == 100:
+            problems += _canary_wait(policy, before, now, path("services", name, "active"), release.active,
+                                     f"traffic moves to {image}")
+        else:
             switched = before.get("active_colour") != release.active
             problems.append(Problem(path("services", name, "active") if switched else
                                     path("services", name, release.active, "image"),
@@ -169,6 +178,19 @@ def staging_problems(settings: StackSettings, policy: PolicySettings, catalogue:
                                 "checked there, and takes traffic in a later update (seed 000 §2; `release promote` "
                                 "does both)"))
     return problems
+
+
+def _canary_wait(policy: PolicySettings, before: Mapping[str, Any], now: datetime, key: str, value: Any,
+                 what: str) -> list[Problem]:
+    """The step the previous update set runs CANARY_INTERVAL before the next one, or the switch after 100%: its
+    error rates need that long to say anything. Outputs from before 1.4 record no step time and are not held."""
+    stepped, emergency = canary_step_time(before), policy.emergency_change
+    if stepped is None or now >= stepped + CANARY_INTERVAL or (emergency is not None and emergency.covers(now)):
+        return []
+    minutes = int(CANARY_INTERVAL.total_seconds() // 60)
+    return [Problem(key, value, f"{what} only once {before.get('canary_weight')}%, set at {_utc(stepped)}, has run "
+                                f"{minutes} minutes (seed 000 §2): after {_utc(stepped + CANARY_INTERVAL)}, or under a "
+                                f"current emergency change record (release-infra:{EMERGENCY})")]
 
 
 def canary_required(policy: PolicySettings, spec: ServiceSpec, before: Any, image: str) -> bool:

@@ -614,6 +614,66 @@ def test_a_high_risk_release_walks_the_canary_and_then_switches() -> None:
     assert judge("prod", config, previous, TRAIN) == []
 
 
+def walk(config: dict[str, Any], weights: tuple[int, ...], start: datetime, every: timedelta) -> dict[str, Any]:
+    """payin-api's canary walked through ``weights`` in updates ``every`` apart from ``start``; the outputs after."""
+    previous = outputs("prod")
+    for number, weight in enumerate(weights):
+        set_path(config, "services.payin-api.canary", {"weight": weight})
+        at = start + number * every
+        assert judge("prod", config, previous, at) == []
+        previous = stack_outputs(settings("prod", config), previous, now=at).model_dump(mode="json")
+    return previous
+
+
+def test_each_canary_step_runs_15_minutes_before_the_next_and_before_the_switch() -> None:
+    """Seed 000 §2: 5% -> 25% -> 50% -> 100% at 15-minute intervals. The outputs record when each step was set;
+    stepping on sooner, or switching sooner after 100%, is refused; stepping back never waits."""
+    config = prod_with("services.payin-api.blue.image", NEW_PAYIN)
+    previous = walk(config, (5,), TRAIN, timedelta(0))
+    assert previous["services"]["payin-api"]["canary_stepped_at"] == "2026-11-24T10:30:00Z"
+    hurried = set_path(copy.deepcopy(config), "services.payin-api.canary", {"weight": 25})
+    assert refusal("prod", hurried, previous, TRAIN + timedelta(minutes=10)) == (
+        'release policy refuses the update of stack "prod": release-infra:services.payin-api.canary.weight = 25: '
+        "payin-api's canary steps to 25% only once 5%, set at 2026-11-24 10:30 UTC, has run 15 minutes (seed 000 "
+        "§2): after 2026-11-24 10:45 UTC, or under a current emergency change record (release-infra:emergency_change)")
+    assert judge("prod", hurried, previous, TRAIN + timedelta(minutes=15)) == []
+    back = set_path(copy.deepcopy(config), "services.payin-api.canary", {"weight": 0})
+    assert judge("prod", back, previous, TRAIN + timedelta(minutes=1)) == []
+
+    config = prod_with("services.payin-api.blue.image", NEW_PAYIN)
+    at_100 = walk(config, (5, 25, 50, 100), TRAIN, timedelta(minutes=15))
+    assert at_100["services"]["payin-api"]["canary_stepped_at"] == "2026-11-24T11:15:00Z"
+    switched = set_path(set_path(config, "services.payin-api.active", "blue"), "services.payin-api.canary",
+                        {"weight": 0})
+    assert 'release-infra:services.payin-api.active = "blue": traffic moves to ' in \
+        refusal("prod", switched, at_100, TRAIN + timedelta(minutes=50))
+    assert judge("prod", switched, at_100, TRAIN + timedelta(minutes=60)) == []
+
+
+def test_an_unchanged_canary_keeps_its_step_time_and_a_new_image_resets_it() -> None:
+    config = prod_with("services.payin-api.blue.image", NEW_PAYIN)
+    at_5 = walk(config, (5,), TRAIN, timedelta(0))
+    later = stack_outputs(settings("prod", config), at_5, now=TRAIN + timedelta(minutes=40)).model_dump(mode="json")
+    assert later["services"]["payin-api"]["canary_stepped_at"] == "2026-11-24T10:30:00Z"
+    other = set_path(copy.deepcopy(config), "services.payin-api.blue.image",
+                     "registry.pay.internal/payin-api:6f7a8b9-v2.5.1")
+    fresh = stack_outputs(settings("prod", other), at_5, now=TRAIN + timedelta(minutes=40)).model_dump(mode="json")
+    assert fresh["services"]["payin-api"]["canary_stepped_at"] == "2026-11-24T11:10:00Z"
+    assert outputs("prod")["services"]["payin-api"]["canary_stepped_at"] is None  # weight 0
+
+
+def test_an_emergency_change_record_shortens_the_canary_wait_but_not_the_steps() -> None:
+    config = prod_with("services.payin-api.blue.image", NEW_PAYIN)
+    previous = walk(config, (5,), TRAIN, timedelta(0))
+    emergency = set_path(set_path(copy.deepcopy(config), "services.payin-api.canary", {"weight": 25}),
+                         "emergency_change", {"id": "INC-9", "approver": "cdo", "reason": "P1",
+                                              "approved_at": "2026-11-24T10:00:00Z",
+                                              "review_due": "2026-11-25T10:00:00Z"})
+    assert judge("prod", emergency, previous, TRAIN + timedelta(minutes=2)) == []
+    skipped = set_path(copy.deepcopy(emergency), "services.payin-api.canary", {"weight": 50})
+    assert "from 5% the next step is 25%" in refusal("prod", skipped, previous, TRAIN + timedelta(minutes=2))
+
+
 def test_a_canary_may_not_skip_a_step() -> None:
     config = set_path(prod_with("services.payin-api.blue.image", NEW_PAYIN), "services.payin-api.canary",
                       {"weight": 5})

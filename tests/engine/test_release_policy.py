@@ -4,11 +4,12 @@ retention job protects what the others run, so they exist before it)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from core.policy.clock import CLOCK_VARIABLE
+from core.policy.rules import CANARY_INTERVAL
 from infra.program import main
 from tests.support.engine import Project
 from tests.support.mock_engine import run_program
@@ -92,16 +93,21 @@ def test_a_missing_upstream_stack_fails_the_preview_with_one_line(promoted: Proj
 
 
 def test_a_high_risk_canary_walks_its_steps_and_steps_back_on_a_friday(promoted: Project) -> None:
-    """The previous weight comes back through the engine's readStackOutputs as a number like any other: each
-    update moves one step from it, and stepping back is a rollback, allowed outside the train."""
+    """The previous weight and its step time come back through the engine's readStackOutputs like any other output:
+    each update moves one step from it once that step has run 15 minutes, and stepping back is a rollback, allowed
+    outside the train."""
     key = "services.payin-api.canary.weight"
     try:
-        for weight in (5, 25):
+        for number, weight in enumerate((5, 25)):
             promoted.run("config", "set", "--path", key, str(weight), "--stack", "prod")
-            promoted.run("up", "--yes", "--skip-preview", "--stack", "prod")
-        assert promoted.json("stack", "output", "services", "--json", "--stack", "prod")["payin-api"][
-            "canary_weight"] == 25
+            at(promoted, TRAIN + number * CANARY_INTERVAL).run("up", "--yes", "--skip-preview", "--stack", "prod")
+        payin = promoted.json("stack", "output", "services", "--json", "--stack", "prod")["payin-api"]
+        assert (payin["canary_weight"], payin["canary_stepped_at"]) == (25, "2026-11-24T10:45:00Z")
         promoted.run("config", "set", "--path", key, "50", "--stack", "prod")
+        hurried = at(promoted, TRAIN + 2 * CANARY_INTERVAL - timedelta(minutes=1)).run("preview", "--stack", "prod",
+                                                                                       check=False)
+        assert hurried.returncode != 0 and f"release-infra:{key} = 50: payin-api's canary steps to 50% only once " \
+            "25%, set at 2026-11-24 10:45 UTC, has run 15 minutes" in hurried.stdout, hurried.stdout
         refused = at(promoted, FRIDAY).run("preview", "--stack", "prod", check=False)
         assert refused.returncode != 0 and f"release-infra:{key} = 50: it is Friday" in refused.stdout, \
             refused.stdout

@@ -9,7 +9,7 @@ import pytest
 from pulumi import RunError
 
 from core.policy.clock import CLOCK_VARIABLE
-from core.policy.rules import PolicyViolation, evaluate
+from core.policy.rules import CANARY_INTERVAL, PolicyViolation, evaluate
 from core.policy.settings import load_policy
 from infra.program import main
 from tests.support.mock_engine import Run, run_program
@@ -120,8 +120,9 @@ def test_a_malformed_pinned_clock_is_refused(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_high_risk_canary_walks_its_steps_and_steps_back_on_a_friday() -> None:
     """The previous weight comes back through the engine's invoke as a float (5.0): it is still the step reached."""
     previous = None
-    for weight in (5, 25):
-        run = update_prod(set_path(stack_config("prod"), "services.payin-api.canary.weight", weight), TRAIN, previous)
+    for number, weight in enumerate((5, 25)):  # each step runs 15 minutes before the next
+        run = update_prod(set_path(stack_config("prod"), "services.payin-api.canary.weight", weight),
+                          TRAIN + number * CANARY_INTERVAL, previous)
         assert run.error is None, run.error
         previous = run.result.model_dump(mode="json")
     run = update_prod(set_path(stack_config("prod"), "services.payin-api.canary.weight", 0), FRIDAY, previous)
