@@ -16,7 +16,7 @@ from core.errors import ConfigError, Problem
 from core.validation import lax_reading, problems_from, unreadable
 
 _PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: "$" would let a final newline through
 
 
 def _dns_label(value: str) -> str:

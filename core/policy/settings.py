@@ -23,7 +23,7 @@ CONFIG_KEYS = (POLICY, EMERGENCY, FLAGS, UPSTREAM)
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = Weekday.__args__  # type: ignore[attr-defined]  (datetime.weekday() order)
 REVIEW_WITHIN = timedelta(hours=24)  # seed 000 §7: post-hoc review of an emergency change within 24 h
-FLAG_NAME = re.compile(r"^(?P<product>[a-z][a-z0-9]*)-(?P<feature>[a-z0-9]+(?:-[a-z0-9]+)*)$")
+FLAG_NAME = re.compile(r"^(?P<product>[a-z][a-z0-9]*)-(?P<feature>[a-z0-9]+(?:-[a-z0-9]+)*)\Z")  # not "$": a final \n
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 StackName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 

@@ -98,6 +98,8 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
     ("feature_flags", {"refunds-fast-path": {"rollout_percent": 5}},
      'release-infra:feature_flags = "refunds-fast-path": ' + FLAG_NAMES),
     ("feature_flags", {"payin": {"rollout_percent": 5}}, 'release-infra:feature_flags = "payin": ' + FLAG_NAMES),
+    ("feature_flags", {"payin-webhook-v2\n": {"rollout_percent": 5}},
+     'release-infra:feature_flags = "payin-webhook-v2\\n": ' + FLAG_NAMES),
     ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 100}},
      'release-infra:feature_flags.payin-webhook-v2 = {"rollout_percent": 100}: ' + FULL_ROLLOUT),
     ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 50, "full_rollout_since": "2026-10-01"}},

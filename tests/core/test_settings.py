@@ -22,6 +22,8 @@ BAD_CONFIG = [
      'release-infra:environment is missing: required'),
     ('dev', 'namespace', 'Payments_Dev',
      'release-infra:namespace = "Payments_Dev": must be a DNS label: lowercase letters, digits and \'-\', starting and ending with a letter or digit'),
+    ('dev', 'namespace', 'payments-dev\n',
+     'release-infra:namespace = "payments-dev\\n": must be a DNS label: lowercase letters, digits and \'-\', starting and ending with a letter or digit'),
     ('dev', 'namespace', 'kube-system',
      'release-infra:namespace = "kube-system": \'kube-system\' is reserved by Kubernetes; use a namespace of the environment\'s own'),
     ('dev', 'namespace', 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
