@@ -10,7 +10,8 @@ import httpx
 
 from core.catalogue import ServiceSpec
 from core.errors import without_credentials
-from core.release.gate import GateReading, error_ratio_query, judge, ratio_from_result
+from core.release.gate import (GateReading, LatencyReading, error_ratio_query, judge, judge_latency, p95_query,
+                               ratio_from_result)
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
 # What httpx raises besides its HTTPError: a malformed URL (InvalidURL) and the rest. A probe reports them as it
@@ -75,9 +76,15 @@ class Prometheus:
         self.client = httpx.Client(timeout=timeout)
 
     def error_ratio(self, namespace: str, service: str, colour: str, window: str) -> float | None:
+        return self._instant(error_ratio_query(namespace, service, colour, window))
+
+    def p95(self, namespace: str, service: str, colour: str, window: str) -> float | None:
+        """Seconds; None when the colour served no request in the window."""
+        return self._instant(p95_query(namespace, service, colour, window))
+
+    def _instant(self, query: str) -> float | None:
         """A body that is not the API's answer (a proxy's page, a success without a vector) is a PrometheusError:
         escaping as a traceback, it would leave a canary at its step instead of rolling it back."""
-        query = error_ratio_query(namespace, service, colour, window)
         shown = without_credentials(self.url)
         try:
             response = self.client.get(f"{self.url}/api/v1/query", params={"query": query})
@@ -104,6 +111,13 @@ class Prometheus:
         if baseline_ratio is None:
             baseline_ratio = fallback_baseline
         return judge(self.error_ratio(namespace, service, candidate, window), baseline_ratio, threshold_pp)
+
+    def latency_gate(self, namespace: str, service: str, candidate: str, baseline: str, window: str,
+                     threshold_percent: float, fallback_baseline: float | None = None) -> LatencyReading:
+        """The gate's P95 counterpart (seed 000 §2 watches a canary's latency too), with the same fallback."""
+        baseline_p95 = self.p95(namespace, service, baseline, window)
+        return judge_latency(self.p95(namespace, service, candidate, window),
+                             fallback_baseline if baseline_p95 is None else baseline_p95, threshold_percent)
 
     def close(self) -> None:
         self.client.close()

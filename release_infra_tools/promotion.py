@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from pydantic import ValidationError
 
@@ -24,7 +24,7 @@ from core.policy.rules import canary_required
 from core.policy.settings import load_policy
 from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
-from core.release.gate import GateReading, judge
+from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
 from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,
                                         synthetic_problem)
@@ -111,7 +111,8 @@ def gate_thresholds(options: ReleaseOptions, now: Target) -> ReleaseOptions:
     that tightens the canary's margin to 0.3 points must not see `release canary` promote a canary 0.9 over."""
     thresholds = load_alerting(now.environment, now.kind, now.config.get("alerting"), {}, live=False).thresholds
     return options.model_copy(update={"canary_threshold_pp": thresholds.canary_error_increase_points,
-                                      "watch_threshold_pp": thresholds.baseline_error_increase_points})
+                                      "watch_threshold_pp": thresholds.baseline_error_increase_points,
+                                      "p95_threshold_percent": thresholds.baseline_p95_increase_percent})
 
 
 def require_hook(options: ReleaseOptions, spec: ServiceSpec, service: str) -> None:
@@ -193,16 +194,23 @@ def applied_traffic(outputs: Mapping[str, Any], service: str) -> str | None:
 
 # -- promote ----------------------------------------------------------------------------------------------------
 
-def verify(now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str, base_url: str, stop: Stop) -> None:
+def checked(now: Target, spec: ServiceSpec, options: ReleaseOptions, base_url: str, stop: Stop,
+            synthetic: bool = True) -> list[str]:
     """Health endpoints and, for Pay-In and Pay-Out, the synthetic-transaction hook. A terminal's Ctrl-C reaches
     the hook too and kills it: that is an interruption, not a failed check."""
     stop.check()
     problems = health_problems(base_url, spec, options.request_timeout)
-    hook = synthetic_problem(options.synthetic_hook, spec, service=now.service, environment=now.environment,
-                             base_url=base_url, timeout=max(options.request_timeout, 60))
-    stop.check()
-    if hook:
-        problems.append(hook)
+    if synthetic:
+        hook = synthetic_problem(options.synthetic_hook, spec, service=now.service, environment=now.environment,
+                                 base_url=base_url, timeout=max(options.request_timeout, 60))
+        stop.check()
+        if hook:
+            problems.append(hook)
+    return problems
+
+
+def verify(now: Target, spec: ServiceSpec, options: ReleaseOptions, colour: str, base_url: str, stop: Stop) -> None:
+    problems = checked(now, spec, options, base_url, stop)
     if problems:
         raise CheckFailed(f"{colour} failed verification: " + "; ".join(problems))
 
@@ -271,40 +279,59 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
         "for a manual rollback")
 
 
-def _baseline(prometheus: Prometheus, now: Target, colour: str, options: ReleaseOptions) -> float | None:
-    """The old colour's error ratio, None without data. A Prometheus that cannot be asked fails before the switch:
-    the watch would fail on its first reading and flip back, two traffic moves and a page for nothing."""
+class Baseline(NamedTuple):
+    """What a new colour is held to: the error ratio and the P95 latency (seconds) of the colour that served before
+    it, each None without data."""
+
+    error_ratio: float | None
+    p95: float | None
+
+
+def _baseline(prometheus: Prometheus, now: Target, colour: str, options: ReleaseOptions) -> Baseline:
+    """The old colour's error ratio and P95. A Prometheus that cannot be asked fails before the switch: the watch
+    would fail on its first reading and flip back, two traffic moves and a page for nothing."""
     try:
-        return prometheus.error_ratio(now.namespace, now.service, colour, options.window)
+        return Baseline(prometheus.error_ratio(now.namespace, now.service, colour, options.window),
+                        prometheus.p95(now.namespace, now.service, colour, options.window))
     except PrometheusError as error:
         raise CheckFailed(f"the watch cannot start: {error}") from None
 
 
 def watch(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: ReleaseOptions, base_url: str,
-          baseline: float | None, stop: Stop) -> None:
-    """Seed 000 §2/§4: health and the error rate of the new active colour; any failure flips back.
+          baseline: Baseline, stop: Stop) -> None:
+    """Seed 000 §2/§4/§9: health, the error rate and the P95 latency of the new active colour, and at the first
+    look the synthetic transactions through the active Service; any failure flips back.
 
-    Without a baseline (the old colour served nothing before the switch) the new colour is held to 0%: the
-    +0.5 pp limit is then absolute, where no baseline at all would judge nothing and always promote.
+    Without an error-rate baseline (the old colour served nothing before the switch) the new colour is held to 0%:
+    the +0.5 pp limit is then absolute, where no baseline at all would judge nothing and always promote. Without a
+    P95 baseline there is no latency to hold it to: its readings say no data, as a colour without requests does.
     """
     now, colour = applied.now, applied.active
     deadline = time.monotonic() + options.watch
-    say(f"watching {colour} for {options.watch:g}s (health at {base_url}, errors against a baseline of "
-        f"{'0% (no data before the switch)' if baseline is None else f'{baseline * 100:.2f}%'})")
+    errors = "0% (no data before the switch)" if baseline.error_ratio is None else f"{baseline.error_ratio * 100:.2f}%"
+    p95 = "no data before the switch" if baseline.p95 is None else f"{baseline.p95 * 1000:.1f}ms"
+    say(f"watching {colour} for {options.watch:g}s (health at {base_url}, errors against a baseline of {errors}, "
+        f"P95 against {p95})")
+    first = True
     while True:
         applied.unchanged()
-        problems = health_problems(base_url, spec, options.request_timeout)
+        problems = checked(now, spec, options, base_url, stop, synthetic=first)
         if problems:
-            raise CheckFailed(f"{colour} failed its health checks during the watch: " + "; ".join(problems))
+            raise CheckFailed(f"{colour} failed its checks during the watch: " + "; ".join(problems))
+        first = False
         try:
             reading = judge(prometheus.error_ratio(now.namespace, now.service, colour, options.window),
-                            0.0 if baseline is None else baseline, options.watch_threshold_pp)
+                            baseline.error_ratio or 0.0, options.watch_threshold_pp)
+            latency = judge_latency(prometheus.p95(now.namespace, now.service, colour, options.window), baseline.p95,
+                                    options.p95_threshold_percent)
         except PrometheusError as error:
             raise CheckFailed(str(error)) from None
         left = deadline - time.monotonic()
-        say(f"  watch: {max(0, left):.0f}s left, health ok, {reading.describe()}")
+        say(f"  watch: {max(0, left):.0f}s left, health ok, {reading.describe()}, {latency.describe()}")
         if reading.verdict == "fail":
             raise CheckFailed(f"{colour} broke the error-rate gate during the watch: {reading.describe()}")
+        if latency.verdict == "fail":
+            raise CheckFailed(f"{colour} broke the latency gate during the watch: {latency.describe()}")
         if left <= 0:
             return
         stop.sleep(min(options.interval, left))
@@ -339,7 +366,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         say(f"verifying {candidate} at {preview}")
         verify(now, spec, options, candidate, preview, stop)
         steps = remaining_steps(now.steps, applied.weight)
-        baseline: float | None = None
+        baseline = Baseline(None, None)
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
             stop.check()
             applied.unchanged(in_stack=True)
@@ -404,32 +431,38 @@ def undo(applied: Applied, changes: dict[str, str], message: str, failure: Excep
         raise kind(f"{undoing} failed too ({error}): {left}") from None
 
 
-def bake(prometheus: Prometheus, applied: Applied, options: ReleaseOptions, number: int, baseline: float | None,
-         stop: Stop) -> float | None:
-    """The bake of the step at ``applied.weight``: a look every interval; a failed reading ends it at once, and the
-    last one must pass.
+def bake(prometheus: Prometheus, applied: Applied, options: ReleaseOptions, number: int, baseline: Baseline,
+         stop: Stop) -> Baseline:
+    """The bake of the step at ``applied.weight``: a look every interval at the error-rate and latency gates; a
+    failed reading ends it at once, and the last one must pass both.
 
     No data is shown as such and does not end the bake, but a bake that ends without data does not promote:
-    a canary needs evidence. Returns the stable colour's last ratio, the baseline once it takes no traffic.
+    a canary needs evidence. Returns the stable colour's last ratio and P95, the baseline once it takes no traffic.
     """
     now, weight, candidate, stable = applied.now, applied.weight, applied.now.standby, applied.now.active
     deadline = time.monotonic() + options.bake
     reading: GateReading | None = None
+    latency: LatencyReading | None = None
     while True:
         left = deadline - time.monotonic()
         stop.sleep(min(options.interval, max(0.0, left)))
         left = deadline - time.monotonic()
         applied.unchanged()
         reading = prometheus.gate(now.namespace, now.service, candidate, stable, options.window,
-                                  options.canary_threshold_pp, fallback_baseline=baseline)
-        if reading.baseline is not None:
-            baseline = reading.baseline
-        say("  " + Progress(step=number, of=len(now.steps), weight=weight, left_seconds=left, reading=reading).line())
+                                  options.canary_threshold_pp, fallback_baseline=baseline.error_ratio)
+        latency = prometheus.latency_gate(now.namespace, now.service, candidate, stable, options.window,
+                                          options.p95_threshold_percent, fallback_baseline=baseline.p95)
+        baseline = Baseline(reading.baseline, latency.baseline)  # the stable colour's, or the fallback it kept
+        say("  " + Progress(step=number, of=len(now.steps), weight=weight, left_seconds=left, reading=reading,
+                            latency=latency).line())
         if reading.verdict == "fail":
             raise CheckFailed(f"canary at {weight}% broke the error-rate gate: {reading.describe()}")
+        if latency.verdict == "fail":
+            raise CheckFailed(f"canary at {weight}% broke the latency gate: {latency.describe()}")
         if left <= 0:
             break
-    if reading.verdict == "no-data":
-        raise CheckFailed(f"no error-rate data for the canary at {weight}% at the end of its bake "
-                          f"({reading.describe()}); a canary is not promoted without evidence")
+    for what, last in (("error-rate", reading), ("latency", latency)):
+        if last.verdict == "no-data":
+            raise CheckFailed(f"no {what} data for the canary at {weight}% at the end of its bake "
+                              f"({last.describe()}); a canary is not promoted without evidence")
     return baseline

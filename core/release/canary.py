@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from core.release.gate import GateReading
+from core.release.gate import GateReading, LatencyReading
 
 
 def remaining_steps(steps: list[int], weight: int) -> list[int]:
@@ -18,7 +18,7 @@ def remaining_steps(steps: list[int], weight: int) -> list[int]:
 
 
 class Progress(BaseModel):
-    """One line of progress: the step, its weight, the time left in its bake and the gate's last reading."""
+    """One line of progress: the step, its weight, the time left in its bake and the gates' last readings."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -27,8 +27,10 @@ class Progress(BaseModel):
     weight: int
     left_seconds: float
     reading: GateReading | None
+    latency: LatencyReading | None = None
 
     def line(self) -> str:
         minutes, secs = divmod(max(0, round(self.left_seconds)), 60)
         gate = self.reading.describe() if self.reading else "gate: no reading yet"
-        return f"step {self.step}/{self.of}: weight {self.weight}%, bake {minutes:d}m{secs:02d}s left, {gate}"
+        latency = f", {self.latency.describe()}" if self.latency else ""
+        return f"step {self.step}/{self.of}: weight {self.weight}%, bake {minutes:d}m{secs:02d}s left, {gate}{latency}"

@@ -67,6 +67,8 @@ class ReleaseOptions(BaseModel):
     # The stack's own (release-infra:alerting thresholds), set by release_infra_tools.promotion.gate_thresholds.
     canary_threshold_pp: float = Field(Thresholds().canary_error_increase_points, ge=0, le=100)
     watch_threshold_pp: float = Field(Thresholds().baseline_error_increase_points, ge=0, le=100)
+    p95_threshold_percent: float = Field(Thresholds().baseline_p95_increase_percent, gt=0, le=1000,
+                                         description="Seed 000 §9: P95 latency at most this much above the baseline.")
     request_timeout: Seconds = Field(5, description="Timeout of one health, hook or Prometheus request.")
 
     @field_validator("preview_url", "active_url")

@@ -10,7 +10,7 @@ import pytest
 from core.outputs import stack_outputs
 from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
-from core.release.gate import error_ratio_query, judge, ratio_from_result
+from core.release.gate import error_ratio_query, judge, judge_latency, p95_query, ratio_from_result
 from core.release.options import OptionsError, ReleaseOptions
 from core.release.status import StatusError, as_json, environment_status, metrics, table_rows
 from tests.support.stacks import STACKS, settings, stack_config
@@ -86,6 +86,26 @@ def test_the_query_counts_a_colour_without_5xx_as_zero_and_no_requests_as_no_dat
     assert ratio_from_result([{"metric": {}, "value": [1.0, "0.25"]}]) == 0.25
 
 
+@pytest.mark.parametrize(("candidate", "baseline", "verdict"), [
+    (0.11, 0.1, "pass"),     # exactly 10% over: allowed (seed 000 §9: at most +10%)
+    (0.105, 0.1, "pass"),
+    (0.1101, 0.1, "fail"),
+    (0.12, 0.1, "fail"),
+    (0.05, 0.1, "pass"),
+    (None, 0.1, "no-data"),
+    (0.1, None, "no-data"),
+])
+def test_the_latency_gate_fails_only_more_than_the_margin_over_the_baseline(candidate, baseline, verdict) -> None:
+    assert judge_latency(candidate, baseline, 10.0).verdict == verdict
+
+
+def test_the_p95_query_reads_the_histogram_the_latency_alerts_read() -> None:
+    assert p95_query("payments-dev", "payin-api", "green", "30s") == (
+        'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="payments-dev", '
+        'app="payin-api", color="green"}[30s])))')
+    assert judge_latency(0.12, 0.1, 10.0).describe() == "P95 120.0ms vs baseline 100.0ms (limit +10%): fail"
+
+
 def test_options_take_durations_and_refuse_bad_ones_in_one_line() -> None:
     options = ReleaseOptions.build(bake="15m", watch="90s", interval="1500ms", window=None)
     assert (options.bake, options.watch, options.interval, options.window) == (900, 90, 1.5, "5m")
@@ -136,6 +156,9 @@ def test_a_canary_resumes_at_its_weight_and_bakes_it_again() -> None:
     assert remaining_steps([1, 5, 10, 25, 50, 75, 100], 100) == [75, 100]
     line = Progress(step=2, of=4, weight=25, left_seconds=754, reading=judge(0.01, 0.01, 1.0)).line()
     assert line == "step 2/4: weight 25%, bake 12m34s left, errors 1.00% vs baseline 1.00% (limit +1 pp): pass"
+    line = Progress(step=2, of=4, weight=25, left_seconds=754, reading=judge(0.01, 0.01, 1.0),
+                    latency=judge_latency(0.104, 0.1, 10.0)).line()
+    assert line.endswith("(limit +1 pp): pass, P95 104.0ms vs baseline 100.0ms (limit +10%): pass")
 
 
 @pytest.mark.parametrize(("left_seconds", "bake"), [(0, "0m00s"), (-1, "0m00s"), (-754, "0m00s"), (1, "0m01s")])

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import pytest
+from prometheus_client import Histogram
 
 from tests.engine.conftest import engine_env  # noqa: F401  (the session's bootstrapped engine)
-from tests.support.colour_backend import ColourBackend
+from tests.support.colour_backend import REQUESTS_PER_SCRAPE, Colour, ColourBackend
 from tests.support.engine import Project, make_project
 from tests.support.prometheus import PrometheusServer
 from tests.support.stacks import ROOT, STACKS
@@ -70,9 +71,49 @@ def services(project: Project, stack: str = ENVIRONMENT) -> dict[str, Any]:
     return project.json("stack", "output", "services", "--json", "--stack", stack)
 
 
+# Every request a colour serves takes its latency. Each latency a test sets tops a bucket 1% wide, so the P95 that
+# Prometheus interpolates in that bucket is 0.9995 x the latency for every colour: P95s compare as latencies do.
+LATENCIES = (0.1, 0.105, 0.12)  # seconds: the baseline, 5% and 20% over it
+BUCKETS = sorted(bound for latency in LATENCIES for bound in (latency * 0.99, latency))
+
+
+@dataclass
+class TimedColour(Colour):
+    latency: float = LATENCIES[0]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.durations = Histogram("http_request_duration_seconds", "Request latency.", registry=self.registry,
+                                   buckets=BUCKETS)
+
+    def scrape(self) -> bytes:
+        for _ in range(REQUESTS_PER_SCRAPE if self.serving else 0):
+            self.durations.observe(self.latency)
+        return super().scrape()
+
+
+class TimedBackend(ColourBackend):
+    """The colours' stand-in with the latency histogram the latency gates read (docs/alerting.md's contract)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.colours = {colour: TimedColour() for colour in self.colours}
+
+    def set(self, colour: str, *, latency: float | None = None, **others: Any) -> None:
+        super().set(colour, **others)
+        if latency is not None:
+            assert latency in LATENCIES, f"{latency}s tops no bucket: its P95 would not compare as set"
+            self.colours[colour].latency = latency  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        super().reset()
+        for colour in self.colours:
+            self.set(colour, latency=LATENCIES[0])
+
+
 @dataclass
 class Monitored:
-    backend: ColourBackend
+    backend: TimedBackend
     prometheus: PrometheusServer
 
     def options(self, **overrides: str) -> list[str]:
@@ -85,7 +126,7 @@ class Monitored:
 
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
-    with ColourBackend() as backend, \
+    with TimedBackend() as backend, \
             PrometheusServer(tmp_path_factory.mktemp("prometheus"), backend, NAMESPACE, SERVICE) as prometheus:
         prometheus.wait_ready()
         yield Monitored(backend, prometheus)

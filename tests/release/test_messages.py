@@ -277,14 +277,19 @@ class Walked(StackFile):
 
 
 class Readings(Prometheus):
-    """Each colour's error ratio (None: no data), or a function called at each query."""
+    """Each colour's error ratio (None: no data), or a function called at each query; every colour's P95 is
+    100 ms, or what ``p95s`` gives."""
 
-    def __init__(self, **ratios: float | None | Callable[[], float | None]) -> None:
-        self.ratios = ratios
+    def __init__(self, p95s: dict[str, float | None] | None = None,
+                 **ratios: float | None | Callable[[], float | None]) -> None:
+        self.ratios, self.p95s = ratios, p95s or {}
 
     def error_ratio(self, namespace: str, service: str, colour: str, window: str) -> float | None:
         ratio = self.ratios[colour]
         return ratio() if callable(ratio) else ratio
+
+    def p95(self, namespace: str, service: str, colour: str, window: str) -> float | None:
+        return self.p95s.get(colour, 0.1)
 
     def close(self) -> None:
         pass
@@ -295,8 +300,8 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """Healthy colours, and the error ratios a test gives."""
     monkeypatch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: [])
 
-    def ratios(**given: float | None | Callable[[], float | None]) -> None:
-        monkeypatch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(**given))
+    def ratios(p95s: dict[str, float | None] | None = None, **given: float | None | Callable[[], float | None]) -> None:
+        monkeypatch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(p95s, **given))
     ratios(blue=0.001, green=0.001)
     return ratios
 
@@ -427,6 +432,39 @@ def test_the_gate_takes_the_stacks_own_alerting_thresholds(probes: Callable[...,
     assert "errors 0.50% vs baseline 0.10% (limit +0.2 pp): fail" in str(raised.value)
     probes(blue=0.001, green=0.005)
     walk("promote", Walked("merchant-api", M_ACTIVE, M_STANDBY), M_NEW)  # the default, +0.5: passes
+
+
+def test_the_latency_gate_takes_the_stacks_own_p95_margin(probes: Callable[..., None]) -> None:
+    """A stack whose PostDeployLatencyAboveBaseline fires at +5%: a P95 8% over fails the watch there, and passes
+    the seed's default +10%."""
+    probes({"blue": 0.1, "green": 0.108}, blue=0.001, green=0.001)
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    stack.settings["alerting"] = {"thresholds": {"baseline_p95_increase_percent": 5}}
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW)
+    assert str(raised.value) == ("green broke the latency gate during the watch: P95 108.0ms vs baseline 100.0ms "
+                                 f"(limit +5%): fail; flipped back: traffic on blue ({M_ACTIVE})")
+    probes({"blue": 0.1, "green": 0.108}, blue=0.001, green=0.001)
+    walk("promote", Walked("merchant-api", M_ACTIVE, M_STANDBY), M_NEW)
+
+
+def test_without_a_p95_baseline_the_watch_shows_no_data_and_judges_the_rest(
+        probes: Callable[..., None], capsys: pytest.CaptureFixture[str]) -> None:
+    probes({"blue": None, "green": 0.5}, blue=0.001, green=0.001)
+    walk("promote", Walked("merchant-api", M_ACTIVE, M_STANDBY), M_NEW)
+    out = capsys.readouterr().out
+    assert "P95 against no data before the switch)" in out
+    assert "P95 500.0ms vs baseline no data (limit +10%): no-data" in out
+
+
+def test_a_canary_whose_bake_ends_without_latency_data_is_not_promoted(probes: Callable[..., None]) -> None:
+    probes({"green": None}, blue=0.001, green=0.001)
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.raises(CheckFailed) as raised:
+        walk("canary", stack, M_NEW)
+    assert str(raised.value).startswith("no latency data for the canary at 5% at the end of its bake (P95 no data "
+                                        "vs baseline 100.0ms (limit +10%): no-data); a canary is not promoted")
+    assert stack.asked[-1] == {"services.merchant-api.canary.weight": "0"}
 
 
 def test_a_failed_switch_puts_the_standby_back_and_says_where_traffic_is(probes: Callable[..., None]) -> None:

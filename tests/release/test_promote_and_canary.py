@@ -4,16 +4,18 @@ scraping the loopback stand-in of dev's payin-api, whose health and error rate e
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable
 
 import httpx
 import pytest
 
-from tests.release.conftest import (ENVIRONMENT, NAMESPACE, SERVICE, Monitored, Run, another_update_holds, deploy,
-                                    image, release, services)
+from tests.release.conftest import (ENVIRONMENT, NAMESPACE, SERVICE, SYNTHETIC_HOOK, Monitored, Run,
+                                    another_update_holds, deploy, image, release, services)
 from core.release.dashboard import dashboard
 from tests.support.engine import Project
 from tests.support.stacks import settings
@@ -39,14 +41,15 @@ def config_weight(project: Project) -> str:
 
 
 def promote_that_breaks_during_the_watch(project: Project, healthy: Monitored, release_image: str,
-                                         also: Callable[[], None] = lambda: None) -> Run:
-    """A promotion whose new colour starts failing once it takes traffic; ``also`` happens at the same moment."""
+                                         also: Callable[[], None] = lambda: None, **breakage: float) -> Run:
+    """A promotion whose new colour starts failing (30% of its requests, unless ``breakage`` says otherwise) once
+    it takes traffic; ``also`` happens at the same moment."""
     new = colours(project)[2]
 
     def break_after_the_switch(line: str, _: subprocess.Popen) -> None:
         if line.startswith("watching"):
             also()
-            healthy.backend.set(new, error_ratio=0.3)
+            healthy.backend.set(new, **(breakage or {"error_ratio": 0.3}))
 
     return release(project, "promote", ENVIRONMENT, SERVICE, release_image, *healthy.options(watch="20s"),
                    on_line=break_after_the_switch)
@@ -125,6 +128,34 @@ def test_a_promotion_that_turns_unhealthy_during_the_watch_is_flipped_back(deplo
     assert f"active {old} -> {new}" in run.stdout and f"flip back to {old}" in run.stdout
 
 
+def test_a_promotion_whose_p95_regresses_after_the_switch_is_flipped_back(deployed: Project,
+                                                                         healthy: Monitored) -> None:
+    """Seed 000 §9: P95 at most 10% over the baseline; 20% over fails the watch, not only an alert."""
+    before, old, new = colours(deployed)
+    run = promote_that_breaks_during_the_watch(deployed, healthy, image("2d3e4f5", "2.6.0"), latency=0.12)
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"{new} broke the latency gate during the watch: P95 " in run.stderr
+    assert "(limit +10%): fail; flipped back: traffic on " + old in run.stderr
+    assert services(deployed)[SERVICE]["active_colour"] == old
+    assert f"flip back to {old}" in run.stdout
+
+
+def test_a_synthetic_failure_after_the_switch_is_flipped_back(deployed: Project, healthy: Monitored,
+                                                              tmp_path: Path) -> None:
+    """The hook passes on the standby before the switch and fails on its first run through the active Service."""
+    ran = tmp_path / "ran-once"
+    hook = (f"if [ -e {ran} ]; then echo 'synthetic payin declined after the switch' >&2; exit 1; fi; "
+            f"{SYNTHETIC_HOOK} && touch {ran}")
+    before, old, new = colours(deployed)
+    run = release(deployed, "promote", ENVIRONMENT, SERVICE, image("4e5f6a7", "2.6.0"),
+                  *healthy.options(**{"synthetic-hook": f"sh -c {shlex.quote(hook)}"}))
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"active {old} -> {new}" in run.stdout
+    assert (f"{new} failed its checks during the watch: synthetic-transaction hook failed (exit 1): synthetic payin "
+            f"declined after the switch; flipped back: traffic on {old}") in run.stderr
+    assert services(deployed)[SERVICE]["active_colour"] == old
+
+
 def test_a_flip_back_that_another_update_blocks_says_traffic_is_on_the_new_colour(deployed: Project,
                                                                                     healthy: Monitored) -> None:
     before, old, new = colours(deployed)
@@ -183,11 +214,37 @@ def test_an_unhealthy_canary_is_rolled_back_within_one_interval(deployed: Projec
     assert run.code == 1, run.stdout + run.stderr
     progress = [line for line in run.stdout.splitlines() if line.strip().startswith("step ")]
     assert len(progress) == 1 and progress[0].strip().startswith("step 1/4: weight 5%, bake 0m2"), run.stdout
-    assert progress[0].endswith("(limit +1 pp): fail")
+    assert "(limit +1 pp): fail, P95 " in progress[0]
     assert "canary at 5% broke the error-rate gate" in run.stderr
     assert f"rolled back to weight 0, all traffic on {stable}" in run.stderr
     after = services(deployed)[SERVICE]
     assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+
+
+def test_a_canary_step_20_percent_slower_than_stable_is_rolled_back(deployed: Project, healthy: Monitored) -> None:
+    """Seed 000 §2 monitors a canary's latency: no errors at all, but its P95 20% over the stable colour's."""
+    before, stable, candidate = colours(deployed)
+    healthy.backend.set(candidate, latency=0.12)
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, image("1f2a3b4", "2.9.0"),
+                  *healthy.options(bake="30s", interval="2s"))
+    assert run.code == 1, run.stdout + run.stderr
+    progress = [line for line in run.stdout.splitlines() if line.strip().startswith("step ")]
+    assert len(progress) == 1 and progress[0].endswith("(limit +10%): fail"), run.stdout
+    assert "canary at 5% broke the latency gate: P95 " in run.stderr
+    assert f"rolled back to weight 0, all traffic on {stable}" in run.stderr
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+
+
+def test_a_canary_5_percent_slower_than_stable_passes_every_step(deployed: Project, healthy: Monitored) -> None:
+    before, stable, candidate = colours(deployed)
+    healthy.backend.set(candidate, latency=0.105)
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, image("2a3b4c5", "2.9.0"), *healthy.options())
+    assert run.code == 0, run.stdout + run.stderr
+    progress = [line for line in run.stdout.splitlines() if line.strip().startswith("step ")]
+    assert len(progress) >= 4 and all("(limit +10%): pass" in line for line in progress), run.stdout
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (candidate, 0)
 
 
 def test_a_canary_without_data_is_not_promoted(deployed: Project, healthy: Monitored) -> None:
