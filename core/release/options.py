@@ -18,7 +18,7 @@ from core.alerting.settings import Thresholds
 _DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 # Prometheus's own duration grammar (model.ParseDuration): units largest first, each at most once.
-_PROMQL_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
+_PROMQL_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\Z")  # not "$": a final \n
 _PROMQL_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 MIN_INTERVAL = 1.0  # seconds between two looks: less polls health and Prometheus in a tight loop
 TEMPLATE_FIELDS = ("service", "namespace", "environment", "colour")

@@ -124,7 +124,7 @@ def test_a_window_is_any_range_prometheus_takes(window: str) -> None:
 
 @pytest.mark.parametrize(("window", "why"), [
     ("5m5m", "is not a PromQL duration"), ("1s30m", "is not a PromQL duration"), ("5M", "is not a PromQL duration"),
-    ("1.5m", "is not a PromQL duration"), ("", "is not a PromQL duration"),
+    ("1.5m", "is not a PromQL duration"), ("", "is not a PromQL duration"), ("5m\n", "is not a PromQL duration"),
     ("0m", "is an empty range"), ("0s0ms", "is an empty range")])
 def test_a_window_prometheus_would_refuse_at_its_first_query_is_refused_before_anything_changes(
         window: str, why: str) -> None:
@@ -205,7 +205,8 @@ def test_a_stale_or_edited_stack_file_names_every_release_field_that_differs() -
 
 
 def older_and_later(version: str) -> dict:
-    """dev's outputs as schema ``version`` wrote them: 1.0 had no history and no digests; 1.3 adds a field."""
+    """dev's outputs as schema ``version`` wrote them: 1.0 had no history and no digests, 1.2 no switch time, 1.3 no
+    canary step time; a later 1.9 adds a field."""
     outputs = applied_outputs()
     outputs["schema_version"] = version
     for service in outputs["services"].values():
@@ -213,12 +214,16 @@ def older_and_later(version: str) -> dict:
             del service["history"]
             for colour in service["colours"].values():
                 del colour["digest"]
-        if version == "1.3":
+        if version in ("1.0", "1.1", "1.2"):
+            del service["switched_at"]
+        if version in ("1.0", "1.1", "1.2", "1.3"):
+            del service["canary_stepped_at"]
+        if version == "1.9":
             service["owner"] = "payments-platform"
     return outputs
 
 
-@pytest.mark.parametrize("version", ["1.0", "1.1", "1.3"])
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.3", "1.9"])
 def test_status_reads_the_outputs_of_every_1x_schema(version: str) -> None:
     """A stack not updated since an older release of the program is what prod is during an upgrade."""
     current = environment_status("dev", applied_outputs(), WHEN)
