@@ -5,6 +5,7 @@ Who hears what (seed 000 §12, seed 003):
 | alert | receivers |
 |---|---|
 | event=deployment-started, deployment-succeeded | deployments (Slack) |
+| alertname=PostDeploy*, Canary*AboveStable (event=deployment-failed) | deployment-alerts, incidents (Slack) |
 | event=deployment-failed | deployments, incident-events (Slack #incidents) |
 | event=rollback | incident-events, on-call-events (PagerDuty) |
 | severity=critical | on-call (PagerDuty), incidents (Slack) |
@@ -13,7 +14,9 @@ Who hears what (seed 000 §12, seed 003):
 | alertname=Watchdog | watchdog (the dead-man's-switch service) |
 
 Without paging (every environment but prod by default) the PagerDuty receivers are left out and the Slack
-receivers stay. Event receivers never send "resolved": an event is a fact, not a condition that ends.
+receivers stay. Event receivers never send "resolved": an event is a fact, not a condition that ends. The
+post-deploy and canary alerts carry event=deployment-failed but are conditions: they go to the same channels through
+receivers that send "resolved" and repeat as alerts do.
 
 The operator merges an AlertmanagerConfig into the Alertmanager's configuration under a route that matches the
 namespace, with receiver names prefixed ``<namespace>/<name>/``. ``operator_view`` renders that merged
@@ -28,7 +31,7 @@ from typing import Any, Literal, Mapping
 
 from core.alerting import settings as secrets
 from core.alerting.events import EventKind
-from core.alerting.rules import WATCHDOG, metadata
+from core.alerting.rules import DEPLOYMENT_CONDITIONS, WATCHDOG, metadata
 from core.alerting.settings import AlertingSettings
 from core.environment import Manifest
 from core.settings import StackSettings
@@ -92,6 +95,7 @@ def plan(alerting: AlertingSettings) -> Routing:
     receivers = [
         Receiver("alerts", "slack", secrets.SLACK_ALERTS, channels.alerts),
         Receiver("deployments", "slack", secrets.SLACK_DEPLOYMENTS, channels.deployments, send_resolved=False),
+        Receiver("deployment-alerts", "slack", secrets.SLACK_DEPLOYMENTS, channels.deployments),
         Receiver("incidents", "slack", secrets.SLACK_INCIDENTS, channels.incidents),
         Receiver("incident-events", "slack", secrets.SLACK_INCIDENTS, channels.incidents, send_resolved=False),
         Receiver("log-only", "null"),
@@ -114,9 +118,13 @@ def plan(alerting: AlertingSettings) -> Routing:
         # already acknowledged, which pages nobody. Within a service, ServiceUnreachable inhibits the rest.
         critical.insert(0, Route("on-call", (("severity", "=", "critical"),), continue_=True,
                                  group_by=("namespace", "service")))
+    # A failing canary is re-notified and seen resolved, unlike the event that announced the failure.
+    condition = (("alertname", "=~", "|".join(DEPLOYMENT_CONDITIONS)),)
     routes = (
         Route("watchdog", (("alertname", "=", WATCHDOG),), group_by=("namespace",), group_wait="0s",
               group_interval="1m", repeat_interval="5m"),
+        Route("deployment-alerts", condition, continue_=True),
+        Route("incidents", condition),
         event(EventKind.STARTED, "deployments"),
         event(EventKind.SUCCEEDED, "deployments"),
         event(EventKind.FAILED, "deployments", continue_=True),
@@ -130,8 +138,10 @@ def plan(alerting: AlertingSettings) -> Routing:
                  repeat_interval="4h", routes=routes)
     not_event = ("event", "=", "")
     inhibit = (
-        # A page for a service silences its warnings and info, but never a deployment event.
-        InhibitRule((("severity", "=", "critical"),), (("severity", "=~", "warning|info"), not_event)),
+        # A page for a service silences its warnings and info, but never a deployment event, nor the standby being
+        # down: during an incident the rollback it would break is most likely.
+        InhibitRule((("severity", "=", "critical"),), (("severity", "=~", "warning|info"), not_event,
+                                                       ("alertname", "!=", "StandbyColourDown"))),
         # While the active colour is unreachable, its other pages add nothing.
         InhibitRule((("alertname", "=", "ServiceUnreachable"),),
                     (("severity", "=", "critical"), ("alertname", "!=", "ServiceUnreachable"))),

@@ -59,6 +59,10 @@ FOR = {
     "ServiceMetricsMissing": "10m",
 }
 WATCHDOG = "Watchdog"
+# Conditions that fail a deployment (seed 000 §2, §9): labelled event=deployment-failed, but conditions that end, so
+# routed apart from the one-off events (resolved notifications, the usual repeat).
+DEPLOYMENT_CONDITIONS = ("PostDeployErrorRateAboveBaseline", "PostDeployLatencyAboveBaseline",
+                         "CanaryErrorRateAboveStable", "CanaryLatencyAboveStable")
 RULE_LABEL = "release-infra/alerting"
 
 
@@ -148,6 +152,9 @@ class _Rules:
         self.min_rate = number(alerting.min_request_rate)
         # A P95 "more than x% above" another: the factor it is compared with.
         self.p95_growth = number(1 + Decimal(str(alerting.thresholds.baseline_p95_increase_percent)) / 100)
+        # Seed 002's triggers say "initiate rollback immediately", and seed 000 §12 sends a rollback to #incidents
+        # and on-call: where the stack pages, a trigger is a page; elsewhere a warning.
+        self.rollback_severity = "critical" if alerting.page_on_call else "warning"
 
     def sel(self, **extra: str) -> str:
         matchers = [f'namespace="{self.namespace}"', f'app="{self.service}"']
@@ -243,8 +250,8 @@ class _Rules:
         levels = [
             ("ServiceErrorRateCritical", t.error_rate_critical_percent, "critical", "seed 003: page"),
             ("ServiceErrorRateHigh", t.error_rate_warning_percent, "warning", "seed 003: warning"),
-            ("ServiceErrorRateAboveRollbackTrigger", t.error_rate_rollback_percent, "warning",
-             "seed 002: a rollback trigger - consider rolling back the latest release"),
+            ("ServiceErrorRateAboveRollbackTrigger", t.error_rate_rollback_percent, self.rollback_severity,
+             "seed 002: a rollback trigger - roll back the latest release now"),
         ]
         return [self.alert(
             name, f"{ratio} > {number(fraction(percent))} and {self.failures()}", severity,
@@ -372,8 +379,8 @@ class _Rules:
         t, s, svc, env = self.thresholds, self.sel(), self.service, self.environment
         levels = [
             ("ServiceLatencyP99Critical", "99", t.p99_critical_seconds, "critical", "seed 003: page"),
-            ("ServiceLatencyP99AboveRollbackTrigger", "99", t.p99_rollback_seconds, "warning",
-             "seed 002: a rollback trigger - consider rolling back the latest release"),
+            ("ServiceLatencyP99AboveRollbackTrigger", "99", t.p99_rollback_seconds, self.rollback_severity,
+             "seed 002: a rollback trigger - roll back the latest release now"),
             ("ServiceLatencyP95High", "95", t.p95_warning_seconds, "warning", "seed 003: warning"),
         ]
         # At or above: when every slow request is past the highest finite bucket, histogram_quantile answers that

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import AfterValidator, Field, ValidationError
 
 from core.catalogue import Strict
-from core.errors import MISSING, NO_VALUE, ConfigError, Problem
+from core.errors import MISSING, NO_VALUE, SECRET, ConfigError, Problem
 from core.names import EnvironmentName
 from core.validation import key_path, problems_from, unknown_key
 
@@ -50,9 +50,13 @@ SECRET_KEYS: dict[str, str] = {
     SLACK_INCIDENTS: f"{SLACK} posting to the incidents channel",
     SLACK_ALERTS: f"{SLACK} posting to the environment's alerts channel",
     PAGERDUTY: "a PagerDuty Events v2 routing key of the on-call service",
-    WATCHDOG: "the URL of an external dead-man's-switch service the Watchdog alert pings (optional)",
+    WATCHDOG: "the URL of an external dead-man's-switch service the Watchdog alert pings",
 }
 CONFIG_KEYS = (KEY, *SECRET_KEYS)  # every top-level stack key this module owns
+# A credential pasted into a plain field: a URL with a path past its first segment (a webhook: Slack's is
+# /services/T.../B.../token), or a token (Slack's xox?-, a PagerDuty routing key). Errors land in CI logs.
+WEBHOOK_URL = re.compile(r"(?i)\s*(https?://[^\s/?#@]+/[^\s/?#]+/)\S+\s*")
+TOKEN = re.compile(r"\s*(?:xox[a-z]-\S+|[A-Za-z0-9]{20,64})\s*")
 
 
 class Thresholds(Strict):
@@ -144,9 +148,13 @@ def defaults(environment: EnvironmentName) -> dict[str, Any]:
 
 
 def required_secrets(settings: AlertingSettings) -> tuple[str, ...]:
+    """Prod needs the dead-man's switch too: without it the Watchdog goes to a null receiver and a broken
+    alerting pipeline goes unnoticed where it matters most."""
     keys = [SLACK_DEPLOYMENTS, SLACK_INCIDENTS, SLACK_ALERTS]
     if settings.page_on_call:
         keys.append(PAGERDUTY)
+    if settings.environment == "prod":
+        keys.append(WATCHDOG)
     return tuple(keys)
 
 
@@ -167,7 +175,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, [Problem(path(KEY), raw, "must be an object of alerting settings")])
+        raise _refused(source, [Problem(path(KEY), raw, "must be an object of alerting settings")])
     merged = _merge(defaults(kind) if kind in ("sandbox", "dev", "test", "prod") else {}, raw)
     for name in raw:
         if name not in USER_KEYS:
@@ -179,7 +187,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
         settings = AlertingSettings.model_validate(
             {**merged, "stack": stack, "environment": kind, "configured_secrets": configured})
     except ValidationError as error:
-        raise ConfigError(source, problems + problems_from(error, PREFIX + KEY, AlertingSettings)) from None
+        raise _refused(source, problems + problems_from(error, PREFIX + KEY, AlertingSettings)) from None
     if kind == "prod" and not settings.page_on_call:
         problems.append(Problem(path(KEY, "page_on_call"), False, "prod pages on-call for a rollback and a critical "
                                 "alert (seed 000 §12); it cannot be switched off"))
@@ -189,15 +197,50 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
                                     f"must be below {high} ({getattr(settings.thresholds, high):g})"))
     if live:
         for key in (key for key in required_secrets(settings) if key not in configured):
+            why = ("prod's Watchdog must reach it, or a broken alerting pipeline goes unnoticed" if key == WATCHDOG
+                   else "a stack with a cluster delivers notifications")
             problems.append(Problem(path(key), MISSING, f"a secret holding {SECRET_KEYS[key]} (pulumi config set "
-                                    f"--secret {key} ...); a stack with a cluster delivers notifications"))
+                                    f"--secret {key} ...); {why}"))
         if settings.alertmanager_url is None:
             problems.append(Problem(path(KEY, "alertmanager_url"), MISSING,
                                     "the Alertmanager URL deployment events are posted to; a stack with a cluster "
                                     "delivers notifications"))
     if problems:
-        raise ConfigError(source, problems)
+        raise _refused(source, problems)
     return settings
+
+
+def _refused(source: str, problems: list[Problem]) -> ConfigError:
+    return ConfigError(source, [_pasted_credential(problem) for problem in problems])
+
+
+def _pasted_credential(problem: Problem) -> Problem:
+    """A webhook URL or token in a plain field is shown cut short (``https://hooks.slack.com/services/...``), with
+    the secret key it belongs in: the error is printed in CI logs, the secret key is encrypted."""
+    shown, kinds = _cut(problem.value)
+    if not kinds:
+        return problem
+    channel = re.search(r"\.channels\.(\w+)$", problem.path)
+    slack = f"alerting_slack_{channel.group(1) if channel else '<channel>'}_url"
+    kind = kinds[0]
+    key = PAGERDUTY if kind == "a routing key" else slack
+    return Problem(problem.path, shown, f"{problem.allowed}; this looks like {kind}, a credential: it belongs in the "
+                                        f"secret key {key} (pulumi config set --secret {key} ...)")
+
+
+def _cut(value: Any) -> tuple[Any, list[str]]:
+    """``value`` with every webhook URL or token in it cut short, and what kinds of credential those were."""
+    if isinstance(value, str):
+        if url := WEBHOOK_URL.fullmatch(value):
+            return url.group(1) + "...", ["a webhook URL"]
+        if TOKEN.fullmatch(value):
+            return SECRET, ["a token" if "xox" in value else "a routing key"]
+        return value, []
+    if isinstance(value, (list, dict)):
+        items = [(key, _cut(item)) for key, item in (value.items() if isinstance(value, dict) else enumerate(value))]
+        shown = [item for _, (item, _) in items]
+        return (dict(zip(value, shown)) if isinstance(value, dict) else shown), [k for _, (_, ks) in items for k in ks]
+    return value, []
 
 
 def _secret_problem(key: str, value: Any) -> Problem | None:

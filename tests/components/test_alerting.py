@@ -18,7 +18,8 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRETS = {"alerting_slack_deployments_url": "https://hooks.slack.com/services/T/B/deploy-token",
            "alerting_slack_incidents_url": "https://hooks.slack.com/services/T/B/incident-token",
            "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/alerts-token",
-           "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef"}
+           "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef",
+           "alerting_watchdog_url": "https://deadman.example/ping/watchdog-token"}
 
 
 def register(stack: str = "prod", secrets: dict | None = None, with_services: bool = False) -> Run:
@@ -72,7 +73,7 @@ def test_secret_values_live_only_in_the_secret_and_are_marked_secret() -> None:
     secret = run.named("prod-alerting-receivers")
     string_data = secret.inputs["stringData"]
     assert string_data[SECRET_SIG] and set(string_data["value"]) == {
-        "slack-deployments-url", "slack-incidents-url", "slack-alerts-url", "pagerduty-routing-key"}
+        "slack-deployments-url", "slack-incidents-url", "slack-alerts-url", "pagerduty-routing-key", "watchdog-url"}
     assert string_data["value"]["slack-deployments-url"] == SECRETS["alerting_slack_deployments_url"]
     for registration in run.registrations:
         if registration is secret:

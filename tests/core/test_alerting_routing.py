@@ -49,8 +49,8 @@ def test_event_receivers_never_send_resolved_alert_receivers_do() -> None:
     _, config = config_of("prod")
     resolved = {r["name"]: c["sendResolved"] for r in config["spec"]["receivers"]
                 for key in ("slackConfigs", "pagerdutyConfigs") for c in r.get(key, [])}
-    assert resolved == {"alerts": True, "deployments": False, "incidents": True, "incident-events": False,
-                        "on-call": True, "on-call-events": False}
+    assert resolved == {"alerts": True, "deployments": False, "deployment-alerts": True, "incidents": True,
+                        "incident-events": False, "on-call": True, "on-call-events": False}
 
 
 def test_the_operator_view_nests_everything_under_the_namespace() -> None:
@@ -87,6 +87,13 @@ def test_the_operator_view_keeps_every_route_of_the_resource() -> None:
             walk(child_cr, child_native)
 
     walk(config["spec"]["route"], view["route"]["routes"][0])
+
+
+def test_a_page_never_hides_that_the_standby_is_down() -> None:
+    """During an incident a rollback is most likely: "a rollback would fail" must still be heard."""
+    [page_rule] = [rule for rule in routing.plan(config_of("prod")[0]).inhibit_rules
+                   if rule.source == (("severity", "=", "critical"),)]
+    assert ("alertname", "!=", "StandbyColourDown") in page_rule.target
 
 
 def test_placeholders_cannot_deliver() -> None:

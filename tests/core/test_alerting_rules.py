@@ -64,18 +64,19 @@ def test_every_alert_carries_routing_labels_and_a_known_wait(stack: str) -> None
 # Who is paged and how long each condition waits, as prod renders them (alert -> (severity, for)). Seed 003 gives
 # the severities of the 5xx, latency, CPU/memory and unreachable alerts, "info" for resource usage trending up, and
 # 5 minutes for the dead-man's switch (critical where traffic never stops: prod); seed 002 gives 3 minutes for the
-# 5xx rollback trigger. The seeds give no wait for the others and no severity for the rollback triggers, the
-# post-deploy, canary, burn-rate and standby alerts: those are the values docs/alerting.md documents.
+# 5xx rollback trigger and "initiate rollback immediately", which seed 000 §12 sends to #incidents and on-call: a
+# page where the stack pages (prod). The seeds give no wait for the others and no severity for the post-deploy,
+# canary, burn-rate and standby alerts: those are the values docs/alerting.md documents.
 PROD_ALERTS = {
     "ServiceErrorRateCritical": ("critical", "2m"),  # severity 003; wait docs
     "ServiceErrorRateHigh": ("warning", "5m"),  # severity 003; wait docs
-    "ServiceErrorRateAboveRollbackTrigger": ("warning", "3m"),  # wait 002; severity docs
+    "ServiceErrorRateAboveRollbackTrigger": ("critical", "3m"),  # wait 002; severity 002 and 000 §12
     "PostDeployErrorRateAboveBaseline": ("warning", "2m"),  # docs
     "PostDeployLatencyAboveBaseline": ("warning", "2m"),  # docs
     "CanaryErrorRateAboveStable": ("warning", "2m"),  # docs
     "CanaryLatencyAboveStable": ("warning", "2m"),  # docs
     "ServiceLatencyP99Critical": ("critical", "5m"),  # severity 003; wait docs
-    "ServiceLatencyP99AboveRollbackTrigger": ("warning", "5m"),  # docs
+    "ServiceLatencyP99AboveRollbackTrigger": ("critical", "5m"),  # severity 002 and 000 §12; wait docs
     "ServiceLatencyP95High": ("warning", "10m"),  # severity 003; wait docs
     "ErrorBudgetBurnFast": ("critical", "2m"),  # docs (SRE workbook)
     "ErrorBudgetBurnMedium": ("critical", "15m"),  # docs (SRE workbook)
@@ -91,8 +92,11 @@ PROD_ALERTS = {
     "MetricsNotReporting": ("critical", "5m"),  # 003
     "ServiceMetricsMissing": ("critical", "10m"),  # docs: as MetricsNotReporting where that pages
 }
-# Outside prod the dead-man's switch is logged only, and missing metrics warn (docs/alerting.md).
-OUTSIDE_PROD = {"MetricsNotReporting": ("info", "5m"), "ServiceMetricsMissing": ("warning", "10m")}
+# Outside prod the dead-man's switch is logged only, missing metrics warn, and nobody is paged, so the rollback
+# triggers warn (docs/alerting.md).
+OUTSIDE_PROD = {"MetricsNotReporting": ("info", "5m"), "ServiceMetricsMissing": ("warning", "10m"),
+                "ServiceErrorRateAboveRollbackTrigger": ("warning", "3m"),
+                "ServiceLatencyP99AboveRollbackTrigger": ("warning", "5m")}
 
 
 def test_every_alert_pages_and_waits_as_the_seeds_and_docs_say() -> None:
@@ -171,6 +175,15 @@ def test_a_scaled_down_standby_is_not_reported_down() -> None:
     # prod payout-api: green scaled down after the rollback window.
     assert "StandbyColourDown" not in alerts(specs("prod")["payout-api"])
     assert "StandbyColourDown" in alerts(specs("prod")["payin-api"])
+
+
+def test_rollback_triggers_page_wherever_the_stack_pages() -> None:
+    """Severity follows page_on_call, not the environment's name: a test stack that pages is paged too."""
+    triggers = ("ServiceErrorRateAboveRollbackTrigger", "ServiceLatencyP99AboveRollbackTrigger")
+    paged = alerts(specs("test", raw={"page_on_call": True})["payin-api"])
+    quiet = alerts(specs("test")["payin-api"])
+    assert [paged[name]["labels"]["severity"] for name in triggers] == ["critical", "critical"]
+    assert [quiet[name]["labels"]["severity"] for name in triggers] == ["warning", "warning"]
 
 
 def test_only_prod_pages_when_a_service_stops_answering_requests() -> None:

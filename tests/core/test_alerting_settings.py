@@ -12,8 +12,9 @@ from tests.support.stacks import STACKS, settings
 
 URL = "https://hooks.slack.com/services/T000/B000/XXXX"
 KEY = "0123456789abcdef0123456789abcdef"
+WATCHDOG = "https://deadman.example/ping/prod"
 ALL_SECRETS = {"alerting_slack_deployments_url": URL, "alerting_slack_incidents_url": URL,
-               "alerting_slack_alerts_url": URL, "alerting_pagerduty_routing_key": KEY}
+               "alerting_slack_alerts_url": URL, "alerting_pagerduty_routing_key": KEY, "alerting_watchdog_url": WATCHDOG}
 LIVE = {"alertmanager_url": "http://alertmanager.monitoring.svc:9093"}
 
 
@@ -141,6 +142,18 @@ def test_a_stack_with_a_cluster_needs_every_secret_and_the_alertmanager_url() ->
     assert load(LIVE, ALL_SECRETS, live=True).configured_secrets == set(ALL_SECRETS)
 
 
+def test_a_live_prod_stack_needs_its_dead_mans_switch() -> None:
+    """Without it prod's Watchdog goes to a null receiver: a broken alerting pipeline would go unnoticed."""
+    secrets = {k: v for k, v in ALL_SECRETS.items() if k != "alerting_watchdog_url"}
+    assert error_of(LIVE, secrets, live=True) == (
+        "release-infra:alerting_watchdog_url is missing: a secret holding the URL of an external dead-man's-switch "
+        "service the Watchdog alert pings (pulumi config set --secret alerting_watchdog_url ...); prod's Watchdog "
+        "must reach it, or a broken alerting pipeline goes unnoticed")
+    assert not load(None, {}, live=False).watchdog_configured  # rendered manifests deliver nothing
+    for environment in ("sandbox", "dev", "test"):
+        assert not load(LIVE, secrets, environment=environment, live=True).watchdog_configured
+
+
 def test_a_missing_secret_is_named_alone() -> None:
     secrets = {k: v for k, v in ALL_SECRETS.items() if k != "alerting_slack_incidents_url"}
     assert error_of(LIVE, secrets, live=True) == (
@@ -167,6 +180,25 @@ def test_a_malformed_secret_is_refused_without_showing_it(key: str, value: str) 
     message = error_of(None, {**ALL_SECRETS, key: value})
     assert message.startswith(f'release-infra:{key} = "[secret]": must be ')
     assert value not in message.replace('"[secret]"', "") or value == ""
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"channels": {"alerts": URL}},
+     'release-infra:alerting.channels.alerts = "https://hooks.slack.com/services/...": string should match pattern '
+     "'^#[a-z0-9][a-z0-9._-]{0,79}$'; this looks like a webhook URL, a credential: it belongs in the secret key "
+     "alerting_slack_alerts_url (pulumi config set --secret alerting_slack_alerts_url ...)"),
+    ({"channels": {"incidents": KEY}},
+     'release-infra:alerting.channels.incidents = "[secret]": string should match pattern '
+     "'^#[a-z0-9][a-z0-9._-]{0,79}$'; this looks like a routing key, a credential: it belongs in the secret key "
+     "alerting_pagerduty_routing_key (pulumi config set --secret alerting_pagerduty_routing_key ...)"),
+    (URL, 'release-infra:alerting = "https://hooks.slack.com/services/...": must be an object of alerting settings; '
+          "this looks like a webhook URL, a credential: it belongs in the secret key alerting_slack_<channel>_url "
+          "(pulumi config set --secret alerting_slack_<channel>_url ...)"),
+])
+def test_a_webhook_pasted_into_a_plain_field_is_cut_short_and_sent_to_its_secret_key(raw, message: str) -> None:
+    """The error is printed in CI logs: it shows the webhook's host and kind, never its token."""
+    assert error_of(raw) == message
+    assert "T000" not in error_of({"slo_percent": URL}) and "B000/XXXX" not in error_of({"channels": [URL]})
 
 
 def test_settings_keep_which_secrets_are_set_never_their_values() -> None:

@@ -175,30 +175,36 @@ def test_the_pipeline_reports_a_failed_update(alertmanager_server: AlertmanagerS
     alertmanager_sink.wait_for("/slack/incidents")
 
 
+def firing(name: str, severity: str, service: str) -> dict[str, Any]:
+    """An alert as Prometheus posts it, firing now."""
+    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"labels": {"alertname": name, "severity": severity, "namespace": NAMESPACE, "environment": "prod",
+                       "service": service}, "annotations": {"summary": name}, "startsAt": now}
+
+
+def settled(server: AlertmanagerServer, count: int, inhibited: tuple[str, str]) -> dict[tuple[str, str], Any]:
+    """The alerts by (alertname, service) once Alertmanager's inhibitor, which marks alerts asynchronously, has
+    seen the inhibiting alerts: ``inhibited`` is marked."""
+    deadline = time.monotonic() + 15
+    while True:
+        found = {(a["labels"]["alertname"], a["labels"]["service"]): a for a in alerts(server)}
+        done = len(found) == count and all(a["status"]["state"] != "unprocessed" for a in found.values()) \
+            and found[inhibited]["status"]["inhibitedBy"]
+        if done or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def test_each_failing_service_is_one_page(alertmanager_server: AlertmanagerServer) -> None:
     """Three criticals and a warning of two services: one on-call group per service, the warning inhibited; one
     group for the environment would make payout-api's outage an update of payin-api's incident."""
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-
-    def alert(name: str, severity: str, service: str) -> dict[str, Any]:
-        return {"labels": {"alertname": name, "severity": severity, "namespace": NAMESPACE, "environment": "prod",
-                           "service": service}, "annotations": {"summary": name}, "startsAt": now}
-
     post_alerts(alertmanager_server.url, [
-        alert("ServiceUnreachable", "critical", "payin-api"),
-        alert("ServiceErrorRateCritical", "critical", "payin-api"),
-        alert("ServiceErrorRateHigh", "warning", "payin-api"),
-        alert("ServiceErrorRateCritical", "critical", "payout-api"),
+        firing("ServiceUnreachable", "critical", "payin-api"),
+        firing("ServiceErrorRateCritical", "critical", "payin-api"),
+        firing("ServiceErrorRateHigh", "warning", "payin-api"),
+        firing("ServiceErrorRateCritical", "critical", "payout-api"),
     ])
-    # Alertmanager's inhibitor marks alerts asynchronously: wait until it has seen the inhibiting alerts.
-    deadline = time.monotonic() + 15
-    while True:
-        found = {(a["labels"]["alertname"], a["labels"]["service"]): a for a in alerts(alertmanager_server)}
-        settled = len(found) == 4 and all(a["status"]["state"] != "unprocessed" for a in found.values()) \
-            and found[("ServiceErrorRateHigh", "payin-api")]["status"]["inhibitedBy"]
-        if settled or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    found = settled(alertmanager_server, 4, ("ServiceErrorRateHigh", "payin-api"))
     assert found[("ServiceErrorRateHigh", "payin-api")]["status"]["state"] == "suppressed"
     assert found[("ServiceErrorRateHigh", "payin-api")]["status"]["inhibitedBy"]
     # ServiceUnreachable silences the other pages of its service; another service still counts.
@@ -208,6 +214,21 @@ def test_each_failing_service_is_one_page(alertmanager_server: AlertmanagerServe
               if g["receiver"]["name"] == PREFIX + "on-call"]
     assert sorted(sorted({a["labels"]["service"] for a in group["alerts"]}) for group in groups) == [
         ["payin-api"], ["payout-api"]]
+
+
+def test_a_page_does_not_hide_that_a_rollback_would_fail(alertmanager_server: AlertmanagerServer) -> None:
+    """While payin-api pages, its other warnings are inhibited, but not StandbyColourDown: the incident is when a
+    rollback is most likely, and the standby being down is what would make it fail."""
+    post_alerts(alertmanager_server.url, [
+        firing("ServiceErrorRateAboveRollbackTrigger", "critical", "payin-api"),
+        firing("ServiceErrorRateHigh", "warning", "payin-api"),
+        firing("StandbyColourDown", "warning", "payin-api"),
+    ])
+    found = settled(alertmanager_server, 3, ("ServiceErrorRateHigh", "payin-api"))
+    assert found[("ServiceErrorRateHigh", "payin-api")]["status"]["state"] == "suppressed"
+    standby = found[("StandbyColourDown", "payin-api")]
+    assert standby["status"]["state"] == "active" and not standby["status"]["inhibitedBy"], standby["status"]
+    assert receivers_of(standby) == [PREFIX + "alerts"]
 
 
 def test_a_post_to_an_unreachable_alertmanager_fails_clearly() -> None:

@@ -12,7 +12,13 @@ from core.alerting import routing
 from core.alerting.rules import rule_specs
 from core.alerting.settings import AlertingSettings, load_alerting
 from core.settings import StackSettings
+from tests.core.test_alerting_rules import alerts, canary_at, specs
 from tests.support.stacks import STACKS, catalogue, settings
+
+# Conditions that fail a deployment (seed 000 §2, §9): "failed" goes to #deployments and #incidents, but as an alert
+# that repeats while it holds and is seen resolved, not as a one-off event.
+DEPLOYMENT_CONDITIONS = ("PostDeployErrorRateAboveBaseline", "PostDeployLatencyAboveBaseline",
+                         "CanaryErrorRateAboveStable", "CanaryLatencyAboveStable")
 
 
 def stack_routing(stack: str) -> tuple[StackSettings, AlertingSettings, dict]:
@@ -56,6 +62,8 @@ def expected_receivers(alerting: AlertingSettings, labels: dict[str, str]) -> li
     event, severity = labels.get("event"), labels.get("severity")
     if labels.get("alertname") == "Watchdog":
         names = ["watchdog"]
+    elif labels.get("alertname") in DEPLOYMENT_CONDITIONS:
+        names = ["deployment-alerts", "incidents"]
     elif event in ("deployment-started", "deployment-succeeded"):
         names = ["deployments"]
     elif event == "deployment-failed":
@@ -118,6 +126,45 @@ def test_every_alert_rule_of_the_stack_reaches_its_receivers(stack: str, alertma
             check_route(alertmanager_amtool, config_file, labels,
                       [prefix + name for name in expected_receivers(alerting, labels)])
     assert ("Watchdog", "none") in seen and ("PostDeployErrorRateAboveBaseline", "warning") in seen
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_seed_002_rollback_triggers_page_on_call_and_reach_incidents_where_the_stack_pages(
+        stack: str, alertmanager_amtool: str, tmp_path: Path) -> None:
+    """Seed 002: "initiate rollback immediately"; seed 000 §12 sends a rollback to #incidents and on-call. Only
+    prod pages by default; elsewhere the triggers warn in the environment's channel."""
+    stack_settings, alerting, config = stack_routing(stack)
+    config_file = write(tmp_path, config)
+    prefix = f"{stack_settings.namespace}/{routing.CONFIG_NAME}/"
+    rules = alerts(specs(stack)["payin-api"])
+    for name in ("ServiceErrorRateAboveRollbackTrigger", "ServiceLatencyP99AboveRollbackTrigger"):
+        labels = {"alertname": name, **rules[name]["labels"]}
+        check_route(alertmanager_amtool, config_file, labels,
+                    [prefix + receiver for receiver in (["on-call", "incidents"] if stack == "prod" else ["alerts"])])
+
+
+def test_a_failing_deployment_condition_repeats_and_resolves_in_deployments_and_incidents(
+        alertmanager_amtool: str, tmp_path: Path) -> None:
+    """The post-deploy and canary alerts carry event=deployment-failed, but they are conditions: the receivers
+    they reach send "resolved", and their route repeats as alerts do (4h), not once a day as an event."""
+    _, _, config = stack_routing("prod")
+    config_file = write(tmp_path, config)
+    prefix = f"payments-prod/{routing.CONFIG_NAME}/"
+    rules = alerts(specs("prod", canary_at(5))["payin-api"])
+    for name in DEPLOYMENT_CONDITIONS:
+        labels = {"alertname": name, **rules[name]["labels"]}
+        assert labels["event"] == "deployment-failed"
+        check_route(alertmanager_amtool, config_file, labels, [prefix + "deployment-alerts", prefix + "incidents"])
+    receivers = {r["name"]: r["slack_configs"][0] for r in config["receivers"] if "slack_configs" in r}
+    assert receivers[prefix + "deployment-alerts"]["channel"] == "#deployments"
+    assert receivers[prefix + "incidents"]["channel"] == "#incidents"
+    assert receivers[prefix + "deployment-alerts"]["send_resolved"] and receivers[prefix + "incidents"]["send_resolved"]
+    top = config["route"]["routes"][0]
+    matched = [route for route in top["routes"] if any(name in m for m in route.get("matchers", [])
+                                                       for name in DEPLOYMENT_CONDITIONS)]
+    assert [route["receiver"] for route in matched] == [prefix + "deployment-alerts", prefix + "incidents"]
+    assert all("repeat_interval" not in route and "group_by" not in route for route in matched)
+    assert top["repeat_interval"] == "4h"
 
 
 def test_other_namespaces_alerts_never_reach_this_environment(alertmanager_amtool: str, tmp_path: Path) -> None:

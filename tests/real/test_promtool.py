@@ -187,6 +187,15 @@ class Service:
             result.append(series("http_requests_total", {**self.pod(colour, version), "code": "500"}, errors))
         return result
 
+    def requests_by_minute(self, colour: str, per_minute: float, error_ratios: list[float]) -> list[dict[str, str]]:
+        """Requests at ``per_minute`` whose 5xx share changes over the run: ``error_ratios[i]`` during minute i."""
+        ok, failed = [0.0], [0.0]
+        for ratio in error_ratios:
+            ok.append(ok[-1] + per_minute * (1 - ratio))
+            failed.append(failed[-1] + per_minute * ratio)
+        return [series("http_requests_total", {**self.pod(colour), "code": code}, values)
+                for code, values in (("200", ok), ("500", failed))]
+
     def latency(self, colour: str, per_minute: float, phi: float, value: float, minutes: int, start: int = 0,
                 stop: int | None = None, version: str | None = None) -> list[dict[str, str]]:
         return [series("http_request_duration_seconds_bucket", {**self.pod(colour, version), "le": le},
@@ -324,6 +333,20 @@ class Service:
 
         self.fires(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_ABOVE)), 1, self.labels(color=self.standby))
         self.silent(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_BELOW)), 1)
+
+    def burn_windows(self, alert: str, factor: float, long: int, short: int) -> None:
+        """The multi-window burn rate: errors at 4x the alert's limit only in its long window (they stopped more than
+        a short window ago) or only in its short window (after a clean long window) raise nothing; in both, it
+        fires. A single-window rule fires in one of the silent cases (the long window alone, in the first)."""
+        errors = 4 * factor * (100 - self.alerting.slo_percent) / 100
+        at = 2 * short + 2
+        stopped = [errors] * short + [0.0] * (at - short)
+        burst = [0.0] * long + [errors] * short
+        self.groups += [
+            {"interval": "1m", "input_series": self.requests_by_minute(self.active, TRAFFIC, ratios),
+             "alert_rule_test": [{"eval_time": f"{len(ratios)}m", "alertname": alert, "exp_alerts": expected}]}
+            for ratios, expected in ((stopped, []), (burst, []),
+                                     ([errors] * at, [self.expected(alert, self.labels())]))]
 
     def resources(self) -> None:
         t = self.alerting.thresholds
@@ -499,8 +522,16 @@ def canary_service(weight: int) -> Service:
     return Service(stack_settings, alerting, "payin-api", rules)
 
 
-def run_groups(promtool: str, service: Service, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_groups(promtool: str, service: Service, tmp_path: Path, only: str | None = None) -> subprocess.CompletedProcess:
+    """``only``: that alert and the recording rules it reads, where days of series make every rule costly."""
     specs = rule_specs(service.stack, service.alerting, catalogue())
+    if only:
+        [group] = specs["payin-api"]["groups"]
+        kept = [service.rules[only]]
+        while more := [rule for rule in group["rules"] if rule not in kept
+                       and any(rule.get("record", "?") in read["expr"] for read in kept)]:
+            kept += more
+        group["rules"] = [rule for rule in group["rules"] if rule in kept]  # in order: records before the alert
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(specs["payin-api"]))
     (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
                                                         "tests": service.groups}))
@@ -600,6 +631,20 @@ def test_a_slower_canary_is_seen_at_every_weight(weight: int, promtool: str, tmp
                   service.labels(color=service.standby))
     service.silent(alert, inputs(BASELINE_P95 * (1 + growth * INCREMENT_BELOW)), start + 1)
     result = run_groups(promtool, service, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+
+@pytest.mark.parametrize(("alert", "factor", "long", "short"), [
+    ("ErrorBudgetBurnFast", 14.4, 60, 5), ("ErrorBudgetBurnMedium", 6, 360, 30), ("ErrorBudgetBurnSlow", 1, 4320, 360)])
+def test_a_burn_rate_alert_needs_both_of_its_windows(alert: str, factor: float, long: int, short: int, promtool: str,
+                                                     tmp_path: Path) -> None:
+    """A constant error ratio cannot tell a multi-window alert from a single-window one: errors that stopped, and a
+    burst after a clean long window, must both stay silent at every level (prod's rules)."""
+    service = canary_service(0)
+    assert f"ratio_rate{long // 60}h{{" in service.rules[alert]["expr"] or f"ratio_rate{long // 1440}d{{" in \
+        service.rules[alert]["expr"]
+    service.burn_windows(alert, factor, long, short)
+    result = run_groups(promtool, service, tmp_path, only=alert)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
 
 
