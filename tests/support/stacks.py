@@ -33,6 +33,7 @@ CREDENTIALS = {"alerting_slack_deployments_url": "https://hooks.slack.com/servic
                "alerting_slack_incidents_url": "https://hooks.slack.com/services/T/B/two",
                "alerting_slack_alerts_url": "https://hooks.slack.com/services/T/B/three",
                "alerting_pagerduty_routing_key": "0123456789abcdef0123456789abcdef",
+               "alerting_watchdog_url": "https://deadman.example/ping/four",
                "retention_registry_password": "registry-password-7c1e"}
 
 
