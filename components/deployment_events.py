@@ -12,13 +12,16 @@ compares, so a preview sends nothing. Without an Alertmanager URL (rendering man
 recorded in the resource's outputs.
 
 A failed post fails the update after the Kubernetes changes are applied (the resource depends on them): the
-engine keeps the old inputs, so the next ``pulumi up`` posts the same events again.
+engine keeps the old inputs, so the next ``pulumi up`` posts the same events again, with the same ``event_id``:
+the output ``sequence`` counts the posts, and a retry starts from the same old one (core.alerting.events).
 
-For an update that fails before the events are posted, the pipeline reports the failure itself: the deploy
+Each resource depends only on its own service's resources, so one failed update can apply and announce one
+service's change (a rollback, say) and then fail on another's. The pipeline reports the failure itself: the deploy
 workflow's step after a failed `pulumi up` runs `release failed <stack> --reason ...` (release_infra_tools/failed.py),
-which finds the services the update was deploying from the stack file and the stack's outputs and posts their
-events with ``post_alerts``. By hand, one service with every field given (exit status 1 and one line when the post
-fails):
+which finds the services the update was deploying from the stack file and the stack's outputs, leaves out those
+whose resource here already records the file's release (applied and announced), and posts their events with
+``post_alerts``. By hand, one service with every field given (exit status 1 and one line when the post
+fails; 2 and one line naming the option when --blue or --green is no image):
 
     python -m components.deployment_events failed --alertmanager-url URL --stack prod --environment prod \
         --namespace payments-prod --service payin-api --active green \
@@ -44,6 +47,7 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
 from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
 from core.errors import without_credentials
+from core.images import ImageReference
 from core.names import Colour
 
 INPUTS = ("stack", "environment", "namespace", "service", "active", "images", "canary_weight", "served",
@@ -105,7 +109,7 @@ class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         applied = props.get("applied")  # the release the stack's last outputs record, when it ran the service
-        outputs = self._emit(ReleaseState.from_inputs(applied) if applied else None, props)
+        outputs = self._emit(ReleaseState.from_inputs(applied) if applied else None, props, sequence=0)
         return pulumi.dynamic.CreateResult(id_=f"{props['stack']}/{props['service']}", outs=outputs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
@@ -113,21 +117,25 @@ class DeploymentEventsProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult(outs=self._emit(ReleaseState.from_inputs(olds), news))
+        return pulumi.dynamic.UpdateResult(outs=self._emit(ReleaseState.from_inputs(olds), news,
+                                                           sequence=int(olds.get("sequence") or 0)))
 
-    def _emit(self, before: ReleaseState | None, props: dict[str, Any]) -> dict[str, Any]:
+    def _emit(self, before: ReleaseState | None, props: dict[str, Any], *, sequence: int) -> dict[str, Any]:
+        """``sequence``: the posts the saved state records; a post is the next one, and a retry of an update whose
+        post was not saved counts from the same state, so it sends the same ``event_id``."""
         events = classify(props["service"], before, ReleaseState.from_inputs(props))
         url = props.get("alertmanager_url")
         if events and url:
+            sequence += 1
             alerts = postable_alerts(events, stack=props["stack"], environment=props["environment"],
-                                     namespace=props["namespace"], now=(self._clock or _now)())
+                                     namespace=props["namespace"], now=(self._clock or _now)(), sequence=sequence)
             try:
                 post_alerts(url, alerts)
             except PostFailed as error:
                 raise RuntimeError(f"posting {error.count} deployment event(s) to {url} failed after the change "
                                    f"was applied: {error.reason}; run `pulumi up` again to send them") from error
         return {**{key: props.get(key) for key in INPUTS}, "events": [event.record() for event in events],
-                "delivered": bool(events and url)}
+                "delivered": bool(events and url), "sequence": sequence}
 
 
 @functools.cache
@@ -147,6 +155,7 @@ class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="De
 
     events: pulumi.Output[list]
     delivered: pulumi.Output[bool]
+    sequence: pulumi.Output[int]
 
     def __init__(self, name: str, *, stack: str, environment: str, namespace: str, service: str,
                  release: ReleaseState, alertmanager_url: Optional[str], applied: Optional[ReleaseState] = None,
@@ -157,9 +166,16 @@ class DeploymentEvents(pulumi.dynamic.Resource, module="release-infra", name="De
         pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", name, {
             "stack": stack, "environment": environment, "namespace": namespace, "service": service,
             **release.inputs(), "alertmanager_url": alertmanager_url,
-            "applied": applied.inputs() if applied else None, "events": None, "delivered": None,
+            "applied": applied.inputs() if applied else None, "events": None, "delivered": None, "sequence": None,
             PROVIDER_KEY: serialized_provider(),
         }, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["applied"])))
+
+
+def value_error(error: ValueError) -> str:
+    """What is wrong with a value, as the rule that refused it says it: pydantic's first message, without its
+    "Value error, " prefix, its input and its link."""
+    errors = getattr(error, "errors", None)
+    return errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) else str(error)
 
 
 def _now() -> datetime:
@@ -172,7 +188,7 @@ def report_failure(alertmanager_url: str, *, stack: str, environment: str, names
     """Post a deployment-failed event for a stack update that failed: #deployments and #incidents hear of it."""
     event = failure(service, release, reason, colour)
     post_alerts(alertmanager_url, postable_alerts([event], stack=stack, environment=environment, namespace=namespace,
-                                                  now=now or _now()))
+                                                  now=now or _now(), sequence=0))
     return event
 
 
@@ -189,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     failed.add_argument("--colour", choices=("blue", "green"),
                         help="the colour being deployed (default: the standby; for a failed switch, --active)")
     args = parser.parse_args(argv)
+    for option in ("blue", "green"):  # the image of --colour is one of them
+        try:
+            ImageReference.parse(getattr(args, option))
+        except ValueError as error:  # one line, not pydantic's traceback: `pulumi up` has failed already
+            print(f"--{option} {getattr(args, option)!r}: {value_error(error)}", file=sys.stderr)
+            return 2
     try:
         event = report_failure(args.alertmanager_url, stack=args.stack, environment=args.environment,
                                namespace=args.namespace, service=args.service,

@@ -1,9 +1,12 @@
 """release failed: announce a stack update that failed, as the pipeline's step after a failed `pulumi up`.
 
-A failed update never reaches the services' DeploymentEvents resources, and it leaves the stack's outputs as the
-last good update exported them (infra.program.export_when_applied). So the services the update was deploying are
-the ones whose release in the stack file differs from those outputs (core.release.drift.unapplied, the comparison
-the other commands refuse a stale stack file by), and the colour each was deploying follows from the difference:
+A failed update leaves the stack's outputs as the last good update exported them (infra.program.export_when_applied).
+So the services the update was deploying are the ones whose release in the stack file differs from those outputs
+(core.release.drift.unapplied, the comparison the other commands refuse a stale stack file by), less those it
+applied before it failed: each service's DeploymentEvents resource depends only on that service's resources, so
+one update can roll payin-api back, post the rollback, and then fail on payout-api. A service whose resource, in
+the stack's state (`pulumi stack export`, read once), records the file's release was applied and announced, and
+is not announced again. The colour each remaining one was deploying follows from the difference:
 the new active colour of a switch, otherwise the colour whose image changed (the active one when both did), or the
 canary colour when only the canary weight changed. One deployment-failed event per service goes to the stack's
 ``alerting.alertmanager_url`` in one post (components.deployment_events.post_alerts), routed to #deployments and
@@ -20,7 +23,7 @@ from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from components.deployment_events import PostFailed, post_alerts
+from components.deployment_events import DeploymentEvents, PostFailed, post_alerts, value_error
 from core.alerting.events import DeploymentEvent, ReleaseState, failure, postable_alerts
 from core.errors import ConfigError, Problem, without_credentials
 from core.images import ImageReference
@@ -77,10 +80,27 @@ def _deploying(now: Target, fields: set[str]) -> Deploying:
     try:
         ImageReference.parse(state.image(colour))
     except ValidationError as error:
-        problem = Problem(f"{PROJECT}:services.{now.service}.{colour}.image", state.image(colour),
-                          error.errors()[0]["msg"].removeprefix("Value error, "))
+        problem = Problem(f"{PROJECT}:services.{now.service}.{colour}.image", state.image(colour), value_error(error))
         raise UsageError(str(ConfigError(f'stack "{now.environment}"', [problem]))) from None
     return Deploying(now.service, state, colour, why)
+
+
+def announced(environments: Environments, environment: str) -> dict[str, ReleaseState]:
+    """Each service's release as its DeploymentEvents resource records it in the stack's state: what the last
+    update to reach it applied and announced, a failed update too (the engine saves each resource's step as it
+    succeeds). A resource without one (state from before its inputs) records nothing."""
+    deployment = environments._call(lambda: environments.workspace.export_stack(environment),
+                                    f"export the state of {environment}")
+    kind = f"pulumi-python:{DeploymentEvents._resource_type_name}"
+    states = {}
+    for resource in (deployment.deployment or {}).get("resources") or []:
+        outputs = resource.get("outputs") or {}
+        if resource.get("type") == kind and isinstance(outputs.get("images"), Mapping):
+            try:
+                states[outputs["service"]] = ReleaseState.from_inputs(outputs)
+            except (KeyError, TypeError, ValueError):
+                continue
+    return states
 
 
 def report(environments: Environments, environment: str, reason: str, *,
@@ -113,8 +133,15 @@ def report(environments: Environments, environment: str, reason: str, *,
     found, removed = deploying(environments, environment, services, environments.outputs(environment))
     dropped = (f"{', '.join(removed)} removed from Pulumi.{environment}.yaml: a removal deploys no colour, not "
                "announced") if removed else ""
+    recorded = announced(environments, environment) if found else {}
+    done = [item for item in found if item.service in recorded and recorded[item.service].same_release(item.release)]
+    for item in done:
+        say(f"{item.service} in {environment}: the failed update applied and announced its release before it failed, "
+            "not announced again")
+    found = [item for item in found if item not in done]
     if not found:
         say(f"{dropped}; no deployment to announce, nothing posted" if removed else
+            "no other deployment to announce, nothing posted" if done else
             f"Pulumi.{environment}.yaml is what {environment}'s last update applied: no deployment to announce, "
             "nothing posted")
         return []
@@ -123,7 +150,7 @@ def report(environments: Environments, environment: str, reason: str, *,
     try:
         post_alerts(url, postable_alerts(events, stack=environment,
                                          environment=str(config.get("environment") or environment),
-                                         namespace=namespace, now=now or datetime.now(timezone.utc)))
+                                         namespace=namespace, now=now or datetime.now(timezone.utc), sequence=0))
     except PostFailed as error:
         raise NotDelivered(f"posting deployment-failed for {', '.join(item.service for item in found)} to "
                            f"{without_credentials(url)} failed: {error.reason}") from None

@@ -6,14 +6,16 @@ before an update with the state after it tells what happened:
 - the active colour moves to another release: the deployment succeeded (a promotion, or a finished canary);
 - the active colour moves to an earlier release (core.policy.history.is_earlier_release: one that served before the
   active one first did, by the order the builds first served): a rollback;
-- the canary weight goes down on an unchanged standby build: a rollback of the canary;
+- the canary weight goes to 0 on an unchanged standby build: a rollback of the canary (the gate's undo, `release
+  rollback`); a drop to another step is no event: `release canary` resuming at 100% steps back one step first, a
+  forward move (core.release.canary.remaining_steps);
 - only the standby's image changes: a deployment started (the new build is up, not yet taking traffic);
 - a service appears: it is live for the first time, which is a successful deployment too. Unless the stack's last
   outputs show it live already (its events resource was made anew, e.g. renamed): that release is then the state
   before (``applied_states``), and an unchanged one is no event.
 
-A failed deployment is not seen here (a failing update never reaches the event); it comes from the post-deploy
-alert rules and from ``failure`` below, which the pipeline calls when ``pulumi up`` fails.
+A failed deployment is not seen here; it comes from the post-deploy alert rules and from ``failure`` below, which
+the pipeline calls when ``pulumi up`` fails, for the services whose change that update did not apply.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ class ReleaseState:
 
     def image(self, colour: Colour) -> str:
         return self.blue if colour == "blue" else self.green
+
+    def same_release(self, other: "ReleaseState") -> bool:
+        """The same active colour, builds and canary weight: ``served`` and digests aside, as a stack file has none."""
+        return (self.active, self.canary_weight, *map(self.build, COLOURS)) == (
+            other.active, other.canary_weight, *map(other.build, COLOURS))
 
     def version(self, colour: Colour) -> str:
         return str(ImageReference.parse(self.image(colour)).version)
@@ -153,7 +160,7 @@ def classify(service: str, before: ReleaseState | None, after: ReleaseState) -> 
     elif after.build(standby) != before.build(standby):
         events.append(_event(EventKind.STARTED, service, after, standby, before.image(standby),
                              f"{service} {after.version(standby)} deployed to standby {standby}, not yet live"))
-    elif active == before.active and after.canary_weight < before.canary_weight:
+    elif active == before.active and after.canary_weight == 0 < before.canary_weight:
         events.append(_event(EventKind.ROLLBACK, service, after, active, after.image(standby),
                              f"{service} canary rolled back from {before.canary_weight}% to {after.canary_weight}% "
                              f"({standby} {after.version(standby)}), {100 - after.canary_weight}% on {active} "
@@ -199,16 +206,18 @@ def _event(kind: EventKind, service: str, state: ReleaseState, colour: Colour, p
 
 
 def postable_alerts(events: list[DeploymentEvent], *, stack: str, environment: str, namespace: str,
-                    now: datetime) -> list[dict[str, Any]]:
+                    now: datetime, sequence: int) -> list[dict[str, Any]]:
     """Alertmanager API v2 ``PostableAlerts``; the ``namespace`` label puts them under this environment's routes.
 
-    ``event_id`` makes every event distinct, so a promotion that repeats an earlier one within the hold still
-    notifies, while a retried post of the same event is deduplicated.
+    ``event_id`` holds no clock: event routes group by every label, so a retry of a post whose state the engine
+    did not save (a timeout after Alertmanager took it, a cancelled step) must send the same id, or a rollback
+    pages twice. ``sequence`` counts the events resource's posts (one more each time), so a real repeat within the
+    hold (A -> B -> A -> B) still notifies. The summary is in it for a failure's reason, which names the run.
     """
     alerts = []
     for event in events:
         identity = "|".join([stack, event.service, event.kind.value, event.image, event.previous_image or "",
-                             now.isoformat()])
+                             str(sequence), event.summary])
         alerts.append({
             "labels": {
                 "alertname": ALERT_NAMES[event.kind],

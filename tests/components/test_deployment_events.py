@@ -3,6 +3,7 @@ provider's update of existing stacks, and the pipeline's `failed` command when A
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tests.support.servers import free_port
 SERVICES = 1000  # beyond the ~980 dynamic resources after which the SDK's own pickling exceeds the recursion limit
 OLD = "registry.pay.internal/payin-api:9f8e7d6-v2.2.4"
 NEW = "registry.pay.internal/payin-api:a1b2c3d-v2.3.0"
+NOW = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc)
 
 
 def test_a_thousand_services_register_in_one_process() -> None:
@@ -102,3 +104,39 @@ def test_a_port_that_is_no_number_is_a_failed_post_not_a_traceback() -> None:
     with pytest.raises(PostFailed) as failed:
         post_alerts("http://alertmanager:notaport", [{"labels": {}}], sleep=lambda _: None)
     assert "port" in failed.value.reason
+
+
+def test_a_retried_update_posts_the_same_event_id_and_a_real_repeat_a_new_one(monkeypatch) -> None:
+    """The first update's post reached Alertmanager but the engine saved nothing (a timeout, a cancelled step):
+    the retry has the same olds and must send the same id, or the rollback pages twice."""
+    posts: list[list[dict[str, Any]]] = []
+    monkeypatch.setattr("components.deployment_events.post_alerts", lambda _url, alerts: posts.append(alerts))
+    url = "http://alertmanager:9093"
+    olds, rollback = {**props(url), "sequence": 4}, props(url, active="blue")
+    first = DeploymentEventsProvider(clock=lambda: NOW).update("prod/payin-api", olds, rollback).outs
+    DeploymentEventsProvider(clock=lambda: NOW + timedelta(minutes=3)).update("prod/payin-api", olds, rollback)
+    assert first["sequence"] == 5
+    [[first_post], [retry]] = posts
+    assert first_post["labels"]["event"] == "rollback"
+    assert retry["labels"]["event_id"] == first_post["labels"]["event_id"]
+    # Promoted again (green, the 6th post) and rolled back again: a new rollback, a new id.
+    again = DeploymentEventsProvider().update("prod/payin-api", {**olds, "sequence": 6}, rollback).outs
+    assert again["sequence"] == 7 and posts[-1][0]["labels"]["event_id"] != first_post["labels"]["event_id"]
+
+
+def test_a_post_that_is_not_sent_counts_nothing() -> None:
+    outs = DeploymentEventsProvider().update("prod/payin-api", {**props(None), "sequence": 2},
+                                             props(None, active="blue")).outs
+    assert outs["events"] and outs["sequence"] == 2
+
+
+@pytest.mark.parametrize("option", ["blue", "green"])
+def test_the_failed_command_names_a_malformed_image_in_one_line(option, capsys) -> None:
+    images = {"blue": OLD, "green": NEW, option: "payin-api:latest"}
+    status = main(["failed", "--alertmanager-url=http://alertmanager:9093", "--stack=prod", "--environment=prod",
+                   "--namespace=payments-prod", "--service=payin-api", "--active=green", f"--blue={images['blue']}",
+                   f"--green={images['green']}", "--reason=pulumi up failed"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"--{option} 'payin-api:latest': ")
+    assert "expected <registry>/<service>:<git-sha>-v<semver>" in err

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from core.alerting.events import EventKind, ReleaseState, applied_states, classify, failure, postable_alerts
+from core.release.canary import remaining_steps
 from tests.support.stacks import settings
 
 IMG = "registry.pay.internal/payin-api:"
@@ -98,18 +99,28 @@ CANARY = ReleaseState("blue", blue=V230, green=V240, canary_weight=25)  # 2.4.0 
     (ReleaseState("blue", blue=V230, green=V240, canary_weight=50), []),  # a step forward
     (ReleaseState("blue", blue=V230, green=V240, canary_weight=0),
      ("rollback", "payin-api canary rolled back from 25% to 0% (green 2.4.0), 100% on blue 2.3.0")),
-    (ReleaseState("blue", blue=V230, green=V240, canary_weight=5),
-     ("rollback", "payin-api canary rolled back from 25% to 5% (green 2.4.0), 95% on blue 2.3.0")),
+    # A step back that is no undo: no event (`release canary` resuming at 100% steps back one step, forward).
+    (ReleaseState("blue", blue=V230, green=V240, canary_weight=5), None),
     # A new build on the standby starts its canary again from 0: a start, not a rollback.
     (ReleaseState("blue", blue=V230, green=V250, canary_weight=0),
      ("deployment-started", "payin-api 2.5.0 deployed to standby green, not yet live")),
 ])
-def test_a_canary_stepping_back_is_a_rollback(after, expected) -> None:
+def test_a_canary_undone_to_0_is_a_rollback(after, expected) -> None:
     events = [(e.kind.value, e.summary) for e in classify("payin-api", CANARY, after)]
     assert events == ([expected] if expected else [])
     if expected and expected[0] == "rollback":
         [event] = classify("payin-api", CANARY, after)
         assert (event.colour, event.image, event.previous_image) == ("blue", V230, V240)
+
+
+def test_resuming_a_canary_left_at_100_is_no_rollback() -> None:
+    """`release canary` resuming at 100% steps back one step first (remaining_steps): a forward move, which must
+    not reach #incidents or page on-call."""
+    at_100 = ReleaseState("blue", blue=V230, green=V240, canary_weight=100, served=(V230,))
+    resumed = ReleaseState("blue", blue=V230, green=V240, canary_weight=remaining_steps([5, 25, 50, 100], 100)[0],
+                           served=(V230,))
+    assert resumed.canary_weight == 50 and classify("payin-api", at_100, resumed) == []
+    assert kinds(at_100, ReleaseState("blue", blue=V230, green=V240, served=(V230,))) == [("rollback", "blue", "2.3.0")]
 
 
 def test_a_finished_canary_is_a_successful_deployment() -> None:
@@ -182,7 +193,8 @@ def test_state_of_every_real_release(stack: str) -> None:
 
 def test_alerts_carry_the_labels_routing_needs_and_expire() -> None:
     events = classify("payin-api", LIVE, ReleaseState("green", blue=V230, green=V240))
-    [alert] = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW)
+    [alert] = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW,
+                              sequence=1)
     labels = alert["labels"]
     assert {k: labels[k] for k in ("alertname", "event", "service", "environment", "namespace", "color", "version")} \
         == {"alertname": "DeploymentSucceeded", "event": "deployment-succeeded", "service": "payin-api",
@@ -193,12 +205,16 @@ def test_alerts_carry_the_labels_routing_needs_and_expire() -> None:
 
 
 def test_each_event_is_distinct_but_a_retry_of_the_same_post_is_not() -> None:
+    """A retry counts from the same saved state (the same ``sequence``), whenever it runs: the same id, so
+    Alertmanager deduplicates it. The next post of the same change (A -> B -> A -> B) counts one more: a new id."""
     events = classify("payin-api", LIVE, ReleaseState("green", blue=V230, green=V240))
-    first = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW)
-    again = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=NOW)
-    later = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod",
-                            now=NOW.replace(hour=12, minute=30))
-    assert first == again and first[0]["labels"]["event_id"] != later[0]["labels"]["event_id"]
+
+    def event_id(sequence: int, now: datetime = NOW) -> str:
+        [alert] = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=now,
+                                  sequence=sequence)
+        return alert["labels"]["event_id"]
+
+    assert event_id(3) == event_id(3, NOW.replace(minute=3)) != event_id(4)
 
 
 def test_a_failure_names_the_build_that_did_not_make_it() -> None:

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from pulumi.automation import Deployment
 
 from components.deployment_events import DeploymentEventsProvider, PostFailed, post_alerts
 from core.alerting import routing
@@ -253,11 +255,14 @@ def test_a_provider_update_against_an_unreachable_alertmanager_fails_the_update(
 class AppliedStack(Environments):
     """The `release` command's view of one stack: Environments' own reading of a real Pulumi.<env>.yaml in a
     directory, and as outputs what the stack's last update exported (`pulumi stack output --json`), given here
-    without the engine (tests/release runs the command on a stack the real engine deployed)."""
+    without the engine (tests/release runs the command on a stack the real engine deployed). Its state
+    (`pulumi stack export`) has no events resource that announced the file's release: the failed update applied
+    nothing (tests/release has one that applied a service before it failed)."""
 
     def __init__(self, project_dir: Path, applied: dict[str, Any]) -> None:  # no CLI: nothing here runs pulumi
         self.project_dir = project_dir
         self.applied = applied
+        self.workspace = SimpleNamespace(export_stack=lambda _: Deployment(version=3, deployment={"resources": []}))
 
     def outputs(self, environment: str) -> dict[str, Any]:
         return self.applied[self.require(environment)]
