@@ -89,11 +89,9 @@ def announced(environments: Environments, environment: str) -> dict[str, Release
     """Each service's release as its DeploymentEvents resource records it in the stack's state: what the last
     update to reach it applied and announced, a failed update too (the engine saves each resource's step as it
     succeeds). A resource without one (state from before its inputs) records nothing."""
-    deployment = environments._call(lambda: environments.workspace.export_stack(environment),
-                                    f"export the state of {environment}")
     kind = f"pulumi-python:{DeploymentEvents._resource_type_name}"
     states = {}
-    for resource in (deployment.deployment or {}).get("resources") or []:
+    for resource in environments.state(environment).get("resources") or []:
         outputs = resource.get("outputs") or {}
         if resource.get("type") == kind and isinstance(outputs.get("images"), Mapping):
             try:

@@ -90,11 +90,14 @@ class Environments:
         return {key.split(":", 1)[1]: value for key, value in values.items()
                 if key.startswith(f"{PROJECT}:") and not (isinstance(value, dict) and "secure" in value)}
 
+    def state(self, environment: str) -> dict[str, Any]:
+        """The stack's state as `pulumi stack export` gives it (its ``deployment``)."""
+        exported = self._call(lambda: self.workspace.export_stack(environment), f"export the state of {environment}")
+        return exported.deployment or {}
+
     def pending_operations(self, environment: str) -> list[str]:
         """Resources the engine left mid-operation (an update killed hard): updating over them is unsafe."""
-        deployment = self._call(lambda: self.workspace.export_stack(environment),
-                                f"export the state of {environment}")
-        pending = (deployment.deployment or {}).get("pending_operations") or []
+        pending = self.state(environment).get("pending_operations") or []
         return [f"{op.get('type', '?')} {op.get('resource', {}).get('urn', '?').rsplit('::', 1)[-1]}"
                 for op in pending]
 
