@@ -236,9 +236,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
     restorable = previous_image != image and spec.migrations is None
     left_on = f"{new} back on {previous_image}" if restorable else f"{new} keeps {image}" + (
         ": its database migrations ran and cannot be undone" if spec.migrations is not None else "")
-    urls = {role: options.url(template, service=service, namespace=now.namespace, environment=environment,
-                              colour=colour)
-            for role, template, colour in (("preview", options.preview_url, new), ("active", options.active_url, new))}
+    urls = service_urls(options, now, new)
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
     applied = Applied(environments, now, active=old, weight=0, images=dict(now.images))
     try:
@@ -263,20 +261,18 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                      f"traffic stays on {old} ({now.images[old]}), {new} keeps {image}")
             raise type(failure)(f"{what}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
         applied.active = new
-        try:
-            watch(prometheus, applied, spec, options, urls["active"], baseline, stop)
-        except Overridden:
-            raise
-        except (CheckFailed, Interrupted) as failure:
-            what = "interrupted during the watch" if isinstance(failure, Interrupted) else str(failure)
-            undo(applied, {now.path("active"): old}, f"promote {service}: flip back to {old}", failure,
-                 f"{what}; the flip back to {old}",
-                 f"traffic is on {new} ({image}); run `release rollback {environment} {service}`")
-            raise type(failure)(f"{what}; flipped back: traffic on {old} ({now.images[old]})") from None
+        watch_or_flip_back(prometheus, applied, spec, options, urls["active"], baseline, stop, "promote")
     finally:
         prometheus.close()
     say(f"promoted: {service} in {environment} serves {image} from {new}; {old} keeps {now.images[old]} "
         "for a manual rollback")
+
+
+def service_urls(options: ReleaseOptions, now: Target, colour: str) -> dict[str, str]:
+    """Where ``colour`` is reached once it takes traffic ("active") and before ("preview")."""
+    return {role: options.url(template, service=now.service, namespace=now.namespace, environment=now.environment,
+                              colour=colour)
+            for role, template in (("preview", options.preview_url), ("active", options.active_url))}
 
 
 class Baseline(NamedTuple):
@@ -337,13 +333,32 @@ def watch(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: 
         stop.sleep(min(options.interval, left))
 
 
+def watch_or_flip_back(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: ReleaseOptions,
+                       base_url: str, baseline: Baseline, stop: Stop, command: str) -> None:
+    """After a switch to ``applied.active`` (promote's, or a canary's final one): the watch, and on a failed check
+    or a Ctrl-C the flip back (an update named after ``command``) to the colour that served before, which still
+    runs its release. The failure keeps its kind, and its message says where traffic is."""
+    now, new = applied.now, applied.active
+    old = other(new)  # type: ignore[arg-type]
+    try:
+        watch(prometheus, applied, spec, options, base_url, baseline, stop)
+    except Overridden:
+        raise
+    except (CheckFailed, Interrupted) as failure:
+        what = "interrupted during the watch" if isinstance(failure, Interrupted) else str(failure)
+        undo(applied, {now.path("active"): old}, f"{command} {now.service}: flip back to {old}", failure,
+             f"{what}; the flip back to {old}",
+             f"traffic is on {new} ({applied.images[new]}); run `release rollback {now.environment} {now.service}`")
+        raise type(failure)(f"{what}; flipped back: traffic on {old} ({applied.images[old]})") from None
+
+
 # -- canary -----------------------------------------------------------------------------------------------------
 
 def canary(environments: Environments, project_dir: Path, options: ReleaseOptions, environment: str,
            service: str, image: str, stop: Stop) -> None:
     now = target(environments, environment, service)
     image = check_image(image, service)
-    refuse_short_waits(options, now, ("bake",))
+    refuse_short_waits(options, now, ("bake", "watch"))
     options = gate_thresholds(options, now)
     spec = load_catalogue(project_dir, service).services[service]
     stable, candidate = now.active, now.standby
@@ -354,8 +369,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         raise UsageError(f"{service} in {environment} already serves {image} from {stable}")
     require_hook(options, spec, service)
     ready_for_release(environments, now)
-    preview = options.url(options.preview_url, service=service, namespace=now.namespace, environment=environment,
-                          colour=candidate)
+    urls = service_urls(options, now, candidate)
     prometheus = Prometheus(options.prometheus_url, options.request_timeout)
     applied = Applied(environments, now, active=stable, weight=now.canary_weight, images=dict(now.images))
     try:
@@ -363,8 +377,8 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
             updated(environments, now, {now.path(candidate, "image"): image},
                     f"canary {service}: {candidate} runs {image}, weight 0")
         applied.images[candidate] = image
-        say(f"verifying {candidate} at {preview}")
-        verify(now, spec, options, candidate, preview, stop)
+        say(f"verifying {candidate} at {urls['preview']}")
+        verify(now, spec, options, candidate, urls["preview"], stop)
         steps = remaining_steps(now.steps, applied.weight)
         baseline = Baseline(None, None)
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
@@ -381,7 +395,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         applied.unchanged(in_stack=True)
         updated(environments, now, {now.path("active"): candidate, now.path("canary", "weight"): "0"},
                 f"canary {service}: promoted, active {stable} -> {candidate}, weight 0")
-        applied.weight = 0
+        applied.weight, applied.active = 0, candidate
     except Overridden:
         raise
     except ConfigNotPutBack:
@@ -406,6 +420,8 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         if isinstance(failure, Interrupted):
             raise Interrupted(f"{engine_state}interrupted at weight {weight}%: {back}, {where}") from None
         raise CheckFailed(f"{failure}; {back}, {where}") from None
+    else:  # seed 000 §9 after the final switch, as after promote's: the stable colour's last bake is the baseline
+        watch_or_flip_back(prometheus, applied, spec, options, urls["active"], baseline, stop, "canary")
     finally:
         prometheus.close()
     say(f"promoted: {service} in {environment} serves {image} from {candidate}; {stable} keeps "

@@ -61,7 +61,8 @@ class ReleaseOptions(BaseModel):
     synthetic_hook: str | None = Field(
         None, description="Command that runs synthetic transactions against RELEASE_BASE_URL; exit 0 passes.")
     bake: Seconds = Field(900, description="How long each canary step runs before the next (seed 000 §2: 15 min).")
-    watch: Seconds = Field(300, description="How long a promotion watches the new active colour (seed 000 §4).")
+    watch: Seconds = Field(300, description="How long the new active colour is watched after promote's switch and "
+                                            "after a canary's final one (seed 000 §4, §9).")
     interval: Seconds = Field(60, description="Time between two looks at health and the gate.")
     window: str = Field("5m", description="PromQL range of the error-rate queries.")
     # The stack's own (release-infra:alerting thresholds), set by release_infra_tools.promotion.gate_thresholds.

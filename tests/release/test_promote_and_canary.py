@@ -198,10 +198,41 @@ def test_a_healthy_canary_walks_every_step_and_promotes(deployed: Project, healt
         assert f"weight {(0, 5, 25, 50)[number - 1]}% -> {weight}%" in run.stdout
     progress = [line for line in run.stdout.splitlines() if line.strip().startswith("step ")]
     assert all(line.endswith(": pass") for line in progress), run.stdout
+    # Seed 000 §9 after the final switch, through the active Service, against the stable colour's last bake.
+    switch = run.stdout.index(f"promoted, active {stable} -> {candidate}, weight 0")
+    assert run.stdout.index(f"watching {candidate} for 4s") > switch, run.stdout
+    watch = [line for line in run.stdout.splitlines() if line.startswith("  watch:")]
+    assert len(watch) >= 2 and all(": pass" in line for line in watch), run.stdout
+    assert run.stdout.splitlines()[-1].startswith(f"promoted: {SERVICE} in {ENVIRONMENT} serves {canary_image}")
     after = services(deployed)[SERVICE]
     assert (after["active_colour"], after["canary_weight"]) == (candidate, 0)
     assert after["colours"][candidate]["image"] == canary_image
     assert after["colours"][stable]["image"] == before["colours"][stable]["image"]
+    deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
+
+
+def test_a_canary_whose_synthetic_transaction_fails_after_the_final_switch_is_flipped_back(
+        deployed: Project, healthy: Monitored, tmp_path: Path) -> None:
+    """Every bake passed, but the release is broken behind the active Service (its selector, the gateway's route):
+    the hook passes on the standby before the first step and fails on its first run through the active Service."""
+    ran = tmp_path / "ran-once"
+    hook = (f"if [ -e {ran} ]; then echo 'synthetic payin declined after the switch' >&2; exit 1; fi; "
+            f"{SYNTHETIC_HOOK} && touch {ran}")
+    before, stable, candidate = colours(deployed)
+    canary_image = image("3b4c5d6", "2.8.1")
+    run = release(deployed, "canary", ENVIRONMENT, SERVICE, canary_image,
+                  *healthy.options(**{"synthetic-hook": f"sh -c {shlex.quote(hook)}"}))
+    assert run.code == 1, run.stdout + run.stderr
+    assert f"promoted, active {stable} -> {candidate}, weight 0" in run.stdout
+    assert f"canary {SERVICE}: flip back to {stable}" in run.stdout
+    assert "promoted: " not in run.stdout
+    assert run.stderr == (f"release canary: {candidate} failed its checks during the watch: synthetic-transaction hook "
+                          "failed (exit 1): synthetic payin declined after the switch; flipped back: traffic on "
+                          f"{stable} ({before['colours'][stable]['image']})\n")
+    after = services(deployed)[SERVICE]
+    assert (after["active_colour"], after["canary_weight"]) == (stable, 0)
+    assert after["colours"][stable] == before["colours"][stable]
+    assert after["colours"][candidate]["image"] == canary_image  # kept for a look, no traffic
     deployed.run("preview", "--expect-no-changes", "--stack", ENVIRONMENT)
 
 
