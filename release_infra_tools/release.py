@@ -261,7 +261,8 @@ def _release_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--synthetic-hook", default=env("RELEASE_SYNTHETIC_HOOK"),
                          help="command run against RELEASE_BASE_URL for Pay-In and Pay-Out; exit 0 passes")
     command.add_argument("--bake", help="canary: time per step (default 15m)")
-    command.add_argument("--watch", help="promote: time the new active colour is watched (default 5m)")
+    command.add_argument("--watch", help="promote and canary: time the new active colour is watched after the switch "
+                                         "(default 5m)")
     command.add_argument("--interval", help="time between two looks at health and the gate (default 1m)")
     command.add_argument("--window", help="PromQL range of the error-rate queries (default 5m)")
 
