@@ -167,14 +167,16 @@ def staging_problems(settings: StackSettings, policy: PolicySettings, catalogue:
         if not isinstance(before, Mapping) or spec is None or canary_required(policy, spec, before, image) \
                 or image_key(image) in {image_key(served) for served in previous_history(before)[1]}:
             continue
-        staged = mapping(mapping(before.get("colours")).get(colour)).get("image")
-        if before.get("standby_colour") == colour and isinstance(staged, str) and image_key(staged) == image_key(image):
+        staged = mapping(mapping(before.get("colours")).get(colour))
+        ran = isinstance(staged.get("replicas"), int) and staged["replicas"] > 0  # scaled down, it checked nothing
+        if before.get("standby_colour") == colour and ran and isinstance(staged.get("image"), str) \
+                and image_key(staged["image"]) == image_key(image):
             continue
         switched = before.get("active_colour") != colour
         key = path("services", name, "active") if switched else path("services", name, colour, "image")
         problems.append(Problem(key, colour if switched else image,
-                                f"{image} has not served {name} in {settings.stack} and was not on {colour}, the "
-                                "standby, in the previous update: a release goes to the standby colour first, is "
+                                f"{image} has not served {name} in {settings.stack} and was not running on {colour}, "
+                                "the standby, in the previous update: a release goes to the standby colour first, is "
                                 "checked there, and takes traffic in a later update (seed 000 §2; `release promote` "
                                 "does both)"))
     return problems
@@ -189,8 +191,8 @@ def _canary_wait(policy: PolicySettings, before: Mapping[str, Any], now: datetim
         return []
     minutes = int(CANARY_INTERVAL.total_seconds() // 60)
     return [Problem(key, value, f"{what} only once {before.get('canary_weight')}%, set at {_utc(stepped)}, has run "
-                                f"{minutes} minutes (seed 000 §2): after {_utc(stepped + CANARY_INTERVAL)}, or under a "
-                                f"current emergency change record (release-infra:{EMERGENCY})")]
+                                f"{minutes} minutes (seed 000 §2): after {_utc(stepped + CANARY_INTERVAL)}, or "
+                                f"under a current emergency change record (release-infra:{EMERGENCY})")]
 
 
 def canary_required(policy: PolicySettings, spec: ServiceSpec, before: Any, image: str) -> bool:
@@ -207,8 +209,9 @@ def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any
     window after it. Scaled down in the update that switches away from it, it would leave the Service on a colour
     going to zero while the other one starts, and the switch with nothing to go back to. In a later update the
     window is counted from the switch the previous outputs record (``switched_at``), not from ``standby.since``,
-    which is the operator's word and may be left over from an earlier switch. After a rollback the standby holds the
-    release rolled back from, which nothing goes back to: it may go at once."""
+    which is the operator's word and may be left over from an earlier switch. A standby that holds no earlier release
+    than the active colour (after a rollback, the release rolled back from; or a build that never served) is no
+    rollback target: it may go at once."""
     problems, window = [], timedelta(minutes=settings.rollback_window_minutes)
     for name, release in settings.services.items():
         colour, before = release.standby.colour, mapping(mapping(previous.get("services")).get(name))
@@ -227,8 +230,8 @@ def rollback_window_problems(settings: StackSettings, previous: Mapping[str, Any
         if before.get("active_colour") != release.active or switched is None or now >= switched + window \
                 or not isinstance(replicas, int) or replicas == 0 \
                 or not all(isinstance(image, str) for image in images.values()) \
-                or is_earlier_release(images[release.active], images[colour], previous_history(before)[1]):
-            continue
+                or not is_earlier_release(images[colour], images[release.active], previous_history(before)[1]):
+            continue  # the standby holds the release rolled back from, or a build that never served
         problems.append(Problem(path("services", name, "standby", "policy"), "scaled-down",
                                 f"{colour} served {name}'s traffic until {_utc(switched)} (the previous outputs' "
                                 f"switched_at): it stays runnable for the {settings.rollback_window_minutes}-minute "

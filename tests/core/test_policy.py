@@ -410,6 +410,20 @@ def test_a_standby_scaled_down_minutes_after_a_switch_is_refused_whatever_its_si
     assert judge("prod", scaled, applied, TRAIN + timedelta(minutes=60)) == []
 
 
+def test_a_standby_holding_a_build_that_never_served_may_be_scaled_down_inside_the_window() -> None:
+    """Promoted to blue, rolled back to green, then a fix staged on blue: blue holds no release a rollback goes to."""
+    switched, applied = promoted_to_blue(TRAIN)
+    back = set_path(copy.deepcopy(switched), "services.merchant-api.active", "green")
+    rolled_back = stack_outputs(settings("prod", back), applied, now=TRAIN + timedelta(minutes=3))
+    fix = set_path(copy.deepcopy(back), "services.merchant-api.blue.image", NEXT_MERCHANT)
+    staged = stack_outputs(settings("prod", fix), rolled_back.model_dump(mode="json"),
+                           now=TRAIN + timedelta(minutes=5)).model_dump(mode="json")
+    scaled = set_path(copy.deepcopy(fix), "services.merchant-api.standby",
+                      {"policy": "scaled-down", "colour": "blue", "since": "2026-11-20T09:00:00Z"})
+    tested = upstream_outputs("prod", {"merchant-api": NEXT_MERCHANT})["test"]
+    assert judge("prod", scaled, staged, TRAIN + timedelta(minutes=10), upstream=tested) == []
+
+
 def test_after_a_rollback_the_standby_may_be_scaled_down_at_once() -> None:
     """The standby then holds the release rolled back from: nothing goes back to it."""
     switched, applied = promoted_to_blue(TRAIN)
@@ -420,9 +434,9 @@ def test_after_a_rollback_the_standby_may_be_scaled_down_at_once() -> None:
     assert judge("prod", scaled, rolled_back.model_dump(mode="json"), TRAIN + timedelta(minutes=5)) == []
 
 
-STAGING = ("has not served merchant-api in prod and was not on {colour}, the standby, in the previous update: a "
-           "release goes to the standby colour first, is checked there, and takes traffic in a later update (seed "
-           "000 §2; `release promote` does both)")
+STAGING = ("has not served merchant-api in prod and was not running on {colour}, the standby, in the previous "
+           "update: a release goes to the standby colour first, is checked there, and takes traffic in a later update "
+           "(seed 000 §2; `release promote` does both)")
 
 
 def test_prod_refuses_a_release_put_straight_onto_the_serving_colour() -> None:
@@ -442,6 +456,18 @@ def test_prod_refuses_a_release_staged_and_switched_to_in_one_update() -> None:
         f"{NEW_MERCHANT} " + STAGING.format(colour="blue"))
     staged = prod_with("services.merchant-api.blue.image", NEW_MERCHANT)
     assert judge("prod", both, outputs("prod", staged, outputs("prod")), TRAIN) == []  # a later update may switch
+
+
+def test_a_release_staged_on_a_scaled_down_standby_has_not_run_and_may_not_take_traffic() -> None:
+    """Staged on blue while blue had no pods, then blue warmed and switched to in one update: the release would take
+    traffic as its pods first start, unchecked."""
+    scaled = prod_with("services.merchant-api.standby",
+                       {"policy": "scaled-down", "colour": "blue", "since": "2026-11-20T09:00:00Z"})
+    staged = set_path(copy.deepcopy(scaled), "services.merchant-api.blue.image", NEW_MERCHANT)
+    previous = outputs("prod", staged, outputs("prod", scaled, outputs("prod")))
+    assert previous["services"]["merchant-api"]["colours"]["blue"]["replicas"] == 0
+    both = set_path(prod_with("services.merchant-api.blue.image", NEW_MERCHANT), "services.merchant-api.active", "blue")
+    assert refusal("prod", both, previous, TRAIN).endswith(STAGING.format(colour="blue"))
 
 
 def test_a_release_that_served_before_may_go_back_onto_the_serving_colour() -> None:
