@@ -212,12 +212,14 @@ def postable_alerts(events: list[DeploymentEvent], *, stack: str, environment: s
     ``event_id`` holds no clock: event routes group by every label, so a retry of a post whose state the engine
     did not save (a timeout after Alertmanager took it, a cancelled step) must send the same id, or a rollback
     pages twice. ``sequence`` counts the events resource's posts (one more each time), so a real repeat within the
-    hold (A -> B -> A -> B) still notifies. The summary is in it for a failure's reason, which names the run.
+    hold (A -> B -> A -> B) still notifies. A failure is posted by the pipeline, which the engine never retries, and
+    a re-run of a failed job keeps its run id in the reason: its post time tells two failures of one run apart.
     """
     alerts = []
     for event in events:
+        when = [now.isoformat()] if event.kind == EventKind.FAILED else []
         identity = "|".join([stack, event.service, event.kind.value, event.image, event.previous_image or "",
-                             str(sequence), event.summary])
+                             str(sequence), event.summary, *when])
         alerts.append({
             "labels": {
                 "alertname": ALERT_NAMES[event.kind],

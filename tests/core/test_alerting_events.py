@@ -217,6 +217,19 @@ def test_each_event_is_distinct_but_a_retry_of_the_same_post_is_not() -> None:
     assert event_id(3) == event_id(3, NOW.replace(minute=3)) != event_id(4)
 
 
+def test_two_failures_of_one_run_are_two_alerts() -> None:
+    """A re-run of a failed job keeps its run id, so its reason; failing again within the hold, it must still reach
+    #deployments and #incidents, not merge into the first failure's alert."""
+    events = [failure("payin-api", ReleaseState("blue", blue=V230, green=V240), "run 4711")]
+
+    def event_id(now: datetime) -> str:
+        [alert] = postable_alerts(events, stack="prod", environment="prod", namespace="payments-prod", now=now,
+                                  sequence=0)
+        return alert["labels"]["event_id"]
+
+    assert event_id(NOW) != event_id(NOW.replace(minute=20)) and event_id(NOW) == event_id(NOW)
+
+
 def test_a_failure_names_the_build_that_did_not_make_it() -> None:
     event = failure("payin-api", ReleaseState("blue", blue=V230, green=V240), "pulumi up failed")
     assert (event.kind, event.colour, event.version) == (EventKind.FAILED, "green", "2.4.0")
