@@ -15,9 +15,11 @@ A failed post fails the update after the Kubernetes changes are applied (the res
 engine keeps the old inputs, so the next ``pulumi up`` posts the same events again, with the same ``event_id``:
 the output ``sequence`` counts the posts, and a retry starts from the same old one (core.alerting.events).
 
-Each resource depends only on its own service's resources, so one failed update can apply and announce one
-service's change (a rollback, say) and then fail on another's. The pipeline reports the failure itself: the deploy
-workflow's step after a failed `pulumi up` runs `release failed <stack> --reason ...` (release_infra_tools/failed.py),
+Each resource waits for its service's resources, and through the preview Service for the gateway's rollout and so
+every service's workloads; what the update changes besides (alert rules, routing, the retention job, another
+service's post) may still fail after one service's change (a rollback, say) is applied and announced. The pipeline
+reports the failure itself: the deploy workflow's step after a failed `pulumi up` runs
+`release failed <stack> --reason ...` (release_infra_tools/failed.py),
 which finds the services the update was deploying from the stack file and the stack's outputs, leaves out those
 whose resource here already records the file's release (applied and announced), and posts their events with
 ``post_alerts``. By hand, one service with every field given (exit status 1 and one line when the post

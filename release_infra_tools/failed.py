@@ -3,8 +3,9 @@
 A failed update leaves the stack's outputs as the last good update exported them (infra.program.export_when_applied).
 So the services the update was deploying are the ones whose release in the stack file differs from those outputs
 (core.release.drift.unapplied, the comparison the other commands refuse a stale stack file by), less those it
-applied before it failed: each service's DeploymentEvents resource depends only on that service's resources, so
-one update can roll payin-api back, post the rollback, and then fail on payout-api. A service whose resource, in
+applied before it failed: each service's DeploymentEvents resource waits for the workloads and the gateway, not
+for the rest of the update, so one update can roll payin-api back, post the rollback, and then fail on an alert
+rule, the routing, the retention job or payout-api's post. A service whose resource, in
 the stack's state (`pulumi stack export`, read once), records the file's release was applied and announced, and
 is not announced again. The colour each remaining one was deploying follows from the difference:
 the new active colour of a switch, otherwise the colour whose image changed (the active one when both did), or the
