@@ -28,11 +28,14 @@ SlackChannel = Annotated[str, Field(pattern=r"^#[a-z0-9][a-z0-9._-]{0,79}$")]
 
 
 def _http_url(url: str) -> str:
-    """No user:password@, query or fragment (where a token would go): the URL is an input of every
-    deployment-events resource, so it is in the state."""
+    """No user:password@, query, fragment or token-like path segment (a webhook's): the URL is an input of every
+    deployment-events resource, so it is in the state in plain text."""
     if len(url) > 2048 or not re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s?#]*)?", url):
         raise ValueError("must be an http(s) URL without credentials or a query, e.g. "
                          "http://alertmanager.monitoring:9093")
+    if any(TOKEN.fullmatch(segment) and re.search(r"\d", segment) for segment in url.split("/")[3:]):
+        raise ValueError("has a path segment like a token: Alertmanager's own URL holds none, and this one is kept "
+                         "in the state in plain text")
     return url
 
 

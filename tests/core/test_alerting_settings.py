@@ -119,6 +119,11 @@ BAD = [
     ({"alertmanager_url": "http://alertmanager:9093/?access_token=s3cr3t"},  # refused, and not shown either
      'release-infra:alerting.alertmanager_url = "http://alertmanager:9093/?[secret]": must be an http(s) URL '
      "without credentials or a query, e.g. http://alertmanager.monitoring:9093"),
+    ({"alertmanager_url": "https://hooks.slack.com/services/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"},
+     'release-infra:alerting.alertmanager_url = "https://hooks.slack.com/services/...": has a path segment like a '
+     "token: Alertmanager's own URL holds none, and this one is kept in the state in plain text; this looks like a "
+     "webhook URL, a credential: it belongs in the secret key alerting_slack_<channel>_url (pulumi config set "
+     "--secret alerting_slack_<channel>_url ...)"),
     ({"stack": "prod"}, 'release-infra:alerting.stack: unknown key; known keys are slo_percent, '
                         'min_request_rate, min_failed_requests, page_on_call, metrics_not_reporting_severity, '
                         'post_deploy_window_minutes, '
