@@ -1,17 +1,23 @@
-"""What a release looks at: a colour's health endpoints, the synthetic-transaction hook and Prometheus."""
+"""What a release looks at: a colour's health endpoints, the synthetic-transaction hook, Prometheus and the traces
+of requests through the gateway."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import subprocess
+import time
+from collections import Counter
+from typing import Callable
 
 import httpx
 
-from core.catalogue import ServiceSpec
+from core.catalogue import ServiceSpec, health_path
 from core.errors import without_credentials
+from core.gateway import HEALTH_MAX_RATE
 from core.release.gate import (GateReading, LatencyReading, error_ratio_query, judge, judge_latency, p95_query,
                                ratio_from_result)
+from core.release.traces import TraceReading, TracesError, probes_needed, read_traces, trace_problem
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
 # What httpx raises besides its HTTPError: a malformed URL (InvalidURL) and the rest. A probe reports them as it
@@ -121,3 +127,84 @@ class Prometheus:
 
     def close(self) -> None:
         self.client.close()
+
+
+class TraceStoreError(Exception):
+    """The trace store could not be asked: not the same as an answer without the traces."""
+
+
+class TraceStore:
+    """The Jaeger query API (``/api/services``, ``/api/traces``) of the store the gateway and services export to."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(timeout=timeout)
+
+    def check(self) -> None:
+        """Asked before a switch: a store that cannot answer would fail the first look after it and flip back."""
+        self._get("/api/services", {})
+
+    def reading(self, *, gateway: str, service: str, colour: str, since: float) -> TraceReading:
+        """The traces of ``service`` that started after ``since`` (seconds since the epoch)."""
+        answer = self._get("/api/traces", {"service": service, "start": int(since * 1e6),
+                                           "end": int(time.time() * 1e6), "lookback": "custom", "limit": 100})
+        try:
+            return read_traces(answer, gateway=gateway, service=service, colour=colour)
+        except TracesError as error:
+            raise TraceStoreError(f"the trace store at {without_credentials(self.url)} answered {error}") from None
+
+    def _get(self, path: str, params: dict[str, object]) -> object:
+        shown = without_credentials(self.url)
+        try:
+            response = self.client.get(self.url + path, params=params)
+            body = response.json() if response.status_code == 200 else None
+        except (*REQUEST_ERRORS, ValueError) as error:
+            raise TraceStoreError(f"the trace store at {shown} cannot be queried: {type(error).__name__}") from None
+        if body is None:
+            raise TraceStoreError(f"the trace store at {shown} answered HTTP {response.status_code} to {path}")
+        return body
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def through_gateway(gateway_url: str, service: str, count: int, timeout: float,
+                    sleep: Callable[[float], None]) -> Counter[str]:
+    """``count`` GETs of the service's health route through the gateway, each with a trace context of its own
+    that asks for sampling (a gateway that keeps trace headers honours it; one facing clients starts its own), a
+    little under the route's rate limit apart. Returns how they were answered."""
+    answers: Counter[str] = Counter()
+    with httpx.Client(timeout=timeout) as client:
+        for index in range(count):
+            if index:
+                sleep(2 / HEALTH_MAX_RATE)
+            traceparent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+            try:
+                response = client.get(gateway_url + health_path(service), headers={"traceparent": traceparent})
+                answers[f"HTTP {response.status_code}"] += 1
+            except REQUEST_ERRORS as error:
+                answers[type(error).__name__] += 1
+    return answers
+
+
+def trace_problem_after_switch(store: TraceStore, *, gateway_url: str, gateway: str, service: str, colour: str,
+                               sample_rate: float, wait: float, timeout: float,
+                               sleep: Callable[[float], None]) -> tuple[str | None, str]:
+    """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds for one of the service's traces since
+    then to show the gateway's span as the parent of a span of ``colour``. Returns the problem (None when one did)
+    and what was seen, in words."""
+    since = time.time() - 1  # the store's clock and this one's may differ by a little
+    count = probes_needed(sample_rate)
+    answers = through_gateway(gateway_url, service, count, timeout, sleep)
+    told = ", ".join(f"{number} x {answer}" for answer, number in answers.most_common())
+    sent = f"{count} requests through {without_credentials(gateway_url)} ({told})"
+    if not any(answer.startswith("HTTP ") for answer in answers):
+        return f"the gateway cannot be reached: {sent}", sent
+    deadline = time.monotonic() + wait
+    while True:
+        reading = store.reading(gateway=gateway, service=service, colour=colour, since=since)
+        if reading.through_gateway or time.monotonic() >= deadline:
+            problem = trace_problem(reading, service=service, colour=colour)
+            seen = f"traces: {reading.describe()}, after {sent}"
+            return (f"{problem}; {seen}" if problem else None), seen
+        sleep(min(2.0, max(0.0, deadline - time.monotonic())))

@@ -26,8 +26,10 @@ from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
 from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
-from release_infra_tools.probes import (Prometheus, PrometheusError, health_problems, missing_hook,
-                                        synthetic_problem)
+from core.gateway import gateway_name, trace_sample_rate
+from core.settings import EnvironmentKind
+from release_infra_tools.probes import (Prometheus, PrometheusError, TraceStore, TraceStoreError, health_problems,
+                                        missing_hook, synthetic_problem, trace_problem_after_switch)
 from release_infra_tools.release import (CheckFailed, Interrupted, Stop, Target, UsageError, refuse_unapplied, say,
                                          target, updated)
 from release_infra_tools.stacks import ConfigNotPutBack, Environments, StackError
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace, environments: Environments, project_dir: Path,
     try:
         options = ReleaseOptions.build(preview_url=args.preview_url, active_url=args.active_url,
                                        prometheus_url=args.prometheus_url, synthetic_hook=args.synthetic_hook,
+                                       gateway_url=args.gateway_url, traces_url=args.traces_url,
+                                       trace_wait=args.trace_wait,
                                        bake=args.bake, watch=args.watch, interval=args.interval, window=args.window)
         walk = promote if args.command == "promote" else canary
         walk(environments, project_dir, options, args.environment, args.service, args.image, stop)
@@ -121,6 +125,55 @@ def require_hook(options: ReleaseOptions, spec: ServiceSpec, service: str) -> No
     missing = missing_hook(options.synthetic_hook, spec, service)
     if missing:
         raise UsageError(missing)
+
+
+def require_traces(options: ReleaseOptions, now: Target) -> None:
+    """Prod verifies that traces flow through the gateway into the new colour (seed 000 §9); the other
+    environments may leave the check out."""
+    if now.kind == "prod" and options.traces_url is None:
+        raise UsageError("prod checks after the switch that traces go through the gateway into the new colour "
+                         "(seed 000 §9); give --traces-url (or RELEASE_TRACES_URL), the trace store's Jaeger query "
+                         "API")
+
+
+class TraceCheck:
+    """Seed 000 §9's end-to-end traces, at the first look after a switch; nothing without --traces-url."""
+
+    def __init__(self, options: ReleaseOptions, now: Target) -> None:
+        self.options, self.now = options, now
+        self.store = TraceStore(options.traces_url, options.request_timeout) if options.traces_url else None
+
+    def describe(self) -> str:
+        return "traces through the gateway" if self.store else "no trace check (no --traces-url)"
+
+    def ready(self) -> None:
+        """Before the switch: a store that cannot answer would fail the first look after it, and flip back."""
+        if self.store is not None:
+            try:
+                self.store.check()
+            except TraceStoreError as error:
+                raise CheckFailed(f"the trace check cannot start: {error}") from None
+
+    def problem(self, colour: str, stop: Stop) -> str | None:
+        if self.store is None:
+            return None
+        now, options = self.now, self.options
+        try:
+            problem, seen = trace_problem_after_switch(
+                self.store, gateway_url=options.url(options.gateway_url, service=now.service,
+                                                    namespace=now.namespace, environment=now.environment,
+                                                    colour=colour),
+                gateway=gateway_name("public"), service=now.service, colour=colour,
+                sample_rate=trace_sample_rate(EnvironmentKind(now.kind)), wait=options.trace_wait,
+                timeout=options.request_timeout, sleep=stop.sleep)
+        except TraceStoreError as error:
+            return str(error)
+        say(f"  {seen}")
+        return problem
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 class Overridden(CheckFailed):
@@ -229,6 +282,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
     if now.images[now.active] == image:
         raise UsageError(f"{service} in {environment} already serves {image} from {now.active}")
     require_hook(options, spec, service)
+    require_traces(options, now)
     refuse_switch_without_canary(now, catalogue, image, ready_for_release(environments, now))
     old, new, previous_image = now.active, now.standby, now.images[now.standby]
     # A service that migrates has applied the new image's migrations by the time it is verified; they are
@@ -237,7 +291,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
     left_on = f"{new} back on {previous_image}" if restorable else f"{new} keeps {image}" + (
         ": its database migrations ran and cannot be undone" if spec.migrations is not None else "")
     urls = service_urls(options, now, new)
-    prometheus = Prometheus(options.prometheus_url, options.request_timeout)
+    prometheus, traces = Prometheus(options.prometheus_url, options.request_timeout), TraceCheck(options, now)
     applied = Applied(environments, now, active=old, weight=0, images=dict(now.images))
     try:
         if previous_image != image:
@@ -247,6 +301,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
         try:
             verify(now, spec, options, new, urls["preview"], stop)
             baseline = _baseline(prometheus, now, old, options)
+            traces.ready()
             stop.check()  # a Ctrl-C during the baseline's query: still before the switch
             applied.unchanged(in_stack=True)
             updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
@@ -261,9 +316,10 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
                      f"traffic stays on {old} ({now.images[old]}), {new} keeps {image}")
             raise type(failure)(f"{what}; traffic stays on {old} ({now.images[old]}), {left_on}") from None
         applied.active = new
-        watch_or_flip_back(prometheus, applied, spec, options, urls["active"], baseline, stop, "promote")
+        watch_or_flip_back(prometheus, traces, applied, spec, options, urls["active"], baseline, stop, "promote")
     finally:
         prometheus.close()
+        traces.close()
     say(f"promoted: {service} in {environment} serves {image} from {new}; {old} keeps {now.images[old]} "
         "for a manual rollback")
 
@@ -293,10 +349,11 @@ def _baseline(prometheus: Prometheus, now: Target, colour: str, options: Release
         raise CheckFailed(f"the watch cannot start: {error}") from None
 
 
-def watch(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: ReleaseOptions, base_url: str,
-          baseline: Baseline, stop: Stop) -> None:
+def watch(prometheus: Prometheus, traces: TraceCheck, applied: Applied, spec: ServiceSpec, options: ReleaseOptions,
+          base_url: str, baseline: Baseline, stop: Stop) -> None:
     """Seed 000 §2/§4/§9: health, the error rate and the P95 latency of the new active colour, and at the first
-    look the synthetic transactions through the active Service; any failure flips back.
+    look the synthetic transactions through the active Service and a trace through the gateway into the colour;
+    any failure flips back.
 
     Without an error-rate baseline (the old colour served nothing before the switch) the new colour is held to 0%:
     the +0.5 pp limit is then absolute, where no baseline at all would judge nothing and always promote. Without a
@@ -307,11 +364,14 @@ def watch(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: 
     errors = "0% (no data before the switch)" if baseline.error_ratio is None else f"{baseline.error_ratio * 100:.2f}%"
     p95 = "no data before the switch" if baseline.p95 is None else f"{baseline.p95 * 1000:.1f}ms"
     say(f"watching {colour} for {options.watch:g}s (health at {base_url}, errors against a baseline of {errors}, "
-        f"P95 against {p95})")
+        f"P95 against {p95}, {traces.describe()})")
     first = True
     while True:
         applied.unchanged()
         problems = checked(now, spec, options, base_url, stop, synthetic=first)
+        trace = traces.problem(colour, stop) if first else None
+        if trace:
+            problems.append(trace)
         if problems:
             raise CheckFailed(f"{colour} failed its checks during the watch: " + "; ".join(problems))
         first = False
@@ -333,15 +393,15 @@ def watch(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: 
         stop.sleep(min(options.interval, left))
 
 
-def watch_or_flip_back(prometheus: Prometheus, applied: Applied, spec: ServiceSpec, options: ReleaseOptions,
-                       base_url: str, baseline: Baseline, stop: Stop, command: str) -> None:
+def watch_or_flip_back(prometheus: Prometheus, traces: TraceCheck, applied: Applied, spec: ServiceSpec,
+                       options: ReleaseOptions, base_url: str, baseline: Baseline, stop: Stop, command: str) -> None:
     """After a switch to ``applied.active`` (promote's, or a canary's final one): the watch, and on a failed check
     or a Ctrl-C the flip back (an update named after ``command``) to the colour that served before, which still
     runs its release. The failure keeps its kind, and its message says where traffic is."""
     now, new = applied.now, applied.active
     old = other(new)  # type: ignore[arg-type]
     try:
-        watch(prometheus, applied, spec, options, base_url, baseline, stop)
+        watch(prometheus, traces, applied, spec, options, base_url, baseline, stop)
     except Overridden:
         raise
     except (CheckFailed, Interrupted) as failure:
@@ -368,9 +428,10 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
     if now.images[stable] == image:
         raise UsageError(f"{service} in {environment} already serves {image} from {stable}")
     require_hook(options, spec, service)
+    require_traces(options, now)
     ready_for_release(environments, now)
     urls = service_urls(options, now, candidate)
-    prometheus = Prometheus(options.prometheus_url, options.request_timeout)
+    prometheus, traces = Prometheus(options.prometheus_url, options.request_timeout), TraceCheck(options, now)
     applied = Applied(environments, now, active=stable, weight=now.canary_weight, images=dict(now.images))
     try:
         if applied.images[candidate] != image:
@@ -391,6 +452,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
                     "serves nothing to compare with")
             applied.weight = step
             baseline = bake(prometheus, applied, options, number, baseline, stop)
+        traces.ready()
         stop.check()
         applied.unchanged(in_stack=True)
         updated(environments, now, {now.path("active"): candidate, now.path("canary", "weight"): "0"},
@@ -421,9 +483,10 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
             raise Interrupted(f"{engine_state}interrupted at weight {weight}%: {back}, {where}") from None
         raise CheckFailed(f"{failure}; {back}, {where}") from None
     else:  # seed 000 §9 after the final switch, as after promote's: the stable colour's last bake is the baseline
-        watch_or_flip_back(prometheus, applied, spec, options, urls["active"], baseline, stop, "canary")
+        watch_or_flip_back(prometheus, traces, applied, spec, options, urls["active"], baseline, stop, "canary")
     finally:
         prometheus.close()
+        traces.close()
     say(f"promoted: {service} in {environment} serves {image} from {candidate}; {stable} keeps "
         f"{now.images[stable]} for a manual rollback")
 

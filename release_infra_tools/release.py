@@ -258,6 +258,12 @@ def _release_options(command: argparse.ArgumentParser) -> None:
                          help="standby base URL template ({service}, {namespace}, {environment}, {colour})")
     command.add_argument("--active-url", default=env("RELEASE_ACTIVE_URL"), help="active base URL template")
     command.add_argument("--prometheus-url", default=env("RELEASE_PROMETHEUS_URL"))
+    command.add_argument("--gateway-url", default=env("RELEASE_GATEWAY_URL"),
+                         help="gateway base URL template the trace check sends requests through")
+    command.add_argument("--traces-url", default=env("RELEASE_TRACES_URL"),
+                         help="Jaeger query API of the trace store; after a switch, a trace must go through the "
+                              "gateway into the new colour (required in prod)")
+    command.add_argument("--trace-wait", help="how long the trace check waits for that trace (default 1m)")
     command.add_argument("--synthetic-hook", default=env("RELEASE_SYNTHETIC_HOOK"),
                          help="command run against RELEASE_BASE_URL for Pay-In and Pay-Out; exit 0 passes")
     command.add_argument("--bake", help="canary: time per step (default 15m)")

@@ -58,6 +58,13 @@ class ReleaseOptions(BaseModel):
                             description="Base URL of the active colour (the <service> Service).")
     prometheus_url: str = Field("http://prometheus-operated.monitoring.svc:9090",
                                 description="Prometheus HTTP API base URL for the error-rate gate.")
+    gateway_url: str = Field("http://gateway.{namespace}.svc",
+                             description="Base URL of the environment's gateway, which the trace check sends "
+                                         "requests through.")
+    traces_url: str | None = Field(None, description="Jaeger query API base URL of the trace store the gateway and "
+                                                     "the services export to; prod needs one (seed 000 §9).")
+    trace_wait: Seconds = Field(60, description="How long the trace check waits for an end-to-end trace: spans "
+                                                "reach the store in batches, seconds after their requests.")
     synthetic_hook: str | None = Field(
         None, description="Command that runs synthetic transactions against RELEASE_BASE_URL; exit 0 passes.")
     bake: Seconds = Field(900, description="How long each canary step runs before the next (seed 000 §2: 15 min).")
@@ -72,7 +79,7 @@ class ReleaseOptions(BaseModel):
                                          description="Seed 000 §9: P95 latency at most this much above the baseline.")
     request_timeout: Seconds = Field(5, description="Timeout of one health, hook or Prometheus request.")
 
-    @field_validator("preview_url", "active_url")
+    @field_validator("preview_url", "active_url", "gateway_url")
     @classmethod
     def _url_template(cls, template: str) -> str:
         for name in re.findall(r"{([^{}]*)}", template):
@@ -86,10 +93,11 @@ class ReleaseOptions(BaseModel):
         _check_url(url, without_credentials(template))
         return template
 
-    @field_validator("prometheus_url")
+    @field_validator("prometheus_url", "traces_url")
     @classmethod
-    def _prometheus_url(cls, url: str) -> str:
-        _check_url(url, without_credentials(url))
+    def _base_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            _check_url(url, without_credentials(url))
         return url
 
     @field_validator("window")

@@ -16,7 +16,8 @@ import pytest
 
 from core.release.options import OptionsError, ReleaseOptions, seconds
 from release_infra_tools import promotion
-from release_infra_tools.probes import Prometheus, PrometheusError, health_problems, missing_hook, synthetic_problem
+from release_infra_tools.probes import (Prometheus, PrometheusError, TraceStoreError, health_problems, missing_hook,
+                                        synthetic_problem)
 from release_infra_tools.promotion import Applied, undo
 from release_infra_tools.release import CheckFailed, Interrupted, Stop, UsageError, rollback, say, target
 from release_infra_tools.stacks import ConfigNotPutBack, StackError, Update
@@ -295,10 +296,38 @@ class Readings(Prometheus):
         pass
 
 
+class Traces:
+    """A trace store that answers, and what the trace check after a switch finds: an end-to-end trace unless a
+    test gives a problem. The check itself runs against a real gateway and Jaeger in tests/tracing."""
+
+    problem: str | None = None
+    down: str | None = None
+    asked: list[str] = []
+
+    def __init__(self, url: str, timeout: float) -> None:
+        Traces.asked = []
+
+    def check(self) -> None:
+        if self.down:
+            raise TraceStoreError(self.down)
+
+    def close(self) -> None:
+        pass
+
+
+def after_switch(store: Traces, *, colour: str, **_: object) -> tuple[str | None, str]:
+    store.asked.append(colour)
+    return store.problem, "traces: 1 of 1 traces through the gateway into the colour, after 25 requests"
+
+
 @pytest.fixture
 def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Healthy colours, and the error ratios a test gives."""
+    """Healthy colours, end-to-end traces, and the error ratios a test gives."""
     monkeypatch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: [])
+    monkeypatch.setattr(promotion, "TraceStore", Traces)
+    monkeypatch.setattr(promotion, "trace_problem_after_switch", after_switch)
+    monkeypatch.setattr(Traces, "problem", None)
+    monkeypatch.setattr(Traces, "down", None)
 
     def ratios(p95s: dict[str, float | None] | None = None, **given: float | None | Callable[[], float | None]) -> None:
         monkeypatch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(p95s, **given))
@@ -309,7 +338,8 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 def walk(command: str, stack: Walked, image: str, stop: Stop | None = None, **options: str) -> None:
     """One bake look per step and one watch look, unless a test asks for more; no sleep. The looks of a test may
     come faster than the one-second floor a person's --interval has."""
-    values = {"bake": "0", "watch": "0", "preview_url": "http://preview", "active_url": "http://active", **options}
+    values = {"bake": "0", "watch": "0", "preview_url": "http://preview", "active_url": "http://active",
+              **({"traces_url": "http://traces"} if isinstance(stack, Prod) else {}), **options}
     interval = seconds(values.pop("interval", "0"))
     run = promotion.promote if command == "promote" else promotion.canary
     run(stack, ROOT, ReleaseOptions.build(**values).model_copy(update={"interval": interval}), "dev",
@@ -350,7 +380,9 @@ def test_a_hook_that_ctrl_c_killed_is_an_interruption_not_a_failed_check(probes:
 
 
 @pytest.mark.parametrize(("option", "url", "port"), [("active_url", "http://{service}.{namespace}.svc:808O", "808O"),
-                                                     ("prometheus_url", "http://prometheus.svc:9O90", "9O90")])
+                                                     ("prometheus_url", "http://prometheus.svc:9O90", "9O90"),
+                                                     ("gateway_url", "http://gateway.{namespace}.svc:8O", "8O"),
+                                                     ("traces_url", "http://jaeger.svc:166S6", "166S6")])
 def test_a_url_typo_is_bad_input_before_anything_changes(option: str, url: str, port: str) -> None:
     with pytest.raises(OptionsError) as raised:
         ReleaseOptions.build(**{option: url})
@@ -453,7 +485,7 @@ def test_without_a_p95_baseline_the_watch_shows_no_data_and_judges_the_rest(
     probes({"blue": None, "green": 0.5}, blue=0.001, green=0.001)
     walk("promote", Walked("merchant-api", M_ACTIVE, M_STANDBY), M_NEW)
     out = capsys.readouterr().out
-    assert "P95 against no data before the switch)" in out
+    assert "P95 against no data before the switch, no trace check (no --traces-url))" in out
     assert "P95 500.0ms vs baseline no data (limit +10%): no-data" in out
 
 
@@ -695,3 +727,54 @@ def test_the_release_command_starts_without_the_models() -> None:
                              "print(sorted(m for m in ('pydantic', 'core.settings') if m in sys.modules))"],
                             cwd=ROOT, capture_output=True, text=True, check=True, timeout=60).stdout
     assert loaded == "[]\n"
+
+
+def test_a_prod_promotion_without_a_trace_store_is_refused_before_anything_changes(
+        probes: Callable[..., None], prod_waits_in_seconds: None) -> None:
+    stack = Prod("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.raises(UsageError) as raised:
+        walk("promote", stack, M_NEW, traces_url=None)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "prod checks after the switch that traces go through the gateway into the new colour (seed 000 §9); give "
+        "--traces-url (or RELEASE_TRACES_URL), the trace store's Jaeger query API")
+    assert stack.asked == []
+
+
+def test_a_promotion_checks_the_traces_into_the_new_colour_once_after_the_switch(
+        probes: Callable[..., None], prod_waits_in_seconds: None, capsys: pytest.CaptureFixture[str]) -> None:
+    stack = Prod("merchant-api", M_ACTIVE, M_STANDBY)
+    walk("promote", stack, M_NEW, watch="2", interval="1")
+    assert Traces.asked == ["green"]  # at the first look, not at every one
+    out = capsys.readouterr().out
+    assert "P95 against 100.0ms, traces through the gateway)" in out
+    assert "  traces: 1 of 1 traces through the gateway into the colour, after 25 requests\n" in out
+
+
+def test_a_promotion_whose_traces_stop_at_the_gateway_is_flipped_back(probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    Traces.problem = "no trace reached merchant-api on green: ..."
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW, traces_url="http://traces")
+    assert str(raised.value) == ("green failed its checks during the watch: no trace reached merchant-api on green: "
+                                 f"...; flipped back: traffic on blue ({M_ACTIVE})")
+    assert stack.asked[-1] == {"services.merchant-api.active": "blue"}
+
+
+def test_a_trace_store_that_cannot_answer_stops_the_promotion_before_the_switch(probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    Traces.down = "the trace store at http://traces cannot be queried: ConnectError"
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW, traces_url="http://traces")
+    assert str(raised.value) == ("the trace check cannot start: the trace store at http://traces cannot be queried: "
+                                 f"ConnectError; traffic stays on blue ({M_ACTIVE}), green back on {M_STANDBY}")
+    assert all("services.merchant-api.active" not in asked for asked in stack.asked)
+
+
+def test_a_canary_checks_the_trace_store_before_its_final_switch(probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    Traces.down = "the trace store at http://traces answered HTTP 503 to /api/services"
+    with pytest.raises(CheckFailed) as raised:
+        walk("canary", stack, M_NEW, traces_url="http://traces")
+    assert str(raised.value).startswith("the trace check cannot start: the trace store at http://traces answered "
+                                        "HTTP 503 to /api/services; rolled back to weight 0")
+    assert stack.asked[-1] == {"services.merchant-api.canary.weight": "0"}
