@@ -74,6 +74,10 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
             {"name": "DEPLOY_ENV", "value": settings.environment.value},
             {"name": "SERVICE_COLOR", "value": colour},
             {"name": "SERVICE_VERSION", "value": str(image.version)},
+            # The environment's collector, the gateway's too: the SDKs' default (localhost) would send the spans
+            # nowhere, and the release's trace check would find none after the gateway's.
+            {"name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+             "value": f"http://{settings.gateway.otlp.host}:{settings.gateway.otlp.port}"},
             {"name": "OTEL_SERVICE_NAME", "value": name},
             {"name": "OTEL_RESOURCE_ATTRIBUTES",
              "value": f"deployment.environment={settings.environment.value},service.version={image.version},"

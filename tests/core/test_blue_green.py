@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.blue_green import plan
+from core.gateway import krakend_config
 from tests.support.stacks import STACKS, catalogue, set_path, settings, stack_config
 
 
@@ -85,3 +86,16 @@ def test_promoting_the_standby_changes_only_its_deployment() -> None:
     assert after.deployments["green"] != before.deployments["green"]
     assert after.services == before.services
     assert after.deployments["green"]["spec"]["template"]["spec"]["containers"][0]["image"].endswith("5e6f7a8-v2.4.0")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_colour_sends_its_spans_where_the_gateway_sends_its_own_named_by_colour(stack: str) -> None:
+    """The release's trace check looks for a span of the new colour under the gateway's, in one trace store."""
+    stack_settings = settings(stack)
+    otlp = krakend_config(stack_settings, catalogue())["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]
+    for name, release in stack_settings.services.items():
+        for colour, deployment in plan(stack_settings, name, catalogue().services[name]).deployments.items():
+            env = {item["name"]: item["value"] for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://{otlp[0]['host']}:{otlp[0]['port']}"
+            assert env["OTEL_SERVICE_NAME"] == name
+            assert f"service.color={colour}" in env["OTEL_RESOURCE_ATTRIBUTES"].split(",")
