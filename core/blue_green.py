@@ -78,6 +78,7 @@ def deployment(settings: StackSettings, name: str, spec: ServiceSpec, colour: Co
             # nowhere, and the release's trace check would find none after the gateway's.
             {"name": "OTEL_EXPORTER_OTLP_ENDPOINT",
              "value": f"http://{settings.gateway.otlp.host}:{settings.gateway.otlp.port}"},
+            {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "grpc"},  # that port's; some SDKs default to HTTP
             {"name": "OTEL_SERVICE_NAME", "value": name},
             {"name": "OTEL_RESOURCE_ATTRIBUTES",
              "value": f"deployment.environment={settings.environment.value},service.version={image.version},"

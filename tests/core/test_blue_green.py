@@ -97,5 +97,6 @@ def test_each_colour_sends_its_spans_where_the_gateway_sends_its_own_named_by_co
         for colour, deployment in plan(stack_settings, name, catalogue().services[name]).deployments.items():
             env = {item["name"]: item["value"] for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
             assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://{otlp[0]['host']}:{otlp[0]['port']}"
+            assert (env["OTEL_EXPORTER_OTLP_PROTOCOL"], otlp[0]["use_http"]) == ("grpc", False)
             assert env["OTEL_SERVICE_NAME"] == name
             assert f"service.color={colour}" in env["OTEL_RESOURCE_ATTRIBUTES"].split(",")
