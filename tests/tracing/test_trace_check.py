@@ -1,0 +1,140 @@
+"""The release's trace check after a switch (seed 000 §9) against real parts: the public gateway as Dev and Prod
+render it, stand-in services that continue its traces, and Jaeger's query API. Only the gateway's OTLP exporter is
+changed: it points at Jaeger on loopback (or, for one test, at a closed port)."""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from core.gateway import gateway_name, krakend_config, trace_sample_rate
+from release_infra_tools.probes import TraceStore, TraceStoreError, trace_problem_after_switch
+from tests.support.gateway_harness import krakend_binary, running_gateway
+from tests.support.jaeger import JaegerServer
+from tests.support.servers import free_port
+from tests.support.stacks import catalogue, settings
+from tests.support.traced_backend import TracedBackend
+
+SERVICE, WAIT = "payin-api", 8.0  # seconds a failing check waits: more than the gateway's 5 s export batches
+
+
+@pytest.fixture(scope="module")
+def krakend() -> Path:
+    return krakend_binary()
+
+
+@pytest.fixture
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
+    """One per test (it starts in a tenth of a second): a test's traces are not the next one's."""
+    with JaegerServer(tmp_path_factory.mktemp("jaeger")) as server:
+        yield server
+
+
+@contextmanager
+def public_gateway(krakend: Path, workdir: Path, stack: str, backend: TracedBackend,
+                   otlp_port: int) -> Iterator[str]:
+    """The stack's public gateway, every route to ``backend``, exporting its spans to ``otlp_port``."""
+    config = krakend_config(settings(stack), catalogue(), "public", url=lambda service, role: backend.url)
+    for exporter in config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]:
+        exporter.update(host="127.0.0.1", port=otlp_port)
+    with running_gateway(krakend, config, workdir) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def check(jaeger: JaegerServer, gateway_url: str, colour: str, stack: str = "dev",
+          wait: float = WAIT) -> tuple[str | None, str]:
+    store = TraceStore(jaeger.query_url, 5)
+    try:
+        return trace_problem_after_switch(store, gateway_url=gateway_url, gateway=gateway_name("public"),
+                                          service=SERVICE, colour=colour,
+                                          sample_rate=trace_sample_rate(settings(stack).environment), wait=wait,
+                                          timeout=5, sleep=time.sleep)
+    finally:
+        store.close()
+
+
+def test_a_trace_through_the_gateway_into_the_colour_passes(krakend: Path, jaeger: JaegerServer,
+                                                            tmp_path: Path) -> None:
+    with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend, jaeger.otlp_grpc_port) as gateway:
+        started = time.monotonic()
+        problem, seen = check(jaeger, gateway, "blue", wait=30)
+        took = time.monotonic() - started
+    assert problem is None, seen
+    assert re.fullmatch(rf"traces: \d+ of \d+ traces through the gateway into the colour, after 1 requests "
+                        rf"through {gateway} \(1 x HTTP 200\)", seen), seen
+    assert took < 15  # one batch of the gateway's exporter, not the whole wait
+
+
+def test_prod_sends_enough_requests_for_its_sample_rate_and_its_gateway_starts_the_traces(
+        krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
+    """Prod's gateway faces clients: it ignores the requests' trace context and samples a quarter of them."""
+    with TracedBackend(SERVICE, "green", jaeger.otlp_http_url, environment="prod") as backend, \
+            public_gateway(krakend, tmp_path, "prod", backend, jaeger.otlp_grpc_port) as gateway:
+        problem, seen = check(jaeger, gateway, "green", stack="prod", wait=30)
+    assert problem is None, seen
+    assert seen.endswith(f"after 25 requests through {gateway} (25 x HTTP 200)"), seen
+    through = int(re.match(r"traces: (\d+) of", seen)[1])  # type: ignore[index]
+    assert 1 <= through < 25, seen  # sampled, not all: the gateway's own traces, at its rate
+
+
+def test_traces_into_the_other_colour_do_not_count(krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
+    """The traffic still reaches the old colour (a switch that did not take effect)."""
+    with TracedBackend(SERVICE, "green", jaeger.otlp_http_url) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend, jaeger.otlp_grpc_port) as gateway:
+        problem, seen = check(jaeger, gateway, "blue")
+    assert problem is not None and problem.startswith(
+        f"no trace reached {SERVICE} on blue (1 trace of {SERVICE} from other pods): {SERVICE} on blue sends no "
+        "spans to the trace store or does not continue the gateway's trace; traces: 0 of 1 traces reached the "
+        "colour, none through the gateway"), problem
+
+
+def test_a_service_that_does_not_continue_the_trace_fails(krakend: Path, jaeger: JaegerServer,
+                                                          tmp_path: Path) -> None:
+    with TracedBackend(SERVICE, "blue", otlp_endpoint=None) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend, jaeger.otlp_grpc_port) as gateway:
+        problem, _ = check(jaeger, gateway, "blue")
+    assert problem == (f"no trace reached {SERVICE} on blue: {SERVICE} on blue sends no spans to the trace store or "
+                       "does not continue the gateway's trace; traces: 0 of 0 traces reached the colour, none through "
+                       f"the gateway, after 1 requests through {gateway} (1 x HTTP 200)")
+
+
+def test_a_gateway_whose_spans_never_reach_the_store_fails(krakend: Path, jaeger: JaegerServer,
+                                                           tmp_path: Path) -> None:
+    """It passes the trace context on, so the service's span names a parent the store does not hold."""
+    with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend, free_port()) as gateway:
+        problem, _ = check(jaeger, gateway, "blue")
+    assert problem is not None and problem.startswith(
+        f"1 trace reached {SERVICE} on blue but none through the gateway: the gateway sends no spans to the trace "
+        "store or does not pass the trace context on; traces: 1 of 1 traces reached the colour, none through the "
+        "gateway"), problem
+
+
+def test_a_gateway_that_answers_nothing_fails_without_waiting(jaeger: JaegerServer) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    problem, _ = check(jaeger, closed, "blue", wait=60)
+    assert problem == f"the gateway cannot be reached: 1 requests through {closed} (1 x ConnectError)"
+    assert time.monotonic() - started < 10
+
+
+def test_a_trace_store_that_is_not_there_cannot_be_asked() -> None:
+    store = TraceStore(f"http://127.0.0.1:{free_port()}", 2)
+    with pytest.raises(TraceStoreError, match=r"^the trace store at http://127\.0\.0\.1:\d+ cannot be queried: "
+                                              r"ConnectError$"):
+        store.check()
+    store.close()
+
+
+def test_the_real_store_answers_the_check_before_a_switch(jaeger: JaegerServer) -> None:
+    store = TraceStore(jaeger.query_url, 5)
+    store.check()  # raises if the query API's answer is not one
+    reading = store.reading(gateway="gateway", service="no-such-service", colour="blue", since=time.time() - 60)
+    assert (reading.found, reading.through_gateway) == (0, 0)
+    store.close()
