@@ -73,6 +73,9 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
         policies["allow-internal-to-preview-gateway"] = _allow({labels.TIER: PREVIEW_GATEWAY_TIER}, [internal], None)
     if settings.access == Access.INTERNAL:
         policies["allow-internal-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [internal], None)
+    else:  # the release's trace check sends its requests through the gateway, from where it checks the services
+        policies["allow-release-checks-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER},
+                                                             [_release_checks(settings, internal)], None)
     for audience in AUDIENCES[settings.access]:
         edge = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": EDGE_NAMESPACES[audience]}}}
         policies[f"allow-{audience}-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [edge], None)

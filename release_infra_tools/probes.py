@@ -3,12 +3,14 @@ of requests through the gateway."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 import time
 from collections import Counter
-from typing import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, NamedTuple, Sequence
 
 import httpx
 
@@ -17,7 +19,8 @@ from core.errors import without_credentials
 from core.gateway import HEALTH_MAX_RATE
 from core.release.gate import (GateReading, LatencyReading, error_ratio_query, judge, judge_latency, p95_query,
                                ratio_from_result)
-from core.release.traces import TraceReading, TracesError, probes_needed, read_traces, trace_problem
+from core.release.traces import (COLOUR_ATTRIBUTE, TraceReading, TracesError, probes_needed, read_traces,
+                                 trace_problem)
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
 # What httpx raises besides its HTTPError: a malformed URL (InvalidURL) and the rest. A probe reports them as it
@@ -136,74 +139,145 @@ class TraceStoreError(Exception):
 class TraceStore:
     """The Jaeger query API (``/api/services``, ``/api/traces``) of the store the gateway and services export to."""
 
+    SEARCH_LIMIT = 500  # the newest traces of the colour; the probes' own are also fetched by their IDs
+
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url.rstrip("/")
         self.client = httpx.Client(timeout=timeout)
 
-    def check(self) -> None:
-        """Asked before a switch: a store that cannot answer would fail the first look after it and flip back."""
-        self._get("/api/services", {})
+    def check(self, *services: str) -> None:
+        """Asked before a switch: a store that cannot answer, or one that holds no span of the gateway or the
+        service (not the store they export to), would fail the first look after the switch and flip back."""
+        known = self._data(self._get("/api/services", {}))  # a store that holds nothing says null
+        missing = [service for service in services if service not in known]
+        if missing:
+            raise TraceStoreError(f"the trace store at {self._shown} holds no spans of {', '.join(missing)}: it is "
+                                  "not the store they export to, or they export none")
 
-    def reading(self, *, gateway: str, service: str, colour: str, since: float) -> TraceReading:
-        """The traces of ``service`` that started after ``since`` (seconds since the epoch)."""
-        answer = self._get("/api/traces", {"service": service, "start": int(since * 1e6),
-                                           "end": int(time.time() * 1e6), "lookback": "custom", "limit": 100})
+    def reading(self, *, gateway: str, service: str, colour: str, since: float,
+                trace_ids: Sequence[str] = ()) -> TraceReading:
+        """The probes' traces (by ID: a gateway that keeps trace headers joins them) and the newest traces of
+        ``service`` on ``colour`` that started after ``since`` (seconds since the epoch, the gateway's clock)."""
+        traces: dict[str, object] = {}
+        for trace_id in trace_ids:
+            for trace in self._data(self._get(f"/api/traces/{trace_id}", {}, missing=True)):
+                traces.setdefault(str(trace.get("traceID")) if isinstance(trace, dict) else trace_id, trace)
+        searched = self._get("/api/traces", {"service": service, "tags": json.dumps({COLOUR_ATTRIBUTE: colour}),
+                                             "start": int(since * 1e6), "limit": self.SEARCH_LIMIT})
+        for trace in self._data(searched):
+            traces.setdefault(str(trace.get("traceID")) if isinstance(trace, dict) else str(len(traces)), trace)
         try:
-            return read_traces(answer, gateway=gateway, service=service, colour=colour)
+            return read_traces({"data": list(traces.values())}, gateway=gateway, service=service, colour=colour)
         except TracesError as error:
-            raise TraceStoreError(f"the trace store at {without_credentials(self.url)} answered {error}") from None
+            raise TraceStoreError(f"the trace store at {self._shown} answered {error}") from None
 
-    def _get(self, path: str, params: dict[str, object]) -> object:
-        shown = without_credentials(self.url)
+    @property
+    def _shown(self) -> str:
+        return without_credentials(self.url)
+
+    def _data(self, answer: object) -> list[Any]:
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if answer is not None and not (isinstance(answer, dict) and (data is None or isinstance(data, list))):
+            raise TraceStoreError(f"the trace store at {self._shown} answered {TracesError.SHAPE}")
+        return data or []
+
+    def _get(self, path: str, params: dict[str, object], missing: bool = False) -> object:
+        """The JSON answer; None for a 404 where ``missing`` (a trace the store does not hold)."""
         try:
             response = self.client.get(self.url + path, params=params)
+            if missing and response.status_code == 404:
+                return None
             body = response.json() if response.status_code == 200 else None
         except (*REQUEST_ERRORS, ValueError) as error:
-            raise TraceStoreError(f"the trace store at {shown} cannot be queried: {type(error).__name__}") from None
+            raise TraceStoreError(f"the trace store at {self._shown} cannot be queried: {type(error).__name__}") \
+                from None
         if body is None:
-            raise TraceStoreError(f"the trace store at {shown} answered HTTP {response.status_code} to {path}")
+            raise TraceStoreError(f"the trace store at {self._shown} answered HTTP {response.status_code} to {path}")
         return body
 
     def close(self) -> None:
         self.client.close()
 
 
-def through_gateway(gateway_url: str, service: str, count: int, timeout: float,
-                    sleep: Callable[[float], None]) -> Counter[str]:
-    """``count`` GETs of the service's health route through the gateway, each with a trace context of its own
-    that asks for sampling (a gateway that keeps trace headers honours it; one facing clients starts its own), a
-    little under the route's rate limit apart. Returns how they were answered."""
+class Probes(NamedTuple):
+    """What the requests through the gateway left: the trace IDs of those it answered with success, every
+    answer, and the gateway's clock (its Date header) at the first."""
+
+    trace_ids: list[str]
+    answers: Counter[str]
+    since: float | None
+
+
+RETRY_AFTER = 1.0  # seconds after the route's rate limit refused a request (503) or the client's (429)
+
+
+def through_gateway(gateway_url: str, service: str, needed: int, timeout: float,
+                    sleep: Callable[[float], None]) -> Probes:
+    """GETs of the service's health route through the gateway until ``needed`` were answered 2xx (at most three
+    times as many tries), each with a trace context of its own that asks for sampling (a gateway that keeps trace
+    headers joins it; one facing clients starts its own). They go at half the route's rate limit, and a request
+    the limit refused is tried again a second later: only a request that reached the service can leave a trace."""
+    ids: list[str] = []
     answers: Counter[str] = Counter()
+    since: float | None = None
+    last = ""
     with httpx.Client(timeout=timeout) as client:
-        for index in range(count):
-            if index:
-                sleep(2 / HEALTH_MAX_RATE)
-            traceparent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+        for attempt in range(3 * needed):
+            if len(ids) == needed or (attempt >= 3 and not any(answer.startswith("HTTP ") for answer in answers)):
+                break  # enough, or a gateway that answered none of three: no use trying the rest
+            if attempt:
+                sleep(RETRY_AFTER if last in ("HTTP 503", "HTTP 429") else 2 / HEALTH_MAX_RATE)
+            trace_id = os.urandom(16).hex()
             try:
-                response = client.get(gateway_url + health_path(service), headers={"traceparent": traceparent})
-                answers[f"HTTP {response.status_code}"] += 1
+                response = client.get(gateway_url + health_path(service),
+                                      headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
             except REQUEST_ERRORS as error:
-                answers[type(error).__name__] += 1
-    return answers
+                last = type(error).__name__
+                answers[last] += 1
+                continue
+            last = f"HTTP {response.status_code}"
+            answers[last] += 1
+            if since is None:
+                since = _date(response.headers.get("date"))
+            if response.is_success:
+                ids.append(trace_id)
+    return Probes(ids, answers, since)
+
+
+def _date(header: str | None) -> float | None:
+    try:
+        return parsedate_to_datetime(header).timestamp() if header else None
+    except (TypeError, ValueError):
+        return None
 
 
 def trace_problem_after_switch(store: TraceStore, *, gateway_url: str, gateway: str, service: str, colour: str,
                                sample_rate: float, wait: float, timeout: float,
                                sleep: Callable[[float], None]) -> tuple[str | None, str]:
-    """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds for one of the service's traces since
-    then to show the gateway's span as the parent of a span of ``colour``. Returns the problem (None when one did)
-    and what was seen, in words."""
-    since = time.time() - 1  # the store's clock and this one's may differ by a little
-    count = probes_needed(sample_rate)
-    answers = through_gateway(gateway_url, service, count, timeout, sleep)
-    told = ", ".join(f"{number} x {answer}" for answer, number in answers.most_common())
-    sent = f"{count} requests through {without_credentials(gateway_url)} ({told})"
-    if not any(answer.startswith("HTTP ") for answer in answers):
-        return f"the gateway cannot be reached: {sent}", sent
+    """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds for a trace since then to show the
+    gateway's span as the parent of a span of ``colour``. Returns the problem (None when one did) and what was
+    seen, in words. The window starts at the gateway's clock, not this machine's, which may run seconds apart; a
+    store that fails to answer is asked again until the wait ends."""
+    started = time.time()
+    probes = through_gateway(gateway_url, service, probes_needed(sample_rate), timeout, sleep)
+    told = ", ".join(f"{number} x {answer}" for answer, number in probes.answers.most_common())
+    sent = f"{sum(probes.answers.values())} requests through {without_credentials(gateway_url)} ({told})"
+    if not probes.trace_ids:
+        reached = any(answer.startswith("HTTP ") for answer in probes.answers)
+        return (f"the gateway {'answered no request with success' if reached else 'cannot be reached'}: {sent}",
+                sent)
+    since = (probes.since if probes.since is not None else started) - 2  # a Date header has whole seconds
     deadline = time.monotonic() + wait
     while True:
-        reading = store.reading(gateway=gateway, service=service, colour=colour, since=since)
-        if reading.through_gateway or time.monotonic() >= deadline:
+        try:
+            reading: TraceReading | None = store.reading(gateway=gateway, service=service, colour=colour,
+                                                         since=since, trace_ids=probes.trace_ids)
+            failed = None
+        except TraceStoreError as error:
+            reading, failed = None, error
+        if (reading is not None and reading.through_gateway) or time.monotonic() >= deadline:
+            if reading is None:
+                return f"{failed}, until the trace check's wait ended; after {sent}", sent
             problem = trace_problem(reading, service=service, colour=colour)
             seen = f"traces: {reading.describe()}, after {sent}"
             return (f"{problem}; {seen}" if problem else None), seen

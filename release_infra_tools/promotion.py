@@ -147,10 +147,11 @@ class TraceCheck:
         return "traces through the gateway" if self.store else "no trace check (no --traces-url)"
 
     def ready(self) -> None:
-        """Before the switch: a store that cannot answer would fail the first look after it, and flip back."""
+        """Before the switch (and a canary's first step): a store that cannot answer, or that holds no spans of
+        the gateway or the service, would fail the first look after it, and flip back."""
         if self.store is not None:
             try:
-                self.store.check()
+                self.store.check(gateway_name("public"), self.now.service)
             except TraceStoreError as error:
                 raise CheckFailed(f"the trace check cannot start: {error}") from None
 
@@ -440,6 +441,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         applied.images[candidate] = image
         say(f"verifying {candidate} at {urls['preview']}")
         verify(now, spec, options, candidate, urls["preview"], stop)
+        traces.ready()  # here too: a store found down after the last bake would cost the whole canary
         steps = remaining_steps(now.steps, applied.weight)
         baseline = Baseline(None, None)
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):

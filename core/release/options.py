@@ -10,7 +10,7 @@ import re
 from typing import Annotated
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from core.errors import without_credentials
 from core.alerting.settings import Thresholds
@@ -20,7 +20,10 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
 # Prometheus's own duration grammar (model.ParseDuration): units largest first, each at most once.
 _PROMQL_DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?\Z")  # not "$": a final \n
 _PROMQL_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
-MIN_INTERVAL = 1.0  # seconds between two looks: less polls health and Prometheus in a tight loop
+MINIMUMS = {  # seconds, and why
+    "interval": (1.0, "between two looks, or the watch and the bake poll health and Prometheus in a tight loop"),
+    "trace_wait": (10.0, "for the trace check: the gateway sends its spans every 5s"),
+}
 TEMPLATE_FIELDS = ("service", "namespace", "environment", "colour")
 SAMPLE = {  # what a template is checked with before anything changes
     "service": "payin-api", "namespace": "payments-dev", "environment": "dev", "colour": "blue"}
@@ -113,13 +116,22 @@ class ReleaseOptions(BaseModel):
             raise ValueError(f"'{window}' is an empty range; the error rate needs a window longer than 0")
         return window
 
-    @field_validator("interval")
+    @field_validator("traces_url")
     @classmethod
-    def _looks_apart(cls, interval: float) -> float:
-        if interval < MIN_INTERVAL:
-            raise ValueError(f"{interval:g}s is too short: at least {MIN_INTERVAL:g}s between two looks, or the "
-                             "watch and the bake poll health and Prometheus in a tight loop")
-        return interval
+    def _no_query(cls, url: str | None) -> str | None:
+        """Its API's paths are appended to it: a query string would end up in the middle of each."""
+        if url is not None and (httpx.URL(url).query or httpx.URL(url).fragment):
+            raise ValueError(f"'{without_credentials(url)}' has a query string or fragment; give the query API's "
+                             "base URL")
+        return url
+
+    @field_validator("interval", "trace_wait")
+    @classmethod
+    def _long_enough(cls, value: float, info: ValidationInfo) -> float:
+        minimum, why = MINIMUMS[info.field_name]
+        if value < minimum:
+            raise ValueError(f"{value:g}s is too short: at least {minimum:g}s {why}")
+        return value
 
     @classmethod
     def build(cls, **values: object) -> "ReleaseOptions":

@@ -50,7 +50,7 @@ class Trace(_Reading):
     spans: list[Span] = Field(default_factory=list)
     processes: dict[str, Process] = Field(default_factory=dict)
 
-    def reaches(self, service: str, colour: str) -> bool:
+    def reaches(self, service: str, colour: str | None) -> bool:
         return any(self._is(span, service, colour) for span in self.spans)
 
     def through(self, gateway: str, service: str, colour: str) -> bool:
@@ -70,9 +70,12 @@ class Trace(_Reading):
 class TracesError(ValueError):
     """The trace store's answer is not the query API's."""
 
+    SHAPE = "not the Jaeger query API's answer (no data list)"
+
 
 class TraceReading(NamedTuple):
-    """Of the traces found: how many reached the colour, and how many of those came through the gateway."""
+    """Of the traces found with spans of the service: how many reached the colour, and how many of those came
+    through the gateway."""
 
     found: int
     reached: int
@@ -88,14 +91,15 @@ def read_traces(answer: object, *, gateway: str, service: str, colour: str) -> T
     """Count what a ``GET /api/traces?service=<service>`` answer shows; a body of another shape is a TracesError."""
     data = answer.get("data") if isinstance(answer, Mapping) else None
     if not isinstance(data, list):
-        raise TracesError("not the Jaeger query API's answer (no data list)")
+        raise TracesError(TracesError.SHAPE)
     try:
         traces = [Trace.model_validate(trace) for trace in data]
     except ValidationError as error:
         first = error.errors()[0]
-        raise TracesError(f"a trace without {'.'.join(map(str, first['loc']))} ({first['msg']})") from None
+        where = ".".join(map(str, first["loc"]))
+        raise TracesError(f"a trace of another shape ({f'{where}: ' if where else ''}{first['msg']})") from None
     reached = [trace for trace in traces if trace.reaches(service, colour)]
-    return TraceReading(found=len(traces), reached=len(reached),
+    return TraceReading(found=sum(trace.reaches(service, None) for trace in traces), reached=len(reached),
                         through_gateway=sum(trace.through(gateway, service, colour) for trace in reached))
 
 

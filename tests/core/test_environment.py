@@ -21,10 +21,11 @@ def test_namespace_carries_environment_regions_and_restricted_pod_security() -> 
 
 
 @pytest.mark.parametrize(("stack", "gateway_sources"), [
-    ("sandbox", {"allow-merchants-to-gateway": "edge-merchants"}),
+    ("sandbox", {"allow-merchants-to-gateway": "edge-merchants", "allow-release-checks-to-gateway": None}),
     ("dev", {"allow-internal-to-gateway": None}),
     ("test", {"allow-internal-to-gateway": None}),
-    ("prod", {"allow-merchants-to-gateway": "edge-merchants", "allow-consumers-to-gateway": "edge-consumers"}),
+    ("prod", {"allow-merchants-to-gateway": "edge-merchants", "allow-consumers-to-gateway": "edge-consumers",
+              "allow-release-checks-to-gateway": "prod-release-checks"}),
 ])
 def test_access_class_decides_who_reaches_the_gateway(stack: str, gateway_sources: dict) -> None:
     policies = environment.network_policies(settings(stack), catalogue())
@@ -34,7 +35,9 @@ def test_access_class_decides_who_reaches_the_gateway(stack: str, gateway_source
     assert set(to_gateway) == set(gateway_sources)
     for name, edge in gateway_sources.items():
         selector = to_gateway[name]["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
-        expected = {"release-infra/zone": "internal"} if edge is None else {"kubernetes.io/metadata.name": edge}
+        expected = ({"release-infra/zone": "internal"} if edge is None else
+                    {"release-infra/prod-release-checks": "true"} if edge == "prod-release-checks" else
+                    {"kubernetes.io/metadata.name": edge})
         assert selector == expected
 
 

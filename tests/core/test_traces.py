@@ -75,7 +75,7 @@ def test_a_follows_from_reference_is_not_a_parent() -> None:
 
 def test_one_end_to_end_trace_among_others_is_enough() -> None:
     reading = read(answer(trace(span("c", "p2")), THROUGH, trace(span("a", "p1"))))
-    assert reading == TraceReading(found=3, reached=2, through_gateway=1)
+    assert reading == TraceReading(found=2, reached=2, through_gateway=1)  # the gateway's alone is not the service's
     assert trace_problem(reading, service=SERVICE, colour="green") is None
 
 
@@ -89,8 +89,10 @@ def test_no_traces_at_all() -> None:
 @pytest.mark.parametrize(("payload", "message"), [
     ("<html>proxy</html>", "not the Jaeger query API's answer (no data list)"),
     ({"data": None, "errors": [{"code": 500}]}, "not the Jaeger query API's answer (no data list)"),
-    ({"data": [{"spans": []}]}, "a trace without traceID (Field required)"),
-    ({"data": [{"traceID": "t", "spans": [{"spanID": "a"}]}]}, "a trace without spans.0.processID (Field required)"),
+    ({"data": [{"spans": []}]}, "a trace of another shape (traceID: Field required)"),
+    ({"data": [{"traceID": "t", "spans": [{"spanID": "a"}]}]},
+     "a trace of another shape (spans.0.processID: Field required)"),
+    ({"data": ["t"]}, "a trace of another shape (Input should be a valid dictionary or instance of Trace)"),
 ])
 def test_an_answer_of_another_shape_is_refused(payload: object, message: str) -> None:
     with pytest.raises(TracesError) as raised:

@@ -301,14 +301,17 @@ class Traces:
     test gives a problem. The check itself runs against a real gateway and Jaeger in tests/tracing."""
 
     problem: str | None = None
-    down: str | None = None
+    down: str | None = None  # from the check after the first ``answered`` ones
+    answered = 0
     asked: list[str] = []
+    checked: list[tuple[str, ...]] = []
 
     def __init__(self, url: str, timeout: float) -> None:
-        Traces.asked = []
+        Traces.asked, Traces.checked = [], []
 
-    def check(self) -> None:
-        if self.down:
+    def check(self, *services: str) -> None:
+        self.checked.append(services)
+        if self.down and len(self.checked) > self.answered:
             raise TraceStoreError(self.down)
 
     def close(self) -> None:
@@ -328,6 +331,7 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     monkeypatch.setattr(promotion, "trace_problem_after_switch", after_switch)
     monkeypatch.setattr(Traces, "problem", None)
     monkeypatch.setattr(Traces, "down", None)
+    monkeypatch.setattr(Traces, "answered", 0)
 
     def ratios(p95s: dict[str, float | None] | None = None, **given: float | None | Callable[[], float | None]) -> None:
         monkeypatch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(p95s, **given))
@@ -387,6 +391,17 @@ def test_a_url_typo_is_bad_input_before_anything_changes(option: str, url: str, 
     with pytest.raises(OptionsError) as raised:
         ReleaseOptions.build(**{option: url})
     assert str(raised.value) == f"--{option.replace('_', '-')}: '{url}' is not a URL: Invalid port: '{port}'"
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("traces_url", "http://jaeger.svc:16686/?token=abc",
+     "'http://jaeger.svc:16686/?[secret]' has a query string or fragment; give the query API's base URL"),
+    ("trace_wait", "5s", "5s is too short: at least 10s for the trace check: the gateway sends its spans every 5s"),
+])
+def test_a_trace_check_option_that_could_not_work_is_bad_input(option: str, value: str, message: str) -> None:
+    with pytest.raises(OptionsError) as raised:
+        ReleaseOptions.build(**{option: value})
+    assert str(raised.value) == f"--{option.replace('_', '-')}: {message}"
 
 
 def test_a_url_httpx_cannot_read_is_a_probes_failure_not_an_escape_past_the_flip_back() -> None:
@@ -770,11 +785,16 @@ def test_a_trace_store_that_cannot_answer_stops_the_promotion_before_the_switch(
     assert all("services.merchant-api.active" not in asked for asked in stack.asked)
 
 
-def test_a_canary_checks_the_trace_store_before_its_final_switch(probes: Callable[..., None]) -> None:
+@pytest.mark.parametrize("answered", [0, 1])
+def test_a_canary_checks_the_trace_store_before_its_first_step_and_its_final_switch(
+        probes: Callable[..., None], answered: int) -> None:
     stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
-    Traces.down = "the trace store at http://traces answered HTTP 503 to /api/services"
+    Traces.down, Traces.answered = "the trace store at http://traces answered HTTP 503 to /api/services", answered
     with pytest.raises(CheckFailed) as raised:
         walk("canary", stack, M_NEW, traces_url="http://traces")
+    assert Traces.checked == [("gateway", "merchant-api")] * (answered + 1)
+    back = "rolled back to weight 0" if answered else "weight 0"  # down after the bakes, or before any step
     assert str(raised.value).startswith("the trace check cannot start: the trace store at http://traces answered "
-                                        "HTTP 503 to /api/services; rolled back to weight 0")
-    assert stack.asked[-1] == {"services.merchant-api.canary.weight": "0"}
+                                        f"HTTP 503 to /api/services; {back}, all traffic on blue")
+    assert len(stack.asked) == (6 if answered else 1)  # the image, then 4 steps and the rollback to weight 0
+    assert all("services.merchant-api.active" not in asked for asked in stack.asked)

@@ -4,6 +4,7 @@ scraping the loopback stand-in of dev's payin-api, whose health and error rate e
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -16,8 +17,13 @@ import pytest
 
 from tests.release.conftest import (ENVIRONMENT, NAMESPACE, SERVICE, SYNTHETIC_HOOK, Monitored, Run,
                                     another_update_holds, deploy, image, release, services)
+from core.catalogue import health_path
 from core.release.dashboard import dashboard
 from tests.support.engine import Project
+from tests.support.gateway_harness import krakend_binary, public_gateway
+from tests.support.jaeger import JaegerServer
+from tests.support.traced_backend import TracedBackend
+from release_infra_tools.probes import TraceStore, TraceStoreError
 from tests.support.stacks import settings
 
 pytestmark = pytest.mark.engine
@@ -153,6 +159,53 @@ def test_a_synthetic_failure_after_the_switch_is_flipped_back(deployed: Project,
     assert f"active {old} -> {new}" in run.stdout
     assert (f"{new} failed its checks during the watch: synthetic-transaction hook failed (exit 1): synthetic payin "
             f"declined after the switch; flipped back: traffic on {old}") in run.stderr
+    assert services(deployed)[SERVICE]["active_colour"] == old
+
+
+def exporting_before_the_release(jaeger: JaegerServer, gateway: str, old: str) -> None:
+    """As in a cluster, the store holds spans of the gateway and of the service (its old colour) before the release:
+    the command asks for both before the switch."""
+    with TracedBackend(SERVICE, old, jaeger.otlp_http_url) as serving:
+        httpx.get(f"{serving.url}/health/ready", timeout=5)
+    httpx.get(f"{gateway}{health_path(SERVICE)}", timeout=5)
+    store, deadline = TraceStore(jaeger.query_url, 5), time.monotonic() + 30
+    try:
+        while True:
+            try:
+                return store.check("gateway", SERVICE)
+            except TraceStoreError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("continues_traces", [True, False])
+def test_after_the_switch_a_trace_must_go_through_the_gateway_into_the_new_colour(
+        deployed: Project, healthy: Monitored, tmp_path: Path, continues_traces: bool) -> None:
+    """Seed 000 §9 with real parts: dev's public gateway as rendered in front of a stand-in of the new colour, both
+    exporting to a real Jaeger whose query API the command asks."""
+    before, old, new = colours(deployed)
+    with JaegerServer(tmp_path / "jaeger") as jaeger, \
+            TracedBackend(SERVICE, new, jaeger.otlp_http_url if continues_traces else None) as backend, \
+            public_gateway(krakend_binary(), tmp_path, ENVIRONMENT, backend.url, jaeger.otlp_grpc_port) as gateway:
+        exporting_before_the_release(jaeger, gateway, old)
+        run = release(deployed, "promote", ENVIRONMENT, SERVICE,
+                      image("5f6a7b8", "2.6.0") if continues_traces else image("6b7c8d9", "2.6.1"),
+                      *healthy.options(**{"gateway-url": gateway, "traces-url": jaeger.query_url,
+                                          "trace-wait": "10s"}))
+    assert "traces through the gateway)" in run.stdout  # the watch's first line says what it checks
+    if continues_traces:
+        assert run.code == 0, run.stdout + run.stderr
+        assert re.search(r"^  traces: \d+ of \d+ traces through the gateway into the colour, after 1 requests through "
+                         rf"{gateway} \(1 x HTTP 200\)$", run.stdout, re.MULTILINE), run.stdout
+        assert services(deployed)[SERVICE]["active_colour"] == new
+        return
+    assert run.code == 1, run.stdout + run.stderr
+    assert (f"{new} failed its checks during the watch: no trace reached {SERVICE} on {new}: {SERVICE} on {new} sends "
+            "no spans to the trace store or does not continue the gateway's trace") in run.stderr
+    assert f"flipped back: traffic on {old}" in run.stderr
     assert services(deployed)[SERVICE]["active_colour"] == old
 
 

@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-from tests.support.stacks import ROOT
+from core.gateway import krakend_config
+from tests.support.stacks import ROOT, catalogue, settings
 from tests.support.servers import free_port, listens, stop
 
 
@@ -110,6 +111,17 @@ def running_gateway(binary: Path, config: dict[str, Any], workdir: Path) -> Iter
     finally:
         stop(process)
         log.close()
+
+
+@contextmanager
+def public_gateway(binary: Path, workdir: Path, stack: str, backend_url: str, otlp_port: int) -> Iterator[str]:
+    """The stack's public gateway as rendered, every route to ``backend_url``, exporting its spans to a loopback
+    OTLP receiver on ``otlp_port``; yields its base URL."""
+    config = krakend_config(settings(stack), catalogue(), "public", url=lambda service, role: backend_url)
+    for exporter in config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]:
+        exporter.update(host="127.0.0.1", port=otlp_port)
+    with running_gateway(binary, config, workdir) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def request(port: int, method: str, path: str, headers: dict[str, str] | None = None,

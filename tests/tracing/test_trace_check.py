@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import httpx
 import pytest
 
-from core.gateway import gateway_name, krakend_config, trace_sample_rate
+from core.gateway import gateway_name, trace_sample_rate
+from core.release.traces import TraceReading
+from release_infra_tools import probes
 from release_infra_tools.probes import TraceStore, TraceStoreError, trace_problem_after_switch
-from tests.support.gateway_harness import krakend_binary, running_gateway
+from tests.support.gateway_harness import krakend_binary, public_gateway
 from tests.support.jaeger import JaegerServer
 from tests.support.servers import free_port
-from tests.support.stacks import catalogue, settings
+from tests.support.stacks import settings
 from tests.support.traced_backend import TracedBackend
 
 SERVICE, WAIT = "payin-api", 8.0  # seconds a failing check waits: more than the gateway's 5 s export batches
@@ -35,20 +37,9 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
         yield server
 
 
-@contextmanager
-def public_gateway(krakend: Path, workdir: Path, stack: str, backend: TracedBackend,
-                   otlp_port: int) -> Iterator[str]:
-    """The stack's public gateway, every route to ``backend``, exporting its spans to ``otlp_port``."""
-    config = krakend_config(settings(stack), catalogue(), "public", url=lambda service, role: backend.url)
-    for exporter in config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]:
-        exporter.update(host="127.0.0.1", port=otlp_port)
-    with running_gateway(krakend, config, workdir) as port:
-        yield f"http://127.0.0.1:{port}"
-
-
 def check(jaeger: JaegerServer, gateway_url: str, colour: str, stack: str = "dev",
-          wait: float = WAIT) -> tuple[str | None, str]:
-    store = TraceStore(jaeger.query_url, 5)
+          wait: float = WAIT, store: TraceStore | None = None) -> tuple[str | None, str]:
+    store = store or TraceStore(jaeger.query_url, 5)
     try:
         return trace_problem_after_switch(store, gateway_url=gateway_url, gateway=gateway_name("public"),
                                           service=SERVICE, colour=colour,
@@ -61,7 +52,7 @@ def check(jaeger: JaegerServer, gateway_url: str, colour: str, stack: str = "dev
 def test_a_trace_through_the_gateway_into_the_colour_passes(krakend: Path, jaeger: JaegerServer,
                                                             tmp_path: Path) -> None:
     with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
-            public_gateway(krakend, tmp_path, "dev", backend, jaeger.otlp_grpc_port) as gateway:
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
         started = time.monotonic()
         problem, seen = check(jaeger, gateway, "blue", wait=30)
         took = time.monotonic() - started
@@ -71,11 +62,55 @@ def test_a_trace_through_the_gateway_into_the_colour_passes(krakend: Path, jaege
     assert took < 15  # one batch of the gateway's exporter, not the whole wait
 
 
+def test_the_probes_trace_is_found_among_many_newer_ones_and_whatever_this_machines_clock_says(
+        krakend: Path, jaeger: JaegerServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Health checks straight to the Service (traces of the colour without the gateway) outnumber what one search
+    returns, and the machine running the release is 30 seconds behind the cluster: the probe's trace, fetched by
+    its ID, still counts."""
+    with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
+        monkeypatch.setattr(TraceStore, "SEARCH_LIMIT", 20)
+        real_time = time.time
+        monkeypatch.setattr(probes.time, "time", lambda: real_time() - 30)
+
+        def direct_traffic(seconds: float) -> None:
+            for _ in range(25):
+                httpx.get(f"{backend.url}/health/ready", timeout=5)
+            time.sleep(seconds)
+        problem, seen = trace_problem_after_switch(
+            TraceStore(jaeger.query_url, 5), gateway_url=gateway, gateway=gateway_name("public"), service=SERVICE,
+            colour="blue", sample_rate=1.0, wait=30, timeout=5, sleep=direct_traffic)
+    assert problem is None, seen
+
+
+def test_a_store_that_fails_for_a_while_is_asked_again_until_the_wait_ends(
+        krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
+    class Flaky(TraceStore):
+        failures = 2
+
+        def reading(self, **asked: Any) -> TraceReading:
+            if self.failures:
+                self.failures -= 1
+                raise TraceStoreError("the trace store at ... answered HTTP 502 to /api/traces")
+            return super().reading(**asked)
+
+    with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
+        flaky = Flaky(jaeger.query_url, 5)
+        assert check(jaeger, gateway, "blue", wait=30, store=flaky)[0] is None
+        assert flaky.failures == 0
+        down = Flaky(f"http://127.0.0.1:{free_port()}", 2)
+        problem, _ = check(jaeger, gateway, "blue", store=down)
+    assert problem is not None and re.fullmatch(
+        r"the trace store at http://127\.0\.0\.1:\d+ cannot be queried: ConnectError, until the trace check's wait "
+        rf"ended; after 1 requests through {gateway} \(1 x HTTP 200\)", problem), problem
+
+
 def test_prod_sends_enough_requests_for_its_sample_rate_and_its_gateway_starts_the_traces(
         krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
     """Prod's gateway faces clients: it ignores the requests' trace context and samples a quarter of them."""
     with TracedBackend(SERVICE, "green", jaeger.otlp_http_url, environment="prod") as backend, \
-            public_gateway(krakend, tmp_path, "prod", backend, jaeger.otlp_grpc_port) as gateway:
+            public_gateway(krakend, tmp_path, "prod", backend.url, jaeger.otlp_grpc_port) as gateway:
         problem, seen = check(jaeger, gateway, "green", stack="prod", wait=30)
     assert problem is None, seen
     assert seen.endswith(f"after 25 requests through {gateway} (25 x HTTP 200)"), seen
@@ -86,7 +121,7 @@ def test_prod_sends_enough_requests_for_its_sample_rate_and_its_gateway_starts_t
 def test_traces_into_the_other_colour_do_not_count(krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
     """The traffic still reaches the old colour (a switch that did not take effect)."""
     with TracedBackend(SERVICE, "green", jaeger.otlp_http_url) as backend, \
-            public_gateway(krakend, tmp_path, "dev", backend, jaeger.otlp_grpc_port) as gateway:
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
         problem, seen = check(jaeger, gateway, "blue")
     assert problem is not None and problem.startswith(
         f"no trace reached {SERVICE} on blue (1 trace of {SERVICE} from other pods): {SERVICE} on blue sends no "
@@ -97,7 +132,7 @@ def test_traces_into_the_other_colour_do_not_count(krakend: Path, jaeger: Jaeger
 def test_a_service_that_does_not_continue_the_trace_fails(krakend: Path, jaeger: JaegerServer,
                                                           tmp_path: Path) -> None:
     with TracedBackend(SERVICE, "blue", otlp_endpoint=None) as backend, \
-            public_gateway(krakend, tmp_path, "dev", backend, jaeger.otlp_grpc_port) as gateway:
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
         problem, _ = check(jaeger, gateway, "blue")
     assert problem == (f"no trace reached {SERVICE} on blue: {SERVICE} on blue sends no spans to the trace store or "
                        "does not continue the gateway's trace; traces: 0 of 0 traces reached the colour, none through "
@@ -108,7 +143,7 @@ def test_a_gateway_whose_spans_never_reach_the_store_fails(krakend: Path, jaeger
                                                            tmp_path: Path) -> None:
     """It passes the trace context on, so the service's span names a parent the store does not hold."""
     with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
-            public_gateway(krakend, tmp_path, "dev", backend, free_port()) as gateway:
+            public_gateway(krakend, tmp_path, "dev", backend.url, free_port()) as gateway:
         problem, _ = check(jaeger, gateway, "blue")
     assert problem is not None and problem.startswith(
         f"1 trace reached {SERVICE} on blue but none through the gateway: the gateway sends no spans to the trace "
@@ -120,7 +155,7 @@ def test_a_gateway_that_answers_nothing_fails_without_waiting(jaeger: JaegerServ
     closed = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     problem, _ = check(jaeger, closed, "blue", wait=60)
-    assert problem == f"the gateway cannot be reached: 1 requests through {closed} (1 x ConnectError)"
+    assert problem == f"the gateway cannot be reached: 3 requests through {closed} (3 x ConnectError)"
     assert time.monotonic() - started < 10
 
 
@@ -132,9 +167,16 @@ def test_a_trace_store_that_is_not_there_cannot_be_asked() -> None:
     store.close()
 
 
-def test_the_real_store_answers_the_check_before_a_switch(jaeger: JaegerServer) -> None:
+def test_the_real_store_answers_the_check_before_a_switch_and_says_whose_spans_it_lacks(
+        krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
     store = TraceStore(jaeger.query_url, 5)
-    store.check()  # raises if the query API's answer is not one
+    with pytest.raises(TraceStoreError, match=rf"^the trace store at {jaeger.query_url} holds no spans of gateway, "
+                                              f"{SERVICE}: it is not the store they export to, or they export none$"):
+        store.check("gateway", SERVICE)  # a fresh store: nothing exported to it yet
+    with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
+        assert check(jaeger, gateway, "blue", wait=30)[0] is None
+    store.check("gateway", SERVICE)
     reading = store.reading(gateway="gateway", service="no-such-service", colour="blue", since=time.time() - 60)
     assert (reading.found, reading.through_gateway) == (0, 0)
     store.close()
