@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Sequence
 from core.blue_green import SERVICE_PORT, Role, service_name
 from core.catalogue import Catalogue, Route, health_path
 from core.content_address import canonical
-from core.settings import Access, EnvironmentKind, StackSettings
+from core.settings import STANDARD_ACCESS, Access, EnvironmentKind, StackSettings
 
 GatewayRole = Literal["public", "preview"]
 LISTEN_PORT = 8080
@@ -29,6 +29,12 @@ BackendUrl = Callable[[str, Role], str]
 def trace_sample_rate(environment: EnvironmentKind) -> float:
     """Prod traces a quarter of its requests; the other environments, with far less traffic, every one."""
     return 0.25 if environment == EnvironmentKind.PROD else 1.0
+
+
+def joins_callers_traces(environment: EnvironmentKind) -> bool:
+    """Whether the environment's public gateway keeps a caller's trace context: only where no outside caller reaches
+    it (the access the standard gives the environment; see ``outside`` in krakend_config)."""
+    return STANDARD_ACCESS[environment] == Access.INTERNAL
 
 
 def gateway_roles(settings: StackSettings) -> tuple[GatewayRole, ...]:

@@ -19,7 +19,7 @@ from core.errors import without_credentials
 from core.gateway import HEALTH_MAX_RATE
 from core.release.gate import (GateReading, LatencyReading, error_ratio_query, judge, judge_latency, p95_query,
                                ratio_from_result)
-from core.release.traces import (COLOUR_ATTRIBUTE, TraceReading, TracesError, probes_needed, read_traces,
+from core.release.traces import (COLOUR_ATTRIBUTE, ENVIRONMENT_ATTRIBUTE, TraceReading, TracesError, probes_needed, read_traces,
                                  trace_problem)
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
@@ -154,15 +154,17 @@ class TraceStore:
             raise TraceStoreError(f"the trace store at {self._shown} holds no spans of {', '.join(missing)}: it is "
                                   "not the store they export to, or they export none")
 
-    def reading(self, *, gateway: str, service: str, colour: str, since: float,
+    def reading(self, *, gateway: str, service: str, colour: str, environment: str, since: float,
                 trace_ids: Sequence[str] = ()) -> TraceReading:
-        """The probes' traces (by ID: a gateway that keeps trace headers joins them) and the newest traces of
-        ``service`` on ``colour`` that started after ``since`` (seconds since the epoch, the gateway's clock)."""
+        """The probes' traces by ID (where the gateway joins its callers' traces) and the newest traces of
+        ``service`` on ``colour`` in ``environment`` (stores are shared) that started after ``since`` (seconds
+        since the epoch, on the gateway's clock)."""
         traces: dict[str, object] = {}
         for trace_id in trace_ids:
             for trace in self._data(self._get(f"/api/traces/{trace_id}", {}, missing=True)):
                 traces.setdefault(str(trace.get("traceID")) if isinstance(trace, dict) else trace_id, trace)
-        searched = self._get("/api/traces", {"service": service, "tags": json.dumps({COLOUR_ATTRIBUTE: colour}),
+        tags = {COLOUR_ATTRIBUTE: colour, ENVIRONMENT_ATTRIBUTE: environment}
+        searched = self._get("/api/traces", {"service": service, "tags": json.dumps(tags),
                                              "start": int(since * 1e6), "limit": self.SEARCH_LIMIT})
         for trace in self._data(searched):
             traces.setdefault(str(trace.get("traceID")) if isinstance(trace, dict) else str(len(traces)), trace)
@@ -176,9 +178,15 @@ class TraceStore:
         return without_credentials(self.url)
 
     def _data(self, answer: object) -> list[Any]:
+        """An answer's data (none for a trace the store does not hold); an answer with errors is not one."""
         data = answer.get("data") if isinstance(answer, dict) else None
         if answer is not None and not (isinstance(answer, dict) and (data is None or isinstance(data, list))):
             raise TraceStoreError(f"the trace store at {self._shown} answered {TracesError.SHAPE}")
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if errors:
+            first = errors[0].get("msg", errors[0]) if isinstance(errors, list) and isinstance(errors[0], dict) \
+                else errors
+            raise TraceStoreError(f"the trace store at {self._shown} answered with errors: {str(first)[:200]}")
         return data or []
 
     def _get(self, path: str, params: dict[str, object], missing: bool = False) -> object:
@@ -207,24 +215,39 @@ class Probes(NamedTuple):
     answers: Counter[str]
     since: float | None
 
+    def sent(self, gateway_url: str) -> str:
+        told = ", ".join(f"{number} x {answer}" for answer, number in self.answers.most_common())
+        return f"{sum(self.answers.values())} requests through {without_credentials(gateway_url)} ({told})"
 
+    def unanswered(self, gateway_url: str) -> str | None:
+        """Why no request left a trace to look for; None when one was answered with success."""
+        if self.trace_ids:
+            return None
+        reached = any(answer.startswith("HTTP ") for answer in self.answers)
+        return (f"the gateway {'answered no request with success' if reached else 'cannot be reached'}: "
+                f"{self.sent(gateway_url)}")
+
+
+this_machines_clock = time.time  # seconds since the epoch; the cluster's may be seconds apart
 RETRY_AFTER = 1.0  # seconds after the route's rate limit refused a request (503) or the client's (429)
+GIVE_UP_AFTER = 3  # failed requests in a row: the gateway (or the colour behind it) is not answering
 
 
-def through_gateway(gateway_url: str, service: str, needed: int, timeout: float,
+def through_gateway(gateway_url: str, service: str, needed: int, timeout: float, until: float,
                     sleep: Callable[[float], None]) -> Probes:
     """GETs of the service's health route through the gateway until ``needed`` were answered 2xx (at most three
-    times as many tries), each with a trace context of its own that asks for sampling (a gateway that keeps trace
-    headers joins it; one facing clients starts its own). They go at half the route's rate limit, and a request
-    the limit refused is tried again a second later: only a request that reached the service can leave a trace."""
+    times as many tries, and not past ``until`` on the monotonic clock), each with a trace context of its own that
+    asks for sampling (a gateway that keeps trace headers joins it; one facing clients starts its own). They go at
+    most at half the route's rate limit, and a request the limit refused is tried again a second later: only a
+    request that reached the service can leave a trace. Three failures in a row end the tries."""
     ids: list[str] = []
     answers: Counter[str] = Counter()
     since: float | None = None
-    last = ""
+    last, failed = "", 0
     with httpx.Client(timeout=timeout) as client:
         for attempt in range(3 * needed):
-            if len(ids) == needed or (attempt >= 3 and not any(answer.startswith("HTTP ") for answer in answers)):
-                break  # enough, or a gateway that answered none of three: no use trying the rest
+            if len(ids) == needed or failed == GIVE_UP_AFTER or time.monotonic() >= until:
+                break
             if attempt:
                 sleep(RETRY_AFTER if last in ("HTTP 503", "HTTP 429") else 2 / HEALTH_MAX_RATE)
             trace_id = os.urandom(16).hex()
@@ -232,13 +255,14 @@ def through_gateway(gateway_url: str, service: str, needed: int, timeout: float,
                 response = client.get(gateway_url + health_path(service),
                                       headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
             except REQUEST_ERRORS as error:
-                last = type(error).__name__
+                last, failed = type(error).__name__, failed + 1
                 answers[last] += 1
                 continue
             last = f"HTTP {response.status_code}"
             answers[last] += 1
             if since is None:
                 since = _date(response.headers.get("date"))
+            failed = 0 if response.is_success else failed + 1
             if response.is_success:
                 ids.append(trace_id)
     return Probes(ids, answers, since)
@@ -252,33 +276,32 @@ def _date(header: str | None) -> float | None:
 
 
 def trace_problem_after_switch(store: TraceStore, *, gateway_url: str, gateway: str, service: str, colour: str,
-                               sample_rate: float, wait: float, timeout: float,
-                               sleep: Callable[[float], None]) -> tuple[str | None, str]:
-    """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds for a trace since then to show the
-    gateway's span as the parent of a span of ``colour``. Returns the problem (None when one did) and what was
-    seen, in words. The window starts at the gateway's clock, not this machine's, which may run seconds apart; a
-    store that fails to answer is asked again until the wait ends."""
-    started = time.time()
-    probes = through_gateway(gateway_url, service, probes_needed(sample_rate), timeout, sleep)
-    told = ", ".join(f"{number} x {answer}" for answer, number in probes.answers.most_common())
-    sent = f"{sum(probes.answers.values())} requests through {without_credentials(gateway_url)} ({told})"
-    if not probes.trace_ids:
-        reached = any(answer.startswith("HTTP ") for answer in probes.answers)
-        return (f"the gateway {'answered no request with success' if reached else 'cannot be reached'}: {sent}",
-                sent)
+                               environment: str, sample_rate: float, joins_callers_traces: bool, wait: float,
+                               timeout: float, sleep: Callable[[float], None]) -> tuple[str | None, str]:
+    """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds (the requests included) for a trace
+    since then to show the gateway's span as the parent of a span of ``colour``. Returns the problem (None when one
+    did) and what was seen, in words. The window starts at the gateway's clock, not this machine's, which may run
+    seconds apart; a store that fails to answer is asked again until the wait ends."""
+    started, deadline = this_machines_clock(), time.monotonic() + wait
+    probes = through_gateway(gateway_url, service, probes_needed(sample_rate), timeout, deadline, sleep)
+    sent, unanswered = probes.sent(gateway_url), probes.unanswered(gateway_url)
+    if unanswered:
+        return unanswered, sent
     since = (probes.since if probes.since is not None else started) - 2  # a Date header has whole seconds
-    deadline = time.monotonic() + wait
+    ids = probes.trace_ids if joins_callers_traces else []  # one facing clients starts traces of its own
+    reading: TraceReading | None = None
     while True:
+        failed: TraceStoreError | None = None
         try:
-            reading: TraceReading | None = store.reading(gateway=gateway, service=service, colour=colour,
-                                                         since=since, trace_ids=probes.trace_ids)
-            failed = None
+            reading = store.reading(gateway=gateway, service=service, colour=colour, environment=environment,
+                                    since=since, trace_ids=ids)
         except TraceStoreError as error:
-            reading, failed = None, error
-        if (reading is not None and reading.through_gateway) or time.monotonic() >= deadline:
+            failed = error
+        if (reading is not None and reading.through_gateway and failed is None) or time.monotonic() >= deadline:
             if reading is None:
                 return f"{failed}, until the trace check's wait ended; after {sent}", sent
             problem = trace_problem(reading, service=service, colour=colour)
-            seen = f"traces: {reading.describe()}, after {sent}"
+            seen = f"traces: {reading.describe()}, after {sent}" + (f"; the store's last answer: {failed}"
+                                                                     if failed else "")
             return (f"{problem}; {seen}" if problem else None), seen
         sleep(min(2.0, max(0.0, deadline - time.monotonic())))

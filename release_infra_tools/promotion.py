@@ -26,10 +26,11 @@ from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
 from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
-from core.gateway import gateway_name, trace_sample_rate
+from core.gateway import gateway_name, joins_callers_traces, trace_sample_rate
 from core.settings import EnvironmentKind
 from release_infra_tools.probes import (Prometheus, PrometheusError, TraceStore, TraceStoreError, health_problems,
-                                        missing_hook, synthetic_problem, trace_problem_after_switch)
+                                        missing_hook, synthetic_problem, through_gateway,
+                                        trace_problem_after_switch)
 from release_infra_tools.release import (CheckFailed, Interrupted, Stop, Target, UsageError, refuse_unapplied, say,
                                          target, updated)
 from release_infra_tools.stacks import ConfigNotPutBack, Environments, StackError
@@ -142,35 +143,50 @@ class TraceCheck:
     def __init__(self, options: ReleaseOptions, now: Target) -> None:
         self.options, self.now = options, now
         self.store = TraceStore(options.traces_url, options.request_timeout) if options.traces_url else None
+        self.gateway = gateway_name("public")
+        self.environment = EnvironmentKind(now.kind)
 
     def describe(self) -> str:
         return "traces through the gateway" if self.store else "no trace check (no --traces-url)"
 
-    def ready(self) -> None:
-        """Before the switch (and a canary's first step): a store that cannot answer, or that holds no spans of
-        the gateway or the service, would fail the first look after it, and flip back."""
-        if self.store is not None:
+    def ready(self, stop: Stop) -> None:
+        """Before the switch (and a canary's first step): the store must answer (it is asked again for up to
+        --trace-wait) and hold spans of the gateway and the service, and the gateway must answer this machine
+        (it routes to the colour that serves now). Found only after the switch, either would flip back."""
+        if self.store is None:
+            return
+        for attempt in range(max(1, int(self.options.trace_wait // 2))):
+            if attempt:
+                stop.sleep(2)
             try:
-                self.store.check(gateway_name("public"), self.now.service)
+                self.store.check(self.gateway, self.now.service)
+                break
             except TraceStoreError as error:
-                raise CheckFailed(f"the trace check cannot start: {error}") from None
+                problem = str(error)
+        else:
+            raise CheckFailed(f"the trace check cannot start: {problem}")
+        options = self.options
+        probes = through_gateway(self._gateway_url(), self.now.service, 1, options.request_timeout,
+                                 time.monotonic() + options.trace_wait, stop.sleep)
+        unanswered = probes.unanswered(self._gateway_url())
+        if unanswered:
+            raise CheckFailed(f"the trace check cannot start: {unanswered}")
 
     def problem(self, colour: str, stop: Stop) -> str | None:
         if self.store is None:
             return None
-        now, options = self.now, self.options
-        try:
-            problem, seen = trace_problem_after_switch(
-                self.store, gateway_url=options.url(options.gateway_url, service=now.service,
-                                                    namespace=now.namespace, environment=now.environment,
-                                                    colour=colour),
-                gateway=gateway_name("public"), service=now.service, colour=colour,
-                sample_rate=trace_sample_rate(EnvironmentKind(now.kind)), wait=options.trace_wait,
-                timeout=options.request_timeout, sleep=stop.sleep)
-        except TraceStoreError as error:
-            return str(error)
+        problem, seen = trace_problem_after_switch(
+            self.store, gateway_url=self._gateway_url(), gateway=self.gateway, service=self.now.service,
+            colour=colour, environment=self.environment.value, sample_rate=trace_sample_rate(self.environment),
+            joins_callers_traces=joins_callers_traces(self.environment), wait=self.options.trace_wait,
+            timeout=self.options.request_timeout, sleep=stop.sleep)
         say(f"  {seen}")
         return problem
+
+    def _gateway_url(self) -> str:
+        now = self.now
+        return self.options.url(self.options.gateway_url, service=now.service, namespace=now.namespace,
+                                environment=now.environment, colour=now.active)
 
     def close(self) -> None:
         if self.store is not None:
@@ -302,7 +318,7 @@ def promote(environments: Environments, project_dir: Path, options: ReleaseOptio
         try:
             verify(now, spec, options, new, urls["preview"], stop)
             baseline = _baseline(prometheus, now, old, options)
-            traces.ready()
+            traces.ready(stop)
             stop.check()  # a Ctrl-C during the baseline's query: still before the switch
             applied.unchanged(in_stack=True)
             updated(environments, now, {now.path("active"): new}, f"promote {service}: active {old} -> {new}")
@@ -370,7 +386,7 @@ def watch(prometheus: Prometheus, traces: TraceCheck, applied: Applied, spec: Se
     while True:
         applied.unchanged()
         problems = checked(now, spec, options, base_url, stop, synthetic=first)
-        trace = traces.problem(colour, stop) if first else None
+        trace = traces.problem(colour, stop) if first and not problems else None  # a failure flips back at once
         if trace:
             problems.append(trace)
         if problems:
@@ -441,7 +457,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
         applied.images[candidate] = image
         say(f"verifying {candidate} at {urls['preview']}")
         verify(now, spec, options, candidate, urls["preview"], stop)
-        traces.ready()  # here too: a store found down after the last bake would cost the whole canary
+        traces.ready(stop)  # here too: a store found down after the last bake would cost the whole canary
         steps = remaining_steps(now.steps, applied.weight)
         baseline = Baseline(None, None)
         for number, step in enumerate(steps, start=len(now.steps) - len(steps) + 1):
@@ -454,7 +470,7 @@ def canary(environments: Environments, project_dir: Path, options: ReleaseOption
                     "serves nothing to compare with")
             applied.weight = step
             baseline = bake(prometheus, applied, options, number, baseline, stop)
-        traces.ready()
+        traces.ready(stop)
         stop.check()
         applied.unchanged(in_stack=True)
         updated(environments, now, {now.path("active"): candidate, now.path("canary", "weight"): "0"},

@@ -116,13 +116,12 @@ class ReleaseOptions(BaseModel):
             raise ValueError(f"'{window}' is an empty range; the error rate needs a window longer than 0")
         return window
 
-    @field_validator("traces_url")
+    @field_validator("traces_url", "gateway_url")
     @classmethod
     def _no_query(cls, url: str | None) -> str | None:
-        """Its API's paths are appended to it: a query string would end up in the middle of each."""
-        if url is not None and (httpx.URL(url).query or httpx.URL(url).fragment):
-            raise ValueError(f"'{without_credentials(url)}' has a query string or fragment; give the query API's "
-                             "base URL")
+        """Paths are appended to these: a query string or fragment would end up in the middle of each."""
+        if url is not None and ("?" in url or "#" in url):
+            raise ValueError(f"'{without_credentials(url)}' has a query string or fragment; give a base URL")
         return url
 
     @field_validator("interval", "trace_wait")

@@ -13,7 +13,8 @@ from typing import Any, Mapping, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-COLOUR_ATTRIBUTE = "service.color"  # core.blue_green sets it in OTEL_RESOURCE_ATTRIBUTES
+COLOUR_ATTRIBUTE = "service.color"  # core.blue_green sets both in OTEL_RESOURCE_ATTRIBUTES
+ENVIRONMENT_ATTRIBUTE = "deployment.environment"
 CONFIDENCE = 0.999  # of at least one sampled request among the probes
 
 
@@ -55,11 +56,21 @@ class Trace(_Reading):
 
     def through(self, gateway: str, service: str, colour: str) -> bool:
         """A span of ``service``'s ``colour`` pods whose parent span is the gateway's."""
-        spans = {span.spanID: span for span in self.spans}
+        return any(self._is(span, service, colour) and any(self._is(parent, gateway, None)
+                                                           for parent in self._parents(span))
+                   for span in self.spans)
+
+    def orphaned(self, service: str, colour: str) -> bool:
+        """A span of the colour names a parent the store does not hold: the caller's spans never reached it."""
+        held = {span.spanID for span in self.spans}
         return any(self._is(span, service, colour) and any(
-            reference.refType == "CHILD_OF" and reference.spanID in spans
-            and self._is(spans[reference.spanID], gateway, None) for reference in span.references)
+            reference.refType == "CHILD_OF" and reference.spanID not in held for reference in span.references)
             for span in self.spans)
+
+    def _parents(self, span: Span) -> list[Span]:
+        spans = {other.spanID: other for other in self.spans}
+        return [spans[reference.spanID] for reference in span.references
+                if reference.refType == "CHILD_OF" and reference.spanID in spans]
 
     def _is(self, span: Span, service: str, colour: str | None) -> bool:
         process = self.processes.get(span.processID)
@@ -75,11 +86,14 @@ class TracesError(ValueError):
 
 class TraceReading(NamedTuple):
     """Of the traces found with spans of the service: how many reached the colour, and how many of those came
-    through the gateway."""
+    through the gateway; and where the others stop: traces of the gateway without the service, and spans of the
+    colour whose parent the store does not hold."""
 
     found: int
     reached: int
     through_gateway: int
+    gateway_only: int = 0
+    orphaned: int = 0
 
     def describe(self) -> str:
         return (f"{self.through_gateway} of {self.found} traces through the gateway into the colour"
@@ -100,7 +114,10 @@ def read_traces(answer: object, *, gateway: str, service: str, colour: str) -> T
         raise TracesError(f"a trace of another shape ({f'{where}: ' if where else ''}{first['msg']})") from None
     reached = [trace for trace in traces if trace.reaches(service, colour)]
     return TraceReading(found=sum(trace.reaches(service, None) for trace in traces), reached=len(reached),
-                        through_gateway=sum(trace.through(gateway, service, colour) for trace in reached))
+                        through_gateway=sum(trace.through(gateway, service, colour) for trace in reached),
+                        gateway_only=sum(trace.reaches(gateway, None) and not trace.reaches(service, None)
+                                         for trace in traces),
+                        orphaned=sum(trace.orphaned(service, colour) for trace in reached))
 
 
 def trace_problem(reading: TraceReading, *, service: str, colour: str) -> str | None:
@@ -108,8 +125,13 @@ def trace_problem(reading: TraceReading, *, service: str, colour: str) -> str | 
     if reading.through_gateway:
         return None
     if reading.reached:
-        return (f"{_traces(reading.reached)} reached {service} on {colour} but none through the gateway: the gateway "
-                "sends no spans to the trace store or does not pass the trace context on")
+        because = (
+            "the gateway's spans do not reach the trace store (the service's name a parent it does not hold)"
+            if reading.orphaned and not reading.gateway_only else
+            f"{service} on {colour} does not continue the gateway's trace: its spans start traces of their own"
+            if reading.gateway_only else
+            "the gateway sends no spans to the trace store or does not pass the trace context on")
+        return f"{_traces(reading.reached)} reached {service} on {colour} but none through the gateway: {because}"
     return (f"no trace reached {service} on {colour}" + (f" ({_traces(reading.found)} of {service} from other pods)"
                                                           if reading.found else "")
             + f": {service} on {colour} sends no spans to the trace store or does not continue the gateway's trace")

@@ -66,7 +66,20 @@ def test_a_trace_that_starts_at_the_service_bypassed_the_gateway() -> None:
 
 def test_a_parent_the_store_does_not_hold_is_not_the_gateway() -> None:
     """The gateway passed the context on but its spans never reached the store."""
-    assert read(answer(trace(span("c", "p2", "lost")))).through_gateway == 0
+    reading = read(answer(trace(span("c", "p2", "lost"))))
+    assert reading == TraceReading(found=1, reached=1, through_gateway=0, orphaned=1)
+    assert trace_problem(reading, service=SERVICE, colour="green") == (
+        "1 trace reached payin-api on green but none through the gateway: the gateway's spans do not reach the trace "
+        "store (the service's name a parent it does not hold)")
+
+
+def test_a_service_that_starts_traces_of_its_own_does_not_continue_the_gateways() -> None:
+    """The gateway's trace holds no span of the service; the service's spans are roots of traces of their own."""
+    reading = read(answer(trace(span("a", "p1"), span("b", "p1", "a")), trace(span("c", "p2"))))
+    assert reading == TraceReading(found=1, reached=1, through_gateway=0, gateway_only=1)
+    assert trace_problem(reading, service=SERVICE, colour="green") == (
+        "1 trace reached payin-api on green but none through the gateway: payin-api on green does not continue the "
+        "gateway's trace: its spans start traces of their own")
 
 
 def test_a_follows_from_reference_is_not_a_parent() -> None:
@@ -75,7 +88,7 @@ def test_a_follows_from_reference_is_not_a_parent() -> None:
 
 def test_one_end_to_end_trace_among_others_is_enough() -> None:
     reading = read(answer(trace(span("c", "p2")), THROUGH, trace(span("a", "p1"))))
-    assert reading == TraceReading(found=2, reached=2, through_gateway=1)  # the gateway's alone is not the service's
+    assert reading == TraceReading(found=2, reached=2, through_gateway=1, gateway_only=1)
     assert trace_problem(reading, service=SERVICE, colour="green") is None
 
 

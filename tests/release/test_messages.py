@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections import Counter
 import sys
 from concurrent.futures import Future
 from typing import Callable
@@ -16,7 +17,7 @@ import pytest
 
 from core.release.options import OptionsError, ReleaseOptions, seconds
 from release_infra_tools import promotion
-from release_infra_tools.probes import (Prometheus, PrometheusError, TraceStoreError, health_problems, missing_hook,
+from release_infra_tools.probes import (Probes, Prometheus, PrometheusError, TraceStoreError, health_problems, missing_hook,
                                         synthetic_problem)
 from release_infra_tools.promotion import Applied, undo
 from release_infra_tools.release import CheckFailed, Interrupted, Stop, UsageError, rollback, say, target
@@ -301,8 +302,8 @@ class Traces:
     test gives a problem. The check itself runs against a real gateway and Jaeger in tests/tracing."""
 
     problem: str | None = None
-    down: str | None = None  # from the check after the first ``answered`` ones
-    answered = 0
+    down: str | None = None  # the error of the checks ``fails`` says (1 is the first)
+    fails: Callable[[int], bool] = staticmethod(lambda number: True)
     asked: list[str] = []
     checked: list[tuple[str, ...]] = []
 
@@ -311,7 +312,7 @@ class Traces:
 
     def check(self, *services: str) -> None:
         self.checked.append(services)
-        if self.down and len(self.checked) > self.answered:
+        if self.down and self.fails(len(self.checked)):
             raise TraceStoreError(self.down)
 
     def close(self) -> None:
@@ -329,9 +330,10 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     monkeypatch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: [])
     monkeypatch.setattr(promotion, "TraceStore", Traces)
     monkeypatch.setattr(promotion, "trace_problem_after_switch", after_switch)
+    monkeypatch.setattr(promotion, "through_gateway", lambda *_: Probes(["0" * 32], Counter({"HTTP 200": 1}), None))
     monkeypatch.setattr(Traces, "problem", None)
     monkeypatch.setattr(Traces, "down", None)
-    monkeypatch.setattr(Traces, "answered", 0)
+    monkeypatch.setattr(Traces, "fails", staticmethod(lambda number: True))
 
     def ratios(p95s: dict[str, float | None] | None = None, **given: float | None | Callable[[], float | None]) -> None:
         monkeypatch.setattr(promotion, "Prometheus", lambda url, timeout: Readings(p95s, **given))
@@ -395,7 +397,10 @@ def test_a_url_typo_is_bad_input_before_anything_changes(option: str, url: str, 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("traces_url", "http://jaeger.svc:16686/?token=abc",
-     "'http://jaeger.svc:16686/?[secret]' has a query string or fragment; give the query API's base URL"),
+     "'http://jaeger.svc:16686/?[secret]' has a query string or fragment; give a base URL"),
+    ("traces_url", "http://jaeger.svc:16686#", "'http://jaeger.svc:16686#' has a query string or fragment; give a base URL"),
+    ("gateway_url", "http://gateway.{namespace}.svc?", "'http://gateway.{namespace}.svc?' has a query string or fragment; "
+                                                       "give a base URL"),
     ("trace_wait", "5s", "5s is too short: at least 10s for the trace check: the gateway sends its spans every 5s"),
 ])
 def test_a_trace_check_option_that_could_not_work_is_bad_input(option: str, value: str, message: str) -> None:
@@ -775,24 +780,72 @@ def test_a_promotion_whose_traces_stop_at_the_gateway_is_flipped_back(probes: Ca
     assert stack.asked[-1] == {"services.merchant-api.active": "blue"}
 
 
+class Clock(Stop):
+    """A Stop whose sleeps take no time, and are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.check()
+
+
 def test_a_trace_store_that_cannot_answer_stops_the_promotion_before_the_switch(probes: Callable[..., None]) -> None:
-    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    stack, clock = Walked("merchant-api", M_ACTIVE, M_STANDBY), Clock()
     Traces.down = "the trace store at http://traces cannot be queried: ConnectError"
     with pytest.raises(CheckFailed) as raised:
-        walk("promote", stack, M_NEW, traces_url="http://traces")
+        walk("promote", stack, M_NEW, clock, traces_url="http://traces", trace_wait="20s")
     assert str(raised.value) == ("the trace check cannot start: the trace store at http://traces cannot be queried: "
                                  f"ConnectError; traffic stays on blue ({M_ACTIVE}), green back on {M_STANDBY}")
+    assert len(Traces.checked) == 10 and clock.slept == [2] * 9  # asked again, for --trace-wait
     assert all("services.merchant-api.active" not in asked for asked in stack.asked)
+
+
+def test_a_trace_store_down_for_a_moment_before_the_switch_is_asked_again(probes: Callable[..., None]) -> None:
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    Traces.down = "the trace store at http://traces answered HTTP 502 to /api/services"
+    Traces.fails = staticmethod(lambda number: number < 3)  # type: ignore[assignment]
+    walk("promote", stack, M_NEW, Clock(), traces_url="http://traces")
+    assert len(Traces.checked) == 3 and Traces.asked == ["green"]
+    assert stack.services["merchant-api"]["active"] == "green"  # type: ignore[index]
+
+
+def test_a_gateway_this_machine_cannot_reach_stops_the_promotion_before_the_switch(
+        probes: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """prod's gateway admits only the edge and the release checks' namespaces: found only after the switch, a run
+    from anywhere else would flip back every release."""
+    monkeypatch.setattr(promotion, "through_gateway", lambda *_: Probes([], Counter({"ConnectTimeout": 3}), None))
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.raises(CheckFailed) as raised:
+        walk("promote", stack, M_NEW, traces_url="http://traces")
+    assert str(raised.value) == (
+        "the trace check cannot start: the gateway cannot be reached: 3 requests through "
+        f"http://gateway.payments-dev.svc (3 x ConnectTimeout); traffic stays on blue ({M_ACTIVE}), green back on "
+        f"{M_STANDBY}")
+
+
+def test_the_trace_check_is_skipped_when_the_first_look_already_failed(
+        probes: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its requests and wait would keep live traffic on a colour already known to be broken."""
+    monkeypatch.setattr(promotion, "health_problems", lambda base_url, spec, timeout: (
+        ["http://active/health/ready: HTTP 500"] if base_url == "http://active" else []))
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    with pytest.raises(CheckFailed, match="^green failed its checks during the watch: http://active/health/ready: "):
+        walk("promote", stack, M_NEW, traces_url="http://traces")
+    assert Traces.asked == []
 
 
 @pytest.mark.parametrize("answered", [0, 1])
 def test_a_canary_checks_the_trace_store_before_its_first_step_and_its_final_switch(
         probes: Callable[..., None], answered: int) -> None:
     stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
-    Traces.down, Traces.answered = "the trace store at http://traces answered HTTP 503 to /api/services", answered
+    Traces.down = "the trace store at http://traces answered HTTP 503 to /api/services"
+    Traces.fails = staticmethod(lambda number: number > answered)  # type: ignore[assignment]
     with pytest.raises(CheckFailed) as raised:
-        walk("canary", stack, M_NEW, traces_url="http://traces")
-    assert Traces.checked == [("gateway", "merchant-api")] * (answered + 1)
+        walk("canary", stack, M_NEW, Clock(), traces_url="http://traces", trace_wait="10s")
+    assert Traces.checked == [("gateway", "merchant-api")] * (answered + 5)  # 5 tries in 10s
     back = "rolled back to weight 0" if answered else "weight 0"  # down after the bakes, or before any step
     assert str(raised.value).startswith("the trace check cannot start: the trace store at http://traces answered "
                                         f"HTTP 503 to /api/services; {back}, all traffic on blue")

@@ -26,8 +26,10 @@ class TracedBackend:
     """``otlp_endpoint`` is the base URL of an OTLP/HTTP receiver (``http://127.0.0.1:4318``), or None."""
 
     def __init__(self, service: str, colour: str, otlp_endpoint: str | None = None, environment: str = "dev",
-                 version: str = "1.0.0") -> None:
-        self.service, self.colour = service, colour
+                 version: str = "1.0.0", continues_traces: bool = True) -> None:
+        """``continues_traces`` False: it exports spans, each the root of a trace of its own (a service whose
+        instrumentation does not read the incoming trace context)."""
+        self.service, self.colour, self.continues_traces = service, colour, continues_traces
         self.seen_headers: list[dict[str, str]] = []
         self.provider: TracerProvider | None = None
         if otlp_endpoint is not None:
@@ -66,7 +68,8 @@ class TracedBackend:
                 # The getter matches names exactly and Go's net/http sends `Traceparent`: lower-case them.
                 carrier = {name.lower(): value for name, value in self.headers.items()}
                 with tracer.start_as_current_span(
-                        f"GET {path}", context=propagator.extract(carrier), kind=SpanKind.SERVER,
+                        f"GET {path}", context=propagator.extract(carrier) if backend.continues_traces else None,
+                        kind=SpanKind.SERVER,
                         attributes={"http.request.method": "GET", "url.path": path,
                                     "server.address": "127.0.0.1", "server.port": backend.port}) as span:
                     self._answer()

@@ -5,14 +5,16 @@ changed: it points at Jaeger on loopback (or, for one test, at a closed port).""
 from __future__ import annotations
 
 import re
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from core.gateway import gateway_name, trace_sample_rate
+from core.gateway import gateway_name, joins_callers_traces, trace_sample_rate
 from core.release.traces import TraceReading
 from release_infra_tools import probes
 from release_infra_tools.probes import TraceStore, TraceStoreError, trace_problem_after_switch
@@ -39,11 +41,12 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
 
 def check(jaeger: JaegerServer, gateway_url: str, colour: str, stack: str = "dev",
           wait: float = WAIT, store: TraceStore | None = None) -> tuple[str | None, str]:
-    store = store or TraceStore(jaeger.query_url, 5)
+    store, environment = store or TraceStore(jaeger.query_url, 5), settings(stack).environment
     try:
         return trace_problem_after_switch(store, gateway_url=gateway_url, gateway=gateway_name("public"),
-                                          service=SERVICE, colour=colour,
-                                          sample_rate=trace_sample_rate(settings(stack).environment), wait=wait,
+                                          service=SERVICE, colour=colour, environment=environment.value,
+                                          sample_rate=trace_sample_rate(environment),
+                                          joins_callers_traces=joins_callers_traces(environment), wait=wait,
                                           timeout=5, sleep=time.sleep)
     finally:
         store.close()
@@ -70,8 +73,7 @@ def test_the_probes_trace_is_found_among_many_newer_ones_and_whatever_this_machi
     with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url) as backend, \
             public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
         monkeypatch.setattr(TraceStore, "SEARCH_LIMIT", 20)
-        real_time = time.time
-        monkeypatch.setattr(probes.time, "time", lambda: real_time() - 30)
+        monkeypatch.setattr(probes, "this_machines_clock", lambda: time.time() - 30)
 
         def direct_traffic(seconds: float) -> None:
             for _ in range(25):
@@ -79,7 +81,8 @@ def test_the_probes_trace_is_found_among_many_newer_ones_and_whatever_this_machi
             time.sleep(seconds)
         problem, seen = trace_problem_after_switch(
             TraceStore(jaeger.query_url, 5), gateway_url=gateway, gateway=gateway_name("public"), service=SERVICE,
-            colour="blue", sample_rate=1.0, wait=30, timeout=5, sleep=direct_traffic)
+            colour="blue", environment="dev", sample_rate=1.0, joins_callers_traces=True, wait=30, timeout=5,
+            sleep=direct_traffic)
     assert problem is None, seen
 
 
@@ -106,9 +109,12 @@ def test_a_store_that_fails_for_a_while_is_asked_again_until_the_wait_ends(
         rf"ended; after 1 requests through {gateway} \(1 x HTTP 200\)", problem), problem
 
 
+@pytest.mark.parametrize("skew", [0, 30, -30])
 def test_prod_sends_enough_requests_for_its_sample_rate_and_its_gateway_starts_the_traces(
-        krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
-    """Prod's gateway faces clients: it ignores the requests' trace context and samples a quarter of them."""
+        krakend: Path, jaeger: JaegerServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew: int) -> None:
+    """Prod's gateway faces clients: it ignores the requests' trace context and samples a quarter of them, so only
+    a search finds its traces, from the gateway's clock whatever this machine's says (``skew`` seconds off)."""
+    monkeypatch.setattr(probes, "this_machines_clock", lambda: time.time() + skew)
     with TracedBackend(SERVICE, "green", jaeger.otlp_http_url, environment="prod") as backend, \
             public_gateway(krakend, tmp_path, "prod", backend.url, jaeger.otlp_grpc_port) as gateway:
         problem, seen = check(jaeger, gateway, "green", stack="prod", wait=30)
@@ -129,6 +135,16 @@ def test_traces_into_the_other_colour_do_not_count(krakend: Path, jaeger: Jaeger
         "colour, none through the gateway"), problem
 
 
+def test_a_service_that_exports_spans_but_does_not_continue_the_trace_is_named(
+        krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
+    with TracedBackend(SERVICE, "blue", jaeger.otlp_http_url, continues_traces=False) as backend, \
+            public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
+        problem, _ = check(jaeger, gateway, "blue")
+    assert problem is not None and problem.startswith(
+        f"1 trace reached {SERVICE} on blue but none through the gateway: {SERVICE} on blue does not continue the "
+        "gateway's trace: its spans start traces of their own; "), problem
+
+
 def test_a_service_that_does_not_continue_the_trace_fails(krakend: Path, jaeger: JaegerServer,
                                                           tmp_path: Path) -> None:
     with TracedBackend(SERVICE, "blue", otlp_endpoint=None) as backend, \
@@ -146,9 +162,9 @@ def test_a_gateway_whose_spans_never_reach_the_store_fails(krakend: Path, jaeger
             public_gateway(krakend, tmp_path, "dev", backend.url, free_port()) as gateway:
         problem, _ = check(jaeger, gateway, "blue")
     assert problem is not None and problem.startswith(
-        f"1 trace reached {SERVICE} on blue but none through the gateway: the gateway sends no spans to the trace "
-        "store or does not pass the trace context on; traces: 1 of 1 traces reached the colour, none through the "
-        "gateway"), problem
+        f"1 trace reached {SERVICE} on blue but none through the gateway: the gateway's spans do not reach the trace "
+        "store (the service's name a parent it does not hold); traces: 1 of 1 traces reached the colour, none "
+        "through the gateway"), problem
 
 
 def test_a_gateway_that_answers_nothing_fails_without_waiting(jaeger: JaegerServer) -> None:
@@ -177,6 +193,57 @@ def test_the_real_store_answers_the_check_before_a_switch_and_says_whose_spans_i
             public_gateway(krakend, tmp_path, "dev", backend.url, jaeger.otlp_grpc_port) as gateway:
         assert check(jaeger, gateway, "blue", wait=30)[0] is None
     store.check("gateway", SERVICE)
-    reading = store.reading(gateway="gateway", service="no-such-service", colour="blue", since=time.time() - 60)
+    reading = store.reading(gateway="gateway", service="no-such-service", colour="blue", environment="dev",
+                            since=time.time() - 60)
     assert (reading.found, reading.through_gateway) == (0, 0)
     store.close()
+
+
+class Answers(ThreadingHTTPServer):
+    """A stand-in gateway answering each request as ``script`` says in turn: a status, or "hang" (no answer)."""
+
+    def __init__(self, script: list[int | str]) -> None:
+        answers = iter(script)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                answer = next(answers, "hang")
+                if answer == "hang":
+                    time.sleep(3)
+                    return
+                self.send_response(int(answer))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.daemon_threads = True
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def test_only_requests_answered_with_success_count_and_a_refused_one_is_tried_again_later() -> None:
+    gateway, slept = Answers([503, 200, 200]), []
+    probes_ = probes.through_gateway(gateway.url, SERVICE, 2, 2, time.monotonic() + 30, slept.append)
+    gateway.shutdown()
+    assert (len(probes_.trace_ids), dict(probes_.answers)) == (2, {"HTTP 503": 1, "HTTP 200": 2})
+    assert slept == [probes.RETRY_AFTER, 0.2]  # a second after the 503, then at half the route's limit
+
+
+def test_a_gateway_that_stops_answering_ends_the_requests_after_three_failures() -> None:
+    """Not 3 x 25 requests each waiting for its timeout, while live traffic stays on the colour."""
+    gateway = Answers([200, 200])
+    started = time.monotonic()
+    probes_ = probes.through_gateway(gateway.url, SERVICE, 25, 0.5, time.monotonic() + 60, lambda _: None)
+    gateway.shutdown()
+    assert dict(probes_.answers) == {"HTTP 200": 2, "ReadTimeout": 3}
+    assert time.monotonic() - started < 5
+
+
+def test_the_requests_stop_when_the_wait_ends() -> None:
+    gateway = Answers([500] * 100)
+    probes_ = probes.through_gateway(gateway.url, SERVICE, 25, 2, time.monotonic() - 1, lambda _: None)
+    gateway.shutdown()
+    assert sum(probes_.answers.values()) == 0 and probes_.unanswered(gateway.url) == (
+        f"the gateway cannot be reached: 0 requests through {gateway.url} ()")
