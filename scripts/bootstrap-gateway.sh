@@ -46,30 +46,6 @@ HASH=$(
 )
 [[ -n $HASH ]] || exit 1
 
-PREFIX=$CACHE_ROOT/krakend-$LURA_VERSION-$HASH
-BIN=$PREFIX/bin/krakend
-
-if [[ -x $BIN ]]; then
-  log "cached: $BIN"
-  printf '%s\n' "$BIN"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build $BIN)"
-log "building krakend (lura $LURA_VERSION, key $HASH) with $(go env GOVERSION) ..."
-START=$SECONDS
-mkdir -p "$PREFIX/bin"
-TMP=$(mktemp "$PREFIX/bin/.krakend.XXXXXX")
-trap 'rm -f "$TMP"' EXIT
-(
-  cd "$GATEWAY_DIR"
-  # -mod=readonly: go.mod is not rewritten and every module is verified against go.sum.
-  GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local \
-    go build -trimpath -ldflags "-s -w" -o "$TMP" .
-) >&2 || die "go build failed"
-"$TMP" version >/dev/null || die "the built binary does not run"
-chmod 0755 "$TMP"
-mv -f "$TMP" "$BIN"   # atomic: concurrent callers never see a partial binary
-trap - EXIT
-log "built $BIN in $((SECONDS - START))s"
-printf '%s\n' "$BIN"
+# shellcheck source=scripts/cached-go-build.sh
+. "$SCRIPT_DIR/cached-go-build.sh"
+cached_go_build krakend "$GATEWAY_DIR" "$CACHE_ROOT/krakend-$LURA_VERSION-$HASH" .

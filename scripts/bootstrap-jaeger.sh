@@ -34,30 +34,6 @@ VERSION=$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2; exit }' "$MOD
 [[ -n $VERSION ]] || die "github.com/jaegertracing/jaeger is not pinned in $MODULE_DIR/go.mod"
 
 HASH=$(cd "$MODULE_DIR" && cat go.mod go.sum | sha256sum | cut -c1-12)
-PREFIX=$CACHE_ROOT/jaeger-$VERSION-$HASH
-BIN=$PREFIX/bin/jaeger
-
-if [[ -x $BIN ]]; then
-  log "cached: $BIN"
-  printf '%s\n' "$BIN"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build $BIN)"
-log "building jaeger $VERSION (key $HASH) with $(go env GOVERSION); a cold build takes about 4 minutes ..."
-START=$SECONDS
-mkdir -p "$PREFIX/bin"
-TMP=$(mktemp "$PREFIX/bin/.jaeger.XXXXXX")
-trap 'rm -f "$TMP"' EXIT
-(
-  cd "$MODULE_DIR"
-  # -mod=readonly: go.mod is not rewritten and every module is verified against go.sum.
-  GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local \
-    go build -trimpath -ldflags "-s -w" -o "$TMP" "$PACKAGE"
-) >&2 || die "go build failed"
-"$TMP" version >/dev/null || die "the built binary does not run"
-chmod 0755 "$TMP"
-mv -f "$TMP" "$BIN"   # atomic: an interrupted build or a concurrent caller never sees a partial binary
-trap - EXIT
-log "built $BIN in $((SECONDS - START))s"
-printf '%s\n' "$BIN"
+# shellcheck source=scripts/cached-go-build.sh
+. "$SCRIPT_DIR/cached-go-build.sh"
+cached_go_build jaeger "$MODULE_DIR" "$CACHE_ROOT/jaeger-$VERSION-$HASH" "$PACKAGE" "a cold build takes about 4 minutes"
