@@ -31,10 +31,15 @@ def trace_sample_rate(environment: EnvironmentKind) -> float:
     return 0.25 if environment == EnvironmentKind.PROD else 1.0
 
 
+def faces_outside(role: GatewayRole, access: Access) -> bool:
+    """A gateway that callers from outside reach: it starts a trace of its own for each request (krakend_config)."""
+    return role == "public" and access != Access.INTERNAL
+
+
 def joins_callers_traces(environment: EnvironmentKind) -> bool:
-    """Whether the environment's public gateway keeps a caller's trace context: only where no outside caller reaches
-    it (the access the standard gives the environment; see ``outside`` in krakend_config)."""
-    return STANDARD_ACCESS[environment] == Access.INTERNAL
+    """Whether the environment's public gateway keeps a caller's trace context, under the access the standard
+    gives the environment."""
+    return not faces_outside("public", STANDARD_ACCESS[environment])
 
 
 def gateway_roles(settings: StackSettings) -> tuple[GatewayRole, ...]:
@@ -67,7 +72,7 @@ def krakend_config(settings: StackSettings, catalogue: Catalogue, role: GatewayR
     """A KrakenD file (format version 3) for one gateway of the environment."""
     url = url or cluster_url(settings)
     gateway = settings.gateway
-    outside = role == "public" and settings.access != Access.INTERNAL
+    outside = faces_outside(role, settings.access)
     # A trace context from outside is a stranger's: kept, it would join the client's trace, and a sampled flag
     # would force tracing of every request it sends. The gateway starts its own trace for those.
     headers = FORWARDED_HEADERS if outside else FORWARDED_HEADERS + TRACE_HEADERS

@@ -159,17 +159,16 @@ class TraceStore:
         """The probes' traces by ID (where the gateway joins its callers' traces) and the newest traces of
         ``service`` on ``colour`` in ``environment`` (stores are shared) that started after ``since`` (seconds
         since the epoch, on the gateway's clock)."""
-        traces: dict[str, object] = {}
-        for trace_id in trace_ids:
-            for trace in self._data(self._get(f"/api/traces/{trace_id}", {}, missing=True)):
-                traces.setdefault(str(trace.get("traceID")) if isinstance(trace, dict) else trace_id, trace)
+        answers = [self._get(f"/api/traces/{trace_id}", {}, missing=True) for trace_id in trace_ids]
         tags = {COLOUR_ATTRIBUTE: colour, ENVIRONMENT_ATTRIBUTE: environment}
-        searched = self._get("/api/traces", {"service": service, "tags": json.dumps(tags),
-                                             "start": int(since * 1e6), "limit": self.SEARCH_LIMIT})
-        for trace in self._data(searched):
-            traces.setdefault(str(trace.get("traceID")) if isinstance(trace, dict) else str(len(traces)), trace)
+        answers.append(self._get("/api/traces", {"service": service, "tags": json.dumps(tags),
+                                                 "start": int(since * 1e6), "limit": self.SEARCH_LIMIT}))
+        found = [trace for answer in answers for trace in self._data(answer)]
+        # A probe's trace is also among the newest of the colour: counted once. Other shapes go on, to be refused.
+        unique = list({trace["traceID"]: trace for trace in found if isinstance(trace, dict) and "traceID" in trace}
+                      .values()) + [trace for trace in found if not (isinstance(trace, dict) and "traceID" in trace)]
         try:
-            return read_traces({"data": list(traces.values())}, gateway=gateway, service=service, colour=colour)
+            return read_traces({"data": unique}, gateway=gateway, service=service, colour=colour)
         except TracesError as error:
             raise TraceStoreError(f"the trace store at {self._shown} answered {error}") from None
 

@@ -165,10 +165,10 @@ class TraceCheck:
                 problem = str(error)
         else:
             raise CheckFailed(f"the trace check cannot start: {problem}")
-        options = self.options
-        probes = through_gateway(self._gateway_url(), self.now.service, 1, options.request_timeout,
+        options, gateway_url = self.options, self._gateway_url()
+        probes = through_gateway(gateway_url, self.now.service, 1, options.request_timeout,
                                  time.monotonic() + options.trace_wait, stop.sleep)
-        unanswered = probes.unanswered(self._gateway_url())
+        unanswered = probes.unanswered(gateway_url)
         if unanswered:
             raise CheckFailed(f"the trace check cannot start: {unanswered}")
 

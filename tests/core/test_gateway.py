@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 from core.errors import ConfigError
 from core.content_address import checksum
-from core.gateway import HEALTH_MAX_RATE, gateway_roles, krakend_config, weighted_hosts
+from core.gateway import HEALTH_MAX_RATE, gateway_roles, joins_callers_traces, krakend_config, weighted_hosts
 from core.content_address import content_address_prefix, content_addressed_name
 from tests.support.stacks import STACKS, catalogue, delete_path, set_path, settings, stack_config
 
@@ -238,3 +238,12 @@ def test_a_content_addressed_name_gives_back_its_prefix_and_no_other_name_does()
     assert content_address_prefix("prod-registry-retention-protect") is None
     assert content_address_prefix("payin-api-preview") is None
     assert content_address_prefix("prod-payin-api-migrate-5e6f7a8") is None  # a git sha is seven digits
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_release_knows_which_public_gateways_join_their_callers_traces(stack: str) -> None:
+    """The trace check looks the probes' traces up by ID only where the rendered gateway keeps their context."""
+    config = krakend_config(settings(stack), catalogue())
+    keeps = all("traceparent" in endpoint["input_headers"] for endpoint in config["endpoints"]) and not \
+        config["extra_config"]["telemetry/opentelemetry"]["layers"]["global"]["disable_propagation"]
+    assert joins_callers_traces(settings(stack).environment) is keeps

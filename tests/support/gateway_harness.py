@@ -113,13 +113,21 @@ def running_gateway(binary: Path, config: dict[str, Any], workdir: Path) -> Iter
         log.close()
 
 
+def exporting_to(config: dict[str, Any], otlp_port: int) -> dict[str, Any]:
+    """The rendered config with its OTLP exporters (gRPC, as the product renders them) at a loopback receiver."""
+    exporters = config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]
+    assert [exporter["use_http"] for exporter in exporters] == [False]
+    for exporter in exporters:
+        exporter.update(host="127.0.0.1", port=otlp_port)
+    return config
+
+
 @contextmanager
 def public_gateway(binary: Path, workdir: Path, stack: str, backend_url: str, otlp_port: int) -> Iterator[str]:
     """The stack's public gateway as rendered, every route to ``backend_url``, exporting its spans to a loopback
     OTLP receiver on ``otlp_port``; yields its base URL."""
-    config = krakend_config(settings(stack), catalogue(), "public", url=lambda service, role: backend_url)
-    for exporter in config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]:
-        exporter.update(host="127.0.0.1", port=otlp_port)
+    config = exporting_to(krakend_config(settings(stack), catalogue(), "public", url=lambda service, role: backend_url),
+                          otlp_port)
     with running_gateway(binary, config, workdir) as port:
         yield f"http://127.0.0.1:{port}"
 

@@ -16,7 +16,7 @@ import pytest
 from core.catalogue import health_path
 from core.gateway import GatewayRole, gateway_name, krakend_config
 from core.settings import StackSettings
-from tests.support.gateway_harness import krakend_binary, request, running_gateway
+from tests.support.gateway_harness import exporting_to, krakend_binary, request, running_gateway
 from tests.support.jaeger import JaegerServer, span_services, tags
 from tests.support.stacks import catalogue, settings
 from tests.support.traced_backend import TracedBackend
@@ -48,12 +48,8 @@ def standby_backends(dev: StackSettings, otlp_endpoint: str | None) -> dict[str,
 
 
 def gateway_config(dev: StackSettings, backends: dict[str, TracedBackend], jaeger: JaegerServer) -> dict[str, Any]:
-    config = krakend_config(dev, catalogue(), ROLE, url=lambda service, _role: backends[service].url)
-    exporters = config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]
-    assert [exporter["use_http"] for exporter in exporters] == [False]  # OTLP over gRPC, as the product renders it
-    for exporter in exporters:
-        exporter.update(host="127.0.0.1", port=jaeger.otlp_grpc_port)
-    return config
+    return exporting_to(krakend_config(dev, catalogue(), ROLE, url=lambda service, _role: backends[service].url),
+                        jaeger.otlp_grpc_port)
 
 
 def traced_get(port: int, path: str) -> tuple[str, str]:
