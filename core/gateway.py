@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, Sequence
 from core.blue_green import SERVICE_PORT, Role, service_name
 from core.catalogue import Catalogue, Route, health_path
 from core.content_address import canonical
-from core.settings import STANDARD_ACCESS, Access, EnvironmentKind, StackSettings
+from core.settings import STANDARD_ACCESS, Access, EnvironmentKind, RateLimit, StackSettings
 
 GatewayRole = Literal["public", "preview"]
 LISTEN_PORT = 8080
@@ -24,6 +24,11 @@ FORWARDED_HEADERS = ["Accept", "Authorization", "Content-Type", "Idempotency-Key
 TRACE_HEADERS = ["traceparent", "tracestate"]
 HEALTH_MAX_RATE = 10  # requests per second and gateway pod on a health route: enough for any monitor
 BackendUrl = Callable[[str, Role], str]
+
+
+def health_max_rate(limit: RateLimit) -> int:
+    """Requests per second and gateway pod on a health route: the stack's route limit, at most HEALTH_MAX_RATE."""
+    return min(limit.max_rate, HEALTH_MAX_RATE)
 
 
 def trace_sample_rate(environment: EnvironmentKind) -> float:
@@ -134,7 +139,7 @@ def _endpoint(settings: StackSettings, route: Route, hosts: list[str], headers: 
     if per_client:
         rate_limit |= {"client_max_rate": limit.client_max_rate, "strategy": "header", "key": "Authorization"}
     else:
-        rate_limit["max_rate"] = min(limit.max_rate, HEALTH_MAX_RATE)
+        rate_limit["max_rate"] = health_max_rate(limit)
     return {
         "endpoint": route.path,
         "method": route.method,

@@ -290,13 +290,7 @@ class StackSettings(Strict):
         """Fill the gateway's unset keys from the environment's defaults, so a stack states only what differs."""
         if not isinstance(data, dict):
             return data
-        environment = data.get("environment")
-        # An unknown environment is reported on its own key; any defaults keep it from also reporting the gateway.
-        defaults = GATEWAY_DEFAULTS.get(environment if isinstance(environment, str) else "", GATEWAY_DEFAULTS["dev"])
-        overrides = data.get("gateway", {})
-        if isinstance(overrides, dict):
-            data = {**data, "gateway": _merge(defaults, overrides)}
-        return data
+        return {**data, "gateway": gateway_with_defaults(data.get("environment"), data.get("gateway", {}))}
 
     @field_validator("namespace")
     @classmethod
@@ -325,6 +319,13 @@ DATABASES_KEY = "databases"  # secret database URLs for migrations (core.migrati
 # by core.registry.digests, the database URLs by core.migrations.
 SEPARATELY_VALIDATED = ALERTING_KEYS + RETENTION_KEYS + POLICY_KEYS + DIGEST_KEYS + (DATABASES_KEY,)
 KNOWN_KEYS = CONFIG_KEYS + SEPARATELY_VALIDATED
+
+
+def gateway_with_defaults(environment: object, overrides: object) -> object:
+    """A stack's gateway keys over its environment's defaults; read by the program and by the release checks."""
+    # An unknown environment is reported on its own key; any defaults keep it from also reporting the gateway.
+    defaults = GATEWAY_DEFAULTS.get(environment if isinstance(environment, str) else "", GATEWAY_DEFAULTS["dev"])
+    return _merge(defaults, overrides) if isinstance(overrides, dict) else overrides
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import httpx
 
 from core.catalogue import ServiceSpec, health_path
+from core.gateway import gateway_name
 from core.errors import without_credentials
-from core.gateway import HEALTH_MAX_RATE
 from core.release.gate import (GateReading, LatencyReading, error_ratio_query, judge, judge_latency, p95_query,
                                ratio_from_result)
 from core.release.traces import (COLOUR_ATTRIBUTE, ENVIRONMENT_ATTRIBUTE, TraceReading, TracesError, probes_needed, read_traces,
@@ -227,17 +227,27 @@ class Probes(NamedTuple):
                 f"{self.sent(gateway_url)}")
 
 
+class PublicGateway(NamedTuple):
+    """The environment's public gateway, as the trace check's requests reach it (core.gateway renders it)."""
+
+    url: str
+    sample_rate: float  # of the requests it traces
+    joins_callers_traces: bool  # or starts a trace of its own for each request
+    health_rate: float  # requests a second and pod its health routes allow
+    name: str = gateway_name("public")  # the service name of its spans
+
+
 this_machines_clock = time.time  # seconds since the epoch; the cluster's may be seconds apart
 RETRY_AFTER = 1.0  # seconds after the route's rate limit refused a request (503) or the client's (429)
 GIVE_UP_AFTER = 3  # failed requests in a row: the gateway (or the colour behind it) is not answering
 
 
-def through_gateway(gateway_url: str, service: str, needed: int, timeout: float, until: float,
+def through_gateway(gateway: PublicGateway, service: str, needed: int, timeout: float, until: float,
                     sleep: Callable[[float], None]) -> Probes:
     """GETs of the service's health route through the gateway until ``needed`` were answered 2xx (at most three
     times as many tries, and not past ``until`` on the monotonic clock), each with a trace context of its own that
     asks for sampling (a gateway that keeps trace headers joins it; one facing clients starts its own). They go at
-    most at half the route's rate limit, and a request the limit refused is tried again a second later: only a
+    most at half the health route's rate limit, and a request the limit refused is tried again a second later: only a
     request that reached the service can leave a trace. Three failures in a row end the tries."""
     ids: list[str] = []
     answers: Counter[str] = Counter()
@@ -248,10 +258,10 @@ def through_gateway(gateway_url: str, service: str, needed: int, timeout: float,
             if len(ids) == needed or failed == GIVE_UP_AFTER or time.monotonic() >= until:
                 break
             if attempt:
-                sleep(RETRY_AFTER if last in ("HTTP 503", "HTTP 429") else 2 / HEALTH_MAX_RATE)
+                sleep(RETRY_AFTER if last in ("HTTP 503", "HTTP 429") else 2 / gateway.health_rate)
             trace_id = os.urandom(16).hex()
             try:
-                response = client.get(gateway_url + health_path(service),
+                response = client.get(gateway.url + health_path(service),
                                       headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
             except REQUEST_ERRORS as error:
                 last, failed = type(error).__name__, failed + 1
@@ -274,25 +284,25 @@ def _date(header: str | None) -> float | None:
         return None
 
 
-def trace_problem_after_switch(store: TraceStore, *, gateway_url: str, gateway: str, service: str, colour: str,
-                               environment: str, sample_rate: float, joins_callers_traces: bool, wait: float,
-                               timeout: float, sleep: Callable[[float], None]) -> tuple[str | None, str]:
+def trace_problem_after_switch(store: TraceStore, gateway: PublicGateway, *, service: str, colour: str,
+                               environment: str, wait: float, timeout: float,
+                               sleep: Callable[[float], None]) -> tuple[str | None, str]:
     """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds (the requests included) for a trace
     since then to show the gateway's span as the parent of a span of ``colour``. Returns the problem (None when one
     did) and what was seen, in words. The window starts at the gateway's clock, not this machine's, which may run
     seconds apart; a store that fails to answer is asked again until the wait ends."""
     started, deadline = this_machines_clock(), time.monotonic() + wait
-    probes = through_gateway(gateway_url, service, probes_needed(sample_rate), timeout, deadline, sleep)
-    sent, unanswered = probes.sent(gateway_url), probes.unanswered(gateway_url)
+    probes = through_gateway(gateway, service, probes_needed(gateway.sample_rate), timeout, deadline, sleep)
+    sent, unanswered = probes.sent(gateway.url), probes.unanswered(gateway.url)
     if unanswered:
         return unanswered, sent
     since = (probes.since if probes.since is not None else started) - 2  # a Date header has whole seconds
-    ids = probes.trace_ids if joins_callers_traces else []  # one facing clients starts traces of its own
+    ids = probes.trace_ids if gateway.joins_callers_traces else []  # one facing clients starts traces of its own
     reading: TraceReading | None = None
     while True:
         failed: TraceStoreError | None = None
         try:
-            reading = store.reading(gateway=gateway, service=service, colour=colour, environment=environment,
+            reading = store.reading(gateway=gateway.name, service=service, colour=colour, environment=environment,
                                     since=since, trace_ids=ids)
         except TraceStoreError as error:
             failed = error

@@ -26,10 +26,11 @@ from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
 from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
-from core.gateway import gateway_name, joins_callers_traces, trace_sample_rate
-from core.settings import EnvironmentKind
-from release_infra_tools.probes import (Prometheus, PrometheusError, TraceStore, TraceStoreError, health_problems,
-                                        missing_hook, synthetic_problem, through_gateway,
+from core.gateway import health_max_rate, joins_callers_traces, trace_sample_rate
+from core.settings import EnvironmentKind, RateLimit, gateway_with_defaults
+from core.validation import structured
+from release_infra_tools.probes import (Prometheus, PrometheusError, PublicGateway, TraceStore, TraceStoreError,
+                                        health_problems, missing_hook, synthetic_problem, through_gateway,
                                         trace_problem_after_switch)
 from release_infra_tools.release import (CheckFailed, Interrupted, Stop, Target, UsageError, refuse_unapplied, say,
                                          target, updated)
@@ -143,8 +144,6 @@ class TraceCheck:
     def __init__(self, options: ReleaseOptions, now: Target) -> None:
         self.options, self.now = options, now
         self.store = TraceStore(options.traces_url, options.request_timeout) if options.traces_url else None
-        self.gateway = gateway_name("public")
-        self.environment = EnvironmentKind(now.kind)
 
     def describe(self) -> str:
         return "traces through the gateway" if self.store else "no trace check (no --traces-url)"
@@ -159,16 +158,16 @@ class TraceCheck:
             if attempt:
                 stop.sleep(2)
             try:
-                self.store.check(self.gateway, self.now.service)
+                self.store.check(self.gateway.name, self.now.service)
                 break
             except TraceStoreError as error:
                 problem = str(error)
         else:
             raise CheckFailed(f"the trace check cannot start: {problem}")
-        options, gateway_url = self.options, self._gateway_url()
-        probes = through_gateway(gateway_url, self.now.service, 1, options.request_timeout,
+        options = self.options
+        probes = through_gateway(self.gateway, self.now.service, 1, options.request_timeout,
                                  time.monotonic() + options.trace_wait, stop.sleep)
-        unanswered = probes.unanswered(gateway_url)
+        unanswered = probes.unanswered(self.gateway.url)
         if unanswered:
             raise CheckFailed(f"the trace check cannot start: {unanswered}")
 
@@ -176,17 +175,23 @@ class TraceCheck:
         if self.store is None:
             return None
         problem, seen = trace_problem_after_switch(
-            self.store, gateway_url=self._gateway_url(), gateway=self.gateway, service=self.now.service,
-            colour=colour, environment=self.environment.value, sample_rate=trace_sample_rate(self.environment),
-            joins_callers_traces=joins_callers_traces(self.environment), wait=self.options.trace_wait,
-            timeout=self.options.request_timeout, sleep=stop.sleep)
+            self.store, self.gateway, service=self.now.service, colour=colour, environment=self.now.kind,
+            wait=self.options.trace_wait, timeout=self.options.request_timeout, sleep=stop.sleep)
         say(f"  {seen}")
         return problem
 
-    def _gateway_url(self) -> str:
-        now = self.now
-        return self.options.url(self.options.gateway_url, service=now.service, namespace=now.namespace,
-                                environment=now.environment, colour=now.active)
+    @property
+    def gateway(self) -> PublicGateway:
+        """As the stack renders it: its sample rate and trace headers by environment, its health routes' limit
+        from the stack's gateway keys (checked by the program when the stack was applied, as refuse_unapplied
+        makes sure)."""
+        now, environment = self.now, EnvironmentKind(self.now.kind)
+        gateway = gateway_with_defaults(now.kind, structured(now.config.get("gateway", {})))
+        return PublicGateway(
+            url=self.options.url(self.options.gateway_url, service=now.service, namespace=now.namespace,
+                                 environment=now.environment, colour=now.active),
+            sample_rate=trace_sample_rate(environment), joins_callers_traces=joins_callers_traces(environment),
+            health_rate=health_max_rate(RateLimit.model_validate(gateway["rate_limit"])))  # type: ignore[index]
 
     def close(self) -> None:
         if self.store is not None:

@@ -319,9 +319,9 @@ class Traces:
         pass
 
 
-def after_switch(store: Traces, *, colour: str, **_: object) -> tuple[str | None, str]:
+def after_switch(store: Traces, _gateway: object, *, colour: str, **_: object) -> tuple[str | None, str]:
     store.asked.append(colour)
-    return store.problem, "traces: 1 of 1 traces through the gateway into the colour, after 25 requests"
+    return store.problem, "traces: 1 of 1 traces through the gateway into the colour, after 49 requests"
 
 
 @pytest.fixture
@@ -767,7 +767,7 @@ def test_a_promotion_checks_the_traces_into_the_new_colour_once_after_the_switch
     assert Traces.asked == ["green"]  # at the first look, not at every one
     out = capsys.readouterr().out
     assert "P95 against 100.0ms, traces through the gateway)" in out
-    assert "  traces: 1 of 1 traces through the gateway into the colour, after 25 requests\n" in out
+    assert "  traces: 1 of 1 traces through the gateway into the colour, after 49 requests\n" in out
 
 
 def test_a_promotion_whose_traces_stop_at_the_gateway_is_flipped_back(probes: Callable[..., None]) -> None:
@@ -851,3 +851,17 @@ def test_a_canary_checks_the_trace_store_before_its_first_step_and_its_final_swi
                                         f"HTTP 503 to /api/services; {back}, all traffic on blue")
     assert len(stack.asked) == (6 if answered else 1)  # the image, then 4 steps and the rollback to weight 0
     assert all("services.merchant-api.active" not in asked for asked in stack.asked)
+
+
+@pytest.mark.parametrize(("gateway", "rate"), [(None, 10), ({"rate_limit": {"max_rate": 4}}, 4),
+                                               ('{"rate_limit": {"max_rate": 6}}', 6)])
+def test_the_trace_checks_requests_keep_to_the_stacks_health_route_limit(gateway: object, rate: int) -> None:
+    """The rendered health routes allow min(max_rate, 10) a second and pod; faster, the limit refuses them."""
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    if gateway is not None:
+        stack.settings["gateway"] = gateway  # a map in the stack file, or the JSON text `pulumi config` hands out
+    check = promotion.TraceCheck(ReleaseOptions.build(traces_url="http://traces"),
+                                 target(stack, "dev", "merchant-api"))  # type: ignore[arg-type]
+    assert check.gateway.health_rate == rate
+    assert check.gateway.url == "http://gateway.payments-dev.svc"
+    assert (check.gateway.sample_rate, check.gateway.joins_callers_traces) == (1.0, True)

@@ -14,10 +14,10 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from core.gateway import gateway_name, joins_callers_traces, trace_sample_rate
+from core.gateway import health_max_rate, joins_callers_traces, trace_sample_rate
 from core.release.traces import TraceReading
 from release_infra_tools import probes
-from release_infra_tools.probes import TraceStore, TraceStoreError, trace_problem_after_switch
+from release_infra_tools.probes import PublicGateway, TraceStore, TraceStoreError, trace_problem_after_switch
 from tests.support.gateway_harness import krakend_binary, public_gateway
 from tests.support.jaeger import JaegerServer
 from tests.support.servers import free_port
@@ -39,15 +39,21 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
         yield server
 
 
+def public(gateway_url: str, stack: str = "dev") -> PublicGateway:
+    """The stack's public gateway as the release's trace check sees it."""
+    stack_settings = settings(stack)
+    return PublicGateway(gateway_url, trace_sample_rate(stack_settings.environment),
+                         joins_callers_traces(stack_settings.environment),
+                         health_max_rate(stack_settings.gateway.rate_limit))
+
+
 def check(jaeger: JaegerServer, gateway_url: str, colour: str, stack: str = "dev",
           wait: float = WAIT, store: TraceStore | None = None) -> tuple[str | None, str]:
-    store, environment = store or TraceStore(jaeger.query_url, 5), settings(stack).environment
+    store = store or TraceStore(jaeger.query_url, 5)
     try:
-        return trace_problem_after_switch(store, gateway_url=gateway_url, gateway=gateway_name("public"),
-                                          service=SERVICE, colour=colour, environment=environment.value,
-                                          sample_rate=trace_sample_rate(environment),
-                                          joins_callers_traces=joins_callers_traces(environment), wait=wait,
-                                          timeout=5, sleep=time.sleep)
+        return trace_problem_after_switch(store, public(gateway_url, stack), service=SERVICE, colour=colour,
+                                          environment=settings(stack).environment.value, wait=wait, timeout=5,
+                                          sleep=time.sleep)
     finally:
         store.close()
 
@@ -80,9 +86,8 @@ def test_the_probes_trace_is_found_among_many_newer_ones_and_whatever_this_machi
                 httpx.get(f"{backend.url}/health/ready", timeout=5)
             time.sleep(seconds)
         problem, seen = trace_problem_after_switch(
-            TraceStore(jaeger.query_url, 5), gateway_url=gateway, gateway=gateway_name("public"), service=SERVICE,
-            colour="blue", environment="dev", sample_rate=1.0, joins_callers_traces=True, wait=30, timeout=5,
-            sleep=direct_traffic)
+            TraceStore(jaeger.query_url, 5), public(gateway), service=SERVICE, colour="blue", environment="dev",
+            wait=30, timeout=5, sleep=direct_traffic)
     assert problem is None, seen
 
 
@@ -119,9 +124,9 @@ def test_prod_sends_enough_requests_for_its_sample_rate_and_its_gateway_starts_t
             public_gateway(krakend, tmp_path, "prod", backend.url, jaeger.otlp_grpc_port) as gateway:
         problem, seen = check(jaeger, gateway, "green", stack="prod", wait=30)
     assert problem is None, seen
-    assert seen.endswith(f"after 25 requests through {gateway} (25 x HTTP 200)"), seen
+    assert seen.endswith(f"after 49 requests through {gateway} (49 x HTTP 200)"), seen
     through = int(re.match(r"traces: (\d+) of", seen)[1])  # type: ignore[index]
-    assert 1 <= through < 25, seen  # sampled, not all: the gateway's own traces, at its rate
+    assert 1 <= through < 49, seen  # sampled, not all: the gateway's own traces, at its rate
 
 
 def test_traces_into_the_other_colour_do_not_count(krakend: Path, jaeger: JaegerServer, tmp_path: Path) -> None:
@@ -225,17 +230,25 @@ class Answers(ThreadingHTTPServer):
 
 def test_only_requests_answered_with_success_count_and_a_refused_one_is_tried_again_later() -> None:
     gateway, slept = Answers([503, 200, 200]), []
-    probes_ = probes.through_gateway(gateway.url, SERVICE, 2, 2, time.monotonic() + 30, slept.append)
+    probes_ = probes.through_gateway(public(gateway.url), SERVICE, 2, 2, time.monotonic() + 30, slept.append)
     gateway.shutdown()
     assert (len(probes_.trace_ids), dict(probes_.answers)) == (2, {"HTTP 503": 1, "HTTP 200": 2})
     assert slept == [probes.RETRY_AFTER, 0.2]  # a second after the 503, then at half the route's limit
 
 
+def test_the_requests_keep_to_half_of_a_lower_health_route_limit() -> None:
+    gateway, slept = Answers([200, 200, 200]), []
+    probes.through_gateway(public(gateway.url)._replace(health_rate=4), SERVICE, 3, 2, time.monotonic() + 30,
+                           slept.append)
+    gateway.shutdown()
+    assert slept == [0.5, 0.5]
+
+
 def test_a_gateway_that_stops_answering_ends_the_requests_after_three_failures() -> None:
-    """Not 3 x 25 requests each waiting for its timeout, while live traffic stays on the colour."""
+    """Not 3 x 49 requests each waiting for its timeout, while live traffic stays on the colour."""
     gateway = Answers([200, 200])
     started = time.monotonic()
-    probes_ = probes.through_gateway(gateway.url, SERVICE, 25, 0.5, time.monotonic() + 60, lambda _: None)
+    probes_ = probes.through_gateway(public(gateway.url, "prod"), SERVICE, 49, 0.5, time.monotonic() + 60, lambda _: None)
     gateway.shutdown()
     assert dict(probes_.answers) == {"HTTP 200": 2, "ReadTimeout": 3}
     assert time.monotonic() - started < 5
@@ -243,7 +256,8 @@ def test_a_gateway_that_stops_answering_ends_the_requests_after_three_failures()
 
 def test_the_requests_stop_when_the_wait_ends() -> None:
     gateway = Answers([500] * 100)
-    probes_ = probes.through_gateway(gateway.url, SERVICE, 25, 2, time.monotonic() - 1, lambda _: None)
+    probes_ = probes.through_gateway(public(gateway.url, "prod"), SERVICE, 49, 2, time.monotonic() - 1,
+                                     lambda _: None)
     gateway.shutdown()
     assert sum(probes_.answers.values()) == 0 and probes_.unanswered(gateway.url) == (
         f"the gateway cannot be reached: 0 requests through {gateway.url} ()")
