@@ -19,9 +19,10 @@ from core.names import EnvironmentName
 from core.policy.changes import mapping
 from core.policy.history import (accumulate, canary_step_time, first_served, image_key, previous_history,
                                   switch_time)
+from core.program_digest import program_digest
 from core.settings import COLOURS, Colour, StackSettings
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.v1.schema.json"
 
 
@@ -76,7 +77,7 @@ class MigrationOutput(_Output):
 class StackOutputs(_Output):
     """What one environment runs, per service and colour."""
 
-    schema_version: Literal["1.4"] = Field(
+    schema_version: Literal["1.5"] = Field(
         description="Major.minor of this schema; the major is in the file name, a minor only adds fields.")
     environment: EnvironmentName
     namespace: str
@@ -87,6 +88,9 @@ class StackOutputs(_Output):
     services: dict[str, ServiceOutput]
     migrations: dict[str, MigrationOutput] = Field(
         default_factory=dict, description="Per service with database migrations, the last migration applied (1.1).")
+    program_digest: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")] = Field(description=(
+        "Digest of the program the update applied: the files every stack is built from (core.program_digest). "
+        "Prod's train runs only the program Test applied. Since 1.5."))
 
 
 def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = None,
@@ -131,6 +135,7 @@ def stack_outputs(settings: StackSettings, previous: Mapping[str, Any] | None = 
                                      job=migration.job["metadata"]["name"])
                for name, migration in (migrations or {}).items()},
         },
+        program_digest=program_digest(),
     )
 
 

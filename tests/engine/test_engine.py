@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 
 import jsonschema
 import pytest
 import yaml
 
 from core.outputs import SCHEMA_FILE
+from core.program_digest import program_digest
 from infra.program import main
 from tests.support.engine import Project
 from tests.support.mock_engine import run_program
@@ -67,6 +69,16 @@ def test_outputs_match_the_committed_schema(deployed: Project, stack: str) -> No
     outputs = deployed.json("stack", "output", "--json", "--stack", stack)
     jsonschema.validate(outputs, json.loads(SCHEMA_FILE.read_text()))
     assert outputs["environment"] == stack
+
+
+def test_the_outputs_name_the_program_as_the_weekly_train_reads_it(deployed: Project) -> None:
+    """Prod's train compares `pulumi stack output --stack test program_digest`, read without Test's passphrase, with
+    the digest of main's checkout (.github/workflows/deploy.yml)."""
+    env = {key: value for key, value in deployed.env.items() if not key.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    answered = subprocess.run(["pulumi", "stack", "output", "--stack", "test", "program_digest", "--non-interactive"],
+                              cwd=deployed.directory, env=env, capture_output=True, text=True, timeout=120)
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout == f"{program_digest()}\n"
 
 
 @pytest.mark.parametrize("stack", STACKS)

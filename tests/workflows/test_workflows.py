@@ -9,11 +9,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
 
+from core.program_digest import program_digest
 from tests.support.stacks import ROOT, STACKS
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -411,33 +412,51 @@ def test_debian_packages_removes_its_policy_rc_d_and_fails_when_the_install_fail
     assert not policy.exists()
 
 
-def run_tested_program_step(repo: Path) -> subprocess.CompletedProcess[str]:
+def run_tested_program_step(repo: Path, applied: str | None) -> subprocess.CompletedProcess[str]:
+    """The step in ``repo``, with a `pulumi` whose `stack output --stack test program_digest` answers ``applied``
+    (None: a stack whose outputs have no such key). The real CLI's answer is the engine tier's (test_engine.py)."""
     workflow = load(WORKFLOWS / "deploy.yml")
     job = workflow["jobs"]["prod-plan"]
     step = step_named(job, "name", "the program Test ran")
-    summary = repo / "summary"
+    summary, bin_dir = repo / "summary", repo.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    cli = bin_dir / "pulumi"
+    cli.write_text("#!/bin/sh\n" + (f'[ "$*" = "stack output --stack test program_digest" ] && echo {applied} && exit 0\n'
+                                    if applied else "") + "echo 'error: no output' >&2\nexit 255\n")
+    cli.chmod(0o755)
     return subprocess.run([*runner_shell(step, job, workflow), "-c", step["run"]], cwd=repo, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)})
+                          text=True, timeout=60, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary),
+                                                      "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+
+class Checkout:
+    """A repository whose release candidates v2.2.0-rc.1 and v2.3.0-rc.1 change the program; ``commit(path,
+    text)`` adds a commit on top, and ``digests`` holds the program's digest at each tag."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.digests = root, {}  # type: Path, dict[str, str]
+        self.git = ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+        subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+        (root / ".venv").symlink_to(ROOT / ".venv")
+        self.commit("infra/program.py", "VERSION = 1\n", tag="v2.2.0-rc.1")
+        self.commit("catalogue.yaml", "services: {}\n", tag="v2.3.0-rc.1")
+
+    def commit(self, path: str, text: str, tag: str | None = None) -> None:
+        (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / path).write_text(text)
+        subprocess.run([*self.git, "add", path], check=True)
+        subprocess.run([*self.git, "commit", "--quiet", "-m", path], check=True)
+        if tag:
+            subprocess.run([*self.git, "tag", tag], check=True)
+            self.digests[tag] = self.digest()
+
+    def digest(self) -> str:
+        return program_digest.__wrapped__(self.root)
 
 
 @pytest.fixture
-def tested_candidate(tmp_path: Path) -> Callable[..., None]:
-    """A repository whose release candidate v2.3.0-rc.1 Test ran; ``commit(path, text)`` adds a commit on top."""
-    git = ["git", "-C", str(tmp_path), "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-
-    def commit(path: str, text: str, tag: str | None = None) -> None:
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(text)
-        subprocess.run([*git, "add", path], check=True)
-        subprocess.run([*git, "commit", "--quiet", "-m", path], check=True)
-        if tag:
-            subprocess.run([*git, "tag", tag], check=True)
-
-    commit("infra/program.py", "VERSION = 1\n", tag="v2.2.0-rc.1")
-    commit("catalogue.yaml", "services: {}\n", tag="v2.3.0-rc.1")
-    return commit
+def checkout(tmp_path: Path) -> Checkout:
+    return Checkout(tmp_path / "checkout")
 
 
 @pytest.mark.parametrize(("path", "refused"), [
@@ -447,22 +466,44 @@ def tested_candidate(tmp_path: Path) -> Callable[..., None]:
     ("infra/program.py", True),  # Test never ran this program
     ("catalogue.yaml", True),
 ])
-def test_prod_runs_only_the_program_test_ran(tested_candidate: Callable[..., None], tmp_path: Path, path: str,
-                                             refused: bool) -> None:
-    tested_candidate(path, "changed after the release candidate\n")
-    result = run_tested_program_step(tmp_path)
+def test_prod_runs_only_the_program_test_applied(checkout: Checkout, path: str, refused: bool) -> None:
+    checkout.commit(path, "changed after the release candidate\n")
+    result = run_tested_program_step(checkout.root, checkout.digests["v2.3.0-rc.1"])
     assert (result.returncode != 0) is refused, result.stdout + result.stderr
     if refused:
-        assert (f"::error::Prod runs the program Test ran at v2.3.0-rc.1, and it changed since: {path}; tag a "
-                "release candidate and let Test deploy it first") in result.stdout
+        assert (f"::error::Prod runs only the program Test applied; main's is {checkout.digest()}, and Test's last "
+                f"update applied another ({checkout.digests['v2.3.0-rc.1']}): main changed since v2.3.0-rc.1: "
+                f"{path}; tag a release candidate and let Test deploy it first") in result.stdout
     else:
-        assert (tmp_path / "summary").read_text() == "Prod's program is the one Test ran at v2.3.0-rc.1\n"
+        assert (checkout.root / "summary").read_text() == (
+            f"Prod's program is the one Test applied last ({checkout.digests['v2.3.0-rc.1']})\n")
+
+
+def test_a_release_candidate_test_has_not_applied_is_refused(checkout: Checkout) -> None:
+    """Test's update of v2.3.0-rc.1 failed (or still runs): its outputs still name v2.2.0-rc.1's program. The
+    newest tag alone would have let Prod run a program Test never applied."""
+    result = run_tested_program_step(checkout.root, checkout.digests["v2.2.0-rc.1"])
+    assert result.returncode == 1
+    assert (f"::error::Prod runs only the program Test applied; main's is {checkout.digests['v2.3.0-rc.1']}, and "
+            f"Test's last update applied another ({checkout.digests['v2.2.0-rc.1']}): main's program is "
+            "v2.3.0-rc.1's: let Test's deployment of v2.3.0-rc.1 finish, or run it again") in result.stdout
+
+
+def test_test_outputs_without_a_program_are_refused(checkout: Checkout) -> None:
+    result = run_tested_program_step(checkout.root, None)
+    assert result.returncode == 1
+    assert (f"::error::Prod runs only the program Test applied; main's is {checkout.digest()}, and Test's outputs "
+            "record no program (stack output program_digest): main's program is v2.3.0-rc.1's: let Test's "
+            "deployment of v2.3.0-rc.1 finish, or run it again") in result.stdout
 
 
 def test_prod_without_a_release_candidate_is_refused(tmp_path: Path) -> None:
-    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+    root = tmp_path / "checkout"
+    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
                     "--quiet", "--allow-empty", "-m", "first"], check=True)
-    result = run_tested_program_step(tmp_path)
+    (root / ".venv").symlink_to(ROOT / ".venv")
+    result = run_tested_program_step(root, "sha256:" + "0" * 64)
     assert result.returncode == 1
-    assert "::error::no release-candidate tag (v*.*.*-rc*): Test has run no program for Prod to run" in result.stdout
+    assert ("there is no release-candidate tag (v*.*.*-rc*): tag one and let Test deploy it first"
+            in result.stdout), result.stdout + result.stderr

@@ -1,0 +1,42 @@
+"""Which program an update applied: one digest of the files every stack is built from (core.affected_stacks).
+
+The stack outputs record it, so the weekly train can hold Prod to the program Test applied: the newest
+release-candidate tag only says what Test was asked to deploy, not that it did.
+
+    .venv/bin/python -m core.program_digest [CHECKOUT]    # the digest of a checkout's program (default: this one)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from functools import cache
+from pathlib import Path
+
+from core.affected_stacks import SHARED_DIRECTORIES, SHARED_FILES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def program_files(root: Path) -> list[str]:
+    """Repository-relative, sorted; Python's bytecode caches are left out, since importing writes them."""
+    found = [name for name in SHARED_FILES if (root / name).is_file()]
+    for directory in SHARED_DIRECTORIES:
+        found += [path.relative_to(root).as_posix() for path in (root / directory).rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+    return sorted(found)
+
+
+@cache
+def program_digest(root: Path = ROOT) -> str:
+    """``sha256:<hex>`` over each file's path and content: equal programs, equal digests, on any checkout."""
+    digest = hashlib.sha256()
+    for name in program_files(root):
+        content = (root / name).read_bytes()
+        digest.update(f"{name}\0{len(content)}\0".encode())
+        digest.update(content)
+    return f"sha256:{digest.hexdigest()}"
+
+
+if __name__ == "__main__":
+    print(program_digest(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT))
