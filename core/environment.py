@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from core import labels
@@ -14,6 +15,9 @@ GATEWAY_TIER = "gateway"
 PREVIEW_GATEWAY_TIER = "gateway-preview"
 SERVICE_TIER = "service"
 MONITORING_NAMESPACE = "monitoring"
+# The cluster's DNS: CoreDNS keeps kube-dns's namespace and label in kubeadm, EKS, GKE and AKS alike.
+CLUSTER_DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
 # Edge namespaces whose ingress controllers carry outside traffic to the gateway, one per audience.
 EDGE_NAMESPACES = {"merchants": "edge-merchants", "consumers": "edge-consumers"}
 AUDIENCES = {
@@ -49,7 +53,7 @@ def limit_range(settings: StackSettings) -> Manifest:
 
 
 def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str, Manifest]:
-    """Default deny for ingress, then exactly the paths the access class needs."""
+    """Default deny for ingress, then exactly the paths the access class needs; the gateways' egress too."""
     specs = [spec for name, spec in catalogue.services.items() if name in settings.services]
     service_ports = sorted({spec.port for spec in specs})
     metrics_ports = sorted({spec.metrics_port for spec in specs})
@@ -79,7 +83,39 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
     for audience in AUDIENCES[settings.access]:
         edge = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": EDGE_NAMESPACES[audience]}}}
         policies[f"allow-{audience}-to-gateway"] = _allow({labels.TIER: GATEWAY_TIER}, [edge], None)
+    policies["gateway-egress"] = _gateway_egress(settings, service_ports)
     return {name: {"metadata": metadata(settings, name), "spec": spec} for name, spec in policies.items()}
+
+
+def _gateway_egress(settings: StackSettings, service_ports: list[int]) -> dict[str, Any]:
+    """The gateways reach the service pods, the cluster's DNS and the trace collector, nothing else: a gateway
+    taken over from outside cannot be a way into the rest of the network. The services' own egress (databases,
+    payment providers) is not declared here."""
+    otlp = settings.gateway.otlp
+    return {
+        "podSelector": {"matchExpressions": [
+            {"key": labels.TIER, "operator": "In", "values": [GATEWAY_TIER, PREVIEW_GATEWAY_TIER]}]},
+        "policyTypes": ["Egress"],
+        "egress": [
+            {"to": [{"podSelector": {"matchLabels": {labels.TIER: SERVICE_TIER}}}],
+             "ports": [{"protocol": "TCP", "port": port} for port in service_ports]},
+            {"to": [CLUSTER_DNS], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            {**_collector(otlp.host), "ports": [{"protocol": "TCP", "port": otlp.port}]},
+        ],
+    }
+
+
+def _collector(host: str) -> dict[str, Any]:
+    """Where the gateway's spans go: a Service's namespace (``<name>.<namespace>.svc[.<cluster domain>]``), an
+    address, or, for a name outside the cluster, any destination on the collector's port."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        labels_ = host.removesuffix(".").split(".")
+        if len(labels_) >= 3 and labels_[2] == "svc":
+            return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": labels_[1]}}}]}
+        return {}
+    return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}]}
 
 
 def _release_checks(settings: StackSettings, internal: dict[str, Any]) -> dict[str, Any]:

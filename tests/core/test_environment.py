@@ -51,7 +51,7 @@ def test_services_accept_only_the_gateway_release_checks_and_monitoring() -> Non
 
 
 def _sources(policy: dict) -> list[dict]:
-    return [source for rule in policy["spec"]["ingress"] for source in rule["from"]]
+    return [source for rule in policy["spec"].get("ingress", []) for source in rule["from"]]
 
 
 def test_no_label_that_opens_dev_or_test_opens_prods_services() -> None:
@@ -72,6 +72,43 @@ def test_monitoring_reaches_only_the_pods_it_scrapes(stack: str) -> None:
     """The PodMonitor scrapes service pods; the gateways, migration Jobs and the retention job stay closed to it."""
     policy = environment.network_policies(settings(stack), catalogue())["allow-monitoring"]["spec"]
     assert policy["podSelector"] == {"matchLabels": {"release-infra/tier": "service"}}
+
+
+GATEWAYS = {"matchExpressions": [{"key": "release-infra/tier", "operator": "In",
+                                  "values": ["gateway", "gateway-preview"]}]}
+DNS = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+       "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
+def test_the_gateways_reach_only_the_services_dns_and_the_trace_collector(stack: str) -> None:
+    policies = environment.network_policies(settings(stack), catalogue())
+    egress = {name: policy["spec"] for name, policy in policies.items() if "Egress" in policy["spec"]["policyTypes"]}
+    assert egress == {"gateway-egress": {"podSelector": GATEWAYS, "policyTypes": ["Egress"], "egress": [
+        {"to": [{"podSelector": {"matchLabels": {"release-infra/tier": "service"}}}],
+         "ports": [{"protocol": "TCP", "port": 8080}]},
+        DNS,
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+         "ports": [{"protocol": "TCP", "port": 4317}]},
+    ]}}
+    tiers = {gateway_workload.plan(settings(stack), catalogue(), role).deployment["spec"]["template"]["metadata"]
+             ["labels"]["release-infra/tier"] for role in gateway_roles(settings(stack))}
+    assert tiers and tiers <= set(GATEWAYS["matchExpressions"][0]["values"]), tiers  # every gateway pod is selected
+
+
+@pytest.mark.parametrize(("host", "to"), [
+    ("otel.tracing.svc", [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tracing"}}}]),
+    ("otel.tracing.svc.cluster.local.", [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "tracing"}}}]),
+    ("10.20.0.7", [{"ipBlock": {"cidr": "10.20.0.7/32"}}]),
+    ("fd00::7", [{"ipBlock": {"cidr": "fd00::7/128"}}]),
+    ("collector.observability.example", None),  # outside the cluster: any destination, on the collector's port only
+])
+def test_the_gateways_reach_the_collector_wherever_the_stack_puts_it(host: str, to: list | None) -> None:
+    config = set_path(stack_config("dev"), "gateway.otlp", {"host": host, "port": 4318})
+    rule = environment.network_policies(settings("dev", config), catalogue())["gateway-egress"]["spec"]["egress"][2]
+    assert rule == ({"to": to} if to else {}) | {"ports": [{"protocol": "TCP", "port": 4318}]}
 
 
 def _amount(quantity: str) -> int:
