@@ -15,12 +15,13 @@ from typing import Any, Callable, NamedTuple, Sequence
 import httpx
 
 from core.catalogue import ServiceSpec, health_path
-from core.gateway import gateway_name
 from core.errors import without_credentials
+from core.gateway import gateway_name, health_max_rate, joins_callers_traces, trace_sample_rate
 from core.release.gate import (GateReading, LatencyReading, error_ratio_query, judge, judge_latency, p95_query,
                                ratio_from_result)
-from core.release.traces import (COLOUR_ATTRIBUTE, ENVIRONMENT_ATTRIBUTE, TraceReading, TracesError, probes_needed, read_traces,
-                                 trace_problem)
+from core.release.traces import (COLOUR_ATTRIBUTE, ENVIRONMENT_ATTRIBUTE, TraceReading, TracesError, probes_needed,
+                                 read_traces, trace_problem)
+from core.settings import EnvironmentKind, RateLimit
 
 SYNTHETIC_PRODUCTS = ("payin", "payout")  # seed 000 §9: synthetic Pay-In and Pay-Out transactions
 # What httpx raises besides its HTTPError: a malformed URL (InvalidURL) and the rest. A probe reports them as it
@@ -236,6 +237,11 @@ class PublicGateway(NamedTuple):
     health_rate: float  # requests a second and pod its health routes allow
     name: str = gateway_name("public")  # the service name of its spans
 
+    @classmethod
+    def of(cls, url: str, environment: EnvironmentKind, limit: RateLimit) -> "PublicGateway":
+        """As core.gateway renders the environment's public gateway under the stack's rate limit."""
+        return cls(url, trace_sample_rate(environment), joins_callers_traces(environment), health_max_rate(limit))
+
 
 this_machines_clock = time.time  # seconds since the epoch; the cluster's may be seconds apart
 RETRY_AFTER = 1.0  # seconds after the route's rate limit refused a request (503) or the client's (429)
@@ -287,15 +293,18 @@ def _date(header: str | None) -> float | None:
 def trace_problem_after_switch(store: TraceStore, gateway: PublicGateway, *, service: str, colour: str,
                                environment: str, wait: float, timeout: float,
                                sleep: Callable[[float], None]) -> tuple[str | None, str]:
-    """Seed 000 §9: requests through the gateway, then up to ``wait`` seconds (the requests included) for a trace
-    since then to show the gateway's span as the parent of a span of ``colour``. Returns the problem (None when one
-    did) and what was seen, in words. The window starts at the gateway's clock, not this machine's, which may run
-    seconds apart; a store that fails to answer is asked again until the wait ends."""
-    started, deadline = this_machines_clock(), time.monotonic() + wait
-    probes = through_gateway(gateway, service, probes_needed(gateway.sample_rate), timeout, deadline, sleep)
+    """Seed 000 §9: requests through the gateway for up to ``wait`` seconds, then up to ``wait`` seconds more for a
+    trace since then to show the gateway's span as the parent of a span of ``colour``: prod's 49 requests take
+    seconds, and the spans of the last ones leave the gateway in a batch seconds after them. Returns the problem
+    (None when one did) and what was seen, in words. The window starts at the gateway's clock, not this machine's,
+    which may run seconds apart; a store that fails to answer is asked again until the wait ends."""
+    started = this_machines_clock()
+    probes = through_gateway(gateway, service, probes_needed(gateway.sample_rate), timeout, time.monotonic() + wait,
+                             sleep)
     sent, unanswered = probes.sent(gateway.url), probes.unanswered(gateway.url)
     if unanswered:
         return unanswered, sent
+    deadline = time.monotonic() + wait
     since = (probes.since if probes.since is not None else started) - 2  # a Date header has whole seconds
     ids = probes.trace_ids if gateway.joins_callers_traces else []  # one facing clients starts traces of its own
     reading: TraceReading | None = None

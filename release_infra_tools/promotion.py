@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from core.alerting.settings import load_alerting
 from core.catalogue import Catalogue, ServiceSpec, catalogue_path
-from core.errors import ConfigError
+from core.errors import ConfigError, Problem
 from core.images import ImageReference
 from core.names import COLOURS, other, warm_again
 from core.policy.history import with_first_served
@@ -26,7 +26,7 @@ from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
 from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
-from core.gateway import health_max_rate, joins_callers_traces, trace_sample_rate
+from core.names import PROJECT
 from core.settings import EnvironmentKind, RateLimit, gateway_with_defaults
 from core.validation import structured
 from release_infra_tools.probes import (Prometheus, PrometheusError, PublicGateway, TraceStore, TraceStoreError,
@@ -138,12 +138,31 @@ def require_traces(options: ReleaseOptions, now: Target) -> None:
                          "API")
 
 
+def stack_rate_limit(now: Target) -> RateLimit:
+    """The stack file's gateway.rate_limit over its environment's defaults, which the health routes are rendered
+    from. Checked here, before anything changes: a promotion of the image the standby already runs applies no
+    update in which the program would check it first."""
+    gateway = gateway_with_defaults(now.kind, structured(now.config.get("gateway", {})))
+    key, given = ((f"{PROJECT}:gateway.rate_limit", gateway.get("rate_limit")) if isinstance(gateway, dict) else
+                  (f"{PROJECT}:gateway", gateway))
+    try:
+        return RateLimit.model_validate(given)
+    except ValidationError as error:
+        first = error.errors()[0]
+        problem = Problem(".".join([key, *map(str, first["loc"])]), first["input"], first["msg"])
+        raise UsageError(str(ConfigError(f'stack "{now.environment}"', [problem]))) from None
+
+
 class TraceCheck:
     """Seed 000 §9's end-to-end traces, at the first look after a switch; nothing without --traces-url."""
 
     def __init__(self, options: ReleaseOptions, now: Target) -> None:
         self.options, self.now = options, now
         self.store = TraceStore(options.traces_url, options.request_timeout) if options.traces_url else None
+        self.gateway = PublicGateway.of(
+            options.url(options.gateway_url, service=now.service, namespace=now.namespace,
+                        environment=now.environment, colour=now.active),
+            EnvironmentKind(now.kind), stack_rate_limit(now))
 
     def describe(self) -> str:
         return "traces through the gateway" if self.store else "no trace check (no --traces-url)"
@@ -179,19 +198,6 @@ class TraceCheck:
             wait=self.options.trace_wait, timeout=self.options.request_timeout, sleep=stop.sleep)
         say(f"  {seen}")
         return problem
-
-    @property
-    def gateway(self) -> PublicGateway:
-        """As the stack renders it: its sample rate and trace headers by environment, its health routes' limit
-        from the stack's gateway keys (checked by the program when the stack was applied, as refuse_unapplied
-        makes sure)."""
-        now, environment = self.now, EnvironmentKind(self.now.kind)
-        gateway = gateway_with_defaults(now.kind, structured(now.config.get("gateway", {})))
-        return PublicGateway(
-            url=self.options.url(self.options.gateway_url, service=now.service, namespace=now.namespace,
-                                 environment=now.environment, colour=now.active),
-            sample_rate=trace_sample_rate(environment), joins_callers_traces=joins_callers_traces(environment),
-            health_rate=health_max_rate(RateLimit.model_validate(gateway["rate_limit"])))  # type: ignore[index]
 
     def close(self) -> None:
         if self.store is not None:

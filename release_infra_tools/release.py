@@ -263,7 +263,8 @@ def _release_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--traces-url", default=env("RELEASE_TRACES_URL"),
                          help="Jaeger query API of the trace store; after a switch, a trace must go through the "
                               "gateway into the new colour (required in prod)")
-    command.add_argument("--trace-wait", help="how long the trace check waits for that trace (default 1m)")
+    command.add_argument("--trace-wait", help="how long the trace check's requests may take, then how long it waits "
+                                              "for their trace (default 1m)")
     command.add_argument("--synthetic-hook", default=env("RELEASE_SYNTHETIC_HOOK"),
                          help="command run against RELEASE_BASE_URL for Pay-In and Pay-Out; exit 0 passes")
     command.add_argument("--bake", help="canary: time per step (default 15m)")

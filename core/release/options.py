@@ -66,8 +66,9 @@ class ReleaseOptions(BaseModel):
                                          "requests through.")
     traces_url: str | None = Field(None, description="Jaeger query API base URL of the trace store the gateway and "
                                                      "the services export to; prod needs one (seed 000 §9).")
-    trace_wait: Seconds = Field(60, description="How long the trace check waits for an end-to-end trace: spans "
-                                                "reach the store in batches, seconds after their requests.")
+    trace_wait: Seconds = Field(60, description="How long the trace check's requests may take, and then how long "
+                                                "it waits for their end-to-end trace: spans reach the store in "
+                                                "batches, seconds after their requests.")
     synthetic_hook: str | None = Field(
         None, description="Command that runs synthetic transactions against RELEASE_BASE_URL; exit 0 passes.")
     bake: Seconds = Field(900, description="How long each canary step runs before the next (seed 000 §2: 15 min).")

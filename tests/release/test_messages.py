@@ -863,5 +863,24 @@ def test_the_trace_checks_requests_keep_to_the_stacks_health_route_limit(gateway
     check = promotion.TraceCheck(ReleaseOptions.build(traces_url="http://traces"),
                                  target(stack, "dev", "merchant-api"))  # type: ignore[arg-type]
     assert check.gateway.health_rate == rate
+    assert check.gateway.name == "gateway"
     assert check.gateway.url == "http://gateway.payments-dev.svc"
     assert (check.gateway.sample_rate, check.gateway.joins_callers_traces) == (1.0, True)
+
+
+@pytest.mark.parametrize(("gateway", "message"), [
+    ({"rate_limit": {"max_rate": 0}},
+     "release-infra:gateway.rate_limit.max_rate = 0: Input should be greater than or equal to 1"),
+    ('{"rate_limit": null}', "release-infra:gateway.rate_limit = null: Input should be a valid dictionary or instance "
+                             "of RateLimit"),
+    ("[1]", "release-infra:gateway = [1]: Input should be a valid dictionary or instance of RateLimit"),
+])
+def test_a_gateway_rate_limit_the_program_would_refuse_stops_the_promotion_before_anything_changes(
+        probes: Callable[..., None], gateway: object, message: str) -> None:
+    """The standby may already run the image: then no update would let the program refuse the key first."""
+    stack = Walked("merchant-api", M_ACTIVE, M_STANDBY)
+    stack.settings["gateway"] = gateway
+    with pytest.raises(UsageError) as raised:
+        walk("promote", stack, M_NEW, traces_url="http://traces")
+    assert str(raised.value) == f'invalid config for stack "dev": {message}'
+    assert stack.asked == []

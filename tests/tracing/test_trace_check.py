@@ -14,7 +14,6 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from core.gateway import health_max_rate, joins_callers_traces, trace_sample_rate
 from core.release.traces import TraceReading
 from release_infra_tools import probes
 from release_infra_tools.probes import PublicGateway, TraceStore, TraceStoreError, trace_problem_after_switch
@@ -42,9 +41,7 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JaegerServer]:
 def public(gateway_url: str, stack: str = "dev") -> PublicGateway:
     """The stack's public gateway as the release's trace check sees it."""
     stack_settings = settings(stack)
-    return PublicGateway(gateway_url, trace_sample_rate(stack_settings.environment),
-                         joins_callers_traces(stack_settings.environment),
-                         health_max_rate(stack_settings.gateway.rate_limit))
+    return PublicGateway.of(gateway_url, stack_settings.environment, stack_settings.gateway.rate_limit)
 
 
 def check(jaeger: JaegerServer, gateway_url: str, colour: str, stack: str = "dev",
@@ -234,6 +231,25 @@ def test_only_requests_answered_with_success_count_and_a_refused_one_is_tried_ag
     gateway.shutdown()
     assert (len(probes_.trace_ids), dict(probes_.answers)) == (2, {"HTTP 503": 1, "HTTP 200": 2})
     assert slept == [probes.RETRY_AFTER, 0.2]  # a second after the 503, then at half the route's limit
+
+
+def test_the_traces_get_the_whole_wait_after_the_last_request() -> None:
+    """Prod's 49 requests take about 10 seconds at the health routes' limit, and the spans of the last ones leave
+    the gateway in a batch seconds later: the wait for them starts when the requests end, not with them."""
+    class Empty(TraceStore):
+        asked: list[float] = []
+
+        def reading(self, **_: Any) -> TraceReading:
+            self.asked.append(time.monotonic())
+            return TraceReading(found=0, reached=0, through_gateway=0)
+
+    gateway, store, wait = Answers([200] * 49), Empty("http://127.0.0.1:9", 1), 2.0
+    problem, seen = trace_problem_after_switch(store, public(gateway.url, "prod"), service=SERVICE, colour="blue",
+                                               environment="prod", wait=wait, timeout=2, sleep=time.sleep)
+    gateway.shutdown()
+    requests = int(re.search(r"after (\d+) requests", seen)[1])  # type: ignore[index]
+    assert 5 <= requests < 49, seen  # the requests' own time ran out at 0.2 s apart
+    assert problem is not None and store.asked[-1] - store.asked[0] >= wait - 0.1, store.asked
 
 
 def test_the_requests_keep_to_half_of_a_lower_health_route_limit() -> None:
