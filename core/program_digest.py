@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def program_files(root: Path) -> list[str]:
-    """Repository-relative, sorted; Python's bytecode caches are left out, since importing writes them."""
+    """Repository-relative, sorted; Python's bytecode caches are left out, since importing writes them. A directory
+    without the project file is no checkout: its digest would be that of no program."""
+    if not (root / "Pulumi.yaml").is_file():
+        raise FileNotFoundError(f"{root} holds no Pulumi.yaml: not a checkout of the program")
     found = [name for name in SHARED_FILES if (root / name).is_file()]
     for directory in SHARED_DIRECTORIES:
         found += [path.relative_to(root).as_posix() for path in (root / directory).rglob("*")
@@ -39,4 +42,7 @@ def program_digest(root: Path = ROOT) -> str:
 
 
 if __name__ == "__main__":
-    print(program_digest(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT))
+    try:
+        print(program_digest(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT))
+    except FileNotFoundError as error:
+        sys.exit(f"program_digest: {error}")

@@ -57,3 +57,12 @@ def test_the_outputs_record_it_and_the_module_prints_it() -> None:
     printed = subprocess.run([sys.executable, "-m", "core.program_digest"], cwd=ROOT, capture_output=True,
                              text=True, check=True, timeout=60).stdout
     assert printed == f"{program_digest()}\n"
+
+
+def test_a_directory_that_is_no_checkout_has_no_digest(tmp_path: Path) -> None:
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "names.py").write_text("")
+    result = subprocess.run([sys.executable, "-m", "core.program_digest", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"program_digest: {tmp_path} holds no Pulumi.yaml: not a checkout of the program\n"

@@ -430,7 +430,7 @@ def run_tested_program_step(repo: Path, applied: str | None) -> subprocess.Compl
 
 
 class Checkout:
-    """A repository whose release candidates v2.2.0-rc.1 and v2.3.0-rc.1 change the program; ``commit(path,
+    """A checkout whose release candidates v2.2.0-rc.1 and v2.3.0-rc.1 change the program; ``commit(path,
     text)`` adds a commit on top, and ``digests`` holds the program's digest at each tag."""
 
     def __init__(self, root: Path) -> None:
@@ -438,6 +438,7 @@ class Checkout:
         self.git = ["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.com"]
         subprocess.run(["git", "init", "--quiet", str(root)], check=True)
         (root / ".venv").symlink_to(ROOT / ".venv")
+        self.commit("Pulumi.yaml", "name: release-infra\n")
         self.commit("infra/program.py", "VERSION = 1\n", tag="v2.2.0-rc.1")
         self.commit("catalogue.yaml", "services: {}\n", tag="v2.3.0-rc.1")
 
@@ -493,8 +494,22 @@ def test_test_outputs_without_a_program_are_refused(checkout: Checkout) -> None:
     result = run_tested_program_step(checkout.root, None)
     assert result.returncode == 1
     assert (f"::error::Prod runs only the program Test applied; main's is {checkout.digest()}, and Test's outputs "
-            "record no program (stack output program_digest): main's program is v2.3.0-rc.1's: let Test's "
+            "cannot be read or name no program (error: no output): main's program is v2.3.0-rc.1's: let Test's "
             "deployment of v2.3.0-rc.1 finish, or run it again") in result.stdout
+
+
+def test_a_large_change_since_the_release_candidate_is_named_by_its_first_ten_files(checkout: Checkout) -> None:
+    """Under pipefail, a writer cut off by `head` would end the step silently, without its message."""
+    for number in range(3000):
+        (checkout.root / "core" / "generated" / f"part_{number:04}.py").parent.mkdir(parents=True, exist_ok=True)
+        (checkout.root / "core" / "generated" / f"part_{number:04}.py").write_text(f"PART = {number}\n" * 20)
+    checkout.commit("core/generated/__init__.py", "")
+    subprocess.run([*checkout.git, "add", "core"], check=True)
+    subprocess.run([*checkout.git, "commit", "--quiet", "-m", "generated"], check=True)
+    result = run_tested_program_step(checkout.root, checkout.digests["v2.3.0-rc.1"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = " ".join(["core/generated/__init__.py", *(f"core/generated/part_{number:04}.py" for number in range(9))])
+    assert f"main changed since v2.3.0-rc.1: {first}; tag a release candidate" in result.stdout, result.stdout
 
 
 def test_prod_without_a_release_candidate_is_refused(tmp_path: Path) -> None:
@@ -503,6 +518,7 @@ def test_prod_without_a_release_candidate_is_refused(tmp_path: Path) -> None:
     subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
                     "--quiet", "--allow-empty", "-m", "first"], check=True)
     (root / ".venv").symlink_to(ROOT / ".venv")
+    (root / "Pulumi.yaml").write_text("name: release-infra\n")
     result = run_tested_program_step(root, "sha256:" + "0" * 64)
     assert result.returncode == 1
     assert ("there is no release-candidate tag (v*.*.*-rc*): tag one and let Test deploy it first"
