@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from core import labels
@@ -15,9 +14,6 @@ GATEWAY_TIER = "gateway"
 PREVIEW_GATEWAY_TIER = "gateway-preview"
 SERVICE_TIER = "service"
 MONITORING_NAMESPACE = "monitoring"
-# The cluster's DNS: CoreDNS keeps kube-dns's namespace and label in kubeadm, EKS, GKE and AKS alike.
-CLUSTER_DNS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
 # Edge namespaces whose ingress controllers carry outside traffic to the gateway, one per audience.
 EDGE_NAMESPACES = {"merchants": "edge-merchants", "consumers": "edge-consumers"}
 AUDIENCES = {
@@ -88,9 +84,10 @@ def network_policies(settings: StackSettings, catalogue: Catalogue) -> dict[str,
 
 
 def _gateway_egress(settings: StackSettings, service_ports: list[int]) -> dict[str, Any]:
-    """The gateways reach the service pods, the cluster's DNS and the trace collector, nothing else: a gateway
-    taken over from outside cannot be a way into the rest of the network. The services' own egress (databases,
-    payment providers) is not declared here."""
+    """The gateways reach the service pods, DNS and the trace collector, nothing else: a gateway taken over from
+    outside cannot be a way into the rest of the network. DNS goes to any destination on port 53: the resolver pods
+    ask may be no pod (NodeLocal DNSCache's link-local address, GKE's Cloud DNS). The services' own egress
+    (databases, payment providers) is not declared here."""
     otlp = settings.gateway.otlp
     return {
         "podSelector": {"matchExpressions": [
@@ -99,23 +96,21 @@ def _gateway_egress(settings: StackSettings, service_ports: list[int]) -> dict[s
         "egress": [
             {"to": [{"podSelector": {"matchLabels": {labels.TIER: SERVICE_TIER}}}],
              "ports": [{"protocol": "TCP", "port": port} for port in service_ports]},
-            {"to": [CLUSTER_DNS], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
             {**_collector(otlp.host), "ports": [{"protocol": "TCP", "port": otlp.port}]},
         ],
     }
 
 
 def _collector(host: str) -> dict[str, Any]:
-    """Where the gateway's spans go: a Service's namespace (``<name>.<namespace>.svc[.<cluster domain>]``), an
-    address, or, for a name outside the cluster, any destination on the collector's port."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        labels_ = host.removesuffix(".").split(".")
-        if len(labels_) >= 3 and labels_[2] == "svc":
-            return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": labels_[1]}}}]}
-        return {}
-    return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}]}
+    """Where the gateway's spans go: the namespace of a Service named in full (``<name>.<namespace>.svc[.<cluster
+    domain>]``); for any other host, any destination on the collector's port. An address may be a ClusterIP, which
+    the network plugin translates to a pod's before it applies the policy, and a shorter name depends on the
+    resolver's search list."""
+    parts = host.removesuffix(".").split(".")
+    if len(parts) >= 3 and parts[2] == "svc":
+        return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": parts[1]}}}]}
+    return {}
 
 
 def _release_checks(settings: StackSettings, internal: dict[str, Any]) -> dict[str, Any]:

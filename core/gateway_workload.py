@@ -75,7 +75,8 @@ def _deployment(settings: StackSettings, name: str, config: dict, selector: dict
         "image": gateway.image,
         "args": ["run", "-c", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         # lura balances round-robin only with one scheduler thread; random otherwise. Canary splits rely on it.
-        "env": [{"name": "GOMAXPROCS", "value": "1"}],
+        # USAGE_DISABLE: KrakenD CE reports anonymous usage to usage.krakend.io, which gateway-egress does not allow.
+        "env": [{"name": "GOMAXPROCS", "value": "1"}, {"name": "USAGE_DISABLE", "value": "1"}],
         "ports": [{"name": "http", "containerPort": LISTEN_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/__health", "port": "http"}, "periodSeconds": 10},

@@ -48,6 +48,7 @@ def test_the_gateway_pod_is_safe_and_exact() -> None:
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     container = spec["template"]["spec"]["containers"][0]
     assert {"name": "GOMAXPROCS", "value": "1"} in container["env"]
+    assert {"name": "USAGE_DISABLE", "value": "1"} in container["env"]  # no report to the internet: gateway-egress
     assert container["readinessProbe"]["httpGet"]["path"] == "/__health"
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] < spec["template"]["spec"]["terminationGracePeriodSeconds"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

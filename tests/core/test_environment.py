@@ -7,7 +7,7 @@ import pytest
 import math
 
 from core import blue_green, environment, gateway_workload, quota
-from core.gateway import gateway_roles
+from core.gateway import gateway_roles, krakend_config
 from core.migrations import plan as migration_plan
 from tests.support.stacks import catalogue, set_path, settings, stack_config
 
@@ -76,9 +76,7 @@ def test_monitoring_reaches_only_the_pods_it_scrapes(stack: str) -> None:
 
 GATEWAYS = {"matchExpressions": [{"key": "release-infra/tier", "operator": "In",
                                   "values": ["gateway", "gateway-preview"]}]}
-DNS = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-       "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+DNS = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}  # to any resolver
 
 
 @pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
@@ -97,13 +95,49 @@ def test_the_gateways_reach_only_the_services_dns_and_the_trace_collector(stack:
     assert tiers and tiers <= set(GATEWAYS["matchExpressions"][0]["values"]), tiers  # every gateway pod is selected
 
 
+@pytest.mark.parametrize("stack", ["sandbox", "dev", "test", "prod"])
+def test_the_gateway_egress_allows_every_connection_the_rendered_gateways_open(stack: str) -> None:
+    """Each backend host of every gateway's KrakenD config is a Service of the namespace whose port leads to a
+    container port the rule opens (the policy sees the pod's port, after the Service's translation); its exporter
+    goes to the collector's namespace and port."""
+    stack_settings = settings(stack)
+    rules = environment.network_policies(stack_settings, catalogue())["gateway-egress"]["spec"]["egress"]
+    to_services, collector = rules[0], rules[2]
+    services = {manifest["metadata"]["name"]: manifest for name, spec in catalogue().services.items()
+                if name in stack_settings.services
+                for manifest in blue_green.plan(stack_settings, name, spec).services.values()}
+    container_ports = {port["name"]: port["containerPort"] for name, spec in catalogue().services.items()
+                       if name in stack_settings.services
+                       for port in blue_green.deployment(stack_settings, name, spec, "blue")["spec"]["template"]
+                       ["spec"]["containers"][0]["ports"]}
+    dialled = set()
+    for role in gateway_roles(stack_settings):
+        config = krakend_config(stack_settings, catalogue(), role)
+        for endpoint in config["endpoints"]:
+            for host in (host for backend in endpoint["backend"] for host in backend["host"]):
+                name, namespace, *_ = host.removeprefix("http://").split(".")
+                port = int(host.rsplit(":", 1)[1])
+                [service_port] = [p for p in services[name]["spec"]["ports"] if p["port"] == port]
+                assert namespace == stack_settings.namespace
+                dialled.add(container_ports[service_port["targetPort"]])
+        [exporter] = config["extra_config"]["telemetry/opentelemetry"]["exporters"]["otlp"]
+        assert collector["ports"] == [{"protocol": "TCP", "port": exporter["port"]}]
+        assert collector["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == \
+            exporter["host"].split(".")[1]
+    assert dialled and dialled == {port["port"] for port in to_services["ports"]}
+
+
 @pytest.mark.parametrize(("host", "to"), [
     ("otel.tracing.svc", [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tracing"}}}]),
     ("otel.tracing.svc.cluster.local.", [{"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "tracing"}}}]),
-    ("10.20.0.7", [{"ipBlock": {"cidr": "10.20.0.7/32"}}]),
-    ("fd00::7", [{"ipBlock": {"cidr": "fd00::7/128"}}]),
-    ("collector.observability.example", None),  # outside the cluster: any destination, on the collector's port only
+    # Any destination, on the collector's port only: an address (a ClusterIP would be translated before the policy
+    # applies), a shorter name (resolved through the search list) and a name outside the cluster.
+    ("10.20.0.7", None),
+    ("fd00::7", None),
+    ("otel-collector", None),
+    ("otel-collector.monitoring", None),
+    ("collector.observability.example", None),
 ])
 def test_the_gateways_reach_the_collector_wherever_the_stack_puts_it(host: str, to: list | None) -> None:
     config = set_path(stack_config("dev"), "gateway.otlp", {"host": host, "port": 4318})
