@@ -253,8 +253,8 @@ def through_gateway(gateway: PublicGateway, service: str, needed: int, timeout: 
     """GETs of the service's health route through the gateway until ``needed`` were answered 2xx (at most three
     times as many tries, and not past ``until`` on the monotonic clock), each with a trace context of its own that
     asks for sampling (a gateway that keeps trace headers joins it; one facing clients starts its own). They go at
-    most at half the health route's rate limit, and a request the limit refused is tried again a second later: only a
-    request that reached the service can leave a trace. Three failures in a row end the tries."""
+    most at half the health route's rate limit, and a request the limit refused is tried again a second later: only
+    a request that reached the service can leave a trace. Three failures in a row end the tries."""
     ids: list[str] = []
     answers: Counter[str] = Counter()
     since: float | None = None

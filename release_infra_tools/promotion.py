@@ -18,7 +18,7 @@ from core.alerting.settings import load_alerting
 from core.catalogue import Catalogue, ServiceSpec, catalogue_path
 from core.errors import ConfigError, Problem
 from core.images import ImageReference
-from core.names import COLOURS, other, warm_again
+from core.names import COLOURS, PROJECT, other, warm_again
 from core.policy.history import with_first_served
 from core.policy.rules import canary_required
 from core.policy.settings import load_policy
@@ -26,7 +26,6 @@ from core.release.canary import Progress, remaining_steps
 from core.release.drift import unapplied
 from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
-from core.names import PROJECT
 from core.settings import EnvironmentKind, RateLimit, gateway_with_defaults
 from core.validation import structured
 from release_infra_tools.probes import (Prometheus, PrometheusError, PublicGateway, TraceStore, TraceStoreError,

@@ -264,7 +264,8 @@ def test_a_gateway_that_stops_answering_ends_the_requests_after_three_failures()
     """Not 3 x 49 requests each waiting for its timeout, while live traffic stays on the colour."""
     gateway = Answers([200, 200])
     started = time.monotonic()
-    probes_ = probes.through_gateway(public(gateway.url, "prod"), SERVICE, 49, 0.5, time.monotonic() + 60, lambda _: None)
+    probes_ = probes.through_gateway(public(gateway.url, "prod"), SERVICE, 49, 0.5, time.monotonic() + 60,
+                                     lambda _: None)
     gateway.shutdown()
     assert dict(probes_.answers) == {"HTTP 200": 2, "ReadTimeout": 3}
     assert time.monotonic() - started < 5

@@ -421,8 +421,8 @@ def run_tested_program_step(repo: Path, applied: str | None) -> subprocess.Compl
     summary, bin_dir = repo / "summary", repo.parent / "bin"
     bin_dir.mkdir(exist_ok=True)
     cli = bin_dir / "pulumi"
-    cli.write_text("#!/bin/sh\n" + (f'[ "$*" = "stack output --stack test program_digest" ] && echo {applied} && exit 0\n'
-                                    if applied else "") + "echo 'error: no output' >&2\nexit 255\n")
+    answer = f'[ "$*" = "stack output --stack test program_digest" ] && echo {applied} && exit 0\n'
+    cli.write_text("#!/bin/sh\n" + (answer if applied else "") + "echo 'error: no output' >&2\nexit 255\n")
     cli.chmod(0o755)
     return subprocess.run([*runner_shell(step, job, workflow), "-c", step["run"]], cwd=repo, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary),
