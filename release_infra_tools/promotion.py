@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from core.alerting.settings import load_alerting
 from core.catalogue import Catalogue, ServiceSpec, catalogue_path
-from core.errors import ConfigError, Problem
+from core.errors import ConfigError
 from core.images import ImageReference
 from core.names import COLOURS, PROJECT, other, warm_again
 from core.policy.history import with_first_served
@@ -27,7 +27,7 @@ from core.release.drift import unapplied
 from core.release.gate import GateReading, LatencyReading, judge, judge_latency
 from core.release.options import OptionsError, ReleaseOptions
 from core.settings import EnvironmentKind, RateLimit, gateway_with_defaults
-from core.validation import structured
+from core.validation import problems_from, structured
 from release_infra_tools.probes import (Prometheus, PrometheusError, PublicGateway, TraceStore, TraceStoreError,
                                         health_problems, missing_hook, synthetic_problem, through_gateway,
                                         trace_problem_after_switch)
@@ -142,14 +142,13 @@ def stack_rate_limit(now: Target) -> RateLimit:
     from. Checked here, before anything changes: a promotion of the image the standby already runs applies no
     update in which the program would check it first."""
     gateway = gateway_with_defaults(now.kind, structured(now.config.get("gateway", {})))
-    key, given = ((f"{PROJECT}:gateway.rate_limit", gateway.get("rate_limit")) if isinstance(gateway, dict) else
-                  (f"{PROJECT}:gateway", gateway))
+    key, given = (("gateway.rate_limit", gateway.get("rate_limit")) if isinstance(gateway, dict) else
+                  ("gateway", gateway))
     try:
         return RateLimit.model_validate(given)
     except ValidationError as error:
-        first = error.errors()[0]
-        problem = Problem(".".join([key, *map(str, first["loc"])]), first["input"], first["msg"])
-        raise UsageError(str(ConfigError(f'stack "{now.environment}"', [problem]))) from None
+        problems = problems_from(error, f"{PROJECT}:{key}", RateLimit)
+        raise UsageError(str(ConfigError(f'stack "{now.environment}"', problems))) from None
 
 
 class TraceCheck:

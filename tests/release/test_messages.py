@@ -870,10 +870,12 @@ def test_the_trace_checks_requests_keep_to_the_stacks_health_route_limit(gateway
 
 @pytest.mark.parametrize(("gateway", "message"), [
     ({"rate_limit": {"max_rate": 0}},
-     "release-infra:gateway.rate_limit.max_rate = 0: Input should be greater than or equal to 1"),
-    ('{"rate_limit": null}', "release-infra:gateway.rate_limit = null: Input should be a valid dictionary or instance "
+     "release-infra:gateway.rate_limit.max_rate = 0: input should be greater than or equal to 1"),
+    ('{"rate_limit": null}', "release-infra:gateway.rate_limit = null: input should be a valid dictionary or instance "
                              "of RateLimit"),
-    ("[1]", "release-infra:gateway = [1]: Input should be a valid dictionary or instance of RateLimit"),
+    ("[1]", "release-infra:gateway = [1]: input should be a valid dictionary or instance of RateLimit"),
+    ({"rate_limit": {"max_rat": 4}}, "release-infra:gateway.rate_limit.max_rat: unknown key (did you mean "
+                                     "max_rate?); known keys are max_rate, client_max_rate"),
 ])
 def test_a_gateway_rate_limit_the_program_would_refuse_stops_the_promotion_before_anything_changes(
         probes: Callable[..., None], gateway: object, message: str) -> None:
