@@ -63,6 +63,27 @@ def test_the_workflows_pass_actionlint_with_shellcheck(actionlint: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def shellcheck_action_scripts(directory: Path) -> list[str]:
+    """shellcheck's findings in the `run:` scripts of the composite actions, which actionlint does not read."""
+    findings = []
+    for path in sorted(directory.glob("*/action.yml")):
+        for step in yaml.safe_load(path.read_text())["runs"]["steps"]:
+            if "run" in step:
+                result = subprocess.run(["shellcheck", "--shell=bash", "-"], input=step["run"], capture_output=True,
+                                        text=True, timeout=60)
+                findings += [f"{path.parent.name}: {step.get('name', '')}: {result.stdout}"] if result.returncode else []
+    return findings
+
+
+def test_the_composite_actions_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    assert not shellcheck_action_scripts(ACTIONS)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "action.yml").write_text(yaml.safe_dump(
+        {"runs": {"using": "composite", "steps": [{"shell": "bash", "run": "for f in $(ls); do echo $f; done"}]}}))
+    assert "SC2045" in " ".join(shellcheck_action_scripts(tmp_path))
+
+
 def test_actionlint_catches_a_broken_workflow(actionlint: str, tmp_path: Path) -> None:
     """The check above can fail: the same files with an undefined job output and an unquoted variable do."""
     shutil.copytree(ROOT / ".github", tmp_path / ".github")
@@ -189,16 +210,23 @@ def test_pull_requests_get_one_comment_edited_on_each_push() -> None:
     assert "github.rest.issues.updateComment" in script and "c.body.startsWith(marker)" in script
 
 
-def test_actions_are_pinned_to_versions_and_pulumi_to_the_engine() -> None:
+def test_actions_are_pinned_to_commits_and_pulumi_to_the_engine() -> None:
+    """A tag can be moved to other code; a commit cannot. Each action is named by its commit, with the release it
+    is in a comment, and one release has one commit in every file. The Pulumi CLI is the suite's own engine."""
     files = [*WORKFLOWS.glob("*.yml"), *ACTIONS.glob("*/action.yml")]
-    used = {match for path in files for match in re.findall(r"uses: ([\w./-]+@\S+|\./\S+)", path.read_text())}
-    remote = {use for use in used if not use.startswith("./")}
-    assert remote and all(re.fullmatch(r"[\w-]+/[\w-]+@v\d+\.\d+\.\d+", use) for use in remote), remote
-    versions = dict(line.split("=", 1) for line in (ROOT / "scripts" / "engine" / "versions.env").read_text()
-                    .splitlines() if re.match(r"^[A-Z_]+=", line))
+    uses = [line.split("uses:", 1)[1].strip() for path in files for line in path.read_text().splitlines()
+            if re.match(r"\s*(- )?uses:", line)]
+    remote = [use for use in uses if not use.startswith("./")]
+    pins = [re.fullmatch(r"([\w-]+/[\w-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", use) for use in remote]
+    assert remote and all(pins), [use for use, pin in zip(remote, pins) if not pin]
+    commits: dict[tuple[str, str], set[str]] = {}
+    for pin in pins:
+        commits.setdefault((pin[1], pin[3]), set()).add(pin[2])
+    assert all(len(shas) == 1 for shas in commits.values()), commits
+    assert not any(action.startswith("pulumi/") for action, _ in commits)
     setup = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
-    [pulumi] = [step for step in setup["runs"]["steps"] if step.get("uses", "").startswith("pulumi/actions@")]
-    assert pulumi["with"]["pulumi-version"] == versions["PULUMI_VERSION"]
+    [engine] = [step for step in setup["runs"]["steps"] if "scripts/bootstrap-engine.sh" in step.get("run", "")]
+    assert engine["if"] == "inputs.pulumi == 'true'"
 
 
 def go_version(text: str) -> tuple[int, ...]:
