@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AwareDatetime, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from core.catalogue import Catalogue, Strict
 from core.errors import MISSING, ConfigError, Problem
@@ -26,6 +26,18 @@ REVIEW_WITHIN = timedelta(hours=24)  # seed 000 §7: post-hoc review of an emerg
 FLAG_NAME = re.compile(r"^(?P<product>[a-z][a-z0-9]*)-(?P<feature>[a-z0-9]+(?:-[a-z0-9]+)*)\Z")  # not "$": a final \n
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 StackName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+
+
+def _an_address(value: str) -> str:
+    if not ADDRESS.match(value):
+        raise ValueError("an e-mail address, e.g. cdo@pay.example")
+    return value
+
+
+# A person by their work address: the audit trail of an emergency names someone who can be asked.
+Approver = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254),
+                     AfterValidator(_an_address)]
 
 
 class TrainWindow(Strict):
@@ -88,6 +100,8 @@ class ReleasePolicy(Strict):
     no_deploy_weekdays: list[Weekday] = Field(default_factory=list, description="Days with no changes.")
     freezes: list[Freeze] = Field(default_factory=list)
     canary_for_high_risk: bool = Field(False, description="High-risk services take traffic only through a canary.")
+    emergency_approvers: list[Approver] = Field(
+        default_factory=list, description="Who may approve an emergency change (seed 000: the CDO), by e-mail.")
 
 
 # Prod follows the train, never deploys on a Friday and canaries high-risk services; the others deploy continuously.
@@ -99,7 +113,7 @@ class EmergencyChange(Strict):
     or in a freeze from approval until its post-hoc review, which is due within 24 hours."""
 
     id: Text = Field(description="The change or incident record, e.g. INC-2417.")
-    approver: Text = Field(description="Who approved it (the CDO under the standard).")
+    approver: Approver = Field(description="Who approved it, by e-mail: one of release_policy.emergency_approvers.")
     reason: Text
     approved_at: AwareDatetime
     review_due: AwareDatetime = Field(description="Post-hoc review, at most 24 hours after approval.")
@@ -173,6 +187,10 @@ def _against_standard(stack: str, environment: str, policy: PolicySettings, cata
         if not rules.canary_for_high_risk:
             problems.append(Problem(path(POLICY, "canary_for_high_risk"), False,
                                     "prod releases high-risk services as canaries; it cannot be switched off"))
+        if not rules.emergency_approvers:
+            problems.append(Problem(path(POLICY, "emergency_approvers"), MISSING, "prod names who may approve an "
+                                    "emergency change (seed 000: the CDO), reviewed before an emergency needs it; "
+                                    "a list of e-mail addresses"))
         if policy.upstream_stack is None:
             problems.append(Problem(path(UPSTREAM), MISSING, "prod runs only images its upstream environment has "
                                     "run (promoted from Test); name that stack, e.g. test"))
@@ -185,6 +203,11 @@ def _against_standard(stack: str, environment: str, policy: PolicySettings, cata
         if match is None or match["product"] not in products:
             problems.append(Problem(path(FLAGS), name, "flags are named {product}-{feature} (lowercase, digits and "
                                     f"'-'), product one of the catalogue's: {', '.join(products)}"))
+    emergency = policy.emergency_change
+    if emergency is not None and emergency.approver not in rules.emergency_approvers:
+        problems.append(Problem(path(EMERGENCY, "approver"), emergency.approver, "not one who may approve an emergency "
+                                f"change in this stack ({', '.join(rules.emergency_approvers) or 'none is named'}: "
+                                f"{PREFIX}{POLICY}.emergency_approvers)"))
     if policy.upstream_stack == stack:
         problems.append(Problem(path(UPSTREAM), stack, "names the stack that images are promoted from, not this one"))
     return problems

@@ -94,7 +94,7 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
      'release-infra:release_policy.freezes[0] = {"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z", '
      '"reason": "BF"}: end must be after start'),
     ("release_policy.trian", {}, "release-infra:release_policy.trian: unknown key (did you mean train?); known "
-     "keys are train, no_deploy_weekdays, freezes, canary_for_high_risk"),
+     "keys are train, no_deploy_weekdays, freezes, canary_for_high_risk, emergency_approvers"),
     ("feature_flags", {"refunds-fast-path": {"rollout_percent": 5}},
      'release-infra:feature_flags = "refunds-fast-path": ' + FLAG_NAMES),
     ("feature_flags", {"payin": {"rollout_percent": 5}}, 'release-infra:feature_flags = "payin": ' + FLAG_NAMES),
@@ -105,17 +105,29 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
     ("feature_flags", {"payin-webhook-v2": {"rollout_percent": 50, "full_rollout_since": "2026-10-01"}},
      'release-infra:feature_flags.payin-webhook-v2 = {"rollout_percent": 50, "full_rollout_since": "2026-10-01"}: '
      + FULL_ROLLOUT),
-    ("emergency_change", {"id": "INC-1", "approver": "cdo", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
-                          "review_due": "2026-11-28T15:00:01Z"},
-     'release-infra:emergency_change = {"id": "INC-1", "approver": "cdo", "reason": "P1", "approved_at": '
-     '"2026-11-27T15:00:00Z", "review_due": "2026-11-28T1...: review_due must be after approved_at and at most 24 '
+    ("emergency_change", {"id": "INC-1", "approver": "cdo@pay.example", "reason": "P1",
+                          "approved_at": "2026-11-27T15:00:00Z", "review_due": "2026-11-28T15:00:01Z"},
+     'release-infra:emergency_change = {"id": "INC-1", "approver": "cdo@pay.example", "reason": "P1", '
+     '"approved_at": "2026-11-27T15:00:00Z", "review_due": "...: review_due must be after approved_at and at most 24 '
      "hours after it"),
     ("emergency_change", {"id": "INC-1", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
                           "review_due": "2026-11-28T09:00:00Z"},
      "release-infra:emergency_change.approver is missing: required"),
     ("emergency_change", {"id": "INC-1", "approver": " ", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
                           "review_due": "2026-11-28T09:00:00Z"},
-     'release-infra:emergency_change.approver = " ": string should have at least 1 character'),
+     'release-infra:emergency_change.approver = " ": an e-mail address, e.g. cdo@pay.example'),
+    ("emergency_change", {"id": "INC-1", "approver": "cdo", "reason": "P1", "approved_at": "2026-11-27T15:00:00Z",
+                          "review_due": "2026-11-28T09:00:00Z"},
+     'release-infra:emergency_change.approver = "cdo": an e-mail address, e.g. cdo@pay.example'),
+    ("emergency_change", {"id": "INC-1", "approver": "me@pay.example", "reason": "P1",
+                          "approved_at": "2026-11-27T15:00:00Z", "review_due": "2026-11-28T09:00:00Z"},
+     'release-infra:emergency_change.approver = "me@pay.example": not one who may approve an emergency change in '
+     "this stack (cdo@pay.example: release-infra:release_policy.emergency_approvers)"),
+    ("release_policy.emergency_approvers", [],
+     "release-infra:release_policy.emergency_approvers is missing: prod names who may approve an emergency change "
+     "(seed 000: the CDO), reviewed before an emergency needs it; a list of e-mail addresses"),
+    ("release_policy.emergency_approvers", ["CDO"],
+     'release-infra:release_policy.emergency_approvers[0] = "CDO": an e-mail address, e.g. cdo@pay.example'),
     ("upstream_stack", "prod",
      'release-infra:upstream_stack = "prod": names the stack that images are promoted from, not this one'),
     ("upstream_stack", None,  # as good as deleted: lineage would be off, and prod would run any build
@@ -496,7 +508,7 @@ def test_the_release_a_switch_left_keeps_its_colour_through_the_rollback_window(
         "(release-infra:emergency_change)")
     assert judge("prod", replaced, applied, TRAIN + timedelta(minutes=60), **tested) == []
     emergency = set_path(copy.deepcopy(replaced), "emergency_change", {
-        "id": "INC-7", "approver": "cdo", "reason": "P1", "approved_at": "2026-11-24T10:32:00Z",
+        "id": "INC-7", "approver": "cdo@pay.example", "reason": "P1", "approved_at": "2026-11-24T10:32:00Z",
         "review_due": "2026-11-25T10:00:00Z"})
     assert judge("prod", emergency, applied, TRAIN + timedelta(minutes=5), **tested) == []
 
@@ -694,7 +706,7 @@ def test_an_emergency_change_record_shortens_the_canary_wait_but_not_the_steps()
     config = prod_with("services.payin-api.blue.image", NEW_PAYIN)
     previous = walk(config, (5,), TRAIN, timedelta(0))
     emergency = set_path(set_path(copy.deepcopy(config), "services.payin-api.canary", {"weight": 25}),
-                         "emergency_change", {"id": "INC-9", "approver": "cdo", "reason": "P1",
+                         "emergency_change", {"id": "INC-9", "approver": "cdo@pay.example", "reason": "P1",
                                               "approved_at": "2026-11-24T10:00:00Z",
                                               "review_due": "2026-11-25T10:00:00Z"})
     assert judge("prod", emergency, previous, TRAIN + timedelta(minutes=2)) == []

@@ -22,7 +22,7 @@ from release_infra_tools.probes import (Probes, Prometheus, PrometheusError, Tra
 from release_infra_tools.promotion import Applied, undo
 from release_infra_tools.release import CheckFailed, Interrupted, Stop, UsageError, rollback, say, target
 from release_infra_tools.stacks import ConfigNotPutBack, StackError, Update
-from tests.support.stacks import ROOT, catalogue
+from tests.support.stacks import ROOT, catalogue, stack_config
 
 LOCKED = "stack dev is locked by another update"
 
@@ -702,7 +702,8 @@ class Prod(Walked):
     """The same stack file, as prod's: its release policy takes high-risk services to traffic only by canary."""
 
     def config(self, environment: str) -> dict[str, object]:
-        return {**super().config(environment), "environment": "prod", "upstream_stack": "test"}
+        return {**super().config(environment), "environment": "prod", "upstream_stack": "test",
+                "release_policy": stack_config("prod")["release_policy"]}
 
 
 def test_a_promotion_of_a_high_risk_service_where_it_needs_a_canary_is_refused_before_anything_changes(
