@@ -11,7 +11,8 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, AwareDatetime, Field, StringConstraints, ValidationError, field_validator,
+                      model_validator)
 
 from core.catalogue import Catalogue, Strict
 from core.errors import MISSING, ConfigError, Problem

@@ -71,7 +71,8 @@ def shellcheck_action_scripts(directory: Path) -> list[str]:
             if "run" in step:
                 result = subprocess.run(["shellcheck", "--shell=bash", "-"], input=step["run"], capture_output=True,
                                         text=True, timeout=60)
-                findings += [f"{path.parent.name}: {step.get('name', '')}: {result.stdout}"] if result.returncode else []
+                if result.returncode:
+                    findings.append(f"{path.parent.name}: {step.get('name', '')}: {result.stdout}")
     return findings
 
 
