@@ -11,8 +11,9 @@ import re
 from typing import Iterable
 
 STACK_FILE = re.compile(r"Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml")
-# The last: the Pulumi CLI the workflows install.
-SHARED_FILES = ("catalogue.yaml", "Pulumi.yaml", "pyproject.toml", ".github/actions/setup/action.yml")
+# requirements.lock: the exact SDKs every stack runs; the bootstrap and the setup action: the engine CI builds.
+SHARED_FILES = ("catalogue.yaml", "Pulumi.yaml", "pyproject.toml", "requirements.lock", "scripts/bootstrap-engine.sh",
+                ".github/actions/setup/action.yml")
 # release_infra_tools/: the program imports its registry client (digest lookup).
 SHARED_DIRECTORIES = ("core/", "components/", "infra/", "release_infra_tools/", "scripts/engine/")
 

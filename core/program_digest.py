@@ -9,6 +9,7 @@ release-candidate tag only says what Test was asked to deploy, not that it did.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -19,15 +20,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def program_files(root: Path) -> list[str]:
-    """Repository-relative, sorted; Python's bytecode caches are left out, since importing writes them. A directory
-    without the project file is no checkout: its digest would be that of no program."""
+    """Repository-relative, sorted; Python's bytecode caches are left out, since importing writes them. In a git
+    checkout only the files git tracks count, so a stray file on disk (a scratch script, an editor's backup) does
+    not make a clean program look changed. A directory without the project file is no checkout: its digest would
+    be that of no program."""
     if not (root / "Pulumi.yaml").is_file():
         raise FileNotFoundError(f"{root} holds no Pulumi.yaml: not a checkout of the program")
     found = [name for name in SHARED_FILES if (root / name).is_file()]
     for directory in SHARED_DIRECTORIES:
         found += [path.relative_to(root).as_posix() for path in (root / directory).rglob("*")
                   if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
-    return sorted(found)
+    tracked = _tracked(root)
+    return sorted(found if tracked is None else tracked.intersection(found))
+
+
+def _tracked(root: Path) -> set[str] | None:
+    """The program's files git tracks in ``root``; None where ``root`` is not the top of a git work tree (an
+    export, a copy) or git cannot tell, and every file on disk counts."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *SHARED_FILES, *SHARED_DIRECTORIES],
+                                capture_output=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {name for name in listed.decode().split("\0") if name}
 
 
 @cache

@@ -26,7 +26,9 @@ from tests.support.stacks import ROOT, STACKS
     (["infra/program.py", "docs/alerting.md"], list(STACKS)),
     (["release_infra_tools/registry.py"], list(STACKS)),  # the program's digest lookup
     (["scripts/engine/versions.env"], list(STACKS)),  # the engine and provider every preview runs
-    ([".github/actions/setup/action.yml"], list(STACKS)),  # the CLI the workflows install
+    ([".github/actions/setup/action.yml"], list(STACKS)),  # how the workflows provide the engine
+    (["scripts/bootstrap-engine.sh"], list(STACKS)),  # which builds it
+    (["requirements.lock"], list(STACKS)),  # the exact SDKs: a bump of the Kubernetes SDK changes every stack
     (["docs/pull-requests.md", "README.md"], []),
     (["tests/core/test_gateway.py", "scripts/up.sh", ".github/workflows/deploy.yml"], []),
     ([], []),

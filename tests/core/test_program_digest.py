@@ -66,3 +66,19 @@ def test_a_directory_that_is_no_checkout_has_no_digest(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"program_digest: {tmp_path} holds no Pulumi.yaml: not a checkout of the program\n"
+
+
+def test_in_a_git_checkout_only_tracked_files_count(tmp_path: Path) -> None:
+    root = copy(program_files(ROOT), tmp_path / "checkout")
+    git = lambda *args: subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,  # noqa: E731
+                                       timeout=60)
+    git("init", "--quiet")
+    git("add", "--all")
+    assert program_digest.__wrapped__(root) == program_digest(ROOT)
+    (root / "core" / "scratch.py").write_text("print('trying something')\n")
+    assert program_digest.__wrapped__(root) == program_digest(ROOT)  # untracked: not the program
+    (root / ".git").rename(tmp_path / "git")  # an export of the same files: every file on disk counts
+    assert program_digest.__wrapped__(root) != program_digest(ROOT)
+    (tmp_path / "git").rename(root / ".git")
+    git("add", "core/scratch.py")
+    assert program_digest.__wrapped__(root) != program_digest(ROOT)
