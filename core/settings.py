@@ -232,9 +232,12 @@ class Gateway(Strict):
         "ingress controller), which no client can forge."))
 
 
+# KrakenD's image as the stack's registry mirrors it (Docker Hub's path kept): the 2.13 line, as the tests run lura
+# v2.13.0 (gateway/). Like every image, the gateway's comes from the private registry: a pull from Docker Hub in the
+# middle of a canary step could meet its rate limit or an outage.
+KRAKEND_IMAGE = "devopsfaith/krakend:2.13.1"
 GATEWAY_DEFAULTS: dict[str, dict[str, Any]] = {
     kind: {
-        "image": "docker.io/devopsfaith/krakend:2.13.1",  # the 2.13 line: tests run lura v2.13.0 (gateway/)
         "replicas": replicas,
         "timeout_ms": timeout_ms,
         "rate_limit": {"max_rate": max_rate, "client_max_rate": client_max_rate},
@@ -290,7 +293,8 @@ class StackSettings(Strict):
         """Fill the gateway's unset keys from the environment's defaults, so a stack states only what differs."""
         if not isinstance(data, dict):
             return data
-        return {**data, "gateway": gateway_with_defaults(data.get("environment"), data.get("gateway", {}))}
+        return {**data, "gateway": gateway_with_defaults(data.get("environment"), data.get("gateway", {}),
+                                                         data.get("registry"))}
 
     @field_validator("namespace")
     @classmethod
@@ -321,11 +325,21 @@ SEPARATELY_VALIDATED = ALERTING_KEYS + RETENTION_KEYS + POLICY_KEYS + DIGEST_KEY
 KNOWN_KEYS = CONFIG_KEYS + SEPARATELY_VALIDATED
 
 
-def gateway_with_defaults(environment: object, overrides: object) -> object:
-    """A stack's gateway keys over its environment's defaults; read by the program and by the release checks."""
+def gateway_with_defaults(environment: object, overrides: object, registry: object = None) -> object:
+    """A stack's gateway keys over its environment's defaults, the image from the stack's ``registry``; read by the
+    program and by the release checks."""
     # An unknown environment is reported on its own key; any defaults keep it from also reporting the gateway.
     defaults = GATEWAY_DEFAULTS.get(environment if isinstance(environment, str) else "", GATEWAY_DEFAULTS["dev"])
+    # Without a usable registry the stack is refused on that key, and the image only has to parse.
+    defaults = {**defaults, "image": f"{registry if _usable_registry(registry) else 'docker.io'}/{KRAKEND_IMAGE}"}
     return _merge(defaults, overrides) if isinstance(overrides, dict) else overrides
+
+
+def _usable_registry(registry: object) -> bool:
+    try:
+        return isinstance(registry, str) and bool(is_registry_host(registry))
+    except ValueError:
+        return False
 
 
 def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -386,6 +400,10 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
         problems.append(Problem(_path("cluster", "kubeconfig"), SECRET, KUBECONFIG_CONTENTS))
     if settings.replicas < _minimum_replicas(settings):
         problems.append(Problem(_path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))
+    if _image_registry(settings.gateway.image) != settings.registry.lower():
+        problems.append(Problem(_path("gateway", "image"), settings.gateway.image,
+                                f"must come from the private registry {settings.registry}, as every image does: "
+                                f"mirror KrakenD's image there (the default is {settings.registry}/{KRAKEND_IMAGE})"))
     if settings.gateway.replicas < _minimum_replicas(settings):  # its disruption budget lets one pod go at a time
         problems.append(Problem(_path("gateway", "replicas"), settings.gateway.replicas,
                                 "prod runs at least 2 gateway pods: a node drain takes one at a time, and one alone "
@@ -437,6 +455,13 @@ def _in_flight_problems(settings: StackSettings, catalogue: Catalogue) -> list[P
                     + ", ".join(f"{name} has {seconds}s" for name, seconds in sorted(short.items()))
                     + " before it is stopped (catalogue shutdown): in-flight requests would be cut; lower the "
                     "timeout or raise grace_seconds")]
+
+
+def _image_registry(image: str) -> str:
+    """The registry an image is pulled from, as a container runtime reads the reference: the first component when
+    it names a host (a '.', a port or localhost), else Docker Hub."""
+    first, _, rest = image.partition("/")
+    return first.lower() if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
 
 
 def _minimum_replicas(settings: StackSettings) -> int:

@@ -134,17 +134,18 @@ def test_health_routes_have_a_small_limit_of_their_own() -> None:
 
 PINNED = ("must be a pinned image: <repository>:<version> (a patch release, e.g. 2.13.1) or "
           "<repository>@sha256:<digest>, the repository in lowercase; not :latest or :watch alone")
+ELSEWHERE = ("must come from the private registry registry.pay.internal, as every image does: mirror KrakenD's image "
+             "there (the default is registry.pay.internal/devopsfaith/krakend:2.13.1)")
 HOST = "must be a host name: lowercase labels of letters, digits and '-', joined by dots, not an IP address"
 EVERY_ADDRESS = "must be the proxies' own addresses, not every address: the gateway would believe any client's " \
                 "X-Forwarded-For"
 
 
 @pytest.mark.parametrize("gateway", [
-    {"image": "registry.pay.internal:5000/krakend:2.13.1@sha256:" + "a" * 64},
-    {"image": "docker.io/devopsfaith/krakend:latest@sha256:" + "b" * 64},  # the digest pins it
+    {"image": "registry.pay.internal/krakend:2.13.1@sha256:" + "a" * 64},
+    {"image": "registry.pay.internal/devopsfaith/krakend:latest@sha256:" + "b" * 64},  # the digest pins it
     {"image": "Registry.Pay.Internal/krakend:2.13.1"},  # a host name is any case
-    {"image": "localhost:5000/krakend:v2.13.1-alpine"},
-    {"image": "krakend@sha256:" + "c" * 64},
+    {"image": "registry.pay.internal/krakend:v2.13.1-alpine"},
     {"otlp": {"host": "otel-collector.monitoring.svc.cluster.local.", "port": 4317}},
     {"otlp": {"host": "fd00::1", "port": 4317}},
     {"otlp": {"host": "10.0.0.7", "port": 4317}},
@@ -185,6 +186,13 @@ def test_pinned_images_and_real_addresses_are_accepted(gateway: dict) -> None:
         "docker.io/DevOpsFaith/KrakenD:2.13.1",  # the kubelet refuses an uppercase repository
         "docker.io/devopsfaith/krakend:2.13.1:latest",
         "docker.io/devopsfaith/krakend@sha256:" + "A" * 64,
+    )),
+    *(("gateway", {"image": image}, f'release-infra:gateway.image = "{image}": ' + ELSEWHERE) for image in (
+        "docker.io/devopsfaith/krakend:2.13.1",
+        "devopsfaith/krakend:2.13.1",  # Docker Hub's, as a runtime reads a reference without a host
+        "krakend@sha256:" + "c" * 64,
+        "registry.pay.internal:5000/krakend:2.13.1",  # another registry on the same host
+        "localhost:5000/krakend:v2.13.1-alpine",
     )),
     ("gateway", {"public_hosts": {"merchants": ""}}, 'release-infra:gateway.public_hosts.merchants = "": ' + HOST),
     ("gateway", {"public_hosts": {"merchants": "10.0.0.1"}},  # the API server refuses an IP as an Ingress host

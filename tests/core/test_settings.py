@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from core.errors import ConfigError
-from core.settings import GATEWAY_DEFAULTS, load_settings
+from core.settings import GATEWAY_DEFAULTS, KRAKEND_IMAGE, load_settings
 from tests.support.stacks import NOW, STACKS, catalogue, delete_path, set_path, settings, stack_config
 
 DELETE = object()
@@ -297,6 +297,6 @@ def test_the_readme_gateway_table_states_each_environments_defaults() -> None:
             for part in path:
                 value = value[part]
             assert cell.replace(",", "") == str(value), (key, environment)
-    assert rows["image"][0] == f"`{GATEWAY_DEFAULTS['prod']['image']}`"
+    assert rows["image"][0] == f"`<registry>/{KRAKEND_IMAGE}`"  # the stack's registry's mirror
     assert set(rows["image"][1:]) == {"same"}  # one image for every environment
-    assert len({GATEWAY_DEFAULTS[environment]["image"] for environment in GATEWAY_DEFAULTS}) == 1
+    assert {settings(stack).gateway.image for stack in STACKS} == {f"registry.pay.internal/{KRAKEND_IMAGE}"}
