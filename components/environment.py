@@ -78,7 +78,7 @@ class Environment(pulumi.ComponentResource):
             opts=inside, served=served, applied=applied)
         self.retention = None if retention is None else RegistryRetention(
             f"{name}-registry-retention", retention, retention_password, protect_outputs or {}, common(settings),
-            opts=inside, namespace=settings.namespace)
+            opts=inside, namespace=settings.namespace, services=list(catalogue.services))
         ReleaseDashboard(f"{name}-release-dashboard", settings, opts=inside)
         self.register_outputs({"namespace": self.namespace.metadata["name"],
                                "retention": self.retention.policy if self.retention else None})

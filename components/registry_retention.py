@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,14 +16,15 @@ class RegistryRetention(pulumi.ComponentResource):
 
     ``password`` should be a Pulumi secret (``config.require_secret``) so it stays encrypted in the state.
     ``protect_outputs`` maps each protected stack to its outputs (``StackReference.outputs`` or this stack's own);
-    they become the files the tool reads with --protect-outputs, in a ConfigMap named after them.
+    they become the files the tool reads with --protect-outputs, in a ConfigMap named after them. ``services`` (the
+    catalogue's) name the repositories it cleans, with its own.
     """
 
     cron_job: k8s.batch.v1.CronJob
 
     def __init__(self, name: str, settings: RetentionSettings, password: pulumi.Input[str],
                  protect_outputs: Mapping[str, pulumi.Input[Any]], labels: Mapping[str, str],
-                 opts: Optional[pulumi.ResourceOptions] = None, *, namespace: str) -> None:
+                 opts: Optional[pulumi.ResourceOptions] = None, *, namespace: str, services: Sequence[str]) -> None:
         super().__init__("release-infra:registry_retention:RegistryRetention", name, None, opts)
         missing = [stack for stack in settings.protect_stacks if stack not in protect_outputs]
         if missing:
@@ -48,7 +49,7 @@ class RegistryRetention(pulumi.ComponentResource):
         protect = k8s.core.v1.ConfigMap(f"{name}-protect", metadata=config_map["metadata"], data=config_map["data"],
                                         immutable=config_map["immutable"], opts=child)
         manifest = job.cron_job(settings, name, namespace, f"{name}-credentials", config_map["metadata"]["name"],
-                                labels)
+                                labels, services)
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, protect]))

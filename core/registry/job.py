@@ -7,7 +7,7 @@ from inheriting whatever the namespace's default account may be granted later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from core.content_address import content_addressed_name
 from core.pod_security import container_security_context, pod_security_context
@@ -30,10 +30,14 @@ def service_account(settings: RetentionSettings, namespace: str, labels: dict[st
             "automount_service_account_token": False}
 
 
-def arguments(settings: RetentionSettings) -> list[str]:
+def arguments(settings: RetentionSettings, services: Sequence[str]) -> list[str]:
+    """The tool's arguments: the services' repositories and its own, and none of the registry's others (its mirror of
+    KrakenD's image, say), whose tags follow none of the standard's rules and would stop every run."""
     # The job's own image lives in the registry it cleans, and no stack's services name it.
     args = ["--registry", str(settings.registry_url), "--keep-last", str(settings.keep_last), "--json",
             "--protect-image", str(settings.image)]
+    for repository in sorted({*services, settings.image.repository}):
+        args += ["--repository", repository]
     for stack in settings.protect_stacks:
         args += ["--protect-outputs", f"{PROTECT_DIR}/{stack}.json"]
     return args + (["--apply"] if settings.apply else [])
@@ -51,7 +55,7 @@ def protect_config_map(name: str, namespace: str, labels: dict[str, str], files:
 
 
 def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str, protect_name: Any,
-             labels: dict[str, str]) -> Manifest:
+             labels: dict[str, str], services: Sequence[str]) -> Manifest:
     """On the configured schedule (daily by default), never two at once, stopped at the deadline; restricted pod
     security, read-only everything.
 
@@ -62,7 +66,7 @@ def cron_job(settings: RetentionSettings, name: str, namespace: str, secret: str
     container = {
         "name": "retention",
         "image": str(settings.image),
-        "args": arguments(settings),
+        "args": arguments(settings, services),
         "env": [
             {"name": USERNAME_VARIABLE, "value": settings.username},
             {"name": PASSWORD_VARIABLE, "valueFrom": {"secretKeyRef": {"name": secret, "key": PASSWORD_KEY}}},

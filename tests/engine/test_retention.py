@@ -95,21 +95,25 @@ def test_prod_has_no_changes_until_another_stack_runs_a_new_image(deployed: Proj
 def test_the_tool_keeps_every_image_the_rendered_configmap_names(deployed: Project, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The CronJob's own arguments and the files it mounts, straight from the engine's render, protect an old
-    image dev just promoted and the job's own image, which lives in the registry it cleans."""
+    image dev just promoted and the job's own image, which lives in the registry it cleans; the registry's mirror of
+    the gateway's image, whose version tag follows no rule of the standard, is not the job's to read."""
     for name, text in protect_config_map(deployed)["data"].items():
         (tmp_path / name).write_text(text)
     [container] = rendered(deployed, "CronJob", "prod-registry-retention")["spec"]["jobTemplate"]["spec"][
         "template"]["spec"]["containers"]
     job_image = container["image"]
+    [gateway] = rendered(deployed, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"]
+    mirror, mirrored_tag = gateway["image"].split("/", 1)[1].rsplit(":", 1)  # devopsfaith/krakend, 2.13.1
     old = datetime(2025, 1, 1, tzinfo=timezone.utc)
     builds = [Image(repository, (f"{i:07x}-v3.0.{i}-rc.1",), old + timedelta(days=30 + i))  # candidates
               for repository in ("payin-api", "release-infra-retention") for i in range(25)]
     # Each older than all 25 builds of its repository.
     promoted = Image("payin-api", (PROMOTED.rsplit(":", 1)[1],), old)
     job = Image("release-infra-retention", (job_image.rsplit(":", 1)[1],), old)
+    others = [Image(service, ("0000001-v1.0.0",), old) for service in ("payout-api", "merchant-api")]
     (tmp_path / "registry").mkdir()
     with running_registry(install(), tmp_path / "registry") as registry:
-        push_all(registry, [promoted, job, *builds])
+        push_all(registry, [promoted, job, *builds, *others, Image(mirror, (mirrored_tag, "2.13.0"), old)])
         arguments = [registry.url if previous == "--registry" else argument.replace(PROTECT_DIR, str(tmp_path))
                      for previous, argument in zip(["", *container["args"]], container["args"])]
         assert retention_main([*arguments, "--apply"]) == 0
@@ -117,7 +121,10 @@ def test_the_tool_keeps_every_image_the_rendered_configmap_names(deployed: Proje
         survivors = registry.tags()
     newest = {f"{i:07x}-v3.0.{i}-rc.1" for i in range(5, 25)}
     assert survivors == {"payin-api": {PROMOTED.rsplit(":", 1)[1]} | newest,
-                         "release-infra-retention": {job_image.rsplit(":", 1)[1]} | newest}
+                         "release-infra-retention": {job_image.rsplit(":", 1)[1]} | newest,
+                         "payout-api": {"0000001-v1.0.0"}, "merchant-api": {"0000001-v1.0.0"},
+                         mirror: {mirrored_tag, "2.13.0"}}
+    assert mirror not in report["repositories"]
     [kept] = [k for k in report["repositories"]["payin-api"]["keep"] if k["tags"] == [PROMOTED.rsplit(":", 1)[1]]]
     assert kept["why"] == ["runs in dev payin-api green"]
     [kept] = [k for k in report["repositories"]["release-infra-retention"]["keep"]

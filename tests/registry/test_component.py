@@ -28,7 +28,8 @@ def register(raw: dict | None = None, outputs: dict | None = None):
 
     def program() -> RegistryRetention:
         return RegistryRetention("prod-retention", retention, pulumi.Output.secret("hunter2-password"), outputs,
-                                 {"app.kubernetes.io/part-of": "payments"}, namespace="payments-prod")
+                                 {"app.kubernetes.io/part-of": "payments"}, namespace="payments-prod",
+                                 services=["payout-api", "payin-api"])
 
     return run_program(program, stack="prod", config={})
 
@@ -59,6 +60,9 @@ def test_the_job_is_daily_single_bounded_and_restricted():
     assert container["args"][-1] == "--apply"
     assert [a for a in container["args"] if a.endswith(".json")] == [
         f"/etc/release-infra-retention/protect/{stack}.json" for stack in STACKS]
+    # The services' repositories and its own: none of the registry's mirrors of other images.
+    assert [b for a, b in zip(container["args"], container["args"][1:]) if a == "--repository"] == [
+        "payin-api", "payout-api", "release-infra-retention"]
     assert container["env"][1]["valueFrom"] == {"secretKeyRef": {"name": "prod-retention-credentials",
                                                                  "key": "password"}}
 
@@ -116,7 +120,7 @@ def test_a_missing_stack_output_is_refused():
     retention = load_retention("prod", {}, {}, "registry.pay.internal", live=False)
     with pytest.raises(ValueError, match="protect_outputs lacks sandbox"):
         run_program(lambda: RegistryRetention("r", retention, "pw", {"dev": {}, "test": {}, "prod": {}}, {},
-                                                      namespace="payments-prod"),
+                                              namespace="payments-prod", services=[]),
                     stack="prod", config={})
 
 
