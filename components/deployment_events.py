@@ -48,6 +48,7 @@ import pulumi.dynamic
 from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 
 from core.alerting.events import DeploymentEvent, ReleaseState, classify, failure, postable_alerts
+from core.alerting.settings import http_url
 from core.errors import without_credentials
 from core.images import ImageReference
 from core.names import Colour
@@ -72,10 +73,13 @@ def post_alerts(alertmanager_url: str, alerts: list[dict[str, Any]], *,
     """POST to ``/api/v2/alerts``, retrying twice when Alertmanager cannot be reached or answers 5xx (a 4xx refusal
     is final); PostFailed when no attempt succeeds."""
     try:
+        # The program's own rule for the URL: no user:password@ (urllib cannot send it, and its error would repeat
+        # the password) and no token. Callers that take the URL from elsewhere (`release failed`) get it here too.
+        http_url(alertmanager_url)
         request = urllib.request.Request(alertmanager_url.rstrip("/") + "/api/v2/alerts", method="POST",
                                          data=json.dumps(alerts).encode(),
                                          headers={"Content-Type": "application/json"})
-    except ValueError as error:  # not a URL at all
+    except ValueError as error:  # not a URL, or not one the program would take
         raise PostFailed(len(alerts), alertmanager_url, str(error)) from error
     error: Exception | None = None
     for attempt in range(ATTEMPTS):

@@ -32,6 +32,7 @@ MANIFEST_TYPES = (
 PAGE_SIZE = 1000
 RETENTION_CREDENTIALS = "set RETENTION_REGISTRY_USERNAME and RETENTION_REGISTRY_PASSWORD or --credentials-file"
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 b64token
 
 
 class RegistryError(Exception):
@@ -96,6 +97,9 @@ class ChallengeAuth(httpx.Auth):
             token = body.get("token") or body.get("access_token")
             if not token or not isinstance(token, str):
                 raise RegistryError(f"{service} answered without a token")
+            if not BEARER_TOKEN.fullmatch(token):  # httpx's error for an unsendable header would quote it in full
+                raise RegistryError(f"{service} answered a token that is not a bearer token (RFC 6750: letters, "
+                                    "digits and -._~+/, then any '='); nothing was sent with it")
             with self._lock:
                 self._scheme = "bearer"
                 self._tokens[scope] = token

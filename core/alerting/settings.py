@@ -27,7 +27,7 @@ Seconds = Annotated[float, Field(gt=0, le=600)]
 SlackChannel = Annotated[str, Field(pattern=r"^#[a-z0-9][a-z0-9._-]{0,79}$")]
 
 
-def _http_url(url: str) -> str:
+def http_url(url: str) -> str:
     """No user:password@, query, fragment or token-like path segment (a webhook's): the URL is an input of every
     deployment-events resource, so it is in the state in plain text."""
     if len(url) > 2048 or not re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s?#]*)?", url):
@@ -39,7 +39,7 @@ def _http_url(url: str) -> str:
     return url
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpUrl = Annotated[str, AfterValidator(http_url)]
 
 SLACK = "a Slack incoming-webhook URL (https://...)"
 # Secret config keys -> what they hold. Each is its own key so `pulumi config set --secret KEY` encrypts it alone.

@@ -75,15 +75,18 @@ def test_the_failed_command_reports_an_unreachable_alertmanager_in_one_line(monk
     assert "Connection refused" in err
 
 
-def test_the_failed_command_never_prints_credentials_of_the_url(monkeypatch, capsys) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1:9", "alertmanager.pay.internal"])  # without a port urllib's error
+def test_the_failed_command_never_prints_credentials_of_the_url(monkeypatch, capsys, host: str) -> None:  # names it
     monkeypatch.setattr("components.deployment_events.time.sleep", lambda _: None)
-    port = free_port()
-    status = main(["failed", f"--alertmanager-url=http://events:pa55w0rd@127.0.0.1:{port}", "--stack=prod",
+    monkeypatch.setattr("components.deployment_events.urllib.request.urlopen",
+                        lambda *_args, **_kwargs: pytest.fail("posted to a URL the program refuses"))
+    status = main(["failed", f"--alertmanager-url=https://events:pa55w0rd@{host}", "--stack=prod",
                    "--environment=prod", "--namespace=payments-prod", "--service=payin-api", "--active=green",
                    f"--blue={OLD}", f"--green={NEW}", "--reason=pulumi up failed"])
     err = capsys.readouterr().err
     assert status == 1 and "pa55w0rd" not in err
-    assert err.startswith(f"posting deployment-failed for payin-api to http://[secret]@127.0.0.1:{port} failed: ")
+    assert err == (f"posting deployment-failed for payin-api to https://[secret]@{host} failed: must be an http(s) "
+                   "URL without credentials or a query, e.g. http://alertmanager.monitoring:9093\n")
 
 
 def test_the_failed_command_reports_a_malformed_url_in_one_line(capsys) -> None:

@@ -48,6 +48,22 @@ def test_the_registry_really_wants_a_token(token_auth) -> None:
         RegistryClient(registry.url, "deploy", "wrong").digest("payin-api", tag(1))
 
 
+
+def test_a_token_that_cannot_be_sent_is_refused_without_showing_it(token_auth) -> None:
+    """A token service answering a token with a line break in it: the HTTP library's own error would quote the
+    whole Authorization header, and with it the token, into the retention report and the preview's error."""
+    registry, service = token_auth
+    issue = service.token
+    service.token = lambda authorization, scopes: (  # type: ignore[method-assign]
+        None if (token := issue(authorization, scopes)) is None else f"{token}\r\nX-Injected: 1")
+    with pytest.raises(RegistryError) as raised:
+        RegistryClient(registry.url, "deploy", "pull-pa55").tags("payin-api")
+    assert re.fullmatch(r"the token service http://127\.0\.0\.1:\d+/token answered a token that is not a bearer "
+                        r"token \(RFC 6750: letters, digits and -\._~\+/, then any '='\); nothing was sent with it",
+                        str(raised.value))
+    assert "eyJ" not in str(raised.value)
+
+
 @pytest.mark.parametrize("failures", [[503], [429, 502]])
 def test_a_token_service_that_fails_for_a_moment_is_retried(registry_binary, tmp_path, failures) -> None:
     with token_registry(registry_binary, tmp_path, USERS, failures=failures) as (registry, service):
