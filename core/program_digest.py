@@ -34,16 +34,27 @@ def program_files(root: Path) -> list[str]:
     return sorted(found if tracked is None else tracked.intersection(found))
 
 
+class UnreadableCheckout(Exception):
+    """A git checkout whose tracked files git cannot list: counting every file on disk instead would give a clean
+    program another digest, and Prod's train would refuse it for no visible reason."""
+
+
 def _tracked(root: Path) -> set[str] | None:
     """The program's files git tracks in ``root``; None where ``root`` is not the top of a git work tree (an
-    export, a copy) or git cannot tell, and every file on disk counts."""
+    export, a copy), and every file on disk counts. The checkout is trusted as it is (``safe.directory``): a runner's
+    container may own it as another user, and listing files runs nothing of the repository's."""
     if not (root / ".git").exists():
         return None
+    command = ["git", "-c", f"safe.directory={root}", "-C", str(root), "ls-files", "-z", "--", *SHARED_FILES,
+               *SHARED_DIRECTORIES]
     try:
-        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", *SHARED_FILES, *SHARED_DIRECTORIES],
-                                capture_output=True, timeout=60, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
+        listed = subprocess.run(command, capture_output=True, timeout=60, check=True).stdout
+    except subprocess.CalledProcessError as error:
+        raise UnreadableCheckout(f"{root} is a git checkout, but `git ls-files` failed: "
+                                 f"{error.stderr.decode(errors='replace').strip()}") from None
+    except (OSError, subprocess.SubprocessError) as error:
+        raise UnreadableCheckout(f"{root} is a git checkout, but git cannot list its files ({error}): install git, "
+                                 "or digest an export without .git") from None
     return {name for name in listed.decode().split("\0") if name}
 
 
@@ -61,5 +72,5 @@ def program_digest(root: Path = ROOT) -> str:
 if __name__ == "__main__":
     try:
         print(program_digest(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT))
-    except FileNotFoundError as error:
+    except (FileNotFoundError, UnreadableCheckout) as error:
         sys.exit(f"program_digest: {error}")

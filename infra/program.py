@@ -24,6 +24,7 @@ from core.errors import ConfigError, together
 from core.migrations import DATABASES_KEY, PLACEHOLDER_URL, check_databases, previous_releases
 from core.migrations import plan as migration_plan
 from core.outputs import StackOutputs, stack_outputs
+from core.program_digest import UnreadableCheckout, program_digest
 from core.registry import digests as digest_config
 from core.registry import settings as retention_config
 from core.registry.pinning import pin, pinned
@@ -101,8 +102,11 @@ def main(now: Callable[[], datetime] | None = None, catalogue_file: Path | None 
             retention = retention.model_copy(update={"image": pinned(retention.image, pins.get(job_image))})
         migrations = migration_plan(settings, catalogue, previous_releases(previous), pins)
         databases = load_databases(settings, catalogue, database_urls)
+        program_digest()  # for the outputs; a checkout git cannot read fails here, in one line
     except ConfigError as error:
         raise pulumi.RunError(str(error.redacted(f"{PROJECT}:", encrypted))) from None
+    except UnreadableCheckout as error:
+        raise pulumi.RunError(f"cannot tell which program this is: {error}") from None
     provider = kubernetes_provider(settings)
     if not live:
         warn_credentials_withheld(settings, [

@@ -82,3 +82,14 @@ def test_in_a_git_checkout_only_tracked_files_count(tmp_path: Path) -> None:
     (tmp_path / "git").rename(root / ".git")
     git("add", "core/scratch.py")
     assert program_digest.__wrapped__(root) != program_digest(ROOT)
+
+
+def test_a_git_checkout_git_cannot_read_has_no_digest(tmp_path: Path) -> None:
+    """Not every file on disk instead, which would give a clean program another digest, unexplained."""
+    root = copy(program_files(ROOT), tmp_path / "checkout")
+    (root / ".git").write_text(f"gitdir: {tmp_path / 'gone'}\n")  # a worktree whose repository was removed
+    result = subprocess.run([sys.executable, "-m", "core.program_digest", str(root)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"program_digest: {root} is a git checkout, but `git ls-files` failed: fatal: ")
+    assert result.stderr.count("\n") == 1

@@ -10,6 +10,7 @@ import pytest
 from pulumi import RunError
 from pulumi.runtime.proto import engine_pb2
 
+from core.program_digest import UnreadableCheckout
 from core.settings import KNOWN_KEYS
 from infra.program import SECRET_CONFIG_KEYS, main, quiet_sdk_debug
 from tests.support.mock_engine import Run, run_program
@@ -188,6 +189,17 @@ def test_each_stack_gets_its_alerting(stack: str) -> None:
     assert counts["Alerting"] == counts["AlertmanagerConfig"] == counts["PodMonitor"] == 1
     assert counts["PrometheusRule"] == services + 1 and counts["DeploymentEvents"] == services
 
+
+
+def test_a_checkout_git_cannot_read_fails_in_one_line_and_registers_nothing(monkeypatch) -> None:
+    def unreadable() -> str:
+        raise UnreadableCheckout("/src is a git checkout, but `git ls-files` failed: fatal: not a git repository")
+
+    monkeypatch.setattr("infra.program.program_digest", unreadable)
+    run = run_program(lambda: main(now=lambda: NOW), stack="dev", config=stack_config("dev"), keep_error=True)
+    assert isinstance(run.error, RunError) and run.registrations == []
+    assert str(run.error) == ("cannot tell which program this is: /src is a git checkout, but `git ls-files` failed: "
+                              "fatal: not a git repository")
 
 def test_bad_alerting_config_registers_nothing() -> None:
     config = set_path(stack_config("prod"), "alerting.slo_percent", 100)
