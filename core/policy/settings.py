@@ -189,9 +189,10 @@ def _against_standard(stack: str, environment: str, policy: PolicySettings, cata
             problems.append(Problem(path(POLICY, "canary_for_high_risk"), False,
                                     "prod releases high-risk services as canaries; it cannot be switched off"))
         if not rules.emergency_approvers:
-            problems.append(Problem(path(POLICY, "emergency_approvers"), MISSING, "prod names who may approve an "
-                                    "emergency change (seed 000: the CDO), reviewed before an emergency needs it; "
-                                    "a list of e-mail addresses"))
+            given = "emergency_approvers" in rules.model_fields_set
+            problems.append(Problem(path(POLICY, "emergency_approvers"), [] if given else MISSING,
+                                    "prod names who may approve an emergency change (seed 000: the CDO), reviewed "
+                                    "before an emergency needs it; a list of e-mail addresses"))
         if policy.upstream_stack is None:
             problems.append(Problem(path(UPSTREAM), MISSING, "prod runs only images its upstream environment has "
                                     "run (promoted from Test); name that stack, e.g. test"))

@@ -124,6 +124,9 @@ FULL_ROLLOUT = "full_rollout_since (a date) goes with rollout_percent 100, and o
      'release-infra:emergency_change.approver = "me@pay.example": not one who may approve an emergency change in '
      "this stack (cdo@pay.example: release-infra:release_policy.emergency_approvers)"),
     ("release_policy.emergency_approvers", [],
+     "release-infra:release_policy.emergency_approvers = []: prod names who may approve an emergency change "
+     "(seed 000: the CDO), reviewed before an emergency needs it; a list of e-mail addresses"),
+    ("release_policy", {},
      "release-infra:release_policy.emergency_approvers is missing: prod names who may approve an emergency change "
      "(seed 000: the CDO), reviewed before an emergency needs it; a list of e-mail addresses"),
     ("release_policy.emergency_approvers", ["CDO"],
