@@ -32,7 +32,7 @@ MANIFEST_TYPES = (
 PAGE_SIZE = 1000
 RETENTION_CREDENTIALS = "set RETENTION_REGISTRY_USERNAME and RETENTION_REGISTRY_PASSWORD or --credentials-file"
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 b64token
+BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")  # what an Authorization header can carry: visible ASCII, no space
 
 
 class RegistryError(Exception):
@@ -98,8 +98,8 @@ class ChallengeAuth(httpx.Auth):
             if not token or not isinstance(token, str):
                 raise RegistryError(f"{service} answered without a token")
             if not BEARER_TOKEN.fullmatch(token):  # httpx's error for an unsendable header would quote it in full
-                raise RegistryError(f"{service} answered a token that is not a bearer token (RFC 6750: letters, "
-                                    "digits and -._~+/, then any '='); nothing was sent with it")
+                raise RegistryError(f"{service} answered a token that cannot go in a header (a space, a line break "
+                                    "or a character outside ASCII); nothing was sent with it")
             with self._lock:
                 self._scheme = "bearer"
                 self._tokens[scope] = token
