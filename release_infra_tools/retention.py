@@ -224,15 +224,29 @@ def moved(client: RegistryClient, repository: str, scanned: Scanned, now: list[s
     return any(digest != before[tag] for tag, digest in zip(watched, resolved))
 
 
+def selected(client: RegistryClient, repositories: Sequence[str], services: Sequence[str]
+             ) -> tuple[list[str], list[str]]:
+    """The repositories to clean, and the services that have none. A service's repositories are those whose last
+    path component is its name (payin-api, payments/payin-api), as an image's service is; one not pushed yet has
+    nothing to clean, where a --repository the registry does not know is a typo."""
+    if not repositories and not services:
+        return sorted(client.repositories()), []
+    of_services = [name for name in client.repositories() if name.rsplit("/", 1)[-1] in services] if services else []
+    absent = sorted(set(services) - {name.rsplit("/", 1)[-1] for name in of_services})
+    return sorted({*repositories, *of_services}), absent
+
+
 def run(client: RegistryClient, policy: RetentionPolicy, protected: list[ProtectedImage], *, apply: bool,
-        repositories: Sequence[str] = (), workers: int = 8, warnings: list[str] | None = None,
-        termination: Termination | None = None) -> Run:
+        repositories: Sequence[str] = (), services: Sequence[str] = (), workers: int = 8,
+        warnings: list[str] | None = None, termination: Termination | None = None) -> Run:
     """Read and plan everything, then (with ``apply``) delete. A registry failure (or ``termination``'s SIGTERM)
     while reading raises; one while deleting stops the deletions and is returned in ``failed`` with what was done,
-    for the report."""
+    for the report. Without ``repositories`` or ``services``, every repository of the registry."""
     termination = termination or Termination()
     started = time.monotonic()
-    names = sorted(repositories or client.repositories())
+    names, absent = selected(client, repositories, services)
+    warnings = [*(warnings or []), *(f"--service {service}: the registry has no repository of it yet, so nothing of "
+                                     "it to clean" for service in absent)]
     listed = {name: client.tags(name) for name in names}
     unknown = [name for name in repositories if listed[name] is None]
     if unknown:  # a typo would otherwise read as a repository with nothing to delete
@@ -298,6 +312,9 @@ def parser() -> argparse.ArgumentParser:
                        help="environments whose outputs --apply insists on (default: all four)")
     parse.add_argument("--keep-last", default=str(DEFAULT_KEEP_LAST), help="build images kept per service")
     parse.add_argument("--repository", action="append", default=[], help="only this repository (repeatable)")
+    parse.add_argument("--service", action="append", default=[],
+                       help="only this service's repositories: those named after it, nested or not (repeatable); "
+                            "with --repository, both")
     parse.add_argument("--apply", action="store_true", help="delete; without it, only report (dry run)")
     parse.add_argument("--credentials-file", type=Path, help="file holding username:password")
     parse.add_argument("--workers", type=int, default=8, help="parallel requests")
@@ -350,6 +367,7 @@ def _run_and_report(client: RegistryClient, arguments: argparse.Namespace, polic
                     protected: list[ProtectedImage], warnings: list[str], termination: Termination) -> int:
     try:
         result = run(client, policy, protected, apply=arguments.apply, repositories=arguments.repository,
+                     services=arguments.service,
                      workers=arguments.workers, warnings=warnings, termination=termination)
     except RetentionError as error:
         print(f"release-infra-retention: error: {error}", file=sys.stderr)

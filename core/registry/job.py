@@ -31,13 +31,14 @@ def service_account(settings: RetentionSettings, namespace: str, labels: dict[st
 
 
 def arguments(settings: RetentionSettings, services: Sequence[str]) -> list[str]:
-    """The tool's arguments: the services' repositories and its own, and none of the registry's others (its mirror of
-    KrakenD's image, say), whose tags follow none of the standard's rules and would stop every run."""
+    """The tool's arguments: the catalogue's services' repositories (nested or not; a service not pushed yet is a
+    warning) and its own, and none of the registry's others (its mirror of KrakenD's image, say), whose tags follow
+    none of the standard's rules and would stop every run."""
     # The job's own image lives in the registry it cleans, and no stack's services name it.
     args = ["--registry", str(settings.registry_url), "--keep-last", str(settings.keep_last), "--json",
-            "--protect-image", str(settings.image)]
-    for repository in sorted({*services, settings.image.repository}):
-        args += ["--repository", repository]
+            "--protect-image", str(settings.image), "--repository", settings.image.repository]
+    for service in sorted(services):
+        args += ["--service", service]
     for stack in settings.protect_stacks:
         args += ["--protect-outputs", f"{PROTECT_DIR}/{stack}.json"]
     return args + (["--apply"] if settings.apply else [])

@@ -61,8 +61,9 @@ def test_the_job_is_daily_single_bounded_and_restricted():
     assert [a for a in container["args"] if a.endswith(".json")] == [
         f"/etc/release-infra-retention/protect/{stack}.json" for stack in STACKS]
     # The services' repositories and its own: none of the registry's mirrors of other images.
-    assert [b for a, b in zip(container["args"], container["args"][1:]) if a == "--repository"] == [
-        "payin-api", "payout-api", "release-infra-retention"]
+    chosen = [(a, b) for a, b in zip(container["args"], container["args"][1:]) if a in ("--repository", "--service")]
+    assert chosen == [("--repository", "release-infra-retention"), ("--service", "payin-api"),
+                      ("--service", "payout-api")]
     assert container["env"][1]["valueFrom"] == {"secretKeyRef": {"name": "prod-retention-credentials",
                                                                  "key": "password"}}
 

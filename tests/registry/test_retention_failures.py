@@ -227,6 +227,25 @@ def test_an_unknown_repository_is_refused_not_reported_empty(registry, stack_out
     assert main(arguments) == 0 and len(registry.tags()["ledger-sync"]) == 20
 
 
+
+def test_a_service_selects_its_repositories_nested_or_not_and_one_not_pushed_yet_is_only_a_warning(
+        registry, stack_output_files, capsys):
+    """What the CronJob runs: --service for each catalogue service. A mirror beside them (KrakenD's, whose version
+    tags follow no rule of the standard) is not read, and a service whose first image is not pushed yet, with
+    nothing to clean, does not stop the others' cleaning."""
+    push_all(registry, [*(build("payments/ledger-sync", i) for i in range(25)),
+                        *(build("ledger-sync-tools", i) for i in range(25)),
+                        Image("devopsfaith/krakend", ("2.13.1",), T0)])
+    arguments = command(registry.url, stack_output_files, "--apply", "--require-environments", "",
+                        "--service", "ledger-sync", "--service", "fx-rates")[3:]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "payments/ledger-sync: keep 20, delete 5" in out
+    assert "warning: --service fx-rates: the registry has no repository of it yet, so nothing of it to clean" in out
+    assert "krakend" not in out and "ledger-sync-tools" not in out
+    assert {name: len(tags) for name, tags in registry.tags().items()} == {
+        "payments/ledger-sync": 20, "ledger-sync-tools": 25, "devopsfaith/krakend": 1}
+
 @pytest.mark.parametrize("keep_last", ["0", "-3", "twenty"])
 def test_a_policy_keeping_fewer_than_one_is_refused(registry, stack_output_files, capsys, keep_last):
     push_all(registry, [build("ledger-sync", i) for i in range(25)])
