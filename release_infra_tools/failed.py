@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from components.deployment_events import DeploymentEvents, PostFailed, post_alerts, value_error
 from core.alerting.events import DeploymentEvent, ReleaseState, failure, postable_alerts
+from core.alerting.settings import http_url
 from core.errors import ConfigError, Problem, without_credentials
 from core.images import ImageReference
 from core.names import COLOURS, PROJECT, Colour, other
@@ -126,9 +127,16 @@ def report(environments: Environments, environment: str, reason: str, *,
     if not url:
         say(f"{environment} has no alerting.alertmanager_url: the failed update is not announced, nothing posted")
         return []
-    if not isinstance(url, str):
+    problem = None if isinstance(url, str) else "expected an http(s) URL"
+    if problem is None:
+        try:
+            http_url(url)  # the program's rule: the file may hold a URL that no update applied
+        except ValueError as error:
+            problem = str(error)
+    if problem:
         raise UsageError(str(ConfigError(f'stack "{environment}"', [
-            Problem(f"{PROJECT}:alerting.alertmanager_url", url, "expected an http(s) URL")])))
+            Problem(f"{PROJECT}:alerting.alertmanager_url", without_credentials(url) if isinstance(url, str) else url,
+                    problem)])))
     found, removed = deploying(environments, environment, services, environments.outputs(environment))
     dropped = (f"{', '.join(removed)} removed from Pulumi.{environment}.yaml: a removal deploys no colour, not "
                "announced") if removed else ""
