@@ -50,8 +50,8 @@ def _tracked(root: Path) -> set[str] | None:
     try:
         listed = subprocess.run(command, capture_output=True, timeout=60, check=True).stdout
     except subprocess.CalledProcessError as error:
-        raise UnreadableCheckout(f"{root} is a git checkout, but `git ls-files` failed: "
-                                 f"{error.stderr.decode(errors='replace').strip()}") from None
+        reason = "; ".join(line.strip() for line in error.stderr.decode(errors="replace").splitlines() if line.strip())
+        raise UnreadableCheckout(f"{root} is a git checkout, but `git ls-files` failed: {reason}") from None
     except (OSError, subprocess.SubprocessError) as error:
         raise UnreadableCheckout(f"{root} is a git checkout, but git cannot list its files ({error}): install git, "
                                  "or digest an export without .git") from None

@@ -93,3 +93,14 @@ def test_a_git_checkout_git_cannot_read_has_no_digest(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.startswith(f"program_digest: {root} is a git checkout, but `git ls-files` failed: fatal: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_gits_error_of_several_lines_is_told_in_one(tmp_path: Path) -> None:
+    root = copy(program_files(ROOT), tmp_path / "checkout")
+    subprocess.run(["git", "-C", str(root), "init", "--quiet"], check=True, timeout=60)
+    subprocess.run(["git", "-C", str(root), "add", "--all"], check=True, timeout=60)
+    (root / ".git" / "index").write_bytes(b"DIRC" + b"\0" * 60)  # a corrupt index: git says so in two lines
+    result = subprocess.run([sys.executable, "-m", "core.program_digest", str(root)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "; fatal: " in result.stderr
