@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from core.errors import ConfigError, Problem
 from core.images import ImageReference
 from core.registry.digests import KEY, PASSWORD, PREFIX, ImageDigests
 from core.registry.pinning import LookupFailed, Pins, resolve
 from core.settings import StackSettings
+from core.validation import key_path
 from release_infra_tools.registry import RegistryClient, RegistryError
 
 # A preview should fail fast on a registry that is down, yet ride out a short blip: ~1 s of retries at most.
@@ -24,8 +26,8 @@ CREDENTIALS_HINT = (f"set {PREFIX}{KEY}.username and the secret {PREFIX}{PASSWOR
 
 def pin_images(settings: StackSettings, digests: ImageDigests, previous: Mapping[str, Any],
                others: Mapping[tuple[str, ...], ImageReference] | None = None) -> Pins:
-    """Each service and colour's digest, and each of ``others`` (see core.registry.pinning.resolve); raises
-    ConfigError."""
+    """Each service and colour's digest, and each of ``others`` (see core.registry.pinning.resolve); with lookups,
+    also that the gateway's image is in the registry. Raises ConfigError."""
     if not digests.lookup:
         return resolve(settings, digests, previous, _no_lookups, others)
     password = digests.password.get_secret_value() if digests.password else None
@@ -39,9 +41,29 @@ def pin_images(settings: StackSettings, digests: ImageDigests, previous: Mapping
             except RegistryError as error:
                 raise LookupFailed(str(error)) from None
 
-        return resolve(settings, digests, previous, look_up, others)
+        pins = resolve(settings, digests, previous, look_up, others)
+        _gateway_image_is_there(settings, client, str(digests.registry_url))
+        return pins
     finally:
         client.close()
+
+
+def _gateway_image_is_there(settings: StackSettings, client: RegistryClient, registry_url: str) -> None:
+    """KrakenD's image is a mirror someone pushes by hand, under KrakenD's version tag (so it is not pinned like
+    the services' builds): without it every gateway pod of the update would fail to pull, the update half done."""
+    image, source, path = settings.gateway.image, f'stack "{settings.stack}"', key_path(PREFIX, ("gateway", "image"))
+    name, _, digest = image.split("/", 1)[1].partition("@")
+    repository, _, tag = name.rpartition(":") if ":" in name else (name, "", "")
+    try:
+        found = client.digest(repository, digest or tag)
+    except RegistryError as error:
+        raise ConfigError(source, [Problem(path, image, f"cannot look it up: {' '.join(str(error).split())}; "
+                                                        f"{PREFIX}{KEY} = off skips the lookups (offline preview)")]) \
+            from None
+    if found is None:
+        raise ConfigError(source, [Problem(path, image, f"not in the registry {registry_url}: mirror KrakenD's image "
+                                                        f"there (pull devopsfaith/krakend:{tag or '<version>'}, tag "
+                                                        "it as this and push it)")])
 
 
 def _no_lookups(image: ImageReference) -> str | None:

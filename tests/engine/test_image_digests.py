@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from core.settings import KRAKEND_IMAGE
 from infra.program import main
 from tests.registry.harness import Image, Registry, install, push_all, running_registry
 from tests.support.engine import Project, make_project
@@ -27,10 +28,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture(scope="module")
 def pushed(registry: Registry) -> dict[str, str]:
-    """Every image of the dev stack, pushed to the loopback registry: image -> manifest digest."""
+    """Every image of the dev stack, pushed to the loopback registry: image -> manifest digest; KrakenD's mirror
+    too, which the lookups check."""
     images = sorted(set(images_of(stack_file(registry)).values()))
     references = [image.split("/", 1)[1].split(":") for image in images]
-    digests = push_all(registry, [Image(repository, (tag,), CREATED) for repository, tag in references])
+    digests = push_all(registry, [Image(repository, (tag,), CREATED)
+                                  for repository, tag in [*references, KRAKEND_IMAGE.split(":")]])
     return dict(zip(images, digests))
 
 

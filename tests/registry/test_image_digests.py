@@ -8,6 +8,7 @@ from typing import Any
 from pulumi import RunError
 
 from core.images import ImageReference
+from core.settings import KRAKEND_IMAGE
 from infra.program import main
 from tests.registry.harness import MANIFEST_V2, Image, Registry, push_all
 from tests.support.mock_engine import Run, run_program
@@ -39,11 +40,15 @@ def images_of(config: dict[str, Any]) -> dict[tuple[str, str], ImageReference]:
 
 
 def push_stack(registry: Registry, config: dict[str, Any], label: str = "", skip: str | None = None) -> dict:
-    """Push every image the stack runs (but ``skip``); (service, colour) -> the pushed manifest's digest."""
+    """Push every image the stack runs (but ``skip``), KrakenD's mirror included; (service, colour) -> the pushed
+    manifest's digest."""
     wanted = {key: image for key, image in images_of(config).items() if str(image) != skip}
     distinct = sorted({(image.repository, image.tag) for image in wanted.values()})
     digests = dict(zip(distinct, push_all(registry, [Image(repository, (tag,), CREATED, label + tag)
                                                      for repository, tag in distinct])))
+    if skip != KRAKEND_IMAGE:
+        mirror, version = KRAKEND_IMAGE.split(":")
+        push_all(registry, [Image(mirror, (version,), CREATED)])
     return {key: digests[(image.repository, image.tag)] for key, image in wanted.items()}
 
 
@@ -89,6 +94,19 @@ def test_an_unknown_tag_fails_with_one_line_before_anything_is_registered(regist
         f"found in the registry {registry.url}: push the image first or correct the tag")
     assert result.registrations == []
 
+
+def test_a_gateway_image_not_mirrored_fails_with_one_line_before_anything_is_registered(registry: Registry) -> None:
+    """KrakenD's image is pushed to the registry by hand; without it every gateway pod would fail to pull."""
+    config = loopback_config(host_of(registry))
+    push_stack(registry, config, skip=KRAKEND_IMAGE)
+    result = run(config)
+    assert isinstance(result.error, RunError) and result.registrations == []
+    image = f"{host_of(registry)}/{KRAKEND_IMAGE}"
+    assert str(result.error) == (
+        f'invalid config for stack "dev": release-infra:gateway.image = "{image}": not in the registry '
+        f"{registry.url}: mirror KrakenD's image there (pull {KRAKEND_IMAGE}, tag it as this and push it)")
+    push_stack(registry, config)
+    assert run(config).error is None
 
 def test_an_unreachable_registry_fails_clearly_and_registers_nothing() -> None:
     host = f"127.0.0.1:{free_port()}"  # nothing listens there

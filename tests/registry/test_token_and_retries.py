@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 from pulumi import RunError
 
+from core.settings import KRAKEND_IMAGE
 from release_infra_tools.registry import RegistryClient, RegistryError
 from release_infra_tools.retention import main as retention_main
 from tests.registry.harness import Image, Registry, push
@@ -90,6 +91,8 @@ def test_the_program_pins_through_a_token_registry_with_the_pull_users_secret(to
         digests = {}
         for key, image in images_of(config).items():
             digests[key] = push(http, Image(image.repository, (image.tag,), None, image.tag))
+        mirror, version = KRAKEND_IMAGE.split(":")  # the gateway's image, which the lookups check too
+        push(http, Image(mirror, (version,), None))
     pinned = run({**config, "image_digests_registry_password": "pull-pa55"})
     assert pinned.error is None, pinned.error
     assert {(s, c): o.digest for s, out in pinned.result.services.items() for c, o in out.colours.items()} == digests
