@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from components.deployment_events import DeploymentEvents, PostFailed, post_alerts, value_error
 from core.alerting.events import DeploymentEvent, ReleaseState, failure, postable_alerts
-from core.alerting.settings import http_url
+from core.alerting.settings import http_url, refused
 from core.errors import ConfigError, Problem, without_credentials
 from core.images import ImageReference
 from core.names import COLOURS, PROJECT, Colour, other
@@ -133,8 +133,8 @@ def report(environments: Environments, environment: str, reason: str, *,
             http_url(url)  # the program's rule: the file may hold a URL that no update applied
         except ValueError as error:
             problem = str(error)
-    if problem:
-        raise UsageError(str(ConfigError(f'stack "{environment}"', [
+    if problem:  # shown as the program shows it: no user:password@, and a pasted webhook cut short
+        raise UsageError(str(refused(f'stack "{environment}"', [
             Problem(f"{PROJECT}:alerting.alertmanager_url", without_credentials(url) if isinstance(url, str) else url,
                     problem)])))
     found, removed = deploying(environments, environment, services, environments.outputs(environment))

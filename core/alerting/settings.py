@@ -178,7 +178,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise _refused(source, [Problem(path(KEY), raw, "must be an object of alerting settings")])
+        raise refused(source, [Problem(path(KEY), raw, "must be an object of alerting settings")])
     merged = _merge(defaults(kind) if kind in ("sandbox", "dev", "test", "prod") else {}, raw)
     for name in raw:
         if name not in USER_KEYS:
@@ -190,7 +190,7 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
         settings = AlertingSettings.model_validate(
             {**merged, "stack": stack, "environment": kind, "configured_secrets": configured})
     except ValidationError as error:
-        raise _refused(source, problems + problems_from(error, PREFIX + KEY, AlertingSettings)) from None
+        raise refused(source, problems + problems_from(error, PREFIX + KEY, AlertingSettings)) from None
     if kind == "prod" and not settings.page_on_call:
         problems.append(Problem(path(KEY, "page_on_call"), False, "prod pages on-call for a rollback and a critical "
                                 "alert (seed 000 §12); it cannot be switched off"))
@@ -209,11 +209,12 @@ def load_alerting(stack: str, environment: str, raw: Any, secrets: Mapping[str, 
                                     "the Alertmanager URL deployment events are posted to; a stack with a cluster "
                                     "delivers notifications"))
     if problems:
-        raise _refused(source, problems)
+        raise refused(source, problems)
     return settings
 
 
-def _refused(source: str, problems: list[Problem]) -> ConfigError:
+def refused(source: str, problems: list[Problem]) -> ConfigError:
+    """The error for these problems, with any credential pasted into a plain alerting key cut short."""
     return ConfigError(source, [_pasted_credential(problem) for problem in problems])
 
 

@@ -431,6 +431,18 @@ def test_release_failed_refuses_a_url_with_credentials_without_showing_them(
                    "http://alertmanager.monitoring:9093\n")
 
 
+
+def test_release_failed_shows_a_webhook_pasted_as_the_url_cut_short_as_the_program_does(
+        prod_stack: ProdStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    webhook = "https://hooks.slack.com/services/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"
+    prod_stack.config["release-infra:alerting"] = {"alertmanager_url": webhook}
+    prod_stack.services["payin-api"]["blue"]["image"] = NEXT
+    code, out, err = prod_stack.release_failed(monkeypatch, capsys)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "Zq8XwVbN3mK2pL9rT4sY6uHd" not in err
+    assert 'release-infra:alerting.alertmanager_url = "https://hooks.slack.com/services/...": ' in err
+    assert "a credential: it belongs in the secret key alerting_slack_<channel>_url" in err
+
 def test_release_failed_refuses_a_release_it_cannot_name_and_posts_nothing(
         prod_stack: ProdStack, alertmanager_server: AlertmanagerServer, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
