@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -422,8 +423,13 @@ def test_debian_packages_removes_its_policy_rc_d_when_interrupted(tmp_path: Path
     """policy-rc.d keeps the install's services from starting; one left behind by a Ctrl-C would keep every service
     installed later on the machine from starting."""
     started = tmp_path / "installing"
+    # The install's stand-in copies the policy and sleeps in one process, so the interrupt finds it sleeping: with
+    # `cp` and `sleep` as two commands, an interrupt between them left sh waiting 60 s for a sleep it never saw.
+    part = tmp_path / "installing.part"  # renamed when whole: the test reads it once it exists
+    copy_then_sleep = (f"import os, shutil, time; shutil.copy({str(tmp_path / 'policy-rc.d')!r}, {str(part)!r}); "
+                       f"os.replace({str(part)!r}, {str(started)!r}); time.sleep(60)")
     command, env, policy = debian_packages_as_root(
-        tmp_path, f'#!/bin/sh\ncase "$*" in *install*) cp "{tmp_path}/policy-rc.d" "{started}"; sleep 60;; esac\n')
+        tmp_path, f'#!/bin/sh\ncase "$*" in *install*) exec {sys.executable} -c "{copy_then_sleep}";; esac\n')
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(600):
