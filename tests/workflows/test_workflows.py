@@ -430,7 +430,10 @@ def test_debian_packages_removes_its_policy_rc_d_when_interrupted(tmp_path: Path
                        f"os.replace({str(part)!r}, {str(started)!r}); time.sleep(60)")
     command, env, policy = debian_packages_as_root(
         tmp_path, f'#!/bin/sh\ncase "$*" in *install*) exec {sys.executable} -c "{copy_then_sleep}";; esac\n')
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+    # As from a terminal, where Ctrl-C is not ignored: a child inherits an ignored SIGINT (and a non-interactive
+    # shell cannot trap one ignored on entry), so whatever the test process was left with must not decide this.
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for _ in range(600):
             if started.exists() or process.poll() is not None:
