@@ -6,7 +6,7 @@ import ipaddress
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, NamedTuple
 
 from pydantic import AfterValidator, AwareDatetime, Field, ValidationError, field_validator, model_validator
 
@@ -138,7 +138,8 @@ _DIGEST = r"@sha256:[0-9a-f]{64}"
 # or localhost), then lowercase path components, at most one tag, at most one lowercase sha256 digest.
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?" \
           r"|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+|localhost)"
-_PINNED_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{REPOSITORY}(?::(?P<tag>\w[\w.-]{{0,127}}))?(?P<digest>{_DIGEST})?")
+_PINNED_IMAGE = re.compile(rf"(?:(?P<registry>{_DOMAIN})/)?(?P<repository>{REPOSITORY})"
+                           rf"(?::(?P<tag>\w[\w.-]{{0,127}}))?(?P<digest>{_DIGEST})?")
 _RELEASE_TAG = re.compile(r"v?\d+\.\d+\.\d+(?:[-+._][\w.-]*)?")  # a patch release; 2 or 2.13 moves with each
 MOVING_TAGS = ("latest", "watch")  # KrakenD's :watch reloads its config and is for development only
 
@@ -400,7 +401,7 @@ def _check_against_standard(settings: StackSettings, catalogue: Catalogue, now: 
         problems.append(Problem(_path("cluster", "kubeconfig"), SECRET, KUBECONFIG_CONTENTS))
     if settings.replicas < _minimum_replicas(settings):
         problems.append(Problem(_path("replicas"), settings.replicas, "prod runs at least 2 replicas per colour"))
-    if _image_registry(settings.gateway.image) != settings.registry.lower():
+    if PulledImage.of(settings.gateway.image).registry != settings.registry.lower():
         problems.append(Problem(_path("gateway", "image"), settings.gateway.image,
                                 f"must come from the private registry {settings.registry}, as every image does: "
                                 f"mirror KrakenD's image there (the default is {settings.registry}/{KRAKEND_IMAGE})"))
@@ -457,11 +458,21 @@ def _in_flight_problems(settings: StackSettings, catalogue: Catalogue) -> list[P
                     "timeout or raise grace_seconds")]
 
 
-def _image_registry(image: str) -> str:
-    """The registry an image is pulled from, as a container runtime reads the reference: the first component when
-    it names a host (a '.', a port or localhost), else Docker Hub."""
-    first, _, rest = image.partition("/")
-    return first.lower() if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
+class PulledImage(NamedTuple):
+    """A pinned image's reference as a container runtime reads it."""
+
+    registry: str  # lowercase; Docker Hub's when the reference names no host (a '.', a port or localhost)
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def of(cls, image: str) -> "PulledImage":
+        """Of an image Gateway.image accepted (its grammar: _PINNED_IMAGE)."""
+        match = _PINNED_IMAGE.fullmatch(image)
+        assert match is not None, image
+        return cls((match["registry"] or "docker.io").lower(), match["repository"], match["tag"],
+                   match["digest"][1:] if match["digest"] else None)
 
 
 def _minimum_replicas(settings: StackSettings) -> int:

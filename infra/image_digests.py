@@ -12,7 +12,7 @@ from core.errors import ConfigError, Problem
 from core.images import ImageReference
 from core.registry.digests import KEY, PASSWORD, PREFIX, ImageDigests
 from core.registry.pinning import LookupFailed, Pins, resolve
-from core.settings import StackSettings
+from core.settings import PulledImage, StackSettings
 from core.validation import key_path
 from release_infra_tools.registry import RegistryClient, RegistryError
 
@@ -52,18 +52,18 @@ def _gateway_image_is_there(settings: StackSettings, client: RegistryClient, reg
     """KrakenD's image is a mirror someone pushes by hand, under KrakenD's version tag (so it is not pinned like
     the services' builds): without it every gateway pod of the update would fail to pull, the update half done."""
     image, source, path = settings.gateway.image, f'stack "{settings.stack}"', key_path(PREFIX, ("gateway", "image"))
-    name, _, digest = image.split("/", 1)[1].partition("@")
-    repository, _, tag = name.rpartition(":") if ":" in name else (name, "", "")
+    pulled = PulledImage.of(image)
     try:
-        found = client.digest(repository, digest or tag)
+        found = client.digest(pulled.repository, pulled.digest or pulled.tag)  # type: ignore[arg-type]  (one is set)
     except RegistryError as error:
         raise ConfigError(source, [Problem(path, image, f"cannot look it up: {' '.join(str(error).split())}; "
                                                         f"{PREFIX}{KEY} = off skips the lookups (offline preview)")]) \
             from None
     if found is None:
+        version = pulled.tag or "<version>"
         raise ConfigError(source, [Problem(path, image, f"not in the registry {registry_url}: mirror KrakenD's image "
-                                                        f"there (pull devopsfaith/krakend:{tag or '<version>'}, tag "
-                                                        "it as this and push it)")])
+                                                        f"there (pull devopsfaith/krakend:{version}, tag it as this "
+                                                        "and push it)")])
 
 
 def _no_lookups(image: ImageReference) -> str | None:
